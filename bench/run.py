@@ -1,0 +1,372 @@
+"""The benchmark runner behind ``make bench``: ``.venv/bin/python -m bench.run`` from the repo root.
+
+Measures, in this one process and in this order: the raw-crypto ceilings
+(:mod:`bench.crypto_limit`), the peer (:mod:`bench.peer_doubleratchet`), then
+burnerkit's own figures from the optional module ``bench.ours``. Every figure is warmed
+up once, then timed 3 times (``BENCH_QUICK=1``: once, with shorter runs) and the median
+kept. Prints a table, writes ``bench/results.json`` (one flat JSON object) and
+``docs/performance.md``.
+
+``bench/ours.py`` must expose::
+
+    def measure(seconds: float) -> dict[str, float]: ...
+
+returning at least ``handshakes_per_s``, ``ratchet_one_way_msgs_per_s`` and
+``ratchet_pingpong_msgs_per_s``, each timed for about ``seconds``. If the module is
+missing or raises ImportError, our figures (and the ratios) are skipped with a notice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cryptography
+
+from . import crypto_limit, peer_doubleratchet
+
+__all__ = ["OURS_REQUIRED", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_PATH = ROOT / "bench" / "results.json"
+REPORT_PATH = ROOT / "docs" / "performance.md"
+
+#: The keys ``bench.ours.measure`` must return.
+OURS_REQUIRED = ("handshakes_per_s", "ratchet_one_way_msgs_per_s", "ratchet_pingpong_msgs_per_s")
+
+#: (ratio name, numerator, denominator)
+RATIOS = (
+    ("ratchet_one_way_vs_doubleratchet", "ratchet_one_way_msgs_per_s", "doubleratchet_one_way_msgs_per_s"),
+    ("ratchet_pingpong_vs_doubleratchet", "ratchet_pingpong_msgs_per_s", "doubleratchet_pingpong_msgs_per_s"),
+    ("ratchet_one_way_vs_crypto_limit", "ratchet_one_way_msgs_per_s", "crypto_limit_one_way_msgs_per_s"),
+    (
+        "ratchet_pingpong_vs_crypto_limit",
+        "ratchet_pingpong_msgs_per_s",
+        "crypto_limit_pq_pingpong_msgs_per_s",
+    ),
+    ("handshakes_vs_crypto_limit", "handshakes_per_s", "crypto_limit_handshakes_per_s"),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One performance target: ``figure >= required``; ``ceiling`` is the best any design could reach."""
+
+    label: str
+    figure: str
+    required: float
+    unit: str
+    ceiling_num: str
+    ceiling_den: str | None  # None: the ceiling is the numerator itself
+
+
+TARGETS = (
+    Target(
+        "One-way messaging ≥ 5x doubleratchet",
+        "ratchet_one_way_vs_doubleratchet",
+        5.0,
+        "x",
+        "crypto_limit_one_way_msgs_per_s",
+        "doubleratchet_one_way_msgs_per_s",
+    ),
+    Target(
+        "PQ ping-pong ≥ 1.0x doubleratchet classical ping-pong",
+        "ratchet_pingpong_vs_doubleratchet",
+        1.0,
+        "x",
+        "crypto_limit_pq_pingpong_msgs_per_s",
+        "doubleratchet_pingpong_msgs_per_s",
+    ),
+    Target(
+        "Handshakes ≥ 500/s (both sides)",
+        "handshakes_per_s",
+        500.0,
+        "/s",
+        "crypto_limit_handshakes_per_s",
+        None,
+    ),
+)
+
+LIMITS_AND_PEERS: tuple[tuple[str, Callable[[float], float]], ...] = (
+    ("crypto_limit_one_way_msgs_per_s", crypto_limit.symmetric_step_limit_msgs_per_s),
+    ("crypto_limit_pq_pingpong_msgs_per_s", crypto_limit.pq_step_limit_msgs_per_s),
+    ("crypto_limit_handshakes_per_s", crypto_limit.handshake_limit_per_s),
+    ("doubleratchet_one_way_msgs_per_s", peer_doubleratchet.one_way_msgs_per_s),
+    ("doubleratchet_pingpong_msgs_per_s", peer_doubleratchet.pingpong_msgs_per_s),
+)
+
+
+METHOD = """\
+All figures are measured in one Python process, single-threaded, one after another, with the garbage
+collector left on. Each figure is warmed up once, then timed 3 times (quick mode: once, for a shorter time)
+and the median kept; a timed run calls the operation in a loop, reads `time.perf_counter()` after each call
+and divides the calls made by the time spent. The peer is the PyPI package `doubleratchet`, configured as
+its documentation recommends (X25519 DH ratchet, HKDF-SHA-256 root chain, separate-HMAC-SHA-256 message
+chains, AES-256-CBC + HMAC-SHA-256 AEAD, at most 1,000 skipped keys) and driven through one asyncio event
+loop per measurement, with its initial-message setup outside the clock and 256-byte messages: a one-way
+message is one encrypt plus one decrypt on the same chain; a ping-pong message is the same with the
+direction alternating, so every receipt takes a DH ratchet step. The crypto limits (`bench/crypto_limit.py`)
+time only the primitive calls our design needs, through `burnerkit.crypto`, for our fixed 15,872-byte
+envelope (2,312-byte header and 13,504-byte body, each sealed with AES-256-GCM): one symmetric chain step
+per one-way message, one full hybrid X25519 + ML-KEM-768 ratchet step per ping-pong message, and both
+sides of a PQXDH-style handshake; their docstrings list exactly what is counted. Our figures come from
+`bench/ours.py`. Our messages are 15,872-byte padded envelopes with a post-quantum step where the peer's
+are 256 bytes and classical, so the comparison is per message as a user sees it, not per byte.
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long to measure."""
+
+    quick: bool
+    seconds: float  # each timed run
+    warmup_seconds: float
+    runs: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """``BENCH_QUICK=1`` (or any value but ``""``/``0``) selects the quick settings."""
+        quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+        if quick:
+            return cls(quick=True, seconds=0.5, warmup_seconds=0.2, runs=1)
+        return cls(quick=False, seconds=3.0, warmup_seconds=1.0, runs=3)
+
+
+def round_figure(value: float) -> float:
+    """Round to 3 significant digits, but never coarser than 1 decimal.
+
+    ``0.012345 -> 0.0123``, ``5.2345 -> 5.23``, ``123.45 -> 123.5``, ``58757.27 -> 58757.3``.
+    """
+    if value == 0 or not math.isfinite(value):
+        return value
+    digits = 2 - math.floor(math.log10(abs(value)))
+    return round(value, max(1, digits))
+
+
+def _median_figure(fn: Callable[[float], float], settings: Settings) -> float:
+    fn(settings.warmup_seconds)
+    return statistics.median(fn(settings.seconds) for _ in range(settings.runs))
+
+
+def _load_ours() -> Callable[[float], Mapping[str, float]] | None:
+    """``bench.ours.measure``, or None (with a printed notice) if the module cannot be imported."""
+    try:
+        module = importlib.import_module("bench.ours")
+    except ImportError as exc:
+        print(
+            f"NOTICE: skipping burnerkit's own figures: bench/ours.py could not be imported ({exc}).\n"
+            "        Peer and crypto-limit figures are still measured; ratios and targets are left out.",
+            flush=True,
+        )
+        return None
+    measure: Callable[[float], Mapping[str, float]] = module.measure
+    return measure
+
+
+def _measure_ours(measure: Callable[[float], Mapping[str, float]], settings: Settings) -> dict[str, float]:
+    measure(settings.warmup_seconds)
+    runs = [measure(settings.seconds) for _ in range(settings.runs)]
+    missing = [key for key in OURS_REQUIRED if any(key not in run for run in runs)]
+    if missing:
+        raise ValueError(f"bench.ours.measure() did not return {', '.join(missing)}")
+    return {key: statistics.median(float(run[key]) for run in runs) for key in runs[0]}
+
+
+def measure_all(settings: Settings) -> dict[str, float]:
+    """Every figure, unrounded, including the ratios when our figures are available."""
+    figures: dict[str, float] = {}
+    for name, fn in LIMITS_AND_PEERS:
+        print(f"  measuring {name} ...", flush=True)
+        figures[name] = _median_figure(fn, settings)
+    measure = _load_ours()
+    if measure is not None:
+        print("  measuring bench.ours ...", flush=True)
+        figures.update(_measure_ours(measure, settings))
+        for name, num, den in RATIOS:
+            if num in figures and figures.get(den):
+                figures[name] = figures[num] / figures[den]
+    return figures
+
+
+def _unit(name: str) -> str:
+    if "_vs_" in name:
+        return "x"
+    if name.endswith("_msgs_per_s"):
+        return "msgs/s"
+    if name.endswith("handshakes_per_s"):
+        return "handshakes/s"
+    return "/s" if name.endswith("_per_s") else ""
+
+
+def _fmt(value: float) -> str:
+    rounded = round_figure(value)
+    if abs(rounded) >= 100:
+        return f"{rounded:,.1f}"
+    return f"{rounded:,g}"
+
+
+def _rows(figures: Mapping[str, float]) -> list[tuple[str, str, str]]:
+    return [(name, _fmt(value), _unit(name)) for name, value in figures.items()]
+
+
+def text_table(figures: Mapping[str, float]) -> str:
+    """Aligned plain-text table: figure, value, unit."""
+    rows = [("figure", "value", "unit"), *_rows(figures)]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
+    lines.insert(1, f"{'-' * w0}  {'-' * w1}  {'-' * max(len(r[2]) for r in rows)}")
+    return "\n".join(lines)
+
+
+def _ceiling(target: Target, figures: Mapping[str, float]) -> float | None:
+    num = figures.get(target.ceiling_num)
+    if num is None:
+        return None
+    if target.ceiling_den is None:
+        return num
+    den = figures.get(target.ceiling_den)
+    return num / den if den else None
+
+
+def target_rows(figures: Mapping[str, float]) -> list[tuple[str, str, str, str, str]]:
+    """(target, required, measured, met, ceiling) for each target, as text."""
+    rows = []
+    for t in TARGETS:
+        value = figures.get(t.figure)
+        measured = "not measured" if value is None else f"{_fmt(value)}{t.unit}"
+        met = "n/a (no bench/ours.py)" if value is None else ("**yes**" if value >= t.required else "**no**")
+        ceiling = _ceiling(t, figures)
+        rows.append(
+            (
+                t.label,
+                f"{t.required:g}{t.unit}" if t.required >= 100 else f"{t.required:.1f}{t.unit}",
+                measured,
+                met,
+                "?" if ceiling is None else f"{_fmt(ceiling)}{t.unit}",
+            )
+        )
+    return rows
+
+
+def environment() -> dict[str, str]:
+    """Versions and machine, for the JSON and the report."""
+    return {
+        "python": platform.python_version(),
+        "cryptography": cryptography.__version__,
+        "machine": platform.platform(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _doubleratchet_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("doubleratchet")
+    except Exception:  # pragma: no cover - metadata missing
+        return "unknown"
+
+
+def results_json(figures: Mapping[str, float], settings: Settings) -> dict[str, object]:
+    """The flat object written to ``bench/results.json``."""
+    out: dict[str, object] = {"quick": settings.quick, **environment()}
+    out.update((name, round_figure(value)) for name, value in figures.items())
+    return out
+
+
+def markdown_report(figures: Mapping[str, float], settings: Settings, ours_loaded: bool) -> str:
+    """The contents of ``docs/performance.md``."""
+    env = environment()
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = (
+        f"quick (`BENCH_QUICK=1`: 1 run of {settings.seconds:g} s per figure)"
+        if settings.quick
+        else f"full (median of {settings.runs} runs of {settings.seconds:g} s per figure)"
+    )
+    lines = [
+        "# Performance",
+        "",
+        "Written by `make bench` (`.venv/bin/python -m bench.run`); do not edit by hand.",
+        "",
+        f"- **Date:** {now}",
+        f"- **Machine:** {env['machine']}, {_cpu_model()}, {os.cpu_count()} CPUs",
+        f"- **Python:** {env['python']}; **cryptography:** {env['cryptography']}; "
+        f"**doubleratchet (peer):** {_doubleratchet_version()}",
+        f"- **Mode:** {mode}",
+        "",
+    ]
+    if not ours_loaded:
+        lines += [
+            "> **burnerkit's own figures were not measured:** `bench/ours.py` is missing or failed to",
+            "> import. Only the peer and the crypto limits are shown.",
+            "",
+        ]
+    lines += ["## Figures", "", "| Figure | Value | Unit |", "| --- | ---: | --- |"]
+    lines += [f"| `{name}` | {value} | {unit} |" for name, value, unit in _rows(figures)]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "The ceiling column is the best any implementation of our design could reach on this",
+        "machine: the raw-crypto limit divided by the same doubleratchet figure (for handshakes,",
+        "the limit itself).",
+        "",
+        "| Target | Required | Measured | Met | Ceiling |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in target_rows(figures)]
+    lines += ["", "## Method", "", METHOD]
+    return "\n".join(lines)
+
+
+def _display(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def main() -> int:
+    """Measure, print, write both files."""
+    settings = Settings.from_env()
+    print(
+        f"burnerkit bench ({'quick' if settings.quick else 'full'}): "
+        f"{settings.runs} run(s) of {settings.seconds:g} s per figure after a {settings.warmup_seconds:g} s"
+        " warm-up",
+        flush=True,
+    )
+    figures = measure_all(settings)
+    ours_loaded = all(key in figures for key in OURS_REQUIRED)
+    print()
+    print(text_table(figures))
+    print()
+    for row in target_rows(figures):
+        label, _required, measured, met, ceiling = row
+        print(f"target: {label}: measured: {measured}; met: {met.strip('*')}; ceiling: {ceiling}")
+
+    RESULTS_PATH.write_text(json.dumps(results_json(figures, settings), indent=2) + "\n")
+    REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    REPORT_PATH.write_text(markdown_report(figures, settings, ours_loaded))
+    print(f"\nwrote {_display(RESULTS_PATH)} and {_display(REPORT_PATH)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

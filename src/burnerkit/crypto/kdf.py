@@ -1,0 +1,97 @@
+"""HKDF, HMAC and SHA-256, and the one registry of domain-separation labels.
+
+Every key derivation and every signature in burnerkit names its purpose with a
+label from :data:`LABELS`, so that an output of one sub-protocol can never be
+accepted by another. Labels are ASCII, start with ``burner/v1/`` and are unique;
+a test holds the registry to that.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as _hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+__all__ = [
+    "LABELS",
+    "LABEL_CHAIN_START",
+    "LABEL_HANDSHAKE",
+    "LABEL_MSG_HASH",
+    "LABEL_ROOT",
+    "LABEL_SAFETY_CODE",
+    "LABEL_SIG_ACCEPT",
+    "LABEL_SIG_INVITATION",
+    "LABEL_TEST_RNG",
+    "LABEL_TRANSCRIPT",
+    "chain_step",
+    "hkdf",
+    "hmac_sha256",
+    "sha256",
+]
+
+LABEL_HANDSHAKE: Final = b"burner/v1/handshake/secret"
+LABEL_TRANSCRIPT: Final = b"burner/v1/handshake/transcript"
+LABEL_SIG_INVITATION: Final = b"burner/v1/sig/invitation"
+LABEL_SIG_ACCEPT: Final = b"burner/v1/sig/accept"
+LABEL_ROOT: Final = b"burner/v1/ratchet/root"
+LABEL_MSG_HASH: Final = b"burner/v1/envelope/msg-hash"
+LABEL_CHAIN_START: Final = b"burner/v1/envelope/chain-start"
+LABEL_SAFETY_CODE: Final = b"burner/v1/safety-code"
+LABEL_TEST_RNG: Final = b"burner/v1/test-rng"
+
+#: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
+#: groups, vault records) add theirs here, never inline.
+LABELS: Final = MappingProxyType(
+    {
+        "handshake": LABEL_HANDSHAKE,
+        "transcript": LABEL_TRANSCRIPT,
+        "sig-invitation": LABEL_SIG_INVITATION,
+        "sig-accept": LABEL_SIG_ACCEPT,
+        "root": LABEL_ROOT,
+        "msg-hash": LABEL_MSG_HASH,
+        "chain-start": LABEL_CHAIN_START,
+        "safety-code": LABEL_SAFETY_CODE,
+        "test-rng": LABEL_TEST_RNG,
+    }
+)
+
+# Signal's recommended chain constants: the message key is HMAC(CK, 0x01), the
+# next chain key HMAC(CK, 0x02). Two HMACs per step and nothing else.
+_MESSAGE_KEY_INPUT: Final = b"\x01"
+_CHAIN_KEY_INPUT: Final = b"\x02"
+_SHA256 = hashes.SHA256()
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256."""
+    mac = _hmac.HMAC(key, _SHA256)
+    mac.update(data)
+    return mac.finalize()
+
+
+def sha256(*parts: bytes) -> bytes:
+    """SHA-256 over the concatenation of ``parts``."""
+    digest = hashes.Hash(_SHA256)
+    for part in parts:
+        digest.update(part)
+    return digest.finalize()
+
+
+def hkdf(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869) extract-then-expand."""
+    return HKDF(algorithm=_SHA256, length=length, salt=salt, info=info).derive(ikm)
+
+
+def chain_step(chain_key: bytes) -> tuple[bytes, bytes]:
+    """One symmetric-key ratchet step: ``(next_chain_key, message_key)``.
+
+    Signal Double Ratchet §5.2 (KDF_CK).
+    """
+    mk = _hmac.HMAC(chain_key, _SHA256)
+    mk.update(_MESSAGE_KEY_INPUT)
+    ck = _hmac.HMAC(chain_key, _SHA256)
+    ck.update(_CHAIN_KEY_INPUT)
+    return ck.finalize(), mk.finalize()

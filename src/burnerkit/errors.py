@@ -1,0 +1,111 @@
+"""The one exception tree of burnerkit.
+
+Every runtime failure a correct program can meet is a ``BurnerError``. Misuse of an
+API (a key of the wrong length, a negative limit) raises the built-in ``TypeError`` or
+``ValueError`` instead, because that is a bug in the caller, not a condition to handle.
+
+```
+BurnerError
+├── ProtocolError                    never raised directly
+│   ├── LocalProtocolError           we asked for something illegal in this state
+│   └── RemoteProtocolError          the peer (or the network) sent malformed bytes
+├── CryptoError
+│   ├── DecryptionError              opaque: bad tag, unknown key, bad padding, ...
+│   ├── HandshakeError               bad signature, invalid point, PQ downgrade, expired
+│   │   └── InvitationConsumedError  a one-time invitation was accepted a second time
+│   ├── DuplicateMessageError        a message we already processed (a replay)
+│   ├── ForkDetectedError            an authentic message conflicts with one already seen (a clone)
+│   ├── InvalidKeyError              a bad public key or an all-zero DH output
+│   ├── SignatureError               a signature did not verify
+│   └── TooManySkippedMessagesError  a counter jump beyond the limit (a counter bomb)
+└── IdentityError
+    └── IdentityExpiredError         the burner is past its expiry
+```
+
+Messages are lower-case facts and never hold key bytes, plaintext or passphrases.
+Decryption failures carry no reason at all, so that no caller can build an oracle
+from them (the Fernet ``InvalidToken`` rule); the reason, if any, stays local.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BurnerError",
+    "CryptoError",
+    "DecryptionError",
+    "DuplicateMessageError",
+    "ForkDetectedError",
+    "HandshakeError",
+    "IdentityError",
+    "IdentityExpiredError",
+    "InvalidKeyError",
+    "InvitationConsumedError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SignatureError",
+    "TooManySkippedMessagesError",
+]
+
+
+class BurnerError(Exception):
+    """Base of every error burnerkit raises on purpose."""
+
+
+class ProtocolError(BurnerError):
+    """A protocol rule was broken; see the two subclasses for whose fault it was."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We asked the protocol for something illegal in its current state."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer or the network handed us bytes that do not parse as the spec says."""
+
+
+class CryptoError(BurnerError):
+    """A cryptographic check failed."""
+
+
+class DecryptionError(CryptoError):
+    """A message could not be decrypted; deliberately says nothing more."""
+
+    def __init__(self, message: str = "message could not be decrypted") -> None:
+        super().__init__(message)
+
+
+class HandshakeError(CryptoError):
+    """The handshake failed: a signature, a key, a KEM value or an expiry was wrong."""
+
+
+class InvitationConsumedError(HandshakeError):
+    """A one-time invitation (or one exact acceptance) was presented a second time."""
+
+
+class DuplicateMessageError(CryptoError):
+    """A message that was already processed arrived again (a replay)."""
+
+
+class ForkDetectedError(CryptoError):
+    """An authentic message conflicts with one already processed: two devices share one state."""
+
+
+class TooManySkippedMessagesError(CryptoError):
+    """A message claims to be further ahead than the skip limit allows."""
+
+
+class IdentityError(BurnerError):
+    """An identity cannot be used as asked."""
+
+
+class IdentityExpiredError(IdentityError):
+    """The session or burner is past its expiry and refuses to send or receive."""
+
+
+class InvalidKeyError(CryptoError):
+    """A public key or DH result is invalid (wrong length, small order, all-zero output)."""
+
+
+class SignatureError(CryptoError):
+    """A signature did not verify."""

@@ -29,8 +29,8 @@ the session layer (``session.py``) frames what goes in and out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from burnerkit.crypto import aead
@@ -122,8 +122,8 @@ class DoubleRatchet:
     """
 
     __slots__ = (
-        "_cks",
         "_ckr",
+        "_cks",
         "_dh_self",
         "_dhr",
         "_header_prefix",

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.utils import Buffer
 
 from burnerkit.errors import DecryptionError
 
-__all__ = ["KEY_SIZE", "NONCE_SIZE", "TAG_SIZE", "AeadKey", "open_", "seal"]
+__all__ = ["KEY_SIZE", "Buffer", "NONCE_SIZE", "TAG_SIZE", "AeadKey", "open_", "seal"]
 
 KEY_SIZE = 32
 NONCE_SIZE = 12
 TAG_SIZE = 16
 
 
-def _check(key: bytes, nonce: bytes | None) -> None:
+def _check(key: bytes, nonce: Buffer | None) -> None:
     if len(key) != KEY_SIZE:
         raise ValueError("AEAD key must be 32 bytes")
     if nonce is not None and len(nonce) != NONCE_SIZE:
@@ -42,7 +43,7 @@ class AeadKey:
             raise ValueError("AEAD nonce must be 12 bytes")
         return self._aead.encrypt(nonce, plaintext, associated_data)
 
-    def open(self, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
+    def open(self, nonce: Buffer, ciphertext: Buffer, associated_data: Buffer) -> bytes:
         """Authenticate and decrypt.
 
         Raises:
@@ -55,6 +56,16 @@ class AeadKey:
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError from exc
 
+    def try_open(self, nonce: Buffer, ciphertext: Buffer, associated_data: Buffer) -> bytes | None:
+        """Like :meth:`open`, but ``None`` on failure: for trial decryption of headers.
+
+        The nonce must be 12 bytes; the caller slices it from a fixed layout.
+        """
+        try:
+            return self._aead.decrypt(nonce, ciphertext, associated_data)
+        except InvalidTag:
+            return None
+
     def __repr__(self) -> str:
         return "AeadKey(<secret>)"
 
@@ -65,7 +76,7 @@ def seal(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes) -> 
     return AESGCM(key).encrypt(nonce, plaintext, associated_data)
 
 
-def open_(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
+def open_(key: bytes, nonce: Buffer, ciphertext: Buffer, associated_data: Buffer) -> bytes:
     """One-shot :meth:`AeadKey.open`.
 
     Raises:

@@ -26,6 +26,7 @@ __all__ = [
     "LABEL_SIG_INVITATION",
     "LABEL_TEST_RNG",
     "LABEL_TRANSCRIPT",
+    "LabelledHash",
     "chain_step",
     "hkdf",
     "hmac_sha256",
@@ -80,6 +81,22 @@ def sha256(*parts: bytes) -> bytes:
     return digest.finalize()
 
 
+class LabelledHash:
+    """SHA-256 of ``label ‖ data``, with the label's compression work done once."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, label: bytes) -> None:
+        self._base = hashes.Hash(_SHA256)
+        self._base.update(label)
+
+    def digest(self, data: bytes) -> bytes:
+        """``SHA-256(label ‖ data)``."""
+        h = self._base.copy()
+        h.update(data)
+        return h.finalize()
+
+
 def hkdf(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
     """HKDF-SHA256 (RFC 5869) extract-then-expand."""
     return HKDF(algorithm=_SHA256, length=length, salt=salt, info=info).derive(ikm)
@@ -91,7 +108,7 @@ def chain_step(chain_key: bytes) -> tuple[bytes, bytes]:
     Signal Double Ratchet §5.2 (KDF_CK).
     """
     mk = _hmac.HMAC(chain_key, _SHA256)
+    ck = mk.copy()  # copying the keyed state is cheaper than keying a second HMAC
     mk.update(_MESSAGE_KEY_INPUT)
-    ck = _hmac.HMAC(chain_key, _SHA256)
     ck.update(_CHAIN_KEY_INPUT)
     return ck.finalize(), mk.finalize()

@@ -29,6 +29,7 @@ the session layer (``session.py``) frames what goes in and out.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -87,6 +88,7 @@ RATCHET_OVERHEAD: Final = HEADER_CIPHERTEXT_SIZE + aead.NONCE_SIZE + aead.TAG_SI
 _T = TypeVar("_T")
 
 _STATE_VERSION: Final = 1
+_COUNTERS: Final = struct.Struct(">II")
 _ROOT_OUTPUT: Final = 96  # RK ‖ CK ‖ NHK (Double Ratchet §4.2, KDF_RK_HE)
 _MAX_COUNTER: Final = 0xFFFFFFFF
 _KEM_END: Final = X25519_KEY_SIZE + KEM_PUBLIC_KEY_SIZE
@@ -96,13 +98,6 @@ _CT_END: Final = _KEM_END + KEM_CIPHERTEXT_SIZE
 def _root_kdf(root_key: bytes, dh_out: bytes, kem_secret: bytes) -> tuple[bytes, bytes, bytes]:
     out = combine(root_key, dh_out, kem_secret, info=LABEL_ROOT, length=_ROOT_OUTPUT)
     return out[:32], out[32:64], out[64:]
-
-
-def _try_open(key: AeadKey, nonce: bytes, sealed: bytes, ad: bytes) -> bytes | None:
-    try:
-        return key.open(nonce, sealed, ad)
-    except DecryptionError:
-        return None
 
 
 @dataclass(slots=True)
@@ -261,7 +256,7 @@ class DoubleRatchet:
         if self._ns >= _MAX_COUNTER:
             raise LocalProtocolError("sending chain exhausted")
         next_ck, mk = chain_step(cks)
-        header = self._header_prefix + self._pn.to_bytes(4, "big") + self._ns.to_bytes(4, "big")
+        header = self._header_prefix + _COUNTERS.pack(self._pn, self._ns)
         nonces = self._rng.random_bytes(2 * aead.NONCE_SIZE)
         header_nonce, body_nonce = nonces[: aead.NONCE_SIZE], nonces[aead.NONCE_SIZE :]
         header_ct = header_nonce + hks_aead.seal(header_nonce, header, associated_data)
@@ -273,7 +268,7 @@ class DoubleRatchet:
     # -- decrypt ------------------------------------------------------------------------
 
     def decrypt(
-        self, message: bytes, associated_data: bytes, *, now: int, parse: Callable[[bytes], _T]
+        self, message: bytes | memoryview, associated_data: bytes, *, now: int, parse: Callable[[bytes], _T]
     ) -> _T:
         """Decrypt one message produced by the peer's :meth:`encrypt`.
 
@@ -293,25 +288,27 @@ class DoubleRatchet:
         """
         if len(message) < RATCHET_OVERHEAD:
             raise DecryptionError
+        # A view, so that slicing the 16 KiB envelope below copies nothing.
+        message = memoryview(message)
         header_ct = message[:HEADER_CIPHERTEXT_SIZE]
         nonce, sealed = header_ct[: aead.NONCE_SIZE], header_ct[aead.NONCE_SIZE :]
         if self._hkr_aead is not None and self._hkr is not None:
-            header = _try_open(self._hkr_aead, nonce, sealed, associated_data)
+            header = self._hkr_aead.try_open(nonce, sealed, associated_data)
             if header is not None:
                 return self._decrypt_in_chain(
                     self._hkr, header, message, associated_data, now, parse, current=True
                 )
         for hk, chain in self._skipped_chains.items():
-            header = _try_open(chain.aead, nonce, sealed, associated_data)
+            header = chain.aead.try_open(nonce, sealed, associated_data)
             if header is not None:
                 return self._decrypt_in_chain(hk, header, message, associated_data, now, parse, current=False)
         if self._nhkr_aead is not None:
-            header = _try_open(self._nhkr_aead, nonce, sealed, associated_data)
+            header = self._nhkr_aead.try_open(nonce, sealed, associated_data)
             if header is not None:
                 return self._decrypt_next_chain(header, message, associated_data, now, parse)
         raise DecryptionError
 
-    def _open_body(self, mk: bytes, message: bytes, associated_data: bytes) -> bytes:
+    def _open_body(self, mk: bytes, message: memoryview, associated_data: bytes) -> bytes:
         body_nonce = message[HEADER_CIPHERTEXT_SIZE : HEADER_CIPHERTEXT_SIZE + aead.NONCE_SIZE]
         return aead.open_(
             mk,
@@ -330,7 +327,7 @@ class DoubleRatchet:
         self,
         hk: bytes,
         header: bytes,
-        message: bytes,
+        message: memoryview,
         associated_data: bytes,
         now: int,
         parse: Callable[[bytes], _T],
@@ -339,7 +336,7 @@ class DoubleRatchet:
     ) -> _T:
         dh = header[:X25519_KEY_SIZE]
         n = int.from_bytes(header[-4:], "big")
-        tag = message[HEADER_CIPHERTEXT_SIZE - aead.TAG_SIZE : HEADER_CIPHERTEXT_SIZE]
+        tag = bytes(message[HEADER_CIPHERTEXT_SIZE - aead.TAG_SIZE : HEADER_CIPHERTEXT_SIZE])
         expected_dh = self._dhr.raw if current and self._dhr is not None else None
         if not current:
             expected_dh = self._skipped_chains[hk].dh
@@ -374,7 +371,12 @@ class DoubleRatchet:
         return result
 
     def _decrypt_next_chain(
-        self, header: bytes, message: bytes, associated_data: bytes, now: int, parse: Callable[[bytes], _T]
+        self,
+        header: bytes,
+        message: memoryview,
+        associated_data: bytes,
+        now: int,
+        parse: Callable[[bytes], _T],
     ) -> _T:
         try:
             reader = Reader(header)
@@ -394,7 +396,7 @@ class DoubleRatchet:
         dh_self, kem_self, nhkr = self._dh_self, self._kem_self, self._nhkr
         if dh_self is None or kem_self is None or nhkr is None:  # pragma: no cover - set at init
             raise DecryptionError
-        tag = message[HEADER_CIPHERTEXT_SIZE - aead.TAG_SIZE : HEADER_CIPHERTEXT_SIZE]
+        tag = bytes(message[HEADER_CIPHERTEXT_SIZE - aead.TAG_SIZE : HEADER_CIPHERTEXT_SIZE])
         try:
             their_dh = X25519PublicKey.from_bytes(dh_raw)
             their_kem = KemPublicKey.from_bytes(kem_raw)

@@ -175,7 +175,7 @@ class Session:
         ):
             raise DecryptionError
         body = self._ratchet.decrypt(
-            envelope[prefix_len:],
+            memoryview(envelope)[prefix_len:],
             self._transcript + envelope[:prefix_len],
             now=int(now),
             parse=Body.decode,

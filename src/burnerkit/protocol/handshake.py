@@ -226,13 +226,23 @@ def create_invitation(
     identity = Identity.generate(rng)
     prekey = X25519PrivateKey.generate(rng)
     kem_prekey = KemPrivateKey.generate(rng)
+    invitation_id, expires_at = rng.random_bytes(INVITATION_ID_SIZE), int(now + lifetime)
     w = Writer().u8(PROTOCOL_VERSION).u8(EnvelopeType.INVITATION).u8(_FLAG_ONE_TIME if one_time else 0)
-    w.raw(rng.random_bytes(INVITATION_ID_SIZE)).u64(int(now + lifetime))
+    w.raw(invitation_id).u64(expires_at)
     w.raw(identity.public.to_bytes()).raw(prekey.public_key.raw).raw(kem_prekey.public_key.raw)
     w.var16(reply_address)
     unsigned = w.getvalue()
     raw = unsigned + identity.signing.sign(LABEL_SIG_INVITATION + unsigned)
-    invitation = Invitation.from_bytes(raw)
+    invitation = Invitation(
+        invitation_id=invitation_id,
+        one_time=one_time,
+        expires_at=expires_at,
+        identity=identity.public,
+        prekey=prekey.public_key,
+        kem_prekey=kem_prekey.public_key,
+        reply_address=bytes(reply_address),
+        raw=raw,
+    )
     return PendingInvitation(invitation, identity, prekey, kem_prekey, rng), raw
 
 

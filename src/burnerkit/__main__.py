@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            from burnerkit.demo import run  # noqa: PLC0415 - keep --version fast
+            from burnerkit.demo import run  # imported late: keeps --version fast
 
             run(print)
             return 0

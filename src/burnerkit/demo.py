@@ -52,7 +52,8 @@ def run(say: Callable[[str], None]) -> None:
     """
     rng = SystemRandom()
     now = time.time()
-    say("burnerkit demo: the post-quantum secure-session core, in-process (no relay yet: a later issue adds it)")
+    say("burnerkit demo: the post-quantum secure-session core, in-process")
+    say("(there is no relay yet: a later issue adds it, so this demo plays the network by hand)")
     say("")
 
     say("1. Alice mints a one-time invitation (per-contact identity, X25519 + ML-KEM-768 prekeys).")

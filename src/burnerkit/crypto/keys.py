@@ -49,6 +49,8 @@ _Y_MASK = 2**255 - 1
 # as in libsodium's ge25519_has_small_order blocklist.
 _ORDER8_Y = 2707385501144840649318225287225658788936804267575313519463743609750303402022
 _SMALL_ORDER_Y = frozenset({0, 1, _P25519 - 1, _ORDER8_Y, _P25519 - _ORDER8_Y})
+
+
 def _check_len(name: str, data: bytes, size: int) -> None:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"{name} must be bytes")

@@ -5,7 +5,7 @@ secret as long as either half does: a quantum attacker who breaks X25519 still
 faces ML-KEM, and a flaw found in ML-KEM still leaves X25519.
 ML-KEM's shared secret already depends on the encapsulation key (K = G(m ‖ H(ek))),
 and the protocol binds the KEM ciphertext into the same derivation through
-``info`` (handshake) or the authenticated header (ratchet); see docs/protocol.md §3.
+``info`` (handshake) or the authenticated header (ratchet); see docs/protocol.md §3.4 and §5.4.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every class is built through a named constructor that validates (``generate``,
 ``from_bytes``); after construction an object is always a valid key. Private
 material never appears in a ``repr``. Randomness comes in as a :class:`Random`
 so that test vectors can reproduce keys; the one exception is ML-KEM
-encapsulation, whose randomness pyca draws internally (see docs/protocol.md §2).
+encapsulation, whose randomness pyca draws internally (see docs/protocol.md §3.7).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class VerifyKey:
 
         Raises:
             ValueError: unless ``data`` is 32 bytes.
-            InvalidKeyError: if the bytes are not a point on the curve.
+            InvalidKeyError: if the key has small order or a non-canonical encoding.
         """
         _check_len("Ed25519 public key", data, ED25519_KEY_SIZE)
         raw = bytes(data)

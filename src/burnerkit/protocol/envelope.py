@@ -1,4 +1,4 @@
-"""Envelopes, padded bodies and the receive log: docs/protocol.md §4 and §6.
+"""Envelopes, padded bodies and the receive log: docs/protocol.md §7.
 
 Every envelope the core emits is exactly :data:`ENVELOPE_SIZE` bytes, whatever it
 carries, so neither the relay nor the network learns a message's length or kind
@@ -154,8 +154,9 @@ class ReceiveLog:
         events: list[Event] = []
         seq, own, prev = body.seq, body.hash[:_HASH_KEPT], body.prev_hash[:_HASH_KEPT]
         if seq in self.recent:
-            if self.recent[seq] != (own, prev):
-                events.append(ForkDetected(seq, ForkReason.SEQUENCE_REUSED))
+            # The ratchet already refused exact replays, so a second authentic message
+            # with this number came from a second sender, even if its bytes match.
+            events.append(ForkDetected(seq, ForkReason.SEQUENCE_REUSED))
             return events
         before = self._chain_start if seq == 1 else self.recent.get(seq - 1, (None, None))[0]
         if before is not None and before != prev:
@@ -179,7 +180,7 @@ class ReceiveLog:
         return events
 
     def write(self, w: Writer) -> None:
-        """Append the log to a state layout (docs/protocol.md §7.3)."""
+        """Append the log to a state layout (docs/protocol.md §8.3)."""
         w.u8(_STATE_VERSION).raw(self._chain_start).u64(self.highest)
         w.u32(len(self.missing))
         for seq in self.missing:

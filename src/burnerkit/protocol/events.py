@@ -3,7 +3,7 @@
 Events are facts (past tense or nouns); the app decides what to show. A rejected
 message raises instead (``DuplicateMessageError``, ``ForkDetectedError``, ...);
 events describe messages that were accepted and what their sequence numbers and
-hash chain say about the ones around them (docs/protocol.md §6).
+hash chain say about the ones around them (docs/protocol.md §7.8).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The PQXDH-style handshake: docs/protocol.md §3.
+"""The PQXDH-style handshake: docs/protocol.md §5.
 
 Theory of operation
 -------------------
@@ -14,7 +14,7 @@ ephemeral key, and computes, as PQXDH does::
 
     DH1 = DH(IK_acceptor, SPK_inviter)     DH2 = DH(EK_acceptor, IK_inviter)
     DH3 = DH(EK_acceptor, SPK_inviter)     (SS, CT) = ML-KEM.Encaps(PQSPK_inviter)
-    T   = SHA-256(label ‖ invitation ‖ accept fields without signature)
+    T   = SHA-256(label ‖ u32(len(invitation)) ‖ invitation ‖ 0x01 0x11 ‖ accept fields w/o signature)
     SK ‖ HK_a ‖ NHK_i = HKDF(DH1 ‖ DH2 ‖ DH3 ‖ SS, salt=0^32, info=label ‖ T)
 
 ``T`` covers the ML-KEM public key (in the invitation) and ciphertext (in the accept
@@ -110,7 +110,7 @@ class Invitation:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Invitation:
-        """Parse and verify an invitation (docs/protocol.md §3.2).
+        """Parse and verify an invitation (docs/protocol.md §5.2).
 
         Raises:
             RemoteProtocolError: if the bytes do not follow the layout.
@@ -387,7 +387,7 @@ class PendingInvitation:
         return session, events
 
     def to_bytes(self) -> bytes:
-        """Serialise (docs/protocol.md §7.1). Holds secrets: seal it before storing."""
+        """Serialise (docs/protocol.md §8.1). Holds secrets: seal it before storing."""
         w = Writer().u8(_STATE_VERSION).var16(self.invitation.raw).raw(self._identity.to_bytes())
         if self._prekey is None or self._kem_prekey is None:
             w.u8(0)
@@ -423,8 +423,11 @@ class PendingInvitation:
             r.end()
         except (CodecError, ValueError, BurnerError) as exc:
             raise ValueError("not a valid pending invitation") from exc
-        if identity.public != invitation.identity or (
-            prekey is not None and prekey.public_key != invitation.prekey
+        if (
+            identity.public != invitation.identity
+            or (prekey is not None and prekey.public_key != invitation.prekey)
+            or (kem_prekey is not None and kem_prekey.public_key != invitation.kem_prekey)
+            or len(accepted) > MAX_REUSABLE_ACCEPTANCES
         ):
             raise ValueError("not a valid pending invitation")
         pending = cls(invitation, identity, prekey, kem_prekey, rng)

@@ -1,4 +1,4 @@
-"""Per-contact identities and the safety code: docs/protocol.md §3.
+"""Per-contact identities and the safety code: docs/protocol.md §4.
 
 A burner holds a fresh identity for every contact, so two contacts cannot prove
 they talk to the same burner. An identity is an Ed25519 signing key (it signs the

@@ -1,4 +1,4 @@
-"""The Double Ratchet with header encryption and an ML-KEM-768 step: docs/protocol.md §5.
+"""The Double Ratchet with header encryption and an ML-KEM-768 step: docs/protocol.md §6.
 
 Theory of operation
 -------------------
@@ -70,7 +70,9 @@ __all__ = [
     "DoubleRatchet",
 ]
 
-#: Most message keys one header may make us derive in one chain (libsignal 25,000; SimpleX 512).
+#: Largest counter jump one header may ask for in one chain (libsignal 25,000; SimpleX 512).
+#: A message can thus cost at most MAX_SKIP + 1 chain steps, or twice that when it also
+#: closes the previous chain.
 MAX_SKIP: Final = 1000
 #: Most skipped message keys kept per session; the oldest is evicted first (libsignal 2,000).
 MAX_SKIPPED_KEYS: Final = 2000
@@ -245,7 +247,7 @@ class DoubleRatchet:
     # -- encrypt ------------------------------------------------------------------------
 
     def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
-        """Encrypt one message: ``header_ct ‖ body_ct`` (docs/protocol.md §5.4).
+        """Encrypt one message: ``header_ct ‖ body_ct`` (docs/protocol.md §6.5).
 
         Raises:
             LocalProtocolError: if there is no sending chain yet or the counter is exhausted.
@@ -321,7 +323,7 @@ class DoubleRatchet:
         seen = self._seen.get((hk, n))
         if seen is not None and seen != tag:
             return ForkDetectedError("a second, different message arrived for the same ratchet key")
-        return DuplicateMessageError("message was already received")
+        return DuplicateMessageError("message was already received or its key is gone")
 
     def _decrypt_in_chain(
         self,
@@ -345,6 +347,8 @@ class DoubleRatchet:
             # names another ratchet key: a second device is using our peer's state.
             raise ForkDetectedError("a message under a known header key carries another ratchet key")
         skipped = self._skipped.get((hk, n))
+        if skipped is not None and skipped[1] + SKIPPED_KEY_MAX_AGE < now:
+            skipped = None  # past its age: as good as deleted, even before the next purge
         if skipped is not None:
             result = parse(self._open_body(skipped[0], message, associated_data))
             self._drop_skipped(hk, n)
@@ -468,17 +472,28 @@ class DoubleRatchet:
         if chain.count == 0:
             del self._skipped_chains[hk]
 
+    def purge_expired(self, now: int) -> int:
+        """Delete skipped message keys older than :data:`SKIPPED_KEY_MAX_AGE`; return how many.
+
+        Decryption purges as it goes; callers also run this on load and on a timer, so
+        keys do not outlive their age in a conversation that has gone quiet.
+        """
+        before = len(self._skipped)
+        while self._skipped and next(iter(self._skipped.values()))[1] + SKIPPED_KEY_MAX_AGE < now:
+            self._evict_oldest()
+        return before - len(self._skipped)
+
     def _commit_common(self, hk: bytes, n: int, tag: bytes, now: int) -> None:
         self._seen[(hk, n)] = tag
         if len(self._seen) > SEEN_WINDOW:
             del self._seen[next(iter(self._seen))]
-        while self._skipped and next(iter(self._skipped.values()))[1] + SKIPPED_KEY_MAX_AGE < now:
-            self._evict_oldest()
+        if self._skipped:
+            self.purge_expired(now)
 
     # -- serialisation ------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Serialise the whole state (docs/protocol.md §7.2). Holds secrets: seal before storing."""
+        """Serialise the whole state (docs/protocol.md §8.2). Holds secrets: seal before storing."""
         if self._dh_self is None or self._kem_self is None:  # pragma: no cover - set at init
             raise LocalProtocolError("ratchet is not initialised")
         w = Writer().u8(_STATE_VERSION).raw(self._rk)

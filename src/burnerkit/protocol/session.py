@@ -1,4 +1,4 @@
-"""A secure session with one contact: docs/protocol.md §6.
+"""A secure session with one contact: docs/protocol.md §7.
 
 Bytes in, events out, bytes out::
 
@@ -129,6 +129,15 @@ class Session:
         """The sequence number :meth:`send` will use next."""
         return self._send_seq
 
+    @property
+    def missing(self) -> list[int]:
+        """Sequence numbers from the peer that have not arrived yet (the most recent 1,000)."""
+        return sorted(self._recv_log.missing)
+
+    def purge_expired(self, *, now: float) -> int:
+        """Delete skipped message keys past their age; returns how many went."""
+        return self._ratchet.purge_expired(int(now))
+
     # -- send / receive ----------------------------------------------------------------------
 
     def send(self, content: bytes, *, now: float) -> bytes:
@@ -188,7 +197,7 @@ class Session:
     # -- serialisation ------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Serialise the whole session (docs/protocol.md §7.3). Holds secrets: seal it."""
+        """Serialise the whole session (docs/protocol.md §8.4). Holds secrets: seal it."""
         w = Writer().u8(_STATE_VERSION).u8(self.role).raw(self._transcript)
         w.raw(self._ours.to_bytes()).raw(self._theirs.to_bytes())
         w.var16(self._accept_fields).u8(int(self._accept_pending))

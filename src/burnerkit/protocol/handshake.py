@@ -428,6 +428,7 @@ class PendingInvitation:
             or (prekey is not None and prekey.public_key != invitation.prekey)
             or (kem_prekey is not None and kem_prekey.public_key != invitation.kem_prekey)
             or len(accepted) > MAX_REUSABLE_ACCEPTANCES
+            or len(set(accepted)) != len(accepted)
         ):
             raise ValueError("not a valid pending invitation")
         pending = cls(invitation, identity, prekey, kem_prekey, rng)

@@ -37,7 +37,8 @@ class PublicIdentity:
         """Parse 64 bytes.
 
         Raises:
-            ValueError: unless ``data`` is 64 bytes of valid keys.
+            ValueError: unless ``data`` is 64 bytes.
+            InvalidKeyError: if the signing key has small order or a non-canonical encoding.
         """
         if len(data) != 64:
             raise ValueError("public identity must be 64 bytes")

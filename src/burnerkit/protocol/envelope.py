@@ -32,6 +32,7 @@ __all__ = [
     "ReceiveLog",
     "body_size",
     "chain_start",
+    "envelope_prefix",
     "message_hash",
 ]
 
@@ -110,6 +111,10 @@ class Body:
         """
         if len(content) > size - BODY_HEADER_SIZE:
             raise ValueError(f"content must be at most {size - BODY_HEADER_SIZE} bytes")
+        if len(prev_hash) != 32:
+            raise ValueError("prev_hash must be 32 bytes")
+        if not 0 < seq < 2**64 or not 0 <= sent_at < 2**64:
+            raise ValueError("seq must be in 1..2**64-1 and sent_at in 0..2**64-1")
         unpadded = _BODY_HEAD.pack(seq, prev_hash, sent_at, len(content)) + content
         return unpadded + bytes(size - len(unpadded)), message_hash(unpadded)
 
@@ -121,7 +126,7 @@ class Body:
             DecryptionError: if the layout is wrong (treated like any other failure).
         """
         # Hot path: plain slicing instead of a Reader; the bytes are authentic already.
-        if len(data) < BODY_HEADER_SIZE:
+        if not BODY_HEADER_SIZE <= len(data) <= ENVELOPE_SIZE:
             raise DecryptionError
         seq, prev_hash, sent_at, length = _BODY_HEAD.unpack_from(data)
         end = BODY_HEADER_SIZE + length

@@ -64,6 +64,7 @@ __all__ = [
     "HEADER_SIZE",
     "MAX_SKIP",
     "MAX_SKIPPED_KEYS",
+    "RETIRED_CHAINS",
     "RATCHET_OVERHEAD",
     "SEEN_WINDOW",
     "SKIPPED_KEY_MAX_AGE",
@@ -89,7 +90,11 @@ RATCHET_OVERHEAD: Final = HEADER_CIPHERTEXT_SIZE + aead.NONCE_SIZE + aead.TAG_SI
 
 _T = TypeVar("_T")
 
-_STATE_VERSION: Final = 1
+#: How many closed receiving chains we keep the header key of, to name a clone's message
+#: on an old chain a fork instead of failing to read it. No message keys are kept.
+RETIRED_CHAINS: Final = 32
+
+_STATE_VERSION: Final = 2  # v2 added the retired chains; v1 still loads (no retired chains)
 _COUNTERS: Final = struct.Struct(">II")
 _ROOT_OUTPUT: Final = 96  # RK ‖ CK ‖ NHK (Double Ratchet §4.2, KDF_RK_HE)
 _MAX_COUNTER: Final = 0xFFFFFFFF
@@ -109,6 +114,15 @@ class _SkippedChain:
     aead: AeadKey
     dh: bytes
     count: int = 0
+
+
+@dataclass(slots=True)
+class _RetiredChain:
+    """A closed receiving chain: its header key, ratchet key and final length, no keys."""
+
+    aead: AeadKey
+    dh: bytes
+    length: int
 
 
 class DoubleRatchet:
@@ -137,6 +151,7 @@ class DoubleRatchet:
         "_nr",
         "_ns",
         "_pn",
+        "_retired",
         "_rk",
         "_rng",
         "_seen",
@@ -169,6 +184,7 @@ class DoubleRatchet:
         self._skipped_chains: dict[bytes, _SkippedChain] = {}
         # (header key, n) -> tag of the header ciphertext we accepted for it.
         self._seen: dict[tuple[bytes, int], bytes] = {}
+        self._retired: dict[bytes, _RetiredChain] = {}
         self._header_prefix = b""
 
     # -- construction -------------------------------------------------------------------
@@ -308,6 +324,10 @@ class DoubleRatchet:
             header = self._nhkr_aead.try_open(nonce, sealed, associated_data)
             if header is not None:
                 return self._decrypt_next_chain(header, message, associated_data, now, parse)
+        for hk, retired in self._retired.items():
+            header = retired.aead.try_open(nonce, sealed, associated_data)
+            if header is not None:
+                raise self._reject_retired(hk, retired, header, message)
         raise DecryptionError
 
     def _open_body(self, mk: bytes, message: memoryview, associated_data: bytes) -> bytes:
@@ -324,6 +344,17 @@ class DoubleRatchet:
         if seen is not None and seen != tag:
             return ForkDetectedError("a second, different message arrived for the same ratchet key")
         return DuplicateMessageError("message was already received or its key is gone")
+
+    def _reject_retired(
+        self, hk: bytes, retired: _RetiredChain, header: bytes, message: memoryview
+    ) -> BurnerError:
+        n = int.from_bytes(header[-4:], "big")
+        if header[:X25519_KEY_SIZE] != retired.dh:
+            return ForkDetectedError("a message under a known header key carries another ratchet key")
+        if n >= retired.length:
+            return ForkDetectedError("a message arrived beyond the end of a closed chain")
+        tag = bytes(message[HEADER_CIPHERTEXT_SIZE - aead.TAG_SIZE : HEADER_CIPHERTEXT_SIZE])
+        return self._reject_processed(hk, n, tag)
 
     def _decrypt_in_chain(
         self,
@@ -354,6 +385,10 @@ class DoubleRatchet:
             self._drop_skipped(hk, n)
             self._commit_common(hk, n, tag, now)
             return result
+        if not current:
+            retired = self._retired.get(hk)
+            if retired is not None and n >= retired.length:
+                raise ForkDetectedError("a message arrived beyond the end of a closed chain")
         if not current or n < self._nr:
             raise self._reject_processed(hk, n, tag)
         if n - self._nr > MAX_SKIP:
@@ -432,9 +467,12 @@ class DoubleRatchet:
         except BurnerError as exc:  # pragma: no cover - their_dh already passed one exchange
             raise DecryptionError from exc
         # -- commit --
-        old_hkr, old_dhr = self._hkr, self._dhr
-        if old_hkr is not None and old_dhr is not None:
+        old_hkr, old_dhr, old_aead = self._hkr, self._dhr, self._hkr_aead
+        if old_hkr is not None and old_dhr is not None and old_aead is not None:
             self._add_skipped(old_hkr, old_dhr.raw, old_skipped, now)
+            self._retired[old_hkr] = _RetiredChain(old_aead, old_dhr.raw, max(pn, self._nr))
+            if len(self._retired) > RETIRED_CHAINS:
+                del self._retired[next(iter(self._retired))]
         self._pn = self._ns
         self._ns = 0
         self._nr = n + 1
@@ -512,6 +550,9 @@ class DoubleRatchet:
         w.u32(len(self._seen))
         for (hk, n), tag in self._seen.items():
             w.raw(hk).u32(n).raw(tag)
+        w.u32(len(self._retired))
+        for hk, retired in self._retired.items():
+            w.raw(hk).raw(retired.dh).u32(retired.length)
         return w.getvalue()
 
     @classmethod
@@ -528,7 +569,8 @@ class DoubleRatchet:
 
     @classmethod
     def _parse(cls, r: Reader, rng: Random) -> DoubleRatchet:
-        if r.u8() != _STATE_VERSION:
+        version = r.u8()
+        if version not in (1, _STATE_VERSION):
             raise CodecError("unsupported ratchet state version")
         self = cls(rng)
         self._rk = r.take(32)
@@ -559,6 +601,13 @@ class DoubleRatchet:
         for _ in range(r.u32()):
             hk, n, tag = r.take(32), r.u32(), r.take(aead.TAG_SIZE)
             self._seen[(hk, n)] = tag
+        if version >= 2:
+            count = r.u32()
+            if count > RETIRED_CHAINS:
+                raise CodecError("too many retired chains")
+            for _ in range(count):
+                hk, dh, length = r.take(32), r.take(32), r.u32()
+                self._retired[hk] = _RetiredChain(AeadKey(hk), dh, length)
         r.end()
         self._refresh_header_prefix()
         return self

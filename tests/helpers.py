@@ -45,6 +45,7 @@ __all__ = [
     "INV_KEM",
     "INV_PREKEY",
     "INV_SIGNING",
+    "SESSION_RECEIVE_LOG",
     "ALICE",
     "BOB",
     "T0",
@@ -57,6 +58,7 @@ __all__ = [
     "flip",
     "forge_acceptance",
     "restore",
+    "session_ratchet_state",
     "snapshot",
 ]
 
@@ -322,3 +324,26 @@ def forge_acceptance(
     signed = bytes(out[2 : ACC_SIGNATURE.start])
     out[ACC_SIGNATURE] = signing.sign(label + acceptance_transcript(invitation, signed))
     return bytes(out)
+
+
+#: Offset of the receive log in a session state (docs/protocol.md §8.4); the ratchet state
+#: follows it as ``var32``.
+SESSION_RECEIVE_LOG = 1469
+
+
+def session_ratchet_state(state: bytes) -> tuple[int, bytes]:
+    """Where a session state's embedded ratchet state starts, and its bytes.
+
+    Read by hand (docs/protocol.md §8.3, §8.4): skip the receive log (33 + 8m + 40r bytes),
+    then a u32 length; the ratchet state must run to the end of the session state.
+    """
+    at = SESSION_RECEIVE_LOG + 1 + 16 + 8  # version, chain_start[0:16], highest
+    missing = int.from_bytes(state[at : at + 4], "big")
+    at += 4 + 8 * missing
+    recent = int.from_bytes(state[at : at + 4], "big")
+    at += 4 + 40 * recent
+    length = int.from_bytes(state[at : at + 4], "big")
+    at += 4
+    if at + length != len(state):
+        raise ValueError("the ratchet state does not end the session state")
+    return at, state[at:]

@@ -38,6 +38,7 @@ from burnerkit.protocol.handshake import (
 )
 from burnerkit.protocol.session import Session
 from tests import vectorio
+from tests.helpers import session_ratchet_state
 
 HANDSHAKE = vectorio.load("handshake_v1")
 RATCHET = vectorio.load("ratchet_v1")
@@ -314,6 +315,13 @@ def test_session_state_layout_by_hand() -> None:
         assert state[164:1428] == envelope[2:1266]
         assert state[1428] == pending
         assert state[1429:1437] == (2 if role == 2 else 1).to_bytes(8, "big")  # next seq
+        # The ratchet state (§8.2) ends the session: version 2, and no retired chains yet
+        # (the last field is the u32 count of retired chains).
+        at, ratchet = session_ratchet_state(state)
+        assert at > 1469 + 33
+        assert ratchet[0] == 2
+        assert ratchet[-4:] == bytes(4)
+        assert len(ratchet) == (2714 if role == 1 else 2598)
 
 
 def test_conversation_continues_the_handshake() -> None:
@@ -380,7 +388,12 @@ def test_conversation_covers_what_it_claims() -> None:
     """The script exercises reordering, gaps, replays and a DH step each way."""
     actions = RATCHET["actions"]
     errors = [a["error"] for a in actions if "error" in a]
-    assert errors == ["DuplicateMessageError", "DuplicateMessageError", "DecryptionError"]
+    # The third is a replay from a chain Alice has closed: a retired chain, so still a
+    # duplicate (it would be a DecryptionError only after 32 more closed chains).
+    assert errors == ["DuplicateMessageError", "DuplicateMessageError", "DuplicateMessageError"]
+    stepped, replay = actions[8], actions[17]  # Alice takes Bob's chain 2, later a replay of chain 1
+    assert (stepped["op"], stepped["party"], stepped["envelope"]) == ("deliver", "alice", 4)
+    assert (replay["party"], replay["envelope"], replay["error"]) == ("alice", 2, "DuplicateMessageError")
     types = {e["type"] for a in actions for e in a.get("events", [])}
     assert types == {"MessageReceived", "GapDetected", "MessageReordered"}
     # Three DH ratchet steps: Bob, Alice, Bob (one encapsulation each).

@@ -9,8 +9,9 @@ outcome:
   ``MessageReordered`` event that the sequence numbers call for, and nothing else;
 * a re-delivery is refused, and the state is byte-identical afterwards. *Which* error
   follows from ratchet.py's semantics (see :meth:`RatchetDelivery._expected_replay_error`):
-  ``DuplicateMessageError`` while the receiver still knows the message's header key,
-  ``DecryptionError`` once that receiving chain is gone;
+  ``DuplicateMessageError`` while the receiver still knows the message's header key (its
+  chain is current, still has a skipped key, or is one of the last ``RETIRED_CHAINS``
+  chains it closed), ``DecryptionError`` only once that receiving chain is gone;
 * a tampered copy of an envelope in flight is refused with ``RemoteProtocolError`` (outer
   layout) or ``DecryptionError`` (everything else), state byte-identical, and the genuine
   envelope still works later;
@@ -25,12 +26,19 @@ chain (Alice: chain ``k + 1``, Bob: chain ``k + 2``), whose counter starts again
 Chain ``c`` exists only once the peer has received something of our chain ``c - 1``, so a
 first delivery is never more than one chain ahead of its receiver (the machine asserts it).
 
-A receiver knows the header key of its *current* receiving chain, and of each older chain
-for as long as that chain still has a cached skipped message key: on stepping away from a
-chain it derives the keys of every message the sender sent in it (``pn``), so an older
-chain is known exactly while at least one of its envelopes has not been delivered
-(in flight or dropped). We stay far from the eviction limits (``MAX_SKIPPED_KEYS``,
-``SKIPPED_KEY_MAX_AGE``, ``MAX_SKIP``) so that this rule is exact.
+A receiver knows the header key of its *current* receiving chain, of each older chain for
+as long as that chain still has a cached skipped message key, and of the last
+``RETIRED_CHAINS`` (32) chains it closed, with their final length but no message keys. On
+stepping away from a chain it derives the keys of every message the sender sent in it
+(``pn``), so an older chain keeps message keys exactly while at least one of its envelopes
+has not been delivered (in flight or dropped); every chain below the current one is closed,
+so chain ``c`` is retired and remembered while ``current - c <= RETIRED_CHAINS``. A replay
+is an exact copy (same header tag, counter below the chain's length), so under a known
+header key it is always a duplicate, never a fork. Each rule steps a receiver at most once,
+so with ``STEPS`` = 30 < 32 random runs never see a chain leave the retired window: their
+replays are always duplicates, and a hand-driven test below covers the far side. We stay
+far from the eviction limits (``MAX_SKIPPED_KEYS``, ``SKIPPED_KEY_MAX_AGE``, ``MAX_SKIP``)
+so that these rules are exact.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.errors import BurnerError, DecryptionError, DuplicateMessageError, RemoteProtocolError
 from burnerkit.protocol.events import Event, GapDetected, MessageReceived, MessageReordered
 from burnerkit.protocol.handshake import accept_invitation, create_invitation
-from burnerkit.protocol.ratchet import MAX_SKIP
+from burnerkit.protocol.ratchet import MAX_SKIP, RETIRED_CHAINS
 from burnerkit.protocol.session import Session
 
 T0 = 1_800_000_000.0
@@ -135,13 +143,24 @@ class RatchetDelivery(RuleBasedStateMachine):
         pending = self.in_flight[receiver] + self.dropped[receiver]
         return any(s.chain == chain for s in pending)
 
+    def _retired_and_remembered(self, receiver: Party, chain: int) -> bool:
+        # Every chain below the current one was closed by a DH step; the last
+        # RETIRED_CHAINS of them keep their header key, ratchet key and final length.
+        return 0 < self.recv_chain[receiver] - chain <= RETIRED_CHAINS
+
     def _expected_replay_error(self, receiver: Party, sent: Sent) -> type[BurnerError]:
-        # ratchet.py: the header opens under the current receiving header key, or under the
-        # key of an older chain that still has skipped keys; then `n < nr` (or "not in the
-        # current chain") with no skipped key left is `_reject_processed` -> a duplicate
-        # (the header tag is the one recorded, so it is never a fork). When no known header
-        # key opens it, it is indistinguishable from garbage: DecryptionError.
-        if sent.chain == self.recv_chain[receiver] or self._still_unread(receiver, sent.chain):
+        # ratchet.py: the header opens under the current receiving header key, under the
+        # key of an older chain that still has skipped keys, or (`_reject_retired`) under
+        # the key of one of the last RETIRED_CHAINS closed chains. A replay carries the
+        # chain's own ratchet key, a counter below the chain's final length and the header
+        # tag recorded in the seen window (or one that has left it), so each of these is
+        # `_reject_processed` -> a duplicate, never a fork. When no known header key opens
+        # it, it is indistinguishable from garbage: DecryptionError.
+        if (
+            sent.chain == self.recv_chain[receiver]
+            or self._still_unread(receiver, sent.chain)
+            or self._retired_and_remembered(receiver, sent.chain)
+        ):
             return DuplicateMessageError
         return DecryptionError
 
@@ -214,7 +233,15 @@ class RatchetDelivery(RuleBasedStateMachine):
         sent = done[index % len(done)]
         self._tick()
         error = self._expected_replay_error(receiver, sent)
-        _note(f"replay refused with {error.__name__}")
+        if sent.chain == self.recv_chain[receiver]:
+            where = "the current chain"
+        elif self._still_unread(receiver, sent.chain):
+            where = "an old chain with skipped keys"
+        elif self._retired_and_remembered(receiver, sent.chain):
+            where = "a retired chain"
+        else:
+            where = "a forgotten chain"
+        _note(f"replay from {where} refused with {error.__name__}")
         self._refused(receiver, sent.data, error)
 
     @rule(receiver=parties, index=st.integers(0, 10_000))
@@ -267,14 +294,23 @@ RatchetDelivery.TestCase.settings = settings(
 TestRatchetDelivery = RatchetDelivery.TestCase
 
 
-# -- the two replay outcomes, pinned with hand-driven runs of the same machine ---------------
-# Random runs reach "replay of a forgotten chain" only now and then; these make sure both
-# branches of `_expected_replay_error` are exercised on every run.
+# -- the replay outcomes, pinned with hand-driven runs of the same machine -----------------
+# Random runs never close more than RETIRED_CHAINS chains (see the module docstring), and
+# reach a replay from a retired chain only now and then; these make sure every branch of
+# `_expected_replay_error` is exercised on every run.
 
 
 def _check(machine: RatchetDelivery) -> None:
     machine.received_in_true_order()
     machine.every_envelope_is_somewhere()
+
+
+def _ping_pong(machine: RatchetDelivery) -> None:
+    """One round trip, Alice first: each side steps the DH ratchet once."""
+    machine.send(ALICE, [b"ping"])
+    machine.deliver_all_in_order(BOB)
+    machine.send(BOB, [b"pong"])
+    machine.deliver_all_in_order(ALICE)
 
 
 def test_replay_is_a_duplicate_while_its_chain_is_current() -> None:
@@ -288,19 +324,22 @@ def test_replay_is_a_duplicate_while_its_chain_is_current() -> None:
     _check(m)
 
 
-def test_replay_of_a_forgotten_chain_is_a_decryption_error() -> None:
+def test_replay_of_a_retired_chain_is_a_duplicate() -> None:
     m = RatchetDelivery()
     m.send(ALICE, [b"a1"])
     m.deliver_all_in_order(BOB)  # Bob steps
     m.send(BOB, [b"b2"])
     m.deliver_all_in_order(ALICE)  # Alice steps; Bob's chain 1 is fully read
     assert m.recv_chain == {ALICE: 2, BOB: 1}
-    assert m._expected_replay_error(ALICE, m.delivered[ALICE][0]) is DecryptionError
+    # Chain 1 is neither current nor holds a skipped key: only its retired record knows it.
+    assert not m._still_unread(ALICE, 1)
+    assert m._retired_and_remembered(ALICE, 1)
+    assert m._expected_replay_error(ALICE, m.delivered[ALICE][0]) is DuplicateMessageError
     m.redeliver(ALICE, 0)
     _check(m)
 
 
-def test_replay_in_an_old_chain_is_a_duplicate_until_its_last_skipped_key_is_used() -> None:
+def test_replay_in_an_old_chain_stays_a_duplicate_after_its_last_skipped_key_is_used() -> None:
     m = RatchetDelivery()
     m.send(BOB, [b"b2", b"b3"])  # still ACCEPT envelopes: Bob has not heard back
     m.deliver(ALICE, [1])  # b3 first; b2 stays in flight (a skipped key in chain 1)
@@ -311,11 +350,17 @@ def test_replay_in_an_old_chain_is_a_duplicate_until_its_last_skipped_key_is_use
     assert m.recv_chain[ALICE] == 2
     b3 = m.delivered[ALICE][1]
     assert (b3.chain, b3.content) == (1, b"b3")
+    assert m._still_unread(ALICE, 1)
     assert m._expected_replay_error(ALICE, b3) is DuplicateMessageError
     m.redeliver(ALICE, 1)
     m.deliver_all_in_order(ALICE)  # b2, late: the last skipped key of chain 1 is used up
-    assert m._expected_replay_error(ALICE, b3) is DecryptionError
+    assert not m._still_unread(ALICE, 1)
+    assert m._expected_replay_error(ALICE, b3) is DuplicateMessageError  # retired, remembered
     m.redeliver(ALICE, 1)
+    b2 = m.delivered[ALICE][3]
+    assert (b2.chain, b2.content) == (1, b"b2")
+    assert m._expected_replay_error(ALICE, b2) is DuplicateMessageError
+    m.redeliver(ALICE, 3)  # b2 itself, read from the chain's last skipped key
     _check(m)
 
 
@@ -333,4 +378,30 @@ def test_replay_of_a_dropped_chains_sibling_stays_a_duplicate() -> None:
         if sent.chain == 1:
             assert m._expected_replay_error(ALICE, sent) is DuplicateMessageError
             m.redeliver(ALICE, index)
+    _check(m)
+
+
+def test_replay_of_a_chain_closed_more_than_32_chains_ago_is_a_decryption_error() -> None:
+    m = RatchetDelivery()
+    for _ in range(RETIRED_CHAINS):
+        _ping_pong(m)
+    # Alice has closed Bob's chains 1..32: chain 1 is the oldest record she still keeps.
+    assert m.recv_chain == {ALICE: RETIRED_CHAINS + 1, BOB: RETIRED_CHAINS}
+    first, second = m.delivered[ALICE][0], m.delivered[ALICE][1]
+    assert (first.chain, second.chain) == (1, 2)
+    assert not m._still_unread(ALICE, 1)
+    assert m._expected_replay_error(ALICE, first) is DuplicateMessageError
+    m.redeliver(ALICE, 0)
+
+    _ping_pong(m)  # the 33rd closed chain pushes chain 1 out of the retired window
+    assert m.recv_chain == {ALICE: RETIRED_CHAINS + 2, BOB: RETIRED_CHAINS + 1}
+    assert not m._retired_and_remembered(ALICE, 1)
+    assert m._expected_replay_error(ALICE, first) is DecryptionError
+    m.redeliver(ALICE, 0)
+    # Chain 2 is now the oldest record Alice keeps; Bob has closed Alice's chains 1..32.
+    assert m._expected_replay_error(ALICE, second) is DuplicateMessageError
+    m.redeliver(ALICE, 1)
+    assert m.delivered[BOB][0].chain == 1
+    assert m._expected_replay_error(BOB, m.delivered[BOB][0]) is DuplicateMessageError
+    m.redeliver(BOB, 0)
     _check(m)

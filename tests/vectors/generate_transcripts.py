@@ -107,7 +107,7 @@ SCRIPT: list[tuple[str, str, bytes | int]] = [
     ("deliver", "bob", 5),  # Bob steps again
     ("deliver", "bob", 7),  # gap 4..4
     ("deliver", "bob", 5),  # replay: DuplicateMessageError
-    ("deliver", "alice", 2),  # replay from a chain Alice has forgotten: DecryptionError
+    ("deliver", "alice", 2),  # replay from a chain Alice has closed (retired): DuplicateMessageError
     ("deliver", "bob", 6),  # the delayed one arrives last: reordered
 ]
 

@@ -588,6 +588,8 @@ class DoubleRatchet:
         self._ns, self._nr, self._pn = r.u32(), r.u32(), r.u32()
         for _ in range(r.u32()):
             hk, dh = r.take(32), r.take(32)
+            if hk in self._skipped_chains:
+                raise CodecError("skipped chain listed twice")
             self._skipped_chains[hk] = _SkippedChain(AeadKey(hk), dh)
         for _ in range(r.u32()):
             hk, n, mk, stored_at = r.take(32), r.u32(), r.take(32), r.u64()
@@ -600,6 +602,8 @@ class DoubleRatchet:
             raise CodecError("chain without skipped keys")
         for _ in range(r.u32()):
             hk, n, tag = r.take(32), r.u32(), r.take(aead.TAG_SIZE)
+            if (hk, n) in self._seen:
+                raise CodecError("seen entry listed twice")
             self._seen[(hk, n)] = tag
         if version >= 2:
             count = r.u32()
@@ -607,6 +611,8 @@ class DoubleRatchet:
                 raise CodecError("too many retired chains")
             for _ in range(count):
                 hk, dh, length = r.take(32), r.take(32), r.u32()
+                if hk in self._retired:
+                    raise CodecError("retired chain listed twice")
                 self._retired[hk] = _RetiredChain(AeadKey(hk), dh, length)
         r.end()
         self._refresh_header_prefix()

@@ -267,11 +267,23 @@ def test_replayed_message_is_rejected():
     assert_refused(pair, envelope, to=BOB, error=DuplicateMessageError)
     # ... and the handshake's first envelope replayed into the open session, too.
     assert_refused(pair, pair.first_envelope, to=ALICE, error=DuplicateMessageError)
-    # Once both sides have stepped past the chain its header key is gone, so a replay
-    # does not even decrypt: still refused, shown once, but as the opaque error.
+    # Once both sides have stepped past the chain it is closed, with no skipped keys
+    # left; the receiver still remembers it among its retired chains, so a replay
+    # is still named a duplicate (not a fork: same ratchet key, counter below the
+    # chain's length, the recorded header tag).
     pair.round_trip()
     pair.round_trip()
-    assert_refused(pair, envelope, to=BOB, error=DecryptionError)
+    assert_refused(pair, envelope, to=BOB, error=DuplicateMessageError)
+    assert_refused(pair, pair.first_envelope, to=ALICE, error=DuplicateMessageError)
+    assert_genuine_works(pair, ALICE)
+    # Only once the chain has fallen out of the last RETIRED_CHAINS closed chains is
+    # its header key gone: still refused, shown once, but as the opaque error. Bob has
+    # closed Alice's chains 1 and 2 so far; 31 more round trips close 31 more.
+    for _ in range(ratchet_module.RETIRED_CHAINS - 1):
+        pair.round_trip()
+    assert len(pair.bob._ratchet._retired) == ratchet_module.RETIRED_CHAINS
+    assert str(assert_refused(pair, envelope, to=BOB, error=DecryptionError)) == OPAQUE
+    assert str(assert_refused(pair, pair.first_envelope, to=ALICE, error=DecryptionError)) == OPAQUE
     assert_genuine_works(pair, ALICE)
 
 
@@ -287,8 +299,10 @@ def test_replayed_skipped_message_is_rejected():
     # Skipped keys of a chain we have ratcheted past: b is still readable once.
     pair.round_trip()
     assert pair.deliver(b, to=BOB) == [MessageReordered(3), MessageReceived(3, t, b"\x01")]
-    # That was the chain's last cached key, so the chain is forgotten: a replay is opaque.
-    assert_refused(pair, b, to=BOB, error=DecryptionError)
+    # That was the chain's last cached key; the chain is still among the retired ones,
+    # so a replay of b (or of a) is a duplicate, not an opaque failure.
+    assert_refused(pair, b, to=BOB, error=DuplicateMessageError)
+    assert_refused(pair, a, to=BOB, error=DuplicateMessageError)
     assert_genuine_works(pair, ALICE)
 
 
@@ -740,16 +754,51 @@ def test_cloned_state_replying_with_its_own_ratchet_key_is_detected_as_fork():
     assert_genuine_works(pair, ALICE)
 
 
-def test_clone_sending_on_a_superseded_chain_is_only_undecryptable():
+@pytest.mark.parametrize(
+    ("cloned", "message"),
+    [
+        # Alice's clone already sent on its chain (pong, n = 0): it writes n = 1, at the
+        # chain's final length (rule F3).
+        (ALICE, "a message arrived beyond the end of a closed chain"),
+        # Bob's clone has not sent on its chain: it writes n = 0, which the original
+        # also sent, with another header tag (rule F2, through the retired chain).
+        (BOB, "a second, different message arrived for the same ratchet key"),
+    ],
+    ids=["beyond-the-end", "same-counter"],
+)
+def test_clone_sending_on_a_superseded_chain_is_detected_as_fork(cloned, message):
     # The realistic clone: imaged at the border, used days later, after the original
-    # has moved on. The peer no longer holds that chain's header key, so the message
-    # is refused as a plain DecryptionError, not flagged as a fork: a documented limit
-    # (docs/protocol.md §10.6); callers are to count such failures as anomalies.
+    # and the peer have moved on by several round trips. The peer has closed the chain
+    # the clone writes on, but remembers its header key, ratchet key and final length
+    # (docs/protocol.md §6.7 F3, §10.6): a fork, not an undecryptable message.
+    pair = _pair_after_round_trip()
+    clone = pair.clone(cloned)
+    for _ in range(3):
+        pair.round_trip()
+    pair.exchange(cloned, b"later")
+    fake = clone.send(b"fake", now=pair.now)
+    error = assert_refused(pair, fake, to=cloned.peer, error=ForkDetectedError)
+    assert str(error) == message
+    assert_genuine_works(pair, cloned)
+    assert_genuine_works(pair, cloned.peer)
+
+
+def test_clone_beyond_retired_window_is_undecryptable():
+    # The limit (docs/protocol.md §10.6): the peer keeps only the last RETIRED_CHAINS
+    # closed chains. A clone that wakes after more ratchet steps than that is refused
+    # as a plain DecryptionError, not named a fork; callers are to count such failures
+    # as anomalies.
     pair = _pair_after_round_trip()
     clone = pair.clone(ALICE)
-    pair.round_trip()
-    pair.exchange(ALICE, b"later")
-    fake = clone.send(b"fake", now=pair.now)
+    fake = clone.send(b"fake", now=pair.now)  # n = 1 on Alice's chain 1, which Bob reads now
+    # Each round trip makes Bob close one of Alice's chains: 1, 2, ..., 32.
+    for _ in range(ratchet_module.RETIRED_CHAINS):
+        pair.round_trip()
+    assert len(pair.bob._ratchet._retired) == ratchet_module.RETIRED_CHAINS
+    error = assert_refused(pair, fake, to=BOB, error=ForkDetectedError)  # the oldest record
+    assert str(error) == "a message arrived beyond the end of a closed chain"
+    pair.round_trip()  # the 33rd closed chain: Alice's chain 1 is forgotten
+    assert len(pair.bob._ratchet._retired) == ratchet_module.RETIRED_CHAINS
     assert str(assert_refused(pair, fake, to=BOB, error=DecryptionError)) == OPAQUE
     assert_genuine_works(pair, ALICE)
 

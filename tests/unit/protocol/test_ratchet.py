@@ -27,6 +27,7 @@ from burnerkit.protocol.ratchet import (
     MAX_SKIP,
     MAX_SKIPPED_KEYS,
     RATCHET_OVERHEAD,
+    RETIRED_CHAINS,
     SEEN_WINDOW,
     SKIPPED_KEY_MAX_AGE,
     DoubleRatchet,
@@ -192,6 +193,114 @@ def test_seen_window_is_bounded(pair):
     assert len(pair.bob._seen) == SEEN_WINDOW
 
 
+# ------------------------------------------------------------------- retired chains
+
+
+def refused(ratchet: DoubleRatchet, message: bytes, error: type[Exception]) -> str:
+    """Decrypting ``message`` raises exactly ``error`` and leaves the state byte-identical."""
+    before = ratchet.to_bytes()
+    with pytest.raises(error) as info:
+        open_(ratchet, message)
+    assert type(info.value) is error
+    assert ratchet.to_bytes() == before
+    return str(info.value)
+
+
+def round_trip(pair: RatchetPair, rounds: int = 1) -> None:
+    """Bob to Alice, Alice to Bob: each round opens a new chain each way, so Bob closes
+    Alice's chain of before (Bob must have received something first)."""
+    for _ in range(rounds):
+        assert open_(pair.alice, pair.bob.encrypt(b"pong", AD)) == b"pong"
+        assert open_(pair.bob, pair.alice.encrypt(b"ping", AD)) == b"ping"
+
+
+DUPLICATE = "message was already received or its key is gone"
+BEYOND = "a message arrived beyond the end of a closed chain"
+SAME_COUNTER = "a second, different message arrived for the same ratchet key"
+OTHER_KEY = "a message under a known header key carries another ratchet key"
+
+
+def test_closed_chain_is_retired_with_its_final_length(pair):
+    a = [pair.alice.encrypt(bytes([i]), AD) for i in range(2)]
+    for message in a:
+        open_(pair.bob, message)
+    hk, dh = pair.bob._hkr, pair.bob._dhr
+    assert hk is not None
+    assert dh is not None
+    round_trip(pair)
+    assert pair.bob._skipped_chains == {}  # nothing left to read in chain 1 ...
+    retired = pair.bob._retired[hk]  # ... but Bob remembers it, without any key to read it
+    assert (retired.dh, retired.length) == (dh.raw, 2)
+    for message in a:
+        assert refused(pair.bob, message, DuplicateMessageError) == DUPLICATE
+
+
+def test_clone_writing_beyond_a_retired_chain_is_a_fork(pair):
+    open_(pair.bob, pair.alice.encrypt(b"a0", AD))
+    clone = pair.copy(pair.alice)
+    round_trip(pair, 3)
+    assert pair.bob._skipped_chains == {}  # only the retired record holds its header key
+    fake = clone.encrypt(b"fake", AD)  # n = 1 on chain 1, which Bob closed at length 1
+    assert refused(pair.bob, fake, ForkDetectedError) == BEYOND
+    round_trip(pair)
+
+
+def test_clone_rewriting_a_counter_of_a_retired_chain_is_a_fork(pair):
+    clone = pair.copy(pair.alice)
+    open_(pair.bob, pair.alice.encrypt(b"real", AD))
+    round_trip(pair, 3)
+    fake = clone.encrypt(b"fake", AD)  # n = 0 again, another header tag
+    assert refused(pair.bob, fake, ForkDetectedError) == SAME_COUNTER
+    round_trip(pair)
+
+
+def test_clone_with_its_own_ratchet_key_on_a_retired_chain_is_a_fork(pair):
+    open_(pair.bob, pair.alice.encrypt(b"a0", AD))
+    reply = pair.bob.encrypt(b"b0", AD)
+    clone = pair.copy(pair.alice)
+    # Both copies take Bob's new chain and step with their own fresh ratchet keys,
+    # under the one next header key both hold.
+    assert open_(pair.alice, reply) == open_(clone, reply) == b"b0"
+    assert open_(pair.bob, pair.alice.encrypt(b"real", AD)) == b"real"
+    round_trip(pair, 2)  # Bob closes the original's chain
+    assert pair.bob._skipped_chains == {}  # only the retired record holds its header key
+    fake = clone.encrypt(b"fake", AD)
+    assert refused(pair.bob, fake, ForkDetectedError) == OTHER_KEY
+    round_trip(pair)
+
+
+def test_clone_beyond_a_retired_chain_with_skipped_keys_left_is_a_fork(pair):
+    # The chain still has a skipped key, so its header opens in the skipped-chain trial;
+    # the retired length still bounds it.
+    a = [pair.alice.encrypt(bytes([i]), AD) for i in range(2)]
+    clone = pair.copy(pair.alice)
+    open_(pair.bob, a[1])  # a[0] stays a skipped key of chain 1
+    round_trip(pair)
+    assert pair.bob.skipped_key_count == 1
+    fake = clone.encrypt(b"fake", AD)  # n = 2: at the closed chain's length
+    assert refused(pair.bob, fake, ForkDetectedError) == BEYOND
+    assert open_(pair.bob, a[0]) == b"\x00"
+
+
+def test_retired_chains_survive_serialisation(pair):
+    open_(pair.bob, pair.alice.encrypt(b"a0", AD))
+    clone = pair.copy(pair.alice)
+    round_trip(pair, 2)
+    bob = pair.copy(pair.bob)
+    assert bob.to_bytes() == pair.bob.to_bytes()
+    assert refused(bob, clone.encrypt(b"fake", AD), ForkDetectedError) == BEYOND
+
+
+def test_retired_chains_are_bounded_oldest_first(pair):
+    closed = []
+    for _ in range(RETIRED_CHAINS + 3):
+        open_(pair.bob, pair.alice.encrypt(b"", AD))
+        closed.append(pair.bob._hkr)
+        open_(pair.alice, pair.bob.encrypt(b"", AD))
+    open_(pair.bob, pair.alice.encrypt(b"", AD))  # closes the last of them
+    assert list(pair.bob._retired) == closed[-RETIRED_CHAINS:]
+
+
 def test_sending_chain_exhausted(pair):
     pair.alice._ns = 0xFFFFFFFF
     with pytest.raises(LocalProtocolError, match="exhausted"):
@@ -336,14 +445,93 @@ def test_state_holds_its_skipped_keys(pair):
         lambda d: b"",
         lambda d: d[:-1],
         lambda d: d + b"\x00",
-        lambda d: b"\x02" + d[1:],
+        lambda d: b"\x00" + d[1:],
+        lambda d: b"\x03" + d[1:],
+        lambda d: b"\xff" + d[1:],
+        # A version 1 state has no retired section: the v2 body's count is left over.
+        lambda d: b"\x01" + d[1:],
     ],
-    ids=["empty", "truncated", "trailing", "version"],
+    ids=["empty", "truncated", "trailing", "version-0", "version-3", "version-255", "v1-with-v2-body"],
 )
 def test_from_bytes_refuses_bad_state(pair, mangle):
     open_(pair.bob, pair.alice.encrypt(b"", AD))
+    data = pair.bob.to_bytes()
+    assert data[0] == 2
     with pytest.raises(ValueError, match="not a valid ratchet state"):
-        DoubleRatchet.from_bytes(mangle(pair.bob.to_bytes()), rng=pair.rng)
+        DoubleRatchet.from_bytes(mangle(data), rng=pair.rng)
+
+
+def _as_version_1(data: bytes) -> bytes:
+    """The version 1 form of a v2 state with no retired chains: no retired section."""
+    assert data[0] == 2
+    assert data[-4:] == bytes(4)  # u32 count of retired chains: 0
+    return b"\x01" + data[1:-4]
+
+
+def test_version_1_state_loads_and_writes_back_as_version_2(pair):
+    for name, state in _states(pair):
+        data = state.to_bytes()
+        if state._retired:
+            continue  # a v1 state cannot hold retired chains
+        loaded = DoubleRatchet.from_bytes(_as_version_1(data), rng=pair.rng)
+        assert loaded._retired == {}, name
+        assert loaded.to_bytes() == data, name
+        assert DoubleRatchet.from_bytes(loaded.to_bytes(), rng=pair.rng).to_bytes() == data, name
+    # "receiver with skipped keys" was the last state without retired chains; rebuild
+    # it as v1 and check the loaded copy carries the conversation on both ways.
+    pair = RatchetPair()
+    messages = [pair.alice.encrypt(bytes([i]), AD) for i in range(3)]
+    open_(pair.bob, messages[2])
+    bob = DoubleRatchet.from_bytes(_as_version_1(pair.bob.to_bytes()), rng=pair.rng)
+    hk = bob._hkr
+    assert hk is not None
+    assert open_(bob, messages[0]) == b"\x00"
+    assert open_(pair.alice, bob.encrypt(b"reply", AD)) == b"reply"
+    assert open_(bob, pair.alice.encrypt(b"new chain", AD)) == b"new chain"
+    # Its first DH step retires Alice's chain 1 as any v2 state would.
+    assert list(bob._retired) == [hk]
+    assert bob._retired[hk].length == 3
+    with pytest.raises(DuplicateMessageError):
+        open_(bob, messages[2])
+
+
+def _retired_section(data: bytes, count: int) -> tuple[bytes, bytes]:
+    """Split a v2 state whose retired section holds ``count`` chains: (head, section)."""
+    size = 4 + 68 * count
+    head, section = data[:-size], data[-size:]
+    assert int.from_bytes(section[:4], "big") == count
+    return head, section
+
+
+def test_retired_section_layout(pair):
+    # Bob closes Alice's chain 1 (3 messages, 2 of them read) when her chain 2 arrives.
+    messages = [pair.alice.encrypt(bytes([i]), AD) for i in range(3)]
+    open_(pair.bob, messages[0])
+    open_(pair.bob, messages[1])
+    hk, dh = pair.bob._hkr, pair.bob._dhr
+    assert hk is not None
+    assert dh is not None
+    open_(pair.alice, pair.bob.encrypt(b"reply", AD))
+    open_(pair.bob, pair.alice.encrypt(b"chain 2", AD))
+    _, section = _retired_section(pair.bob.to_bytes(), 1)
+    assert section == (1).to_bytes(4, "big") + hk + dh.raw + (3).to_bytes(4, "big")
+
+
+def test_from_bytes_refuses_more_than_retired_chains(pair):
+    for _ in range(RETIRED_CHAINS + 1):
+        open_(pair.bob, pair.alice.encrypt(b"", AD))
+        open_(pair.alice, pair.bob.encrypt(b"", AD))
+    data = pair.bob.to_bytes()
+    head, section = _retired_section(data, RETIRED_CHAINS)
+    entries = section[4:]
+    assert DoubleRatchet.from_bytes(data, rng=pair.rng).to_bytes() == data
+    extra = bytes(range(32)) + bytes(range(32, 64)) + (5).to_bytes(4, "big")
+    over = head + (RETIRED_CHAINS + 1).to_bytes(4, "big") + entries + extra
+    with pytest.raises(ValueError, match="not a valid ratchet state"):
+        DoubleRatchet.from_bytes(over, rng=pair.rng)
+    short = head + (RETIRED_CHAINS).to_bytes(4, "big") + entries[:-68]
+    with pytest.raises(ValueError, match="not a valid ratchet state"):
+        DoubleRatchet.from_bytes(short, rng=pair.rng)
 
 
 def test_repr(pair):

@@ -83,7 +83,8 @@ def open_(key: bytes, nonce: Buffer, ciphertext: Buffer, associated_data: Buffer
         DecryptionError: on any failure, for any reason.
     """
     _check(key, nonce)
+    aesgcm = AESGCM(key)
     try:
-        return AESGCM(key).decrypt(nonce, ciphertext, associated_data)
+        return aesgcm.decrypt(nonce, ciphertext, associated_data)
     except (InvalidTag, ValueError) as exc:
         raise DecryptionError from exc

@@ -116,7 +116,7 @@ class Body:
         if not 0 < seq < 2**64 or not 0 <= sent_at < 2**64:
             raise ValueError("seq must be in 1..2**64-1 and sent_at in 0..2**64-1")
         unpadded = _BODY_HEAD.pack(seq, prev_hash, sent_at, len(content)) + content
-        return unpadded + bytes(size - len(unpadded)), message_hash(unpadded)
+        return unpadded.ljust(size, b"\0"), message_hash(unpadded)
 
     @staticmethod
     def decode(data: bytes) -> Body:

@@ -262,8 +262,11 @@ class DoubleRatchet:
 
     # -- encrypt ------------------------------------------------------------------------
 
-    def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
-        """Encrypt one message: ``header_ct ‖ body_ct`` (docs/protocol.md §6.5).
+    def encrypt(self, plaintext: bytes, associated_data: bytes, prefix: bytes = b"") -> bytes:
+        """Encrypt one message: ``prefix ‖ header_ct ‖ body_ct`` (docs/protocol.md §6.5).
+
+        ``prefix`` is only prepended (the envelope's first bytes), so the 16 KiB result
+        is assembled once; bind it through ``associated_data`` if it must be authentic.
 
         Raises:
             LocalProtocolError: if there is no sending chain yet or the counter is exhausted.
@@ -281,7 +284,7 @@ class DoubleRatchet:
         body_ct = aead.seal(mk, body_nonce, plaintext, associated_data + header_ct)
         self._cks = next_ck
         self._ns += 1
-        return header_ct + body_nonce + body_ct
+        return b"".join((prefix, header_ct, body_nonce, body_ct))
 
     # -- decrypt ------------------------------------------------------------------------
 
@@ -308,8 +311,7 @@ class DoubleRatchet:
             raise DecryptionError
         # A view, so that slicing the 16 KiB envelope below copies nothing.
         message = memoryview(message)
-        header_ct = message[:HEADER_CIPHERTEXT_SIZE]
-        nonce, sealed = header_ct[: aead.NONCE_SIZE], header_ct[aead.NONCE_SIZE :]
+        nonce, sealed = message[: aead.NONCE_SIZE], message[aead.NONCE_SIZE : HEADER_CIPHERTEXT_SIZE]
         if self._hkr_aead is not None and self._hkr is not None:
             header = self._hkr_aead.try_open(nonce, sealed, associated_data)
             if header is not None:
@@ -370,14 +372,16 @@ class DoubleRatchet:
         dh = header[:X25519_KEY_SIZE]
         n = int.from_bytes(header[-4:], "big")
         tag = bytes(message[HEADER_CIPHERTEXT_SIZE - aead.TAG_SIZE : HEADER_CIPHERTEXT_SIZE])
-        expected_dh = self._dhr.raw if current and self._dhr is not None else None
-        if not current:
+        if current:
+            expected_dh = None if self._dhr is None else self._dhr.raw
+        else:
             expected_dh = self._skipped_chains[hk].dh
         if dh != expected_dh:
             # Only a holder of this chain's header key can write this header, yet it
             # names another ratchet key: a second device is using our peer's state.
             raise ForkDetectedError("a message under a known header key carries another ratchet key")
-        skipped = self._skipped.get((hk, n))
+        # The in-order case (no skipped keys at all) skips the lookup.
+        skipped = self._skipped.get((hk, n)) if self._skipped else None
         if skipped is not None and skipped[1] + SKIPPED_KEY_MAX_AGE < now:
             skipped = None  # past its age: as good as deleted, even before the next purge
         if skipped is not None:

@@ -58,6 +58,7 @@ class Session:
     __slots__ = (
         "_accept_fields",
         "_accept_pending",
+        "_message_ad",
         "_ours",
         "_ratchet",
         "_recv_log",
@@ -82,6 +83,7 @@ class Session:
     ) -> None:
         self.role = role
         self._transcript = transcript_hash
+        self._message_ad = transcript_hash + _MESSAGE_PREFIX  # the AD of every MESSAGE envelope
         self._ours = ours
         self._theirs = theirs
         self._ratchet = ratchet
@@ -155,14 +157,14 @@ class Session:
             raise ValueError(f"content must be at most {MAX_CONTENT_SIZE} bytes")
         if self._accept_pending:
             prefix = envelope_prefix(EnvelopeType.ACCEPT, self._accept_fields)
-            size = body_size(len(prefix))
+            size, ad = body_size(len(prefix)), self._transcript + prefix
         else:
-            prefix, size = _MESSAGE_PREFIX, _MESSAGE_BODY_SIZE
+            prefix, size, ad = _MESSAGE_PREFIX, _MESSAGE_BODY_SIZE, self._message_ad
         body, digest = Body.encode(self._send_seq, self._send_prev, int(now * 1000), content, size)
-        sealed = self._ratchet.encrypt(body, self._transcript + prefix)
+        envelope = self._ratchet.encrypt(body, ad, prefix)
         self._send_seq += 1
         self._send_prev = digest
-        return prefix + sealed
+        return envelope
 
     def receive(self, envelope: bytes, *, now: float) -> list[Event]:
         """Decrypt one envelope; the session changes only if it was accepted.
@@ -177,7 +179,10 @@ class Session:
             ForkDetectedError: an authentic message conflicts with one already received.
             TooManySkippedMessagesError: its counter jumps beyond the limit.
         """
-        prefix_len = _check_outer(envelope)
+        if len(envelope) == ENVELOPE_SIZE and envelope[:2] == _MESSAGE_PREFIX:
+            prefix_len = 2  # the common case, checked inline
+        else:
+            prefix_len = _check_outer(envelope)
         # Only the inviter takes ACCEPT envelopes, and only those of our own handshake.
         if prefix_len != len(_MESSAGE_PREFIX) and (
             self.role is not Role.INVITER or envelope[2:prefix_len] != self._accept_fields
@@ -185,7 +190,7 @@ class Session:
             raise DecryptionError
         body = self._ratchet.decrypt(
             memoryview(envelope)[prefix_len:],
-            self._transcript + envelope[:prefix_len],
+            self._message_ad if prefix_len == 2 else self._transcript + envelope[:prefix_len],
             now=int(now),
             parse=Body.decode,
         )

@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from burnerkit.crypto.keys import KemPublicKey
 from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.errors import BurnerError, InvitationConsumedError
-from burnerkit.protocol.events import Event, ForkDetected, GapDetected, MessageReceived, MessageReordered
 from burnerkit.protocol.handshake import (
     InvitationState,
     PendingInvitation,
@@ -39,6 +38,7 @@ from burnerkit.protocol.handshake import (
 from burnerkit.protocol.session import Session
 from tests import vectorio
 from tests.helpers import session_ratchet_state
+from tests.vectors.generate_transcripts import event_to_json as event_json
 
 HANDSHAKE = vectorio.load("handshake_v1")
 RATCHET = vectorio.load("ratchet_v1")
@@ -69,19 +69,6 @@ def sha(data: bytes) -> str:
 
 def seed(vector: dict[str, Any], name: str) -> DeterministicRandom:
     return DeterministicRandom(unhex(vector["seeds"][name]))
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    match event:
-        case MessageReceived(seq, sent_at, content):
-            return {"type": "MessageReceived", "seq": seq, "sent_at": sent_at, "content": content.hex()}
-        case GapDetected(first, last):
-            return {"type": "GapDetected", "first": first, "last": last}
-        case MessageReordered(seq):
-            return {"type": "MessageReordered", "seq": seq}
-        case ForkDetected(seq, reason):
-            return {"type": "ForkDetected", "seq": seq, "reason": reason.value}
-    raise AssertionError(event)
 
 
 @pytest.fixture

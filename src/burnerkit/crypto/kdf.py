@@ -20,6 +20,9 @@ __all__ = [
     "LABEL_CHAIN_START",
     "LABEL_HANDSHAKE",
     "LABEL_MSG_HASH",
+    "LABEL_RELAY_AUTH",
+    "LABEL_RELAY_IDS",
+    "LABEL_RELAY_QUEUE",
     "LABEL_ROOT",
     "LABEL_SAFETY_CODE",
     "LABEL_SIG_ACCEPT",
@@ -42,6 +45,9 @@ LABEL_MSG_HASH: Final = b"burner/v1/envelope/msg-hash"
 LABEL_CHAIN_START: Final = b"burner/v1/envelope/chain-start"
 LABEL_SAFETY_CODE: Final = b"burner/v1/safety-code"
 LABEL_TEST_RNG: Final = b"burner/v1/test-rng"
+LABEL_RELAY_AUTH: Final = b"burner/v1/relay/auth"
+LABEL_RELAY_IDS: Final = b"burner/v1/relay/ids"
+LABEL_RELAY_QUEUE: Final = b"burner/v1/relay/queue-layer"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
 #: groups, vault records) add theirs here, never inline.
@@ -56,6 +62,9 @@ LABELS: Final = MappingProxyType(
         "chain-start": LABEL_CHAIN_START,
         "safety-code": LABEL_SAFETY_CODE,
         "test-rng": LABEL_TEST_RNG,
+        "relay-auth": LABEL_RELAY_AUTH,
+        "relay-ids": LABEL_RELAY_IDS,
+        "relay-queue": LABEL_RELAY_QUEUE,
     }
 )
 

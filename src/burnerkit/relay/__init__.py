@@ -1,0 +1,1 @@
+"""The relay: an unlinkable store-and-forward queue server, its client and its sans-IO protocol."""

@@ -1,0 +1,578 @@
+"""The relay protocol, sans-IO: frames, commands, responses and the queue layer.
+
+docs/protocol.md §14. After SimpleX SMP: a recipient creates a queue with its own
+Ed25519 key and receives two independent random 24-byte ids, one to receive on and
+one to hand to senders; senders carry no identity. Every frame, both directions,
+errors included, is exactly :data:`FRAME_SIZE` bytes.
+
+Theory of operation
+-------------------
+A connection starts with the server's ``HELLO`` carrying a fresh random session
+value. Every recipient command is signed over ``label ‖ session ‖ transmission``,
+so a command recorded on one connection is refused on another. ``NEW`` also sends
+an X25519 key; the server answers with its own per-queue X25519 key and the two
+ids sealed under the shared secret, so even an observer who breaks TLS sees no
+link between them, and the same secret keys the server-to-recipient layer: each
+delivered message is re-sealed under it with a fresh nonce, so the bytes a sender
+uploads and the bytes the recipient downloads cannot be matched.
+
+This module holds no state and does no I/O; the server and client drive it.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+
+from burnerkit.crypto import aead
+from burnerkit.crypto.kdf import LABEL_RELAY_AUTH, LABEL_RELAY_IDS, LABEL_RELAY_QUEUE, hkdf
+from burnerkit.crypto.keys import SigningKey, VerifyKey, X25519PrivateKey, X25519PublicKey
+from burnerkit.crypto.rng import Random
+from burnerkit.errors import (
+    DecryptionError,
+    InvalidKeyError,
+    RemoteProtocolError,
+    SignatureError,
+)
+from burnerkit.protocol.codec import PROTOCOL_VERSION, CodecError, Reader, Writer
+from burnerkit.protocol.envelope import ENVELOPE_SIZE
+
+__all__ = [
+    "CORR_ID_SIZE",
+    "DELIVERY_PLAINTEXT_SIZE",
+    "FRAME_SIZE",
+    "MAX_BODY_SIZE",
+    "MESSAGE_TTL",
+    "MSG_ID_SIZE",
+    "QUEUE_ID_SIZE",
+    "QUEUE_QUOTA",
+    "SEND_ID_SIZE",
+    "SESSION_ID_SIZE",
+    "Ack",
+    "ClientCommand",
+    "ClientTransmission",
+    "Delivery",
+    "Del",
+    "End",
+    "Err",
+    "ErrorCode",
+    "Hello",
+    "Ids",
+    "Key",
+    "Msg",
+    "New",
+    "Ok",
+    "Ping",
+    "Pong",
+    "QueueIds",
+    "ServerResponse",
+    "ServerTransmission",
+    "Send",
+    "Sub",
+    "decode_client_frame",
+    "decode_frame",
+    "decode_server_frame",
+    "derive_queue_key",
+    "encode_client_frame",
+    "encode_frame",
+    "encode_server_frame",
+    "open_delivery",
+    "open_ids",
+    "seal_delivery",
+    "seal_ids",
+    "verify_signature",
+]
+
+#: Every frame on the wire, both directions, is exactly this long (SimpleX's block).
+FRAME_SIZE: Final = 16_384
+QUEUE_ID_SIZE: Final = 24
+MSG_ID_SIZE: Final = 24
+CORR_ID_SIZE: Final = 24
+SESSION_ID_SIZE: Final = 32
+SEND_ID_SIZE: Final = 16
+#: Largest body a sender may upload: one end-to-end envelope.
+MAX_BODY_SIZE: Final = ENVELOPE_SIZE
+#: Messages a queue holds before senders get ``QUOTA`` (SimpleX 128).
+QUEUE_QUOTA: Final = 128
+#: Seconds a message waits for its recipient before it is swept (7 days; SimpleX 21).
+MESSAGE_TTL: Final = 7 * 24 * 3600
+#: Plaintext of the server-to-recipient layer: ts (8) ‖ flags (1) ‖ u16 length ‖ body, zero padded.
+DELIVERY_PLAINTEXT_SIZE: Final = 8 + 1 + 2 + MAX_BODY_SIZE
+
+_SIG_SIZE: Final = 64
+_FLAG_QUOTA: Final = 0x01
+_DUMMY_KEY: Final = SigningKey.from_bytes(bytes(range(32))).verify_key
+_DELIVERY_HEAD: Final = struct.Struct(">QBH")
+
+
+@enum.unique
+class ErrorCode(enum.IntEnum):
+    """Errors the relay answers with (docs/protocol.md §14.6)."""
+
+    #: Missing queue or wrong key: deliberately one code, computed the same way.
+    AUTH = 1
+    #: ``ACK`` names no message delivered on this subscription.
+    NO_MSG = 2
+    #: The queue holds :data:`QUEUE_QUOTA` messages.
+    QUOTA = 3
+    #: The body is larger than :data:`MAX_BODY_SIZE`.
+    LARGE = 4
+    #: The frame does not parse as a command.
+    CMD = 5
+    #: Too many commands on this connection; slow down.
+    RATE = 6
+    #: The relay failed; the command had no effect and may be retried.
+    INTERNAL = 7
+
+
+class _Tag(enum.IntEnum):
+    NEW = 0x01
+    SUB = 0x02
+    KEY = 0x03
+    SEND = 0x04
+    ACK = 0x05
+    DEL = 0x06
+    PING = 0x07
+    HELLO = 0x80
+    IDS = 0x81
+    OK = 0x82
+    ERR = 0x83
+    MSG = 0x84
+    END = 0x85
+    PONG = 0x86
+
+
+# -- commands (client to server) --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """Create a queue owned by ``recipient_key``; ``recipient_dh`` keys the queue layer."""
+
+    recipient_key: bytes  #: Ed25519 public key, 32 bytes
+    recipient_dh: bytes  #: X25519 public key, 32 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Sub:
+    """Subscribe to the queue named by the entity id (a recipient id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """Lock the queue to one sender key; unsigned ``SEND`` is refused from then on."""
+
+    sender_key: bytes  #: Ed25519 public key, 32 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Leave ``body`` on the queue named by the entity id (a sender id)."""
+
+    send_id: bytes  #: 16 random bytes; a retry with the same id is stored once
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The message ``msg_id`` was stored by the recipient: delete it, deliver the next."""
+
+    msg_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Del:
+    """Delete the queue and every message on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Keep the connection alive."""
+
+
+ClientCommand = New | Sub | Key | Send | Ack | Del | Ping
+
+
+# -- responses (server to client) --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First frame of every connection: the session value commands are signed over."""
+
+    session_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    """Answer to ``NEW``: the server's per-queue X25519 key and the sealed queue ids."""
+
+    server_dh: bytes
+    sealed: bytes  #: nonce (12) ‖ AEAD(recipient id ‖ sender id)
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """The command took effect (for ``SEND``: the message is durably stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Err:
+    """The command had no effect."""
+
+    code: ErrorCode
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """A message delivered to a subscriber, sealed under the queue layer."""
+
+    msg_id: bytes
+    sealed: bytes = field(repr=False)  #: nonce (12) ‖ AEAD(delivery plaintext)
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """Another connection subscribed to this queue; this subscription is over."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Answer to ``PING``."""
+
+
+ServerResponse = Hello | Ids | Ok | Err | Msg | End | Pong
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTransmission:
+    """One parsed client frame."""
+
+    corr_id: bytes
+    entity: bytes  #: queue id, or empty for NEW and PING
+    command: ClientCommand
+    signature: bytes  #: 64 bytes or empty
+    signed: bytes = field(repr=False)  #: what the signature covers, minus label and session
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTransmission:
+    """One parsed server frame."""
+
+    corr_id: bytes  #: the command's corr_id, or zeros for pushed MSG/END
+    entity: bytes
+    response: ServerResponse
+
+
+@dataclass(frozen=True, slots=True)
+class QueueIds:
+    """The two ids of a new queue; only the recipient ever learns both."""
+
+    recipient_id: bytes
+    sender_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message after the queue layer is removed."""
+
+    received_at: int  #: server clock, whole seconds
+    quota_marker: bool  #: the queue filled up at this point; senders were refused after it
+    body: bytes = field(repr=False)
+
+
+# -- frames -------------------------------------------------------------------------------
+
+
+def encode_frame(content: bytes) -> bytes:
+    """``u16 length ‖ content ‖ zeros`` to exactly :data:`FRAME_SIZE` bytes.
+
+    Raises:
+        ValueError: if ``content`` does not fit.
+    """
+    if len(content) > FRAME_SIZE - 2:
+        raise ValueError(f"frame content must be at most {FRAME_SIZE - 2} bytes")
+    return (len(content).to_bytes(2, "big") + content).ljust(FRAME_SIZE, b"\0")
+
+
+def decode_frame(frame: bytes) -> bytes:
+    """The content of one frame.
+
+    Raises:
+        RemoteProtocolError: wrong size, impossible length, or non-zero padding.
+    """
+    if len(frame) != FRAME_SIZE:
+        raise RemoteProtocolError(f"frame must be {FRAME_SIZE} bytes")
+    length = int.from_bytes(frame[:2], "big")
+    if length > FRAME_SIZE - 2 or frame[2 + length :].count(0) != FRAME_SIZE - 2 - length:
+        raise RemoteProtocolError("malformed frame")
+    return frame[2 : 2 + length]
+
+
+def _entity(w: Writer, entity: bytes) -> None:
+    if len(entity) not in (0, QUEUE_ID_SIZE):
+        raise ValueError("entity must be empty or a 24-byte queue id")
+    w.u8(len(entity)).raw(entity)
+
+
+def _command_bytes(command: ClientCommand) -> bytes:
+    w = Writer()
+    match command:
+        case New(recipient_key, recipient_dh):
+            w.u8(_Tag.NEW).raw(_exact(recipient_key, 32)).raw(_exact(recipient_dh, 32))
+        case Sub():
+            w.u8(_Tag.SUB)
+        case Key(sender_key):
+            w.u8(_Tag.KEY).raw(_exact(sender_key, 32))
+        case Send(send_id, body):
+            if len(body) > MAX_BODY_SIZE:
+                raise ValueError(f"body must be at most {MAX_BODY_SIZE} bytes")
+            w.u8(_Tag.SEND).raw(_exact(send_id, SEND_ID_SIZE)).var16(body)
+        case Ack(msg_id):
+            w.u8(_Tag.ACK).raw(_exact(msg_id, MSG_ID_SIZE))
+        case Del():
+            w.u8(_Tag.DEL)
+        case Ping():
+            w.u8(_Tag.PING)
+    return w.getvalue()
+
+
+def _exact(data: bytes, size: int) -> bytes:
+    if len(data) != size:
+        raise ValueError(f"field must be {size} bytes")
+    return bytes(data)
+
+
+def _signed_part(corr_id: bytes, entity: bytes, command: ClientCommand) -> bytes:
+    w = Writer().u8(PROTOCOL_VERSION).raw(_exact(corr_id, CORR_ID_SIZE))
+    _entity(w, entity)
+    return w.getvalue() + _command_bytes(command)
+
+
+def _auth_message(session_id: bytes, signed: bytes) -> bytes:
+    return LABEL_RELAY_AUTH + session_id + signed
+
+
+def encode_client_frame(
+    corr_id: bytes,
+    entity: bytes,
+    command: ClientCommand,
+    *,
+    session_id: bytes,
+    signing_key: SigningKey | None = None,
+) -> bytes:
+    """One client frame; signed over the session value when ``signing_key`` is given.
+
+    Raises:
+        ValueError: if a field has the wrong size or the body is too large.
+    """
+    signed = _signed_part(corr_id, entity, command)
+    signature = b"" if signing_key is None else signing_key.sign(_auth_message(session_id, signed))
+    return encode_frame(len(signature).to_bytes(1, "big") + signature + signed)
+
+
+def decode_client_frame(frame: bytes) -> ClientTransmission:
+    """Parse a client frame (the signature is checked by the server, not here).
+
+    Raises:
+        RemoteProtocolError: if it does not parse.
+    """
+    content = decode_frame(frame)
+    try:
+        r = Reader(content)
+        sig_len = r.u8()
+        if sig_len not in (0, _SIG_SIZE):
+            raise CodecError("bad signature length")
+        signature = r.take(sig_len)
+        signed = r.rest()
+        r = Reader(signed)
+        if r.u8() != PROTOCOL_VERSION:
+            raise CodecError("unsupported version")
+        corr_id = r.take(CORR_ID_SIZE)
+        entity_len = r.u8()
+        if entity_len not in (0, QUEUE_ID_SIZE):
+            raise CodecError("bad entity length")
+        entity = r.take(entity_len)
+        command = _parse_command(r)
+        r.end()
+    except CodecError as exc:
+        raise RemoteProtocolError("malformed command") from exc
+    return ClientTransmission(corr_id, entity, command, signature, signed)
+
+
+def _parse_command(r: Reader) -> ClientCommand:
+    tag = r.u8()
+    match tag:
+        case _Tag.NEW:
+            return New(r.take(32), r.take(32))
+        case _Tag.SUB:
+            return Sub()
+        case _Tag.KEY:
+            return Key(r.take(32))
+        case _Tag.SEND:
+            send_id = r.take(SEND_ID_SIZE)
+            body = r.var16()
+            if len(body) > MAX_BODY_SIZE:
+                raise CodecError("body too large")
+            return Send(send_id, body)
+        case _Tag.ACK:
+            return Ack(r.take(MSG_ID_SIZE))
+        case _Tag.DEL:
+            return Del()
+        case _Tag.PING:
+            return Ping()
+    raise CodecError("unknown command")
+
+
+def verify_signature(key: bytes | None, transmission: ClientTransmission, session_id: bytes) -> bool:
+    """Whether ``transmission`` is signed by ``key`` over this session.
+
+    With ``key`` None (no such queue) we verify against a fixed dummy key anyway, so a
+    missing queue and a wrong key cost the same and answer the same.
+    """
+    try:
+        verify_key = _DUMMY_KEY if key is None else VerifyKey.from_bytes(key)
+    except (ValueError, InvalidKeyError):
+        verify_key, key = _DUMMY_KEY, None
+    try:
+        verify_key.verify(transmission.signature, _auth_message(session_id, transmission.signed))
+    except SignatureError:
+        return False
+    return key is not None
+
+
+def encode_server_frame(corr_id: bytes, entity: bytes, response: ServerResponse) -> bytes:
+    """One server frame."""
+    w = Writer().u8(PROTOCOL_VERSION).raw(_exact(corr_id, CORR_ID_SIZE))
+    _entity(w, entity)
+    match response:
+        case Hello(session_id):
+            w.u8(_Tag.HELLO).raw(_exact(session_id, SESSION_ID_SIZE))
+        case Ids(server_dh, sealed):
+            w.u8(_Tag.IDS).raw(_exact(server_dh, 32)).var16(sealed)
+        case Ok():
+            w.u8(_Tag.OK)
+        case Err(code):
+            w.u8(_Tag.ERR).u8(code)
+        case Msg(msg_id, sealed):
+            w.u8(_Tag.MSG).raw(_exact(msg_id, MSG_ID_SIZE)).var16(sealed)
+        case End():
+            w.u8(_Tag.END)
+        case Pong():
+            w.u8(_Tag.PONG)
+    return encode_frame(w.getvalue())
+
+
+def decode_server_frame(frame: bytes) -> ServerTransmission:
+    """Parse a server frame.
+
+    Raises:
+        RemoteProtocolError: if it does not parse.
+    """
+    content = decode_frame(frame)
+    try:
+        r = Reader(content)
+        if r.u8() != PROTOCOL_VERSION:
+            raise CodecError("unsupported version")
+        corr_id = r.take(CORR_ID_SIZE)
+        entity_len = r.u8()
+        if entity_len not in (0, QUEUE_ID_SIZE):
+            raise CodecError("bad entity length")
+        entity = r.take(entity_len)
+        response = _parse_response(r)
+        r.end()
+    except (CodecError, ValueError) as exc:
+        raise RemoteProtocolError("malformed response") from exc
+    return ServerTransmission(corr_id, entity, response)
+
+
+def _parse_response(r: Reader) -> ServerResponse:
+    tag = r.u8()
+    match tag:
+        case _Tag.HELLO:
+            return Hello(r.take(SESSION_ID_SIZE))
+        case _Tag.IDS:
+            return Ids(r.take(32), r.var16())
+        case _Tag.OK:
+            return Ok()
+        case _Tag.ERR:
+            return Err(ErrorCode(r.u8()))
+        case _Tag.MSG:
+            return Msg(r.take(MSG_ID_SIZE), r.var16())
+        case _Tag.END:
+            return End()
+        case _Tag.PONG:
+            return Pong()
+    raise CodecError("unknown response")
+
+
+# -- the queue layer ----------------------------------------------------------------------
+
+
+def derive_queue_key(ours: X25519PrivateKey, theirs: bytes) -> bytes:
+    """The 32-byte secret both ends of a queue share (server ↔ recipient).
+
+    Raises:
+        RemoteProtocolError: if ``theirs`` is not a valid X25519 key.
+    """
+    try:
+        shared = ours.exchange(X25519PublicKey.from_bytes(theirs))
+    except (ValueError, InvalidKeyError) as exc:
+        raise RemoteProtocolError("invalid queue key") from exc
+    return hkdf(shared, salt=b"", info=LABEL_RELAY_QUEUE, length=32)
+
+
+def _ids_key(queue_key: bytes) -> bytes:
+    return hkdf(queue_key, salt=b"", info=LABEL_RELAY_IDS, length=32)
+
+
+def seal_ids(queue_key: bytes, ids: QueueIds, rng: Random) -> bytes:
+    """Seal the two ids for the recipient (the ``IDS`` answer)."""
+    nonce = rng.random_bytes(aead.NONCE_SIZE)
+    return nonce + aead.seal(_ids_key(queue_key), nonce, ids.recipient_id + ids.sender_id, LABEL_RELAY_IDS)
+
+
+def open_ids(queue_key: bytes, sealed: bytes) -> QueueIds:
+    """Open an ``IDS`` answer.
+
+    Raises:
+        DecryptionError: if it does not authenticate.
+    """
+    if len(sealed) != aead.NONCE_SIZE + 2 * QUEUE_ID_SIZE + aead.TAG_SIZE:
+        raise DecryptionError
+    plain = aead.open_(
+        _ids_key(queue_key), sealed[: aead.NONCE_SIZE], sealed[aead.NONCE_SIZE :], LABEL_RELAY_IDS
+    )
+    return QueueIds(plain[:QUEUE_ID_SIZE], plain[QUEUE_ID_SIZE:])
+
+
+def seal_delivery(queue_key: bytes, msg_id: bytes, delivery: Delivery, rng: Random) -> bytes:
+    """Re-seal a stored message for its recipient: fixed length, fresh nonce, msg id bound."""
+    if len(delivery.body) > MAX_BODY_SIZE:
+        raise ValueError(f"body must be at most {MAX_BODY_SIZE} bytes")
+    flags = _FLAG_QUOTA if delivery.quota_marker else 0
+    plain = (_DELIVERY_HEAD.pack(delivery.received_at, flags, len(delivery.body)) + delivery.body).ljust(
+        DELIVERY_PLAINTEXT_SIZE, b"\0"
+    )
+    nonce = rng.random_bytes(aead.NONCE_SIZE)
+    return nonce + aead.seal(queue_key, nonce, plain, LABEL_RELAY_QUEUE + msg_id)
+
+
+def open_delivery(queue_key: bytes, msg_id: bytes, sealed: bytes) -> Delivery:
+    """Remove the queue layer from a delivered message.
+
+    Raises:
+        DecryptionError: if it does not authenticate or its layout is wrong.
+    """
+    if len(sealed) != aead.NONCE_SIZE + DELIVERY_PLAINTEXT_SIZE + aead.TAG_SIZE:
+        raise DecryptionError
+    plain = aead.open_(
+        queue_key, sealed[: aead.NONCE_SIZE], sealed[aead.NONCE_SIZE :], LABEL_RELAY_QUEUE + msg_id
+    )
+    received_at, flags, length = _DELIVERY_HEAD.unpack_from(plain)
+    end = _DELIVERY_HEAD.size + length
+    if flags & ~_FLAG_QUOTA or length > MAX_BODY_SIZE or plain[end:].count(0) != len(plain) - end:
+        raise DecryptionError
+    return Delivery(received_at, bool(flags & _FLAG_QUOTA), plain[_DELIVERY_HEAD.size : end])

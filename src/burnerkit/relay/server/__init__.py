@@ -1,0 +1,1 @@
+"""The relay server: asyncio over WebSocket, never able to decrypt what it carries."""

@@ -1,0 +1,1 @@
+"""Message stores behind one protocol: memory (reference), SQLite (default)."""

@@ -1,0 +1,114 @@
+"""The ``MessageStore`` seam: what the relay keeps and the promises each store makes.
+
+docs/protocol.md §14.7. One contract test suite (tests/contract) runs against every
+implementation; the in-memory store is the reference, not a mock.
+
+Promises:
+
+- ``put_message`` returns only after the message is durable (for SQLite: committed
+  with ``synchronous=FULL``); the server answers ``OK`` only after that.
+- A ``send_id`` already stored on a queue is not stored again (``DUPLICATE``), so a
+  client retrying an unacknowledged send never creates a second copy.
+- Messages of one queue come out in the order they were stored.
+- ``delete_message`` deletes exactly the named message of the named queue, nothing else.
+- No error from the backing library escapes: each is raised as ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from burnerkit.errors import BurnerError
+
+__all__ = ["MessageStore", "PutResult", "QueueRecord", "StoreError", "StoredMessage"]
+
+
+class StoreError(BurnerError):
+    """The store failed; the operation had no effect."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    """One queue. Holds no sender identity: the relay never learns who sends."""
+
+    recipient_id: bytes  #: 24 random bytes; only the recipient uses it
+    sender_id: bytes  #: 24 random bytes, independent of the recipient id
+    recipient_key: bytes = field(repr=False)  #: Ed25519 public key the recipient signs with
+    queue_key: bytes = field(repr=False)  #: 32-byte secret of the server-to-recipient layer
+    sender_key: bytes | None = field(default=None, repr=False)  #: set by KEY; then sends must be signed
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message waiting on a queue."""
+
+    msg_id: bytes  #: 24 random bytes
+    received_at: int  #: server clock, whole seconds
+    quota_marker: bool  #: the queue reached its quota with this message
+    body: bytes = field(repr=False)
+
+
+@enum.unique
+class PutResult(enum.Enum):
+    """Outcome of :meth:`MessageStore.put_message`."""
+
+    STORED = "stored"
+    #: This ``send_id`` is already on the queue (a retry): nothing stored, answer OK.
+    DUPLICATE = "duplicate"
+    #: The queue is full: nothing stored.
+    QUOTA = "quota"
+    #: No queue has this sender id.
+    NO_QUEUE = "no-queue"
+
+
+class MessageStore(Protocol):
+    """Durable queues and messages. Every method may raise :class:`StoreError`."""
+
+    async def create_queue(self, queue: QueueRecord) -> None:
+        """Store a new queue (ids are fresh randoms; a collision raises StoreError)."""
+        ...
+
+    async def queue_by_recipient(self, recipient_id: bytes) -> QueueRecord | None:
+        """The queue with this recipient id, if any."""
+        ...
+
+    async def queue_by_sender(self, sender_id: bytes) -> QueueRecord | None:
+        """The queue with this sender id, if any."""
+        ...
+
+    async def set_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
+        """Lock a queue to a sender key; False if no such queue."""
+        ...
+
+    async def delete_queue(self, recipient_id: bytes) -> bool:
+        """Delete a queue and all its messages; False if no such queue."""
+        ...
+
+    async def put_message(
+        self, sender_id: bytes, send_id: bytes, message: StoredMessage, *, quota: int
+    ) -> PutResult:
+        """Append a message, durably, unless the queue holds ``quota`` messages.
+
+        When the queue is one short of ``quota``, the stored message gets
+        ``quota_marker=True`` whatever the caller passed, so the recipient learns
+        that senders were refused after it.
+        """
+        ...
+
+    async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
+        """The oldest message on the queue, if any."""
+        ...
+
+    async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
+        """Delete exactly this message; False if it is not on this queue."""
+        ...
+
+    async def expire(self, older_than: int) -> int:
+        """Delete messages with ``received_at < older_than``; return how many."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release resources."""
+        ...

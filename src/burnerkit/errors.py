@@ -18,8 +18,12 @@ BurnerError
 │   ├── InvalidKeyError              a bad public key or an all-zero DH output
 │   ├── SignatureError               a signature did not verify
 │   └── TooManySkippedMessagesError  a counter jump beyond the limit (a counter bomb)
-└── IdentityError
-    └── IdentityExpiredError         the burner is past its expiry
+├── IdentityError
+│   └── IdentityExpiredError         the burner is past its expiry
+└── RelayError
+    ├── RelayUnavailableError        connect, read or write failed (mapped from websockets/OSError)
+    ├── RelayTimeoutError            the relay did not answer in time
+    └── RelayRejectedError           the relay answered ERR; .code is the relay's error code
 ```
 
 Messages are lower-case facts and never hold key bytes, plaintext or passphrases.
@@ -40,6 +44,10 @@ __all__ = [
     "IdentityExpiredError",
     "InvalidKeyError",
     "InvitationConsumedError",
+    "RelayError",
+    "RelayRejectedError",
+    "RelayTimeoutError",
+    "RelayUnavailableError",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -109,3 +117,23 @@ class InvalidKeyError(CryptoError):
 
 class SignatureError(CryptoError):
     """A signature did not verify."""
+
+
+class RelayError(BurnerError):
+    """Talking to a relay failed."""
+
+
+class RelayUnavailableError(RelayError):
+    """The relay could not be reached, or the connection broke."""
+
+
+class RelayTimeoutError(RelayError):
+    """The relay did not answer in time."""
+
+
+class RelayRejectedError(RelayError):
+    """The relay refused a command; ``code`` is its error code (docs/protocol.md §14.6)."""
+
+    def __init__(self, code: int, message: str = "relay refused the command") -> None:
+        super().__init__(f"{message} ({code})")
+        self.code = code

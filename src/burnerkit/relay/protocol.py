@@ -327,8 +327,6 @@ def _command_bytes(command: ClientCommand) -> bytes:
         case Key(sender_key):
             w.u8(_Tag.KEY).raw(_exact(sender_key, 32))
         case Send(send_id, body):
-            if len(body) > MAX_BODY_SIZE:
-                raise ValueError(f"body must be at most {MAX_BODY_SIZE} bytes")
             w.u8(_Tag.SEND).raw(_exact(send_id, SEND_ID_SIZE)).var16(body)
         case Ack(msg_id):
             w.u8(_Tag.ACK).raw(_exact(msg_id, MSG_ID_SIZE))
@@ -365,8 +363,11 @@ def encode_client_frame(
 ) -> bytes:
     """One client frame; signed over the session value when ``signing_key`` is given.
 
+    A ``Send`` body over :data:`MAX_BODY_SIZE` is encoded if it fits the frame (the
+    server answers ``LARGE``); callers check the limit before sending.
+
     Raises:
-        ValueError: if a field has the wrong size or the body is too large.
+        ValueError: if a field has the wrong size or the content does not fit a frame.
     """
     signed = _signed_part(corr_id, entity, command)
     signature = b"" if signing_key is None else signing_key.sign(_auth_message(session_id, signed))
@@ -412,11 +413,9 @@ def _parse_command(r: Reader) -> ClientCommand:
         case _Tag.KEY:
             return Key(r.take(32))
         case _Tag.SEND:
-            send_id = r.take(SEND_ID_SIZE)
-            body = r.var16()
-            if len(body) > MAX_BODY_SIZE:
-                raise CodecError("body too large")
-            return Send(send_id, body)
+            # A body over MAX_BODY_SIZE still parses (the frame bounds it), so that the
+            # server can answer LARGE instead of CMD.
+            return Send(r.take(SEND_ID_SIZE), r.var16())
         case _Tag.ACK:
             return Ack(r.take(MSG_ID_SIZE))
         case _Tag.DEL:

@@ -1,0 +1,200 @@
+"""The sans-IO relay protocol: frames, transmissions, signatures and the queue layer."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from burnerkit.crypto.keys import SigningKey, X25519PrivateKey
+from burnerkit.crypto.rng import DeterministicRandom
+from burnerkit.errors import DecryptionError, RemoteProtocolError
+from burnerkit.relay.protocol import (
+    CORR_ID_SIZE,
+    FRAME_SIZE,
+    MAX_BODY_SIZE,
+    Ack,
+    Del,
+    Delivery,
+    End,
+    Err,
+    ErrorCode,
+    Hello,
+    Ids,
+    Key,
+    Msg,
+    New,
+    Ok,
+    Ping,
+    Pong,
+    QueueIds,
+    Send,
+    Sub,
+    decode_client_frame,
+    decode_frame,
+    decode_server_frame,
+    derive_queue_key,
+    encode_client_frame,
+    encode_frame,
+    encode_server_frame,
+    open_delivery,
+    open_ids,
+    seal_delivery,
+    seal_ids,
+    verify_signature,
+)
+
+RNG = DeterministicRandom(b"relay-protocol-tests")
+CORR = bytes(range(CORR_ID_SIZE))
+QID = bytes(range(100, 124))
+SESSION = bytes(32)
+KEY = SigningKey.generate(RNG)
+
+COMMANDS = [
+    (b"", New(KEY.verify_key.raw, X25519PrivateKey.generate(RNG).public_key.raw)),
+    (QID, Sub()),
+    (QID, Key(SigningKey.generate(RNG).verify_key.raw)),
+    (QID, Send(bytes(16), b"x" * MAX_BODY_SIZE)),
+    (QID, Send(bytes(range(16)), b"")),
+    (QID, Ack(bytes(24))),
+    (QID, Del()),
+    (b"", Ping()),
+]
+RESPONSES = [
+    (b"", Hello(bytes(32))),
+    (b"", Ids(bytes(32), bytes(76))),
+    (QID, Ok()),
+    (QID, Err(ErrorCode.AUTH)),
+    (QID, Msg(bytes(24), bytes(15_911))),
+    (QID, End()),
+    (b"", Pong()),
+]
+
+
+@pytest.mark.parametrize(("entity", "command"), COMMANDS)
+def test_every_client_frame_is_exactly_frame_size_and_roundtrips(entity, command):
+    for signing_key in (None, KEY):
+        frame = encode_client_frame(CORR, entity, command, session_id=SESSION, signing_key=signing_key)
+        assert len(frame) == FRAME_SIZE
+        parsed = decode_client_frame(frame)
+        assert (parsed.corr_id, parsed.entity, parsed.command) == (CORR, entity, command)
+        assert len(parsed.signature) == (0 if signing_key is None else 64)
+
+
+@pytest.mark.parametrize(("entity", "response"), RESPONSES)
+def test_every_server_frame_is_exactly_frame_size_and_roundtrips(entity, response):
+    frame = encode_server_frame(CORR, entity, response)
+    assert len(frame) == FRAME_SIZE
+    assert decode_server_frame(frame).response == response
+
+
+def test_frame_with_nonzero_padding_is_rejected():
+    frame = bytearray(encode_frame(b"abc"))
+    frame[-1] = 1
+    with pytest.raises(RemoteProtocolError):
+        decode_frame(bytes(frame))
+
+
+@pytest.mark.parametrize("size", [0, 1, FRAME_SIZE - 1, FRAME_SIZE + 1])
+def test_truncated_or_oversized_frame_is_rejected(size):
+    with pytest.raises(RemoteProtocolError):
+        decode_frame(bytes(size))
+
+
+def test_frame_length_beyond_the_frame_is_rejected():
+    with pytest.raises(RemoteProtocolError):
+        decode_frame(b"\xff\xff" + bytes(FRAME_SIZE - 2))
+
+
+def test_signed_command_replayed_on_another_connection_is_refused():
+    frame = encode_client_frame(CORR, QID, Sub(), session_id=SESSION, signing_key=KEY)
+    tx = decode_client_frame(frame)
+    assert verify_signature(KEY.verify_key.raw, tx, SESSION)
+    assert not verify_signature(KEY.verify_key.raw, tx, bytes([1]) * 32)
+
+
+def test_missing_queue_and_wrong_key_both_fail_verification():
+    frame = encode_client_frame(CORR, QID, Sub(), session_id=SESSION, signing_key=KEY)
+    tx = decode_client_frame(frame)
+    other = SigningKey.generate(RNG).verify_key.raw
+    assert verify_signature(None, tx, SESSION) is False
+    assert verify_signature(other, tx, SESSION) is False
+    assert verify_signature(b"\x01" + bytes(31), tx, SESSION) is False  # a small-order key
+
+
+def test_unsigned_command_never_verifies():
+    tx = decode_client_frame(encode_client_frame(CORR, QID, Sub(), session_id=SESSION))
+    assert verify_signature(KEY.verify_key.raw, tx, SESSION) is False
+
+
+def test_queue_layer_hides_which_upload_a_download_is():
+    server, recipient = X25519PrivateKey.generate(RNG), X25519PrivateKey.generate(RNG)
+    key = derive_queue_key(server, recipient.public_key.raw)
+    assert key == derive_queue_key(recipient, server.public_key.raw)
+    body = b"e2e-envelope" * 100
+    msg_id = bytes(range(24))
+    first = seal_delivery(key, msg_id, Delivery(7, False, body), RNG)
+    second = seal_delivery(key, msg_id, Delivery(7, False, body), RNG)
+    assert body not in first
+    assert first != second  # a fresh nonce every time
+    assert len(first) == len(seal_delivery(key, msg_id, Delivery(7, True, b""), RNG))
+    assert open_delivery(key, msg_id, first) == Delivery(7, False, body)
+
+
+def test_delivery_bound_to_its_message_id():
+    server, recipient = X25519PrivateKey.generate(RNG), X25519PrivateKey.generate(RNG)
+    key = derive_queue_key(server, recipient.public_key.raw)
+    sealed = seal_delivery(key, bytes(24), Delivery(1, False, b"x"), RNG)
+    with pytest.raises(DecryptionError):
+        open_delivery(key, bytes([1]) * 24, sealed)
+
+
+def test_ids_are_sealed_to_the_recipient():
+    server, recipient = X25519PrivateKey.generate(RNG), X25519PrivateKey.generate(RNG)
+    key = derive_queue_key(server, recipient.public_key.raw)
+    ids = QueueIds(bytes(range(24)), bytes(range(24, 48)))
+    sealed = seal_ids(key, ids, RNG)
+    assert ids.recipient_id not in sealed
+    assert ids.sender_id not in sealed
+    assert open_ids(key, sealed) == ids
+    with pytest.raises(DecryptionError):
+        open_ids(bytes(32), sealed)
+
+
+def test_small_order_queue_dh_key_is_refused():
+    with pytest.raises(RemoteProtocolError):
+        derive_queue_key(X25519PrivateKey.generate(RNG), bytes(32))
+
+
+def test_oversize_send_body_parses_so_the_server_can_answer_large():
+    frame = encode_client_frame(CORR, QID, Send(bytes(16), b"x" * (MAX_BODY_SIZE + 1)), session_id=SESSION)
+    command = decode_client_frame(frame).command
+    assert isinstance(command, Send)
+    assert len(command.body) == MAX_BODY_SIZE + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=FRAME_SIZE))
+def test_fuzzed_client_frame_decoder_raises_only_remote_protocol_error(data):
+    frame = encode_frame(data) if len(data) <= FRAME_SIZE - 2 else data
+    with contextlib.suppress(RemoteProtocolError):
+        decode_client_frame(frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=FRAME_SIZE))
+def test_fuzzed_server_frame_decoder_raises_only_remote_protocol_error(data):
+    frame = encode_frame(data) if len(data) <= FRAME_SIZE - 2 else data
+    with contextlib.suppress(RemoteProtocolError):
+        decode_server_frame(frame)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, FRAME_SIZE - 1), st.integers(1, 255))
+def test_mutated_genuine_frame_parses_or_raises_remote_protocol_error(index, flip):
+    frame = bytearray(encode_client_frame(CORR, QID, Send(bytes(16), b"body"), session_id=SESSION))
+    frame[index] ^= flip
+    with contextlib.suppress(RemoteProtocolError):
+        decode_client_frame(bytes(frame))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, assert_never
 
 from burnerkit.crypto import aead
 from burnerkit.crypto.kdf import LABEL_RELAY_AUTH, LABEL_RELAY_IDS, LABEL_RELAY_QUEUE, hkdf
@@ -121,7 +121,7 @@ class ErrorCode(enum.IntEnum):
     LARGE = 4
     #: The frame does not parse as a command.
     CMD = 5
-    #: Too many commands on this connection; slow down.
+    #: Too many commands on this connection; the command had no effect. Retry later.
     RATE = 6
     #: The relay failed; the command had no effect and may be retried.
     INTERNAL = 7
@@ -334,6 +334,8 @@ def _command_bytes(command: ClientCommand) -> bytes:
             w.u8(_Tag.DEL)
         case Ping():
             w.u8(_Tag.PING)
+        case _:
+            assert_never(command)
     return w.getvalue()
 
 
@@ -461,6 +463,8 @@ def encode_server_frame(corr_id: bytes, entity: bytes, response: ServerResponse)
             w.u8(_Tag.END)
         case Pong():
             w.u8(_Tag.PONG)
+        case _:
+            assert_never(response)
     return encode_frame(w.getvalue())
 
 
@@ -520,7 +524,9 @@ def derive_queue_key(ours: X25519PrivateKey, theirs: bytes) -> bytes:
         shared = ours.exchange(X25519PublicKey.from_bytes(theirs))
     except (ValueError, InvalidKeyError) as exc:
         raise RemoteProtocolError("invalid queue key") from exc
-    return hkdf(shared, salt=b"", info=LABEL_RELAY_QUEUE, length=32)
+    # Both public keys go into info, in a fixed order, so the key names its two ends.
+    first, second = sorted((ours.public_key.raw, bytes(theirs)))
+    return hkdf(shared, salt=b"", info=LABEL_RELAY_QUEUE + first + second, length=32)
 
 
 def _ids_key(queue_key: bytes) -> bytes:

@@ -7,8 +7,15 @@ Promises:
 
 - ``put_message`` returns only after the message is durable (for SQLite: committed
   with ``synchronous=FULL``); the server answers ``OK`` only after that.
-- A ``send_id`` already stored on a queue is not stored again (``DUPLICATE``), so a
-  client retrying an unacknowledged send never creates a second copy.
+- A ``send_id`` is remembered per queue while its message waits and, after the message
+  is deleted (ACK or expiry), among the queue's 256 most recently deleted send ids; a
+  put with a remembered ``send_id`` is not stored again (``DUPLICATE``), so a client
+  retrying an unacknowledged send never creates a second copy. ``put_message`` checks
+  no-queue, then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
+- Message ids are unique across the store; a clash raises ``StoreError`` with no effect.
+- ``set_sender_key`` replaces any key already set (the server decides whether to allow it).
+- A closed store raises ``StoreError``; a cancelled call may still take effect (harmless
+  for puts, because of the dedupe rule).
 - Messages of one queue come out in the order they were stored.
 - ``delete_message`` deletes exactly the named message of the named queue, nothing else.
 - No error from the backing library escapes: each is raised as ``StoreError``.

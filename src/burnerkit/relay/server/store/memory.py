@@ -1,0 +1,217 @@
+"""``MemoryStore``: the reference :class:`~burnerkit.relay.server.store.base.MessageStore`.
+
+Plain dicts, no I/O, nothing survives the process. Every other store must behave
+exactly like this one; the contract suite (tests/contract) checks that they do.
+
+Dedupe rule (shared by every store):
+
+- A ``send_id`` is remembered per queue while its message is on the queue, and then,
+  once the message is deleted (by ``delete_message`` or by ``expire``), as one of the
+  :data:`RETIRED_SEND_IDS` most recently deleted send ids of that queue. A ``put``
+  with a remembered ``send_id`` answers ``DUPLICATE`` and stores nothing, so a
+  client's retry that arrives after the recipient already acknowledged the first copy
+  is still not delivered twice. Older send ids are forgotten: a retry of one of them is
+  stored again (the client deduplicates, delivery is at-least-once).
+- ``delete_queue`` forgets every send id of the queue.
+- The check order of ``put_message`` is: no queue, then duplicate, then quota, so a
+  retry to a full queue still answers ``DUPLICATE`` (OK) rather than ``QUOTA``.
+
+Quota rule: a queue holding ``quota`` messages refuses puts (``QUOTA``); the message
+that makes it hold exactly ``quota`` is stored with ``quota_marker=True`` (a caller's
+``True`` is kept in any case).
+
+Message ids are unique across the whole store, as in SQLite: storing a ``msg_id``
+that is already on any queue raises :class:`StoreError` and stores nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+from burnerkit.relay.server.store.base import PutResult, QueueRecord, StoredMessage, StoreError
+
+__all__ = ["RETIRED_SEND_IDS", "MemoryStore"]
+
+#: Send ids of deleted messages each queue keeps for deduplication; the oldest deletion is forgotten first.
+RETIRED_SEND_IDS: Final = 256
+
+
+@dataclass(slots=True)
+class _Queue:
+    record: QueueRecord
+    #: msg_id -> (send_id, message), in the order stored (dicts keep insertion order).
+    messages: dict[bytes, tuple[bytes, StoredMessage]] = dataclasses.field(default_factory=dict)
+    #: send ids of the messages on the queue.
+    live_send_ids: set[bytes] = dataclasses.field(default_factory=set)
+    #: send ids of deleted messages, oldest deletion first, at most RETIRED_SEND_IDS.
+    retired_send_ids: OrderedDict[bytes, None] = dataclasses.field(default_factory=OrderedDict)
+
+    def retire(self, send_id: bytes) -> None:
+        self.live_send_ids.discard(send_id)
+        self.retired_send_ids[send_id] = None
+        self.retired_send_ids.move_to_end(send_id)
+        while len(self.retired_send_ids) > RETIRED_SEND_IDS:
+            self.retired_send_ids.popitem(last=False)
+
+
+class MemoryStore:
+    """Queues and messages in dicts; the reference implementation of ``MessageStore``."""
+
+    def __init__(self) -> None:
+        self._queues: dict[bytes, _Queue] = {}  # by recipient id
+        self._by_sender: dict[bytes, bytes] = {}  # sender id -> recipient id
+        self._msg_owner: dict[bytes, bytes] = {}  # msg id -> recipient id
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+
+    async def create_queue(self, queue: QueueRecord) -> None:
+        """Store a new queue.
+
+        Raises:
+            StoreError: if either id is already in use, or the store is closed.
+        """
+        self._check_open()
+        if queue.recipient_id in self._queues or queue.sender_id in self._by_sender:
+            raise StoreError("queue id already in use")
+        self._queues[queue.recipient_id] = _Queue(queue)
+        self._by_sender[queue.sender_id] = queue.recipient_id
+
+    async def queue_by_recipient(self, recipient_id: bytes) -> QueueRecord | None:
+        """The queue with this recipient id, if any.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        return None if entry is None else entry.record
+
+    async def queue_by_sender(self, sender_id: bytes) -> QueueRecord | None:
+        """The queue with this sender id, if any.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        recipient_id = self._by_sender.get(sender_id)
+        return None if recipient_id is None else self._queues[recipient_id].record
+
+    async def set_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
+        """Lock a queue to a sender key; False if no such queue.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        if entry is None:
+            return False
+        entry.record = dataclasses.replace(entry.record, sender_key=sender_key)
+        return True
+
+    async def delete_queue(self, recipient_id: bytes) -> bool:
+        """Delete a queue, its messages and every send id it remembers; False if no such queue.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.pop(recipient_id, None)
+        if entry is None:
+            return False
+        del self._by_sender[entry.record.sender_id]
+        for msg_id in entry.messages:
+            del self._msg_owner[msg_id]
+        return True
+
+    async def put_message(
+        self, sender_id: bytes, send_id: bytes, message: StoredMessage, *, quota: int
+    ) -> PutResult:
+        """Append a message unless the send id is remembered or the queue is full.
+
+        Raises:
+            ValueError: if ``quota`` is less than 1.
+            StoreError: if ``message.msg_id`` is already stored, or the store is closed.
+        """
+        if quota < 1:
+            raise ValueError("quota must be at least 1")
+        self._check_open()
+        recipient_id = self._by_sender.get(sender_id)
+        if recipient_id is None:
+            return PutResult.NO_QUEUE
+        entry = self._queues[recipient_id]
+        if send_id in entry.live_send_ids or send_id in entry.retired_send_ids:
+            return PutResult.DUPLICATE
+        count = len(entry.messages)
+        if count >= quota:
+            return PutResult.QUOTA
+        if message.msg_id in self._msg_owner:
+            raise StoreError("message id already in use")
+        if count == quota - 1 and not message.quota_marker:
+            message = dataclasses.replace(message, quota_marker=True)
+        entry.messages[message.msg_id] = (send_id, message)
+        entry.live_send_ids.add(send_id)
+        self._msg_owner[message.msg_id] = recipient_id
+        return PutResult.STORED
+
+    async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
+        """The oldest message on the queue, if any.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        if entry is None:
+            return None
+        first = next(iter(entry.messages.values()), None)
+        return None if first is None else first[1]
+
+    async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
+        """Delete exactly this message of this queue; False if it is not on this queue.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        if entry is None or msg_id not in entry.messages:
+            return False
+        send_id, _ = entry.messages.pop(msg_id)
+        entry.retire(send_id)
+        del self._msg_owner[msg_id]
+        return True
+
+    async def expire(self, older_than: int) -> int:
+        """Delete messages with ``received_at < older_than``; return how many.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        deleted = 0
+        for entry in self._queues.values():
+            old = [
+                (msg_id, send_id)
+                for msg_id, (send_id, message) in entry.messages.items()
+                if message.received_at < older_than
+            ]
+            for msg_id, send_id in old:
+                del entry.messages[msg_id]
+                entry.retire(send_id)
+                del self._msg_owner[msg_id]
+            deleted += len(old)
+        return deleted
+
+    async def close(self) -> None:
+        """Drop everything; later calls raise :class:`StoreError`. Closing twice is harmless."""
+        self._closed = True
+        self._queues.clear()
+        self._by_sender.clear()
+        self._msg_owner.clear()

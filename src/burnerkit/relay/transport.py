@@ -148,6 +148,9 @@ class WebSocketTransport:
                 open_timeout=open_timeout,
                 max_size=FRAME_SIZE,
                 compression=None,
+                # WebSocket pings are small frames whose size shows through TLS; the
+                # protocol's own PING travels in a full frame instead.
+                ping_interval=None,
                 **extra,
             )
         return cls(ws)

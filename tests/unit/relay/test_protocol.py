@@ -198,3 +198,9 @@ def test_mutated_genuine_frame_parses_or_raises_remote_protocol_error(index, fli
     frame[index] ^= flip
     with contextlib.suppress(RemoteProtocolError):
         decode_client_frame(bytes(frame))
+
+
+def test_max_body_is_exactly_one_envelope():
+    from burnerkit.protocol.envelope import ENVELOPE_SIZE
+
+    assert MAX_BODY_SIZE == ENVELOPE_SIZE

@@ -1,0 +1,807 @@
+"""The relay server: the sans-IO relay protocol over WebSocket, on asyncio.
+
+docs/protocol.md §14.8 (server rules) and §14.9 (what the relay sees and logs).
+
+Theory of operation
+-------------------
+Each WebSocket connection gets a random session value (sent in ``HELLO``) that every
+signed command must cover, so a command recorded on one connection is refused on
+another. A connection's reader takes frames one at a time: it charges the connection's
+token bucket, decodes the frame (a frame that does not decode gets ``ERR CMD`` and the
+connection lives on) and hands the command to a task of its own. Commands of one
+connection therefore run concurrently, up to :data:`_MAX_INFLIGHT` at a time, so that a
+client that pipelines SENDs gets its messages into one group commit of the store
+instead of one fsync each. Two SENDs of one connection still reach the store in the
+order they arrived: each SEND waits for the previous one to have *called*
+``put_message`` before it calls it (the "gate"), but not for it to finish.
+
+We hold two kinds of state in memory, both small:
+
+- per connection (:class:`_Connection`): the session value, the token bucket, the
+  count of commands in flight, and the recipient ids it subscribes to;
+- per subscribed queue (:class:`_Subscription`, at most one per queue): the connection
+  that holds it, the queue key, and the id of the one message delivered and not yet
+  acknowledged ("outstanding").
+
+Delivery rule: a subscription has at most one outstanding message. :meth:`_pump`
+fetches the oldest stored message and pushes it when there is none outstanding; an
+``ACK`` naming exactly the outstanding id deletes it and pumps again. Any other ``ACK``
+gets ``ERR NO_MSG`` and deletes nothing. A SUB by another connection moves the
+subscription and pushes ``END`` to the old holder, whose ``ACK``s then get ``NO_MSG``;
+the unacknowledged message stays stored and goes to the new holder. Delivery is
+at-least-once: a message whose ACK was lost is delivered again on the next SUB.
+
+Authentication of recipient commands always costs one signature check: a missing
+queue is checked against a fixed dummy key (``verify_signature``), so a missing queue
+and a wrong key answer the same ``ERR AUTH`` after the same work. SEND to a queue that
+is missing or locked to a sender key is checked the same way.
+
+Nothing here can decrypt: the server holds each queue's key for the server-to-recipient
+layer only, and an import-linter contract keeps the session, ratchet and handshake
+modules out of ``burnerkit.relay.server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
+from typing import Any, Final, assert_never
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from burnerkit.crypto.keys import VerifyKey, X25519PrivateKey
+from burnerkit.crypto.rng import Random, SystemRandom
+from burnerkit.errors import BurnerError, InvalidKeyError, RemoteProtocolError
+from burnerkit.relay.protocol import (
+    CORR_ID_SIZE,
+    FRAME_SIZE,
+    MAX_BODY_SIZE,
+    MSG_ID_SIZE,
+    QUEUE_ID_SIZE,
+    SESSION_ID_SIZE,
+    Ack,
+    ClientTransmission,
+    Del,
+    Delivery,
+    End,
+    Err,
+    ErrorCode,
+    Hello,
+    Ids,
+    Key,
+    Msg,
+    New,
+    Ok,
+    Ping,
+    Pong,
+    QueueIds,
+    Send,
+    ServerResponse,
+    Sub,
+    decode_client_frame,
+    derive_queue_key,
+    encode_server_frame,
+    seal_delivery,
+    seal_ids,
+    verify_signature,
+)
+
+from .config import RelayConfig
+from .logs import LOGGER_NAME, log_event
+from .metrics import Metrics, start_metrics_server
+from .store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
+
+__all__ = ["RelayServer", "RelayStartError"]
+
+_log = logging.getLogger(LOGGER_NAME)
+
+#: websockets' own logger would write peer addresses and request lines; ours is a
+#: detached, disabled logger, so nothing of it reaches any handler.
+_SILENT = logging.Logger("burnerkit.relay.websockets")
+_SILENT.disabled = True
+
+_ZERO_CORR: Final = bytes(CORR_ID_SIZE)
+_NO_ENTITY: Final = b""
+#: Commands of one connection that may run at once (the group commit of SQLite takes up to 64).
+_MAX_INFLIGHT: Final = 16
+#: Frames websockets buffers per connection before it stops reading the socket (low mark 1).
+_MAX_QUEUE: Final = 4
+#: Bytes of unsent output per connection before a send waits for the socket.
+_WRITE_LIMIT: Final = 4 * FRAME_SIZE
+#: Seconds for a closing handshake, and for a graceful stop before connections are cut.
+_CLOSE_TIMEOUT: Final = 5.0
+_STOP_GRACE: Final = 10.0
+#: TCP keepalive finds peers that vanished without a FIN. We do not use WebSocket pings
+#: for that: a ping is a small frame of its own size, and every frame of ours is one size.
+_KEEPALIVE: Final = (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 4))
+#: ``outstanding`` while an ACK's delete runs: matches no msg id, and is not None.
+_ACKING: Final = b""
+
+_SYSTEM_RANDOM: Final = SystemRandom()
+
+_COMMAND_NAMES: Final[dict[type, str]] = {
+    New: "new",
+    Sub: "sub",
+    Key: "key",
+    Send: "send",
+    Ack: "ack",
+    Del: "del",
+    Ping: "ping",
+}
+_WITHOUT_ENTITY: Final = (New, Ping)
+
+
+class RelayStartError(BurnerError):
+    """The relay could not start: its address is taken, or its TLS files do not load."""
+
+
+class _Connection:
+    """What we keep per connection; kept small on purpose (thousands sit idle)."""
+
+    __slots__ = (
+        "gate",
+        "inflight",
+        "reader",
+        "session_id",
+        "stamp",
+        "subscriptions",
+        "tokens",
+        "waiter",
+        "ws",
+    )
+
+    def __init__(self, ws: ServerConnection, session_id: bytes, tokens: float, stamp: float) -> None:
+        self.ws = ws
+        self.session_id = session_id
+        #: token bucket: tokens left and when it was last refilled (loop time)
+        self.tokens = tokens
+        self.stamp = stamp
+        #: recipient ids this connection holds the subscription of (None until the first SUB)
+        self.subscriptions: set[bytes] | None = None
+        #: commands running, and a future resolved when that count falls
+        self.inflight = 0
+        self.waiter: asyncio.Future[None] | None = None
+        #: resolved once the latest SEND of this connection has called put_message
+        self.gate: asyncio.Future[None] | None = None
+        #: the handler task while it waits for a frame (stop() cancels it there)
+        self.reader: asyncio.Task[Any] | None = None
+
+    def take_token(self, now: float, rate: float, burst: int) -> bool:
+        self.tokens = min(float(burst), self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    async def wait_below(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` commands are in flight."""
+        while self.inflight >= limit:
+            if self.waiter is None or self.waiter.done():
+                self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+
+    def finished(self, _task: asyncio.Task[None]) -> None:
+        self.inflight -= 1
+        if self.waiter is not None:
+            if not self.waiter.done():
+                self.waiter.set_result(None)
+            self.waiter = None
+
+    def hold(self, recipient_id: bytes) -> None:
+        if self.subscriptions is None:
+            self.subscriptions = set()
+        self.subscriptions.add(recipient_id)
+
+    def release(self, recipient_id: bytes) -> None:
+        if self.subscriptions is not None:
+            self.subscriptions.discard(recipient_id)
+            if not self.subscriptions:
+                self.subscriptions = None
+
+
+class _Subscription:
+    """One subscribed queue: who holds it and what is outstanding on it."""
+
+    __slots__ = ("again", "conn", "outstanding", "pumping", "queue_key", "recipient_id")
+
+    def __init__(self, conn: _Connection, recipient_id: bytes, queue_key: bytes) -> None:
+        self.conn = conn
+        self.recipient_id = recipient_id
+        self.queue_key = queue_key
+        #: msg id delivered and not yet acknowledged; _ACKING while its delete runs
+        self.outstanding: bytes | None = None
+        #: a _pump is running; ``again``: something was stored while it ran
+        self.pumping = False
+        self.again = False
+
+
+class RelayServer:
+    """The relay: queues, signed commands and fixed-size frames over WebSocket.
+
+    Args:
+        store: where queues and messages live; the server closes it on :meth:`stop`.
+        config: addresses, limits and intervals.
+        rng: source of session values, ids, queue keys and nonces.
+        clock: seconds since the epoch, for ``received_at`` and expiry.
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        config: RelayConfig,
+        *,
+        rng: Random = _SYSTEM_RANDOM,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._rng = rng
+        self._clock = clock
+        #: aggregate counters, exported on the metrics endpoint
+        self.metrics = Metrics()
+        self._connections: set[_Connection] = set()
+        self._subscriptions: dict[bytes, _Subscription] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ws_server: Server | None = None
+        self._metrics_server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stopped = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def bound_port(self) -> int:
+        """The TCP port the WebSocket listener is bound to (useful with ``port=0``).
+
+        Raises:
+            RuntimeError: if the server is not started.
+        """
+        if self._ws_server is None:
+            raise RuntimeError("the relay is not started")
+        port: int = next(iter(self._ws_server.sockets)).getsockname()[1]
+        return port
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The TCP port of the metrics endpoint, if it runs."""
+        if self._metrics_server is None:
+            return None
+        port: int = self._metrics_server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def connections_active(self) -> int:
+        """Open connections."""
+        return len(self._connections)
+
+    @property
+    def subscriptions_active(self) -> int:
+        """Subscribed queues."""
+        return len(self._subscriptions)
+
+    async def start(self) -> None:
+        """Listen for connections (and metrics scrapes), and start the sweeper.
+
+        Raises:
+            RelayStartError: the address is in use or not ours, or the TLS files do not load.
+            RuntimeError: if called twice.
+        """
+        if self._ws_server is not None or self._closing:
+            raise RuntimeError("the relay was already started")
+        config = self._config
+        tls = _tls_context(config)
+        try:
+            self._ws_server = await serve(
+                self._handle,
+                config.host,
+                config.port,
+                ssl=tls,
+                compression=None,
+                max_size=FRAME_SIZE,
+                max_queue=_MAX_QUEUE,
+                write_limit=_WRITE_LIMIT,
+                ping_interval=None,
+                ping_timeout=None,
+                close_timeout=_CLOSE_TIMEOUT,
+                server_header=None,
+                process_request=self._admit,
+                logger=_SILENT,
+            )
+        except OSError as exc:
+            raise RelayStartError(f"cannot listen on {config.host}:{config.port}: {_reason(exc)}") from exc
+        if config.metrics_port is not None:
+            try:
+                self._metrics_server = await start_metrics_server(
+                    self._render_metrics, config.metrics_host, config.metrics_port
+                )
+            except OSError as exc:
+                self._ws_server.close()
+                await self._ws_server.wait_closed()
+                where = f"{config.metrics_host}:{config.metrics_port}"
+                raise RelayStartError(f"cannot listen for metrics on {where}: {_reason(exc)}") from exc
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+        log_event(
+            _log,
+            "relay_started",
+            tls=config.tls,
+            metrics=config.metrics_port is not None,
+            quota=config.quota,
+            ttl=config.ttl,
+        )
+
+    async def wait_closed(self) -> None:
+        """Return once :meth:`stop` has finished."""
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Stop gracefully, then close the store.
+
+        Stops accepting connections, stops reading commands, lets the commands already
+        read finish and answer, closes every connection (1001, going away), stops the
+        sweeper and the metrics endpoint, and closes the store. Connections that do not
+        finish within a grace period are cut. Calling it again waits for the first call.
+        """
+        if self._closing:
+            await self._stopped.wait()
+            return
+        self._closing = True
+        log_event(_log, "relay_stopping", connections=len(self._connections))
+        try:
+            if self._ws_server is not None:
+                self._ws_server.close(close_connections=False)
+                for conn in list(self._connections):
+                    if conn.reader is not None:
+                        conn.reader.cancel()
+                try:
+                    async with asyncio.timeout(_STOP_GRACE):
+                        await self._ws_server.wait_closed()
+                except TimeoutError:
+                    for conn in list(self._connections):
+                        conn.ws.transport.abort()
+                    await self._ws_server.wait_closed()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sweeper
+            while self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._metrics_server is not None:
+                self._metrics_server.close()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_CLOSE_TIMEOUT):
+                        await self._metrics_server.wait_closed()
+            try:
+                await self._store.close()
+            except StoreError as exc:
+                log_event(_log, "store_close_failed", level=logging.ERROR, error=type(exc).__name__)
+        finally:
+            self._stopped.set()
+            log_event(_log, "relay_stopped")
+
+    def _render_metrics(self) -> str:
+        return self.metrics.render(
+            connections_active=len(self._connections), subscriptions_active=len(self._subscriptions)
+        )
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                expired = await self._store.expire(int(self._clock()) - self._config.ttl)
+            except StoreError as exc:
+                log_event(_log, "sweep_failed", level=logging.ERROR, error=type(exc).__name__)
+            else:
+                self.metrics.messages_expired_total += expired
+                log_event(_log, "sweep", expired=expired)
+            await asyncio.sleep(self._config.sweep_interval)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse the handshake (503) when full or closing."""
+        if self._closing or len(self._connections) >= self._config.max_connections:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "relay busy\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        """One connection: HELLO, then read frames until it closes or we stop."""
+        _keepalive(ws)
+        loop = asyncio.get_running_loop()
+        conn = _Connection(
+            ws, self._rng.random_bytes(SESSION_ID_SIZE), float(self._config.rate_burst), loop.time()
+        )
+        self._connections.add(conn)
+        self.metrics.connections_total += 1
+        try:
+            await ws.send(encode_server_frame(_ZERO_CORR, _NO_ENTITY, Hello(conn.session_id)))
+            while not self._closing:
+                conn.reader = asyncio.current_task()
+                try:
+                    data = await ws.recv()
+                except asyncio.CancelledError:
+                    # stop() cancels readers, and only readers, once it set _closing.
+                    if not self._closing or conn.reader is None:
+                        raise
+                    current = asyncio.current_task()
+                    if current is not None:
+                        current.uncancel()
+                    break
+                finally:
+                    conn.reader = None
+                if self._closing:
+                    break  # read after stop() began: never executed, the client retries
+                await self._receive(conn, data)
+                # Not held while we wait for the next frame (16 KiB a connection).
+                del data
+        except ConnectionClosed:
+            pass
+        finally:
+            await conn.wait_below(1)
+            self._connections.discard(conn)
+            self._drop_subscriptions(conn)
+        if self._closing:
+            await ws.close(CloseCode.GOING_AWAY, "relay stopping")
+
+    def _drop_subscriptions(self, conn: _Connection) -> None:
+        for recipient_id in conn.subscriptions or ():
+            sub = self._subscriptions.get(recipient_id)
+            if sub is not None and sub.conn is conn:
+                del self._subscriptions[recipient_id]
+        conn.subscriptions = None
+
+    async def _receive(self, conn: _Connection, data: bytes | str) -> None:
+        """Charge the bucket, decode, and start the command (or answer RATE or CMD)."""
+        loop = asyncio.get_running_loop()
+        allowed = conn.take_token(loop.time(), self._config.rate_limit, self._config.rate_burst)
+        tx: ClientTransmission | None = None
+        if isinstance(data, bytes):
+            with contextlib.suppress(RemoteProtocolError):
+                tx = decode_client_frame(data)
+        if not allowed:
+            if tx is None:
+                await self._send_frame(conn, _ZERO_CORR, _NO_ENTITY, Err(ErrorCode.RATE))
+            else:
+                await self._answer(conn, tx, Err(ErrorCode.RATE))
+            return
+        if tx is None:
+            await self._send_frame(conn, _ZERO_CORR, _NO_ENTITY, Err(ErrorCode.CMD))
+            return
+        command = tx.command
+        self.metrics.commands[_COMMAND_NAMES[type(command)]] += 1
+        if isinstance(command, _WITHOUT_ENTITY) == (len(tx.entity) == QUEUE_ID_SIZE):
+            await self._answer(conn, tx, Err(ErrorCode.CMD))
+            return
+        if isinstance(command, Ping):
+            await self._answer(conn, tx, Pong())
+            return
+        await conn.wait_below(_MAX_INFLIGHT)
+        prev: asyncio.Future[None] | None = None
+        gate: asyncio.Future[None] | None = None
+        if isinstance(command, Send):
+            prev, gate = conn.gate, loop.create_future()
+            conn.gate = gate
+        conn.inflight += 1
+        task = self._spawn(self._run(conn, tx, prev, gate))
+        task.add_done_callback(conn.finished)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        conn: _Connection,
+        tx: ClientTransmission,
+        prev: asyncio.Future[None] | None,
+        gate: asyncio.Future[None] | None,
+    ) -> None:
+        """Run one command; a store failure answers INTERNAL, a closed connection ends it."""
+        try:
+            match tx.command:
+                case New() as command:
+                    await self._new(conn, tx, command)
+                case Sub():
+                    await self._sub(conn, tx)
+                case Key() as command:
+                    await self._key(conn, tx, command)
+                case Send() as command:
+                    assert gate is not None
+                    await self._send(conn, tx, command, prev, gate)
+                case Ack() as command:
+                    await self._ack(conn, tx, command)
+                case Del():
+                    await self._del(conn, tx)
+                case Ping():  # pragma: no cover - answered by the reader
+                    await self._answer(conn, tx, Pong())
+                case _:  # pragma: no cover
+                    assert_never(tx.command)
+        except ConnectionClosed:
+            pass
+        except StoreError as exc:
+            log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
+            await self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
+        except Exception as exc:
+            # A bug of ours; say which kind, never what it held.
+            log_event(_log, "internal_error", level=logging.ERROR, error=type(exc).__name__)
+            await self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
+        finally:
+            if gate is not None:
+                if not gate.done():
+                    gate.set_result(None)
+                if conn.gate is gate:
+                    conn.gate = None
+
+    async def _new(self, conn: _Connection, tx: ClientTransmission, command: New) -> None:
+        # Proof of possession: NEW is signed by the key it registers.
+        if not verify_signature(command.recipient_key, tx, conn.session_id):
+            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        server_key = X25519PrivateKey.generate(self._rng)
+        try:
+            queue_key = derive_queue_key(server_key, command.recipient_dh)
+        except RemoteProtocolError:
+            await self._answer(conn, tx, Err(ErrorCode.CMD))
+            return
+        ids = QueueIds(self._rng.random_bytes(QUEUE_ID_SIZE), self._rng.random_bytes(QUEUE_ID_SIZE))
+        await self._store.create_queue(
+            QueueRecord(ids.recipient_id, ids.sender_id, command.recipient_key, queue_key)
+        )
+        self.metrics.queues_created_total += 1
+        await self._answer(conn, tx, Ids(server_key.public_key.raw, seal_ids(queue_key, ids, self._rng)))
+
+    async def _authorized(self, conn: _Connection, tx: ClientTransmission) -> QueueRecord | None:
+        """The queue named by a recipient command, if it exists and the signature is its key's.
+
+        The signature is checked in every case (against a dummy key when the queue is
+        missing), so that both failures cost the same.
+        """
+        queue = await self._store.queue_by_recipient(tx.entity)
+        ok = verify_signature(None if queue is None else queue.recipient_key, tx, conn.session_id)
+        return queue if ok else None
+
+    async def _sub(self, conn: _Connection, tx: ClientTransmission) -> None:
+        queue = await self._authorized(conn, tx)
+        if queue is None:
+            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        recipient_id = queue.recipient_id
+        # A new subscription object even on a re-SUB of the same connection: the
+        # outstanding message (whose ACK may have been lost) is delivered again.
+        sub = _Subscription(conn, recipient_id, queue.queue_key)
+        old = self._subscriptions.get(recipient_id)
+        self._subscriptions[recipient_id] = sub
+        conn.hold(recipient_id)
+        if old is not None and old.conn is not conn:
+            old.conn.release(recipient_id)
+            self._push(old.conn, recipient_id, End())
+        await self._answer(conn, tx, Ok())
+        await self._pump(sub)
+
+    async def _key(self, conn: _Connection, tx: ClientTransmission, command: Key) -> None:
+        queue = await self._authorized(conn, tx)
+        if queue is None:
+            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        try:
+            # A small-order key would accept forged signatures; refuse it here.
+            VerifyKey.from_bytes(command.sender_key)
+        except (ValueError, InvalidKeyError):
+            await self._answer(conn, tx, Err(ErrorCode.CMD))
+            return
+        if queue.sender_key is not None and queue.sender_key != command.sender_key:
+            # A queue is locked once (SimpleX's KEY); repeating the same key is a retry.
+            await self._answer(conn, tx, Err(ErrorCode.CMD))
+            return
+        locked = await self._store.set_sender_key(queue.recipient_id, command.sender_key)
+        await self._answer(conn, tx, Ok() if locked else Err(ErrorCode.AUTH))
+
+    async def _del(self, conn: _Connection, tx: ClientTransmission) -> None:
+        queue = await self._authorized(conn, tx)
+        if queue is None or not await self._store.delete_queue(queue.recipient_id):
+            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        sub = self._subscriptions.pop(queue.recipient_id, None)
+        if sub is not None:
+            sub.conn.release(queue.recipient_id)
+            if sub.conn is not conn:
+                self._push(sub.conn, queue.recipient_id, End())
+        await self._answer(conn, tx, Ok())
+
+    async def _ack(self, conn: _Connection, tx: ClientTransmission, command: Ack) -> None:
+        queue = await self._authorized(conn, tx)
+        if queue is None:
+            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        sub = self._subscriptions.get(queue.recipient_id)
+        if sub is None or sub.conn is not conn or sub.outstanding != command.msg_id:
+            await self._answer(conn, tx, Err(ErrorCode.NO_MSG))
+            return
+        # While the delete runs, a second ACK of the same id gets NO_MSG and nothing
+        # is pumped: the message is still on the queue and must not go out again.
+        sub.outstanding = _ACKING
+        try:
+            deleted = await self._store.delete_message(queue.recipient_id, command.msg_id)
+        except BaseException:
+            if sub.outstanding == _ACKING:
+                sub.outstanding = command.msg_id
+            raise
+        # Not deleted means the message is already gone (expired, or the queue was
+        # deleted): either way the recipient has it, so the answer is OK.
+        if deleted:
+            self.metrics.messages_acked_total += 1
+        try:
+            await self._answer(conn, tx, Ok())
+        finally:
+            if sub.outstanding == _ACKING:
+                sub.outstanding = None
+        if self._subscriptions.get(queue.recipient_id) is sub:
+            await self._pump(sub)
+
+    async def _send(
+        self,
+        conn: _Connection,
+        tx: ClientTransmission,
+        command: Send,
+        prev: asyncio.Future[None] | None,
+        gate: asyncio.Future[None],
+    ) -> None:
+        if len(command.body) > MAX_BODY_SIZE:
+            await self._answer(conn, tx, Err(ErrorCode.LARGE))
+            return
+        queue = await self._store.queue_by_sender(tx.entity)
+        if (queue is None or queue.sender_key is not None) and not verify_signature(
+            None if queue is None else queue.sender_key, tx, conn.session_id
+        ):
+            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        assert queue is not None  # verify_signature(None, ...) is always False
+        message = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, command.body)
+        if prev is not None:
+            await prev
+        # The put's first step runs before any later SEND of this connection wakes up,
+        # so the store sees this connection's SENDs in the order they arrived.
+        gate.set_result(None)
+        result = await self._store.put_message(tx.entity, command.send_id, message, quota=self._config.quota)
+        match result:
+            case PutResult.STORED:
+                self.metrics.messages_stored_total += 1
+                sub = self._subscriptions.get(queue.recipient_id)
+                if sub is not None and sub.outstanding is None:
+                    self._spawn(self._pump(sub))
+                await self._answer(conn, tx, Ok())
+            case PutResult.DUPLICATE:
+                await self._answer(conn, tx, Ok())
+            case PutResult.QUOTA:
+                await self._answer(conn, tx, Err(ErrorCode.QUOTA))
+            case PutResult.NO_QUEUE:
+                await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            case _:  # pragma: no cover
+                assert_never(result)
+
+    # -- delivery -------------------------------------------------------------------------
+
+    async def _pump(self, sub: _Subscription) -> None:
+        """Push the oldest message of ``sub`` unless one is outstanding.
+
+        Never raises: a store failure is logged and the message stays stored (the next
+        SEND, ACK or SUB pumps again); a closed connection simply ends it.
+        """
+        if sub.pumping:
+            sub.again = True
+            return
+        sub.pumping = True
+        try:
+            while self._subscriptions.get(sub.recipient_id) is sub and sub.outstanding is None:
+                sub.again = False
+                message = await self._store.first_message(sub.recipient_id)
+                if self._subscriptions.get(sub.recipient_id) is not sub or sub.outstanding is not None:
+                    return
+                if message is None:
+                    if sub.again:
+                        continue
+                    return
+                sub.outstanding = message.msg_id
+                sealed = seal_delivery(
+                    sub.queue_key,
+                    message.msg_id,
+                    Delivery(message.received_at, message.quota_marker, message.body),
+                    self._rng,
+                )
+                self.metrics.messages_delivered_total += 1
+                await self._send_frame(sub.conn, _ZERO_CORR, sub.recipient_id, Msg(message.msg_id, sealed))
+                return
+        except ConnectionClosed:
+            pass
+        except StoreError as exc:
+            log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
+        finally:
+            sub.pumping = False
+
+    def _push(self, conn: _Connection, entity: bytes, response: ServerResponse) -> None:
+        """Send a pushed frame (END) from a task, so a slow reader never stalls the caller."""
+        self._spawn(self._send_quietly(conn, _ZERO_CORR, entity, response))
+
+    # -- output ---------------------------------------------------------------------------
+
+    async def _answer(self, conn: _Connection, tx: ClientTransmission, response: ServerResponse) -> None:
+        """Answer ``tx`` with its own corr_id and entity.
+
+        Raises:
+            ConnectionClosed: if the connection is gone.
+        """
+        await self._send_frame(conn, tx.corr_id, tx.entity, response)
+
+    async def _answer_quietly(
+        self, conn: _Connection, tx: ClientTransmission, response: ServerResponse
+    ) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._answer(conn, tx, response)
+
+    async def _send_quietly(
+        self, conn: _Connection, corr_id: bytes, entity: bytes, response: ServerResponse
+    ) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._send_frame(conn, corr_id, entity, response)
+
+    async def _send_frame(
+        self, conn: _Connection, corr_id: bytes, entity: bytes, response: ServerResponse
+    ) -> None:
+        if isinstance(response, Err):
+            self.metrics.errors[response.code] += 1
+        await conn.ws.send(encode_server_frame(corr_id, entity, response))
+
+
+def _tls_context(config: RelayConfig) -> ssl.SSLContext | None:
+    """A TLS 1.3 server context from the configured PEM files, or None for plain ``ws://``.
+
+    Raises:
+        RelayStartError: if the files do not load.
+    """
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    # No session tickets: a resumed session would let the relay link a reconnection to
+    # the connection before it, and our clients open fresh connections anyway.
+    context.num_tickets = 0
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ValueError) as exc:
+        raise RelayStartError(f"cannot load the TLS certificate or key: {_reason(exc)}") from exc
+    return context
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason.lower().replace("_", " ") if exc.reason else ""
+        return reason or "not a PEM certificate chain and matching key"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
+
+def _keepalive(ws: ServerConnection) -> None:
+    sock = ws.transport.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in _KEEPALIVE:
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)

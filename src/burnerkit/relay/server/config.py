@@ -1,0 +1,78 @@
+"""The relay server's settings, one frozen value (docs/protocol.md §14.2, §14.8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from burnerkit.relay.protocol import MESSAGE_TTL, QUEUE_QUOTA
+
+__all__ = ["DEFAULT_STORE", "MEMORY_STORE", "RelayConfig"]
+
+#: The SQLite file ``burner relay serve`` uses when no ``--store`` is given (relative to the cwd).
+DEFAULT_STORE: Final = "burner-relay.sqlite"
+#: The ``store`` value that selects the in-memory store (nothing survives a restart).
+MEMORY_STORE: Final = ":memory:"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """Everything ``burner relay serve`` can be told.
+
+    Raises:
+        ValueError: at construction, if a value is out of range or only one of
+            ``tls_cert`` and ``tls_key`` is given.
+    """
+
+    host: str = "127.0.0.1"
+    #: TCP port of the WebSocket listener; 0 picks a free one (see ``RelayServer.bound_port``).
+    port: int = 7000
+    #: Path of the SQLite file, or :data:`MEMORY_STORE`.
+    store: str = DEFAULT_STORE
+    #: PEM certificate chain and key; both or neither. With them the relay speaks ``wss://`` (TLS 1.3).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Port of the Prometheus text endpoint (``GET /metrics``); None turns it off.
+    metrics_port: int | None = None
+    #: Interface of the metrics endpoint. Loopback by default: even aggregate counters, read
+    #: every second, say when messages move, so we do not hand them to the whole network.
+    metrics_host: str = "127.0.0.1"
+    #: Messages a queue holds before senders get ``ERR QUOTA``.
+    quota: int = QUEUE_QUOTA
+    #: Seconds a message waits for its recipient before the sweeper deletes it.
+    ttl: int = MESSAGE_TTL
+    #: Seconds between two sweeps.
+    sweep_interval: float = 3600.0
+    #: Commands per second one connection may send on average (token bucket refill rate).
+    rate_limit: float = 500.0
+    #: Commands one connection may send in a burst (token bucket size).
+    rate_burst: int = 1000
+    #: Open connections beyond which new ones are refused with HTTP 503.
+    max_connections: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65_535:
+            raise ValueError("port must be between 0 and 65535")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65_535:
+            raise ValueError("metrics port must be between 0 and 65535")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both a TLS certificate and a TLS key, or neither")
+        if not self.store:
+            raise ValueError("store must not be empty")
+        if self.quota < 1:
+            raise ValueError("quota must be at least 1")
+        if self.ttl < 1:
+            raise ValueError("ttl must be at least 1 second")
+        if not self.sweep_interval > 0:
+            raise ValueError("sweep interval must be positive")
+        if not self.rate_limit > 0:
+            raise ValueError("rate limit must be positive")
+        if self.rate_burst < 1:
+            raise ValueError("rate burst must be at least 1")
+        if self.max_connections < 1:
+            raise ValueError("max connections must be at least 1")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the relay serves ``wss://``."""
+        return self.tls_cert is not None

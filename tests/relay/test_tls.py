@@ -1,0 +1,103 @@
+"""`burner relay serve --tls-cert/--tls-key` serves wss:// and the client talks to it."""
+
+from __future__ import annotations
+
+import datetime
+import signal
+import ssl
+import subprocess
+import sys
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from burnerkit.relay.client import ReceivedMessage, RelayClient
+
+
+def make_cert(tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.asyncio
+async def test_relay_serves_wss_and_the_client_exchanges_a_message(tmp_path):
+    cert, key = make_cert(tmp_path)
+    store = str(tmp_path / "r.sqlite")
+    args = ["relay", "serve", "--host", "localhost", "--port", "0", "--store", store]
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "burnerkit", *args, "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        url = relay.stdout.readline().split()[-1]
+        assert url.startswith("wss://localhost:")
+        context = ssl.create_default_context(cafile=str(cert))
+        async with RelayClient(url, ssl=context) as client:
+            creds = await client.create_queue()
+            await client.send(creds.sender_id, b"over tls")
+            await client.subscribe(creds)
+            event = await client.next_delivery(timeout=10)
+            assert isinstance(event, ReceivedMessage)
+            assert event.body == b"over tls"
+            await client.ack(creds, event.msg_id)
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=20) == 0
+        if relay.stdout is not None:
+            relay.stdout.close()
+
+
+def test_relay_refuses_a_broken_tls_key_with_one_line(tmp_path):
+    cert, _ = make_cert(tmp_path)
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "burnerkit",
+            "relay",
+            "serve",
+            "--port",
+            "0",
+            "--store",
+            ":memory:",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") >= 1

@@ -7,6 +7,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -17,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from burnerkit.relay.client import ReceivedMessage, RelayClient
 
 
-def make_cert(tmp_path):
+def make_cert(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)

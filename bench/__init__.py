@@ -5,6 +5,9 @@ Modules:
     bench.peer_doubleratchet: the independent PyPI ``doubleratchet`` package, measured as a peer.
     bench.crypto_limit: raw-primitive ceilings of burnerkit's own message and handshake formats.
     bench.ours: optional, written by the protocol lead; ``measure(seconds) -> dict[str, float]``.
+    bench.relay: the relay's throughput, latency and memory against a bare websockets echo and
+        bare SQLite; ``measure(quick) -> dict[str, float]``. Its servers run in processes of their own.
+    bench._ws_echo_server: the bare echo server that bench.relay runs as a process.
 """
 
 from __future__ import annotations

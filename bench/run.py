@@ -4,8 +4,9 @@ Measures, in this one process and in this order: the raw-crypto ceilings
 (:mod:`bench.crypto_limit`), the peer (:mod:`bench.peer_doubleratchet`), then
 burnerkit's own figures from the optional module ``bench.ours``. Every figure is warmed
 up once, then timed 3 times (``BENCH_QUICK=1``: once, with shorter runs) and the median
-kept. Prints a table, writes ``bench/results.json`` (one flat JSON object) and
-``docs/performance.md``.
+kept. Then the relay (:mod:`bench.relay`: its servers run in processes of their own,
+the clients here). Prints a table, writes ``bench/results.json`` (one flat JSON object)
+and ``docs/performance.md``.
 
 ``bench/ours.py`` must expose::
 
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import cryptography
 
-from . import crypto_limit, peer_doubleratchet
+from . import crypto_limit, peer_doubleratchet, relay
 
 __all__ = ["OURS_REQUIRED", "main"]
 
@@ -57,16 +58,57 @@ RATIOS = (
 )
 
 
+Ceiling = Callable[[Mapping[str, float]], "float | None"]
+
+
+def ratio(num: str, den: str | None = None) -> Ceiling:
+    """A ceiling read from the figures: ``num / den``, or ``num`` itself when ``den`` is None."""
+
+    def ceiling(figures: Mapping[str, float]) -> float | None:
+        top = figures.get(num)
+        if top is None or den is None:
+            return top
+        bottom = figures.get(den)
+        return top / bottom if bottom else None
+
+    return ceiling
+
+
+def no_ceiling(_figures: Mapping[str, float]) -> float | None:
+    """For targets no design limit bounds."""
+    return None
+
+
+def relay_ceiling(figures: Mapping[str, float]) -> float | None:
+    """The durable relay's ceiling as a fraction of the echo (issue 4's estimate).
+
+    A message is four frames where an echo message is two, so at most half the echo;
+    and it is one insert and one delete of SQLite, so at most the bare group-commit rate.
+    """
+    echo = figures.get("ws_echo_msgs_per_s")
+    sqlite = figures.get("sqlite_insert_delete_per_s_group_64")
+    if not echo or sqlite is None:
+        return None
+    return min(echo / 2, sqlite) / echo
+
+
 @dataclass(frozen=True)
 class Target:
-    """One performance target: ``figure >= required``; ``ceiling`` is the best any design could reach."""
+    """One performance target: ``figure >= required`` (``figure < required`` when ``below``).
+
+    ``ceiling`` is the best any design could reach, computed from the figures.
+    """
 
     label: str
     figure: str
     required: float
     unit: str
-    ceiling_num: str
-    ceiling_den: str | None  # None: the ceiling is the numerator itself
+    ceiling: Ceiling
+    below: bool = False
+
+    def met(self, value: float) -> bool:
+        """Whether ``value`` meets the target."""
+        return value < self.required if self.below else value >= self.required
 
 
 TARGETS = (
@@ -75,25 +117,61 @@ TARGETS = (
         "ratchet_one_way_vs_doubleratchet",
         5.0,
         "x",
-        "crypto_limit_one_way_msgs_per_s",
-        "doubleratchet_one_way_msgs_per_s",
+        ratio("crypto_limit_one_way_msgs_per_s", "doubleratchet_one_way_msgs_per_s"),
     ),
     Target(
         "PQ ping-pong ≥ 1.0x doubleratchet classical ping-pong",
         "ratchet_pingpong_vs_doubleratchet",
         1.0,
         "x",
-        "crypto_limit_pq_pingpong_msgs_per_s",
-        "doubleratchet_pingpong_msgs_per_s",
+        ratio("crypto_limit_pq_pingpong_msgs_per_s", "doubleratchet_pingpong_msgs_per_s"),
     ),
     Target(
         "Handshakes ≥ 500/s (both sides)",
         "handshakes_per_s",
         500.0,
         "/s",
-        "crypto_limit_handshakes_per_s",
-        None,
+        ratio("crypto_limit_handshakes_per_s"),
     ),
+)
+
+
+def relay_target_rows(
+    figures: Mapping[str, float], settings: Settings
+) -> list[tuple[str, str, str, str, str]]:
+    """The relay's target rows; a quick run opens too few connections to test the 5,000."""
+    untested = {}
+    if settings.quick:
+        untested["relay_connections_held"] = f"n/a (quick mode opens {relay.QUICK.idle_connections:,})"
+    return target_rows(figures, RELAY_TARGETS, "n/a", untested)
+
+
+#: The relay's targets (issue 4), shown in their own section.
+RELAY_TARGETS = (
+    Target(
+        "Durable relay throughput ≥ 0.25x the bare websockets echo",
+        "relay_vs_ws_echo",
+        0.25,
+        "x",
+        relay_ceiling,
+    ),
+    Target(
+        "p99 latency < 20 ms at 500 msgs/s offered",
+        "relay_p99_ms_at_500",
+        20.0,
+        " ms",
+        no_ceiling,
+        below=True,
+    ),
+    Target(
+        "Memory per idle subscribed connection < 64 KiB",
+        "relay_idle_conn_kib",
+        64.0,
+        " KiB",
+        no_ceiling,
+        True,
+    ),
+    Target("5,000 concurrent subscribed connections held", "relay_connections_held", 5000.0, "", no_ceiling),
 )
 
 LIMITS_AND_PEERS: tuple[tuple[str, Callable[[float], float]], ...] = (
@@ -106,21 +184,22 @@ LIMITS_AND_PEERS: tuple[tuple[str, Callable[[float], float]], ...] = (
 
 
 METHOD = """\
-All figures are measured in one Python process, single-threaded, one after another, with the garbage
-collector left on. Each figure is warmed up once, then timed 3 times (quick mode: once, for a shorter time)
-and the median kept; a timed run calls the operation in a loop, reads `time.perf_counter()` after each call
-and divides the calls made by the time spent. The peer is the PyPI package `doubleratchet`, configured as
-its documentation recommends (X25519 DH ratchet, HKDF-SHA-256 root chain, separate-HMAC-SHA-256 message
-chains, AES-256-CBC + HMAC-SHA-256 AEAD, at most 1,000 skipped keys) and driven through one asyncio event
-loop per measurement, with its initial-message setup outside the clock and 256-byte messages: a one-way
-message is one encrypt plus one decrypt on the same chain; a ping-pong message is the same with the
-direction alternating, so every receipt takes a DH ratchet step. The crypto limits (`bench/crypto_limit.py`)
-time only the primitive calls our design needs, through `burnerkit.crypto`, for our fixed 15,872-byte
-envelope (2,312-byte header and 13,504-byte body, each sealed with AES-256-GCM): one symmetric chain step
-per one-way message, one full hybrid X25519 + ML-KEM-768 ratchet step per ping-pong message, and both
-sides of a PQXDH-style handshake; their docstrings list exactly what is counted. Our figures come from
-`bench/ours.py`. Our messages are 15,872-byte padded envelopes with a post-quantum step where the peer's
-are 256 bytes and classical, so the comparison is per message as a user sees it, not per byte.
+The figures of the first table (all but the relay's) are measured in one Python process, single-threaded,
+one after another, with the garbage collector left on. Each figure is warmed up once, then timed 3 times
+(quick mode: once, for a shorter time) and the median kept; a timed run calls the operation in a loop,
+reads `time.perf_counter()` after each call and divides the calls made by the time spent. The peer is the
+PyPI package `doubleratchet`, configured as its documentation recommends (X25519 DH ratchet, HKDF-SHA-256
+root chain, separate-HMAC-SHA-256 message chains, AES-256-CBC + HMAC-SHA-256 AEAD, at most 1,000 skipped
+keys) and driven through one asyncio event loop per measurement, with its initial-message setup outside
+the clock and 256-byte messages: a one-way message is one encrypt plus one decrypt on the same chain; a
+ping-pong message is the same with the direction alternating, so every receipt takes a DH ratchet step.
+The crypto limits (`bench/crypto_limit.py`) time only the primitive calls our design needs, through
+`burnerkit.crypto`, for our fixed 15,872-byte envelope (2,312-byte header and 13,504-byte body, each
+sealed with AES-256-GCM): one symmetric chain step per one-way message, one full hybrid X25519 +
+ML-KEM-768 ratchet step per ping-pong message, and both sides of a PQXDH-style handshake; their docstrings
+list exactly what is counted. Our figures come from `bench/ours.py`. Our messages are 15,872-byte padded
+envelopes with a post-quantum step where the peer's are 256 bytes and classical, so the comparison is per
+message as a user sees it, not per byte.
 """
 
 
@@ -195,6 +274,7 @@ def measure_all(settings: Settings) -> dict[str, float]:
         for name, num, den in RATIOS:
             if num in figures and figures.get(den):
                 figures[name] = figures[num] / figures[den]
+    figures.update(relay.measure(settings.quick))
     return figures
 
 
@@ -205,6 +285,18 @@ def _unit(name: str) -> str:
         return "msgs/s"
     if name.endswith("handshakes_per_s"):
         return "handshakes/s"
+    if name.startswith("sqlite_insert_delete_per_s"):
+        return "msgs/s"
+    if "_ms_" in name or name.endswith("_ms"):
+        return "ms"
+    if name.endswith("_us") or "_us_" in name:
+        return "us"
+    if name.endswith("_kib"):
+        return "KiB"
+    if name.endswith("_connections_held"):
+        return "connections"
+    if name.endswith("_cores"):
+        return "cores"
     return "/s" if name.endswith("_per_s") else ""
 
 
@@ -215,8 +307,20 @@ def _fmt(value: float) -> str:
     return f"{rounded:,g}"
 
 
+def _fmt_figure(name: str, value: float) -> str:
+    if _unit(name) == "connections":
+        return f"{round(value):,}"  # a count
+    return _fmt(value)
+
+
 def _rows(figures: Mapping[str, float]) -> list[tuple[str, str, str]]:
-    return [(name, _fmt(value), _unit(name)) for name, value in figures.items()]
+    return [(name, _fmt_figure(name, value), _unit(name)) for name, value in figures.items()]
+
+
+def split_relay(figures: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(everything else, the relay's figures), each in measurement order."""
+    core = {name: value for name, value in figures.items() if name not in relay.FIGURES}
+    return core, {name: value for name, value in figures.items() if name in relay.FIGURES}
 
 
 def text_table(figures: Mapping[str, float]) -> str:
@@ -229,33 +333,38 @@ def text_table(figures: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
-def _ceiling(target: Target, figures: Mapping[str, float]) -> float | None:
-    num = figures.get(target.ceiling_num)
-    if num is None:
-        return None
-    if target.ceiling_den is None:
-        return num
-    den = figures.get(target.ceiling_den)
-    return num / den if den else None
+def _required(t: Target) -> str:
+    value = t.required
+    text = f"{value:,g}" if value >= 100 or value != round(value, 1) else f"{value:.1f}"
+    return f"{'< ' if t.below else ''}{text}{t.unit}"
 
 
-def target_rows(figures: Mapping[str, float]) -> list[tuple[str, str, str, str, str]]:
-    """(target, required, measured, met, ceiling) for each target, as text."""
+def target_rows(
+    figures: Mapping[str, float],
+    targets: tuple[Target, ...] = TARGETS,
+    missing: str = "n/a (no bench/ours.py)",
+    untested: Mapping[str, str] | None = None,
+) -> list[tuple[str, str, str, str, str]]:
+    """(target, required, measured, met, ceiling) for each target, as text.
+
+    ``untested`` maps a figure to what "met" says when this run cannot test its target.
+    """
     rows = []
-    for t in TARGETS:
+    for t in targets:
         value = figures.get(t.figure)
-        measured = "not measured" if value is None else f"{_fmt(value)}{t.unit}"
-        met = "n/a (no bench/ours.py)" if value is None else ("**yes**" if value >= t.required else "**no**")
-        ceiling = _ceiling(t, figures)
-        rows.append(
-            (
-                t.label,
-                f"{t.required:g}{t.unit}" if t.required >= 100 else f"{t.required:.1f}{t.unit}",
-                measured,
-                met,
-                "?" if ceiling is None else f"{_fmt(ceiling)}{t.unit}",
-            )
-        )
+        measured = "not measured" if value is None else f"{_fmt_figure(t.figure, value)}{t.unit}"
+        if value is None:
+            met = missing
+        elif untested and t.figure in untested:
+            met = untested[t.figure]
+        else:
+            met = "**yes**" if t.met(value) else "**no**"
+        ceiling = t.ceiling(figures)
+        if ceiling is None:
+            ceiling_text = "-" if t.ceiling is no_ceiling else "?"
+        else:
+            ceiling_text = f"{_fmt(ceiling)}{t.unit}"
+        rows.append((t.label, _required(t), measured, met, ceiling_text))
     return rows
 
 
@@ -333,8 +442,9 @@ def markdown_report(figures: Mapping[str, float], settings: Settings, ours_loade
             "> import. Only the peer and the crypto limits are shown.",
             "",
         ]
+    core, relay_figures = split_relay(figures)
     lines += ["## Figures", "", "| Figure | Value | Unit |", "| --- | ---: | --- |"]
-    lines += [f"| `{name}` | {value} | {unit} |" for name, value, unit in _rows(figures)]
+    lines += [f"| `{name}` | {value} | {unit} |" for name, value, unit in _rows(core)]
     lines += [
         "",
         "## Targets",
@@ -349,7 +459,72 @@ def markdown_report(figures: Mapping[str, float], settings: Settings, ours_loade
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in target_rows(figures)]
     lines += ["", "## Why the PQ ping-pong target is so tight", "", PINGPONG_NOTE]
     lines += ["", "## Method", "", METHOD]
+    lines += _relay_report(relay_figures, settings)
     return "\n".join(lines)
+
+
+def _relay_report(figures: Mapping[str, float], settings: Settings) -> list[str]:
+    lines = [
+        "## Relay",
+        "",
+        "The relay of issue 4 with its durable SQLite store, and in the same run the raw limits of",
+        "this machine it is measured against: a bare websockets echo of the same frames and bare",
+        "SQLite inserts and deletes of the same size. Every server runs in a process of its own.",
+        "",
+        "| Figure | Value | Unit |",
+        "| --- | ---: | --- |",
+    ]
+    lines += [f"| `{name}` | {value} | {unit} |" for name, value, unit in _rows(figures)]
+    lines += [
+        "",
+        "### Relay targets",
+        "",
+        "The throughput ceiling is issue 4's estimate from this run's own raw limits: a relayed",
+        "message is four frames where an echoed one is two, so at most half the echo, and one",
+        "insert and one delete, so at most the bare group-commit rate of SQLite.",
+        "",
+        "| Target | Required | Measured | Met | Ceiling |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    rows = relay_target_rows(figures, settings)
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    bound = relay_bound_note(figures)
+    if bound:
+        lines += ["", "### What bounds the relay here", "", bound]
+    lines += ["", "### Relay method", "", relay.method(settings.quick)]
+    return lines
+
+
+def relay_bound_note(figures: Mapping[str, float]) -> str:
+    """Where the relay's CPU goes, from this run's own figures ("" if they are missing)."""
+    names = (
+        "relay_msgs_per_s",
+        "relay_server_cpu_us_per_msg",
+        "relay_client_cpu_us_per_msg",
+        "ws_echo_server_cpu_us_per_msg",
+        "ed25519_verify_us",
+        "ed25519_sign_us",
+        "relay_event_loop_cpu_cores",
+    )
+    if any(name not in figures for name in names):
+        return ""
+    rate, server, client, echo, verify, sign, loop = (figures[name] for name in names)
+    cpus = os.cpu_count() or 1
+    cap = cpus * 1e6 / (server + client)
+    return " ".join(
+        (
+            f"CPU per message, not the network or the disk. The relay process spends {_fmt(server)} us",
+            f"of CPU per message where the echo server spends {_fmt(echo)} us (it handles two frames per",
+            f"message, the relay four); {_fmt(verify)} us of it is the one Ed25519 check of the",
+            "recipient's ACK that the protocol requires. The clients spend",
+            f"{_fmt(client)} us per message, {_fmt(sign)} us of it signing the ACK. On these {cpus} CPUs,",
+            f"shared by the relay and its clients, that leaves room for about {_fmt(cap)} msgs/s at most.",
+            f"The relay reaches {_fmt(rate)}: all its commands run on one event-loop thread, which used",
+            f"{_fmt(loop)} of a CPU during the throughput runs (`relay_event_loop_cpu_cores`), and that",
+            "thread shares the interpreter lock with the SQLite writer's thread, so the two never run",
+            "Python code at the same time.",
+        )
+    )
 
 
 def _display(path: Path) -> str:
@@ -367,11 +542,15 @@ def main() -> int:
     )
     figures = measure_all(settings)
     ours_loaded = all(key in figures for key in OURS_REQUIRED)
+    core, relay_figures = split_relay(figures)
     print()
-    print(text_table(figures))
+    print(text_table(core))
     print()
-    for row in target_rows(figures):
-        label, _required, measured, met, ceiling = row
+    print("relay (servers in processes of their own, loopback, 16,384-byte frames):")
+    print(text_table(relay_figures))
+    print()
+    rows = target_rows(figures) + relay_target_rows(figures, settings)
+    for label, _required, measured, met, ceiling in rows:
         print(f"target: {label}: measured: {measured}; met: {met.strip('*')}; ceiling: {ceiling}")
 
     RESULTS_PATH.write_text(json.dumps(results_json(figures, settings), indent=2) + "\n")

@@ -2,27 +2,39 @@
 
 Theory of operation
 -------------------
-All sqlite3 work, reads included, runs on one dedicated writer thread that owns the
-only connection. Coroutines hand it an operation through a :class:`queue.SimpleQueue` and
-await an asyncio future that the thread resolves with ``loop.call_soon_threadsafe``.
+All writes run on one dedicated writer thread that owns the writing connection.
+Coroutines hand it an operation through a :class:`queue.SimpleQueue` and await an
+asyncio future that the thread resolves with ``loop.call_soon_threadsafe`` (one call
+per batch and event loop, not one per operation).
 
 The thread does *group commit*: it takes every operation waiting in the queue (up to
-:data:`MAX_BATCH`), runs them in one ``BEGIN IMMEDIATE`` transaction, each inside its
-own ``SAVEPOINT`` so a failing operation is undone alone, commits once and only then
-resolves their futures. So ``put_message`` returns only after its commit
+:data:`MAX_BATCH`), runs them in one ``BEGIN IMMEDIATE`` transaction, commits once and
+only then resolves their futures. So ``put_message`` returns only after its commit
 (``synchronous=FULL``: the WAL is fsynced), and many concurrent puts share one fsync.
-If the commit itself fails, every operation of the batch fails with
-:class:`StoreError` and none had an effect. ``commit_count`` counts the commits.
+A failing operation is undone alone: the batch first runs without savepoints (they
+cost two statements per operation, and failures are rare); if an operation raises,
+the whole transaction is rolled back and the batch runs again with each operation in
+a ``SAVEPOINT`` of its own. If the commit itself fails, every operation of the batch
+fails with :class:`StoreError` and none had an effect. ``commit_count`` counts the
+commits.
+
+Reads (``queue_by_recipient``, ``queue_by_sender``, ``first_message``) do not queue
+behind the writer's fsyncs: they run at once, on the caller's thread, on a second,
+read-only connection (``query_only``). In WAL mode it reads the last committed state
+without waiting for the writer, and since a write's future resolves only after its
+commit, a read that follows a write sees it. The reader never waits for a lock; on
+``SQLITE_BUSY`` (rare in WAL mode) the read goes to the writer thread instead.
 
 Pragmas: ``journal_mode=WAL``, ``synchronous=FULL``, ``secure_delete=ON`` (deleted
 rows and freed pages are overwritten with zeros), ``foreign_keys=ON`` (a queue's
 messages and send ids go with it). After every ``checkpoint_every`` deleted messages
 and on close the thread runs ``wal_checkpoint(TRUNCATE)``, so the WAL frames that
-still held a deleted message's bytes are gone from the disk too.
+still held a deleted message's bytes are gone from the disk too. The checkpoint runs
+before the batch that crossed the mark is answered.
 
-Every ``sqlite3.Error`` is translated to :class:`StoreError` at one boundary,
-:meth:`SqliteStore._call` (and :meth:`SqliteStore.open`); the message names the
-SQLite error code only, never an id, a key or a body.
+Every ``sqlite3.Error`` is translated to :class:`StoreError` at the boundaries,
+:meth:`SqliteStore._call`, :meth:`SqliteStore._query` and :meth:`SqliteStore.open`;
+the message names the SQLite error code only, never an id, a key or a body.
 
 A coroutine cancelled while its operation waits may still see the operation take
 effect; for ``put_message`` that is harmless, since a retry with the same ``send_id``
@@ -32,7 +44,10 @@ Dedupe and quota rules are those of :mod:`burnerkit.relay.server.store.memory`: 
 send id is remembered while its message is on the queue and then as one of the
 :data:`~burnerkit.relay.server.store.memory.RETIRED_SEND_IDS` most recently deleted
 send ids of that queue (table ``send_ids``, column ``retired`` numbering deletions
-per queue).
+per queue). Rows that fell out of that window are no longer consulted and are pruned
+in bulk every :data:`_PRUNE_EVERY` deletions of the queue.
+
+Needs SQLite 3.35 or later (``RETURNING``, ``ON CONFLICT DO UPDATE`` without a target).
 
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
@@ -65,6 +80,8 @@ __all__ = ["MAX_BATCH", "SCHEMA_VERSION", "SqliteStore"]
 MAX_BATCH: Final = 64
 #: ``PRAGMA user_version`` of the schema this module writes.
 SCHEMA_VERSION: Final = 1
+#: RETURNING and ON CONFLICT without a target.
+_MIN_SQLITE: Final = (3, 35, 0)
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
@@ -106,6 +123,10 @@ class _Op:
     loop: asyncio.AbstractEventLoop
 
 
+class _OperationFailed(Exception):
+    """An operation of a batch failed and the batch's transaction was rolled back."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Close:
     future: asyncio.Future[None] | None
@@ -121,6 +142,11 @@ def _settle(future: asyncio.Future[Any], result: object, exc: BaseException | No
         future.set_exception(exc)
 
 
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
+    for future, result, exc in outcomes:
+        _settle(future, result, exc)
+
+
 def _resolve(
     loop: asyncio.AbstractEventLoop | None,
     future: asyncio.Future[Any] | None,
@@ -131,6 +157,29 @@ def _resolve(
         return
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
         loop.call_soon_threadsafe(_settle, future, result, exc)
+
+
+def _resolve_batch(batch: list[_Op], outcomes: list[tuple[object, BaseException | None]]) -> None:
+    """Resolve a batch's futures with one wake-up of each event loop, not one per operation."""
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object, BaseException | None]]
+    ] = {}
+    for op, (result, error) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(op.loop, []).append((op.future, result, error))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _connect_reader(path: str) -> sqlite3.Connection:
+    """The event loop's read-only connection: never waits for a lock (``timeout=0``)."""
+    reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    try:
+        reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        reader.close()
+        raise
+    return reader
 
 
 def _describe(exc: sqlite3.Error) -> str:
@@ -162,6 +211,9 @@ class SqliteStore:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._deleted_since_checkpoint = 0  # writer thread only
+        #: the read-only connection of the event-loop side, and what serialises its use
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
         self.commit_count = 0
 
     @classmethod
@@ -177,9 +229,11 @@ class SqliteStore:
 
         Raises:
             StoreError: the file cannot be opened, is not a database, is locked, or
-                holds an unknown schema version.
+                holds an unknown schema version; or this SQLite is older than 3.35.
             ValueError: ``timeout`` is negative or ``checkpoint_every`` is below 1.
         """
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreError("sqlite store needs SQLite 3.35 or later")
         store = cls(path, timeout=timeout, checkpoint_every=checkpoint_every)
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
@@ -195,6 +249,12 @@ class SqliteStore:
         except asyncio.CancelledError:
             store._shut_down(None, None)
             raise
+        try:
+            store._reader = _connect_reader(store._path)
+        except sqlite3.Error as exc:
+            with contextlib.suppress(StoreError):
+                await store.close()
+            raise StoreError(_describe(exc)) from exc
         return store
 
     # -- the writer thread ----------------------------------------------------------------
@@ -253,9 +313,7 @@ class SqliteStore:
                 except Empty:
                     break
             if batch:
-                self._run_batch(conn, batch)
-            if closing is None and self._deleted_since_checkpoint >= self._checkpoint_every:
-                self._checkpoint(conn)
+                self._run_batch(conn, batch, checkpoint=closing is None)
         self._checkpoint(conn)
         close_error: BaseException | None = None
         try:
@@ -272,31 +330,59 @@ class SqliteStore:
                 _resolve(stray.loop, stray.future, None, StoreError("store is closed"))
         _resolve(closing.loop, closing.future, None, close_error)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
-        outcomes: list[tuple[object, BaseException | None]] = []
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op], *, checkpoint: bool) -> None:
+        deleted = self._deleted_since_checkpoint
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = op.fn(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcomes.append((None, exc))
-                else:
-                    conn.execute("RELEASE op")
-                    outcomes.append((result, None))
-            conn.execute("COMMIT")
-            self.commit_count += 1
+            try:
+                outcomes = self._transact(conn, batch, isolate=False)
+            except _OperationFailed:
+                # Undo the whole batch and run it again with every operation in a savepoint
+                # of its own, so that the failing one is undone alone. Rare: an id clash,
+                # or a broken file.
+                self._deleted_since_checkpoint = deleted
+                outcomes = self._transact(conn, batch, isolate=True)
         except Exception as exc:  # sqlite3.Error in practice; the boundary in _call translates it
             if conn.in_transaction:
                 # If even this fails the connection is broken; the next BEGIN reports it.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             outcomes = [(None, exc)] * len(batch)
-        for op, (result, error) in zip(batch, outcomes, strict=True):
-            _resolve(op.loop, op.future, result, error)
+        # The checkpoint runs before the batch is answered, so an ACK is answered only
+        # once the deleted message's WAL frames are gone too (when it crossed the mark).
+        if checkpoint and self._deleted_since_checkpoint >= self._checkpoint_every:
+            self._checkpoint(conn)
+        _resolve_batch(batch, outcomes)
+
+    def _transact(
+        self, conn: sqlite3.Connection, batch: list[_Op], *, isolate: bool
+    ) -> list[tuple[object, BaseException | None]]:
+        """Run ``batch`` in one transaction and commit it.
+
+        Without ``isolate`` the first failing operation rolls everything back and raises
+        :class:`_OperationFailed`; with it, each operation runs in a savepoint and a
+        failing one is undone alone.
+        """
+        outcomes: list[tuple[object, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for op in batch:
+            if isolate:
+                conn.execute("SAVEPOINT op")
+            try:
+                result = op.fn(conn)
+            except Exception as exc:
+                if not isolate:
+                    conn.execute("ROLLBACK")
+                    raise _OperationFailed from exc
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append((None, exc))
+            else:
+                if isolate:
+                    conn.execute("RELEASE op")
+                outcomes.append((result, None))
+        conn.execute("COMMIT")
+        self.commit_count += 1
+        return outcomes
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         # Whatever the outcome, the next try waits for another checkpoint_every deletes:
@@ -325,12 +411,37 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(_describe(exc)) from exc
 
+    async def _query(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run the read-only ``fn`` right here, on the reader; it sees every committed write.
+
+        A read takes microseconds (rows by key, from the page cache), so it runs on the
+        caller's thread rather than queueing behind the writer's fsyncs. Should the
+        reader meet a lock (``SQLITE_BUSY``, rare in WAL mode; it never waits for one),
+        the read goes to the writer thread instead, which waits.
+        """
+        with self._read_lock:
+            reader = self._reader
+            if reader is None or self._closed:
+                raise StoreError("store is closed")
+            try:
+                return fn(reader)
+            except sqlite3.OperationalError:
+                pass
+            except sqlite3.Error as exc:
+                raise StoreError(_describe(exc)) from exc
+        return await self._call(fn)
+
     def _shut_down(self, future: asyncio.Future[None] | None, loop: asyncio.AbstractEventLoop | None) -> bool:
         with self._lock:
             if self._closed:
                 return False
             self._closed = True
             self._queue.put(_Close(future, loop))
+        with self._read_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                reader.close()
         return True
 
     async def close(self) -> None:
@@ -375,7 +486,7 @@ class SqliteStore:
         Raises:
             StoreError: the store failed.
         """
-        return await self._call(lambda conn: _select_queue(conn, "recipient_id", recipient_id))
+        return await self._query(lambda conn: _select_queue(conn, "recipient_id", recipient_id))
 
     async def queue_by_sender(self, sender_id: bytes) -> QueueRecord | None:
         """The queue with this sender id, if any.
@@ -383,7 +494,7 @@ class SqliteStore:
         Raises:
             StoreError: the store failed.
         """
-        return await self._call(lambda conn: _select_queue(conn, "sender_id", sender_id))
+        return await self._query(lambda conn: _select_queue(conn, "sender_id", sender_id))
 
     async def set_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
         """Lock a queue to a sender key; False if no such queue.
@@ -434,18 +545,13 @@ class SqliteStore:
             raise ValueError("quota must be at least 1")
 
         def op(conn: sqlite3.Connection) -> PutResult:
-            row = conn.execute("SELECT recipient_id FROM queues WHERE sender_id = ?", (sender_id,)).fetchone()
-            if row is None:
+            # One statement answers all three checks, in the order of the contract.
+            rows = conn.execute(_PUT_CHECKS, (sender_id, send_id, RETIRED_SEND_IDS)).fetchall()
+            if not rows:
                 return PutResult.NO_QUEUE
-            recipient_id: bytes = row[0]
-            seen = conn.execute(
-                "SELECT 1 FROM send_ids WHERE recipient_id = ? AND send_id = ?", (recipient_id, send_id)
-            ).fetchone()
-            if seen is not None:
+            recipient_id, seen, count = rows[0]
+            if seen:
                 return PutResult.DUPLICATE
-            (count,) = conn.execute(
-                "SELECT count(*) FROM messages WHERE recipient_id = ?", (recipient_id,)
-            ).fetchone()
             if count >= quota:
                 return PutResult.QUOTA
             marker = message.quota_marker or count == quota - 1
@@ -454,8 +560,11 @@ class SqliteStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (recipient_id, message.msg_id, send_id, message.received_at, int(marker), message.body),
             )
+            # A row may linger for a send id already forgotten (pruning is lazy, see _retire).
             conn.execute(
-                "INSERT INTO send_ids (recipient_id, send_id) VALUES (?, ?)", (recipient_id, send_id)
+                "INSERT INTO send_ids (recipient_id, send_id) VALUES (?, ?)"
+                " ON CONFLICT DO UPDATE SET retired = NULL",
+                (recipient_id, send_id),
             )
             return PutResult.STORED
 
@@ -469,16 +578,17 @@ class SqliteStore:
         """
 
         def op(conn: sqlite3.Connection) -> StoredMessage | None:
-            row = conn.execute(
+            rows = conn.execute(
                 "SELECT msg_id, received_at, quota_marker, body FROM messages"
                 " WHERE recipient_id = ? ORDER BY seq LIMIT 1",
                 (recipient_id,),
-            ).fetchone()
-            if row is None:
+            ).fetchall()  # to the end: the statement is reset, the read transaction over
+            if not rows:
                 return None
+            row = rows[0]
             return StoredMessage(bytes(row[0]), int(row[1]), bool(row[2]), bytes(row[3]))
 
-        return await self._call(op)
+        return await self._query(op)
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message of this queue; False if it is not on this queue.
@@ -488,14 +598,13 @@ class SqliteStore:
         """
 
         def op(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT seq, send_id FROM messages WHERE recipient_id = ? AND msg_id = ?",
+            rows = conn.execute(
+                "DELETE FROM messages WHERE recipient_id = ? AND msg_id = ? RETURNING send_id",
                 (recipient_id, msg_id),
-            ).fetchone()
-            if row is None:
+            ).fetchall()
+            if not rows:
                 return False
-            conn.execute("DELETE FROM messages WHERE seq = ?", (row[0],))
-            _retire(conn, recipient_id, row[1])
+            _retire(conn, recipient_id, rows[0][0])
             self._deleted_since_checkpoint += 1
             return True
 
@@ -530,23 +639,46 @@ _QUEUE_BY: Final = {
 
 
 def _select_queue(conn: sqlite3.Connection, column: str, value: bytes) -> QueueRecord | None:
-    row = conn.execute(_QUEUE_BY[column], (value,)).fetchone()
-    if row is None:
+    rows = conn.execute(_QUEUE_BY[column], (value,)).fetchall()  # to the end, see first_message
+    if not rows:
         return None
+    row = rows[0]
     sender_key = None if row[4] is None else bytes(row[4])
     return QueueRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]), sender_key)
 
 
+#: put_message's checks: the queue, whether the send id is remembered, and the queue's length.
+#: A send id is remembered while its message waits (``retired`` NULL) or while it is among
+#: the queue's RETIRED_SEND_IDS latest deletions; older rows may linger until pruned.
+_PUT_CHECKS: Final = """
+SELECT q.recipient_id,
+       EXISTS (SELECT 1 FROM send_ids s
+               WHERE s.recipient_id = q.recipient_id AND s.send_id = ?2
+                 AND (s.retired IS NULL
+                      OR s.retired > (SELECT coalesce(max(r.retired), 0) FROM send_ids r
+                                      WHERE r.recipient_id = q.recipient_id) - ?3)),
+       (SELECT count(*) FROM messages m WHERE m.recipient_id = q.recipient_id)
+FROM queues q WHERE q.sender_id = ?1
+"""
+#: Deletions per queue between two prunings of its forgotten send ids.
+_PRUNE_EVERY: Final = 64
+
+
 def _retire(conn: sqlite3.Connection, recipient_id: bytes, send_id: bytes) -> None:
-    """Number ``send_id`` as the queue's latest deletion; forget all but the latest few."""
-    conn.execute(
+    """Number ``send_id`` as the queue's latest deletion; now and then, drop the forgotten ones.
+
+    Only the latest :data:`RETIRED_SEND_IDS` numbers count as remembered (the check in
+    :data:`_PUT_CHECKS` compares with the queue's latest number), so the rows below that
+    window can go in bulk, every :data:`_PRUNE_EVERY` deletions, rather than one per delete.
+    """
+    rows = conn.execute(
         "UPDATE send_ids SET retired ="
         " (SELECT coalesce(max(retired), 0) + 1 FROM send_ids WHERE recipient_id = ?1)"
-        " WHERE recipient_id = ?1 AND send_id = ?2",
+        " WHERE recipient_id = ?1 AND send_id = ?2 RETURNING retired",
         (recipient_id, send_id),
-    )
-    conn.execute(
-        "DELETE FROM send_ids WHERE recipient_id = ?1 AND retired <="
-        " (SELECT max(retired) FROM send_ids WHERE recipient_id = ?1) - ?2",
-        (recipient_id, RETIRED_SEND_IDS),
-    )
+    ).fetchall()
+    if rows and rows[0][0] % _PRUNE_EVERY == 0:
+        conn.execute(
+            "DELETE FROM send_ids WHERE recipient_id = ? AND retired <= ?",
+            (recipient_id, rows[0][0] - RETIRED_SEND_IDS),
+        )

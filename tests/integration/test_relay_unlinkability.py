@@ -253,8 +253,8 @@ async def test_relay_disk_and_logs_hold_nothing_linking_two_queues_of_one_user(
       correlation of queues by connection, IP address and timing is visible while it
       happens; only cover traffic, separate connections per queue and Tor hide that;
     - the order in which SQLite placed records in its pages (insertion order, until a
-      page is rebalanced) and the ``rowid`` and message sequence numbers; see the two
-      strict xfail tests below;
+      page is rebalanced); rowids and global message numbers are gone (schema v2), which
+      the two tests below check;
     - anything about the relay process's memory, swap, or filesystem journals below SQLite.
     """
     relay = relays.start()
@@ -305,20 +305,9 @@ async def test_relay_disk_and_logs_hold_nothing_linking_two_queues_of_one_user(
 
 # -- what the disk still orders ----------------------------------------------------------------
 # The two tests below document an ordering the SQLite store keeps beyond whole-second
-# ``received_at``. They fail today (strict xfail): when the store stops keeping it, they
-# pass and the marker must go.
+# ``received_at``. The store keeps no rowid and no global counter (schema v2), so they pass.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "src/burnerkit/relay/server/store/sqlite.py:73-74: `queues` is a rowid table "
-        "(`recipient_id BLOB PRIMARY KEY`, no WITHOUT ROWID), so each queue's rowid records the "
-        "order queues were created in: queues a burner creates in one go (a kit, its contacts) "
-        "get consecutive rowids"
-    ),
-)
 @pytest.mark.asyncio
 async def test_disk_does_not_record_the_order_queues_were_created_in(relays: Relays, tmp_path: Path) -> None:
     relay = relays.start()
@@ -337,16 +326,6 @@ async def test_disk_does_not_record_the_order_queues_were_created_in(relays: Rel
     assert order != created, "the file records the exact order the queues were created in"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "src/burnerkit/relay/server/store/sqlite.py:80-81: `messages.seq INTEGER PRIMARY KEY "
-        "AUTOINCREMENT` numbers messages across all queues, so the file orders messages of "
-        "different queues finer than `received_at` seconds (one sender writing to two queues "
-        "in the same second leaves adjacent numbers)"
-    ),
-)
 @pytest.mark.asyncio
 async def test_disk_does_not_order_messages_across_queues_finer_than_seconds(
     relays: Relays, tmp_path: Path

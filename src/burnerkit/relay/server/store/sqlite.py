@@ -52,8 +52,13 @@ Needs SQLite 3.35 or later (``RETURNING``, ``ON CONFLICT DO UPDATE`` without a t
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
     queues(recipient_id BLOB PK, sender_id BLOB UNIQUE, recipient_key, queue_key, sender_key NULL)
-    messages(seq INTEGER PK AUTOINCREMENT, recipient_id FK CASCADE, msg_id BLOB UNIQUE,
-             send_id, received_at, quota_marker, body)            index (recipient_id, seq), (received_at)
+                                                                  WITHOUT ROWID
+    messages(recipient_id FK CASCADE, qseq, msg_id BLOB UNIQUE, send_id, received_at,
+             quota_marker, body, PK (recipient_id, qseq))         WITHOUT ROWID, index (received_at)
+
+No rowid and no global counter anywhere: nothing on disk orders queues by creation, or
+messages of different queues by arrival, finer than the whole-second ``received_at``.
+``qseq`` numbers messages within one queue only (max + 1), which FIFO order needs.
     send_ids(recipient_id FK CASCADE, send_id, retired NULL, PK (recipient_id, send_id))
                                                                   index (recipient_id, retired)
 """
@@ -79,7 +84,7 @@ __all__ = ["MAX_BATCH", "SCHEMA_VERSION", "SqliteStore"]
 #: Operations one transaction (one commit, one fsync) carries at most.
 MAX_BATCH: Final = 64
 #: ``PRAGMA user_version`` of the schema this module writes.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: no rowids, per-queue message numbers (nothing shipped v1)
 #: RETURNING and ON CONFLICT without a target.
 _MIN_SQLITE: Final = (3, 35, 0)
 
@@ -93,17 +98,17 @@ CREATE TABLE queues (
     recipient_key BLOB NOT NULL,
     queue_key     BLOB NOT NULL,
     sender_key    BLOB
-);
+) WITHOUT ROWID;
 CREATE TABLE messages (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     recipient_id  BLOB NOT NULL REFERENCES queues (recipient_id) ON DELETE CASCADE,
+    qseq          INTEGER NOT NULL,
     msg_id        BLOB NOT NULL UNIQUE,
     send_id       BLOB NOT NULL,
     received_at   INTEGER NOT NULL,
     quota_marker  INTEGER NOT NULL,
-    body          BLOB NOT NULL
-);
-CREATE INDEX messages_by_queue ON messages (recipient_id, seq);
+    body          BLOB NOT NULL,
+    PRIMARY KEY (recipient_id, qseq)
+) WITHOUT ROWID;
 CREATE INDEX messages_by_age ON messages (received_at);
 CREATE TABLE send_ids (
     recipient_id  BLOB NOT NULL REFERENCES queues (recipient_id) ON DELETE CASCADE,
@@ -556,9 +561,18 @@ class SqliteStore:
                 return PutResult.QUOTA
             marker = message.quota_marker or count == quota - 1
             conn.execute(
-                "INSERT INTO messages (recipient_id, msg_id, send_id, received_at, quota_marker, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (recipient_id, message.msg_id, send_id, message.received_at, int(marker), message.body),
+                "INSERT INTO messages (recipient_id, qseq, msg_id, send_id, received_at, quota_marker, body)"
+                " VALUES (?, (SELECT COALESCE(MAX(qseq), 0) + 1 FROM messages WHERE recipient_id = ?),"
+                " ?, ?, ?, ?, ?)",
+                (
+                    recipient_id,
+                    recipient_id,
+                    message.msg_id,
+                    send_id,
+                    message.received_at,
+                    int(marker),
+                    message.body,
+                ),
             )
             # A row may linger for a send id already forgotten (pruning is lazy, see _retire).
             conn.execute(
@@ -580,7 +594,7 @@ class SqliteStore:
         def op(conn: sqlite3.Connection) -> StoredMessage | None:
             rows = conn.execute(
                 "SELECT msg_id, received_at, quota_marker, body FROM messages"
-                " WHERE recipient_id = ? ORDER BY seq LIMIT 1",
+                " WHERE recipient_id = ? ORDER BY qseq LIMIT 1",
                 (recipient_id,),
             ).fetchall()  # to the end: the statement is reset, the read transaction over
             if not rows:
@@ -619,11 +633,12 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
-                "SELECT seq, recipient_id, send_id FROM messages WHERE received_at < ? ORDER BY seq",
+                "SELECT recipient_id, qseq, send_id FROM messages WHERE received_at < ?"
+                " ORDER BY recipient_id, qseq",
                 (older_than,),
             ).fetchall()
-            for seq, recipient_id, send_id in rows:
-                conn.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+            for recipient_id, qseq, send_id in rows:
+                conn.execute("DELETE FROM messages WHERE recipient_id = ? AND qseq = ?", (recipient_id, qseq))
                 _retire(conn, recipient_id, send_id)
             self._deleted_since_checkpoint += len(rows)
             return len(rows)

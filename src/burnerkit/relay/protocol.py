@@ -391,18 +391,23 @@ def decode_client_frame(frame: bytes) -> ClientTransmission:
         signature = r.take(sig_len)
         signed = r.rest()
         r = Reader(signed)
-        if r.u8() != PROTOCOL_VERSION:
-            raise CodecError("unsupported version")
-        corr_id = r.take(CORR_ID_SIZE)
-        entity_len = r.u8()
-        if entity_len not in (0, QUEUE_ID_SIZE):
-            raise CodecError("bad entity length")
-        entity = r.take(entity_len)
+        corr_id, entity = _read_head(r)
         command = _parse_command(r)
         r.end()
     except CodecError as exc:
         raise RemoteProtocolError("malformed command") from exc
     return ClientTransmission(corr_id, entity, command, signature, signed)
+
+
+def _read_head(r: Reader) -> tuple[bytes, bytes]:
+    """``version ‖ corr_id ‖ entity``, the start of every transmission, both directions."""
+    if r.u8() != PROTOCOL_VERSION:
+        raise CodecError("unsupported version")
+    corr_id = r.take(CORR_ID_SIZE)
+    entity_len = r.u8()
+    if entity_len not in (0, QUEUE_ID_SIZE):
+        raise CodecError("bad entity length")
+    return corr_id, r.take(entity_len)
 
 
 def _parse_command(r: Reader) -> ClientCommand:
@@ -478,13 +483,7 @@ def decode_server_frame(frame: bytes) -> ServerTransmission:
     content = decode_frame(frame)
     try:
         r = Reader(content)
-        if r.u8() != PROTOCOL_VERSION:
-            raise CodecError("unsupported version")
-        corr_id = r.take(CORR_ID_SIZE)
-        entity_len = r.u8()
-        if entity_len not in (0, QUEUE_ID_SIZE):
-            raise CodecError("bad entity length")
-        entity = r.take(entity_len)
+        corr_id, entity = _read_head(r)
         response = _parse_response(r)
         r.end()
     except (CodecError, ValueError) as exc:

@@ -1,0 +1,132 @@
+"""Frozen relay vectors (tests/vectors/relay_v1.json): every frame and the queue layer, byte for byte.
+
+A change to a relay frame, the queue layer or the credentials layout fails here until it
+is made on purpose (docs/protocol.md §14) and the vectors are regenerated.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from burnerkit.relay.client import QueueCredentials
+from burnerkit.relay.protocol import (
+    FRAME_SIZE,
+    Ack,
+    Err,
+    ErrorCode,
+    Hello,
+    Msg,
+    New,
+    Send,
+    decode_client_frame,
+    decode_server_frame,
+    open_delivery,
+    open_ids,
+)
+from tests import vectorio
+from tests.vectors.generate_relay import build
+
+V = vectorio.load("relay_v1")
+
+
+def h(name: str) -> bytes:
+    return bytes.fromhex(V[name])
+
+
+def frame(hex_content: str) -> bytes:
+    return bytes.fromhex(hex_content).ljust(FRAME_SIZE, b"\0")
+
+
+def hkdf_sha256(ikm: bytes, info: bytes, length: int) -> bytes:
+    prk = hmac.digest(bytes(32), ikm, "sha256")  # empty salt is a block of zeros (RFC 5869)
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def test_every_relay_vector_regenerates_byte_for_byte():
+    assert build() == V
+
+
+def test_stored_client_frames_decode_to_what_they_claim():
+    new = decode_client_frame(frame(V["client_frames"]["new"]))
+    assert new.corr_id == h("corr_id")
+    assert new.entity == b""
+    assert isinstance(new.command, New)
+    send = decode_client_frame(frame(V["client_frames"]["send_unsigned"]))
+    assert send.entity == h("sender_id")
+    assert send.signature == b""
+    assert send.command == Send(h("send_id"), h("body"))
+    ack = decode_client_frame(frame(V["client_frames"]["ack"]))
+    assert ack.command == Ack(h("msg_id"))
+
+
+def test_recipient_signature_is_ed25519_over_label_session_and_transmission():
+    content = bytes.fromhex(V["client_frames"]["sub"])[2:]
+    assert content[0] == 64
+    signature, signed = content[1:65], content[65:]
+    assert signed[0] == 0x01
+    assert signed[1:25] == h("corr_id")
+    assert signed[25] == 24
+    assert signed[26:50] == h("recipient_id")
+    assert signed[50:] == b"\x02"  # SUB
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(h("recipient_seed")).public_key()
+    key.verify(signature, b"burner/v1/relay/auth" + h("session_id") + signed)
+
+
+def test_queue_key_and_sealed_ids_rederived_independently():
+    server = x25519.X25519PrivateKey.from_private_bytes(h("server_dh_private"))
+    recipient = x25519.X25519PrivateKey.from_private_bytes(h("recipient_dh_private"))
+    shared = server.exchange(recipient.public_key())
+    first, second = sorted(
+        (server.public_key().public_bytes_raw(), recipient.public_key().public_bytes_raw())
+    )
+    queue_key = hkdf_sha256(shared, b"burner/v1/relay/queue-layer" + first + second, 32)
+    assert queue_key == h("queue_key")
+    ids_key = hkdf_sha256(queue_key, b"burner/v1/relay/ids", 32)
+    sealed = h("sealed_ids")
+    plain = AESGCM(ids_key).decrypt(sealed[:12], sealed[12:], b"burner/v1/relay/ids")
+    assert plain == h("recipient_id") + h("sender_id")
+    assert open_ids(queue_key, sealed).sender_id == h("sender_id")
+
+
+def test_delivery_layout_rederived_independently():
+    sealed = h("sealed_delivery")
+    plain = AESGCM(h("queue_key")).decrypt(
+        sealed[:12], sealed[12:], b"burner/v1/relay/queue-layer" + h("msg_id")
+    )
+    body = h("body")
+    assert len(plain) == 15_883
+    assert plain[:8] == (1_800_000_000).to_bytes(8, "big")
+    assert plain[8] == 0
+    assert plain[9:11] == len(body).to_bytes(2, "big")
+    assert plain[11 : 11 + len(body)] == body
+    assert plain[11 + len(body) :] == bytes(len(plain) - 11 - len(body))
+    assert open_delivery(h("queue_key"), h("msg_id"), sealed).body == body
+
+
+def test_stored_server_frames_decode_to_what_they_claim():
+    frames = V["server_frames"]
+    assert decode_server_frame(frame(frames["hello"])).response == Hello(h("session_id"))
+    assert decode_server_frame(frame(frames["err_auth"])).response == Err(ErrorCode.AUTH)
+    msg = decode_server_frame(frame(frames["msg"]))
+    assert msg.corr_id == bytes(24)
+    assert msg.entity == h("recipient_id")
+    assert msg.response == Msg(h("msg_id"), h("sealed_delivery"))
+
+
+def test_credentials_layout_by_hand():
+    data = h("credentials")
+    assert len(data) == 113
+    assert data[0] == 1
+    assert data[1:25] == h("recipient_id")
+    assert data[25:49] == h("sender_id")
+    assert data[49:81] == h("recipient_seed")
+    assert data[81:] == h("queue_key")
+    assert QueueCredentials.from_bytes(data).to_bytes() == data

@@ -57,6 +57,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from burnerkit.crypto.kdf import LABEL_RELAY_AUTH
 from burnerkit.crypto.keys import SigningKey, X25519PrivateKey
 from burnerkit.crypto.rng import SystemRandom
+from burnerkit.relay.client import QueueCredentials
 from burnerkit.relay.protocol import (
     CORR_ID_SIZE,
     FRAME_SIZE,
@@ -455,12 +456,7 @@ def _frame(data: bytes | str) -> bytes:
     return data
 
 
-@dataclass(frozen=True)
-class _Queue:
-    key: SigningKey
-    queue_key: bytes
-    recipient_id: bytes
-    sender_id: bytes
+_Queue = QueueCredentials
 
 
 async def _new_queue(peer: _Peer) -> _Queue:
@@ -471,11 +467,11 @@ async def _new_queue(peer: _Peer) -> _Queue:
         raise RuntimeError(f"NEW failed: {answer}")
     queue_key = derive_queue_key(dh, answer.server_dh)
     ids = open_ids(queue_key, answer.sealed)
-    return _Queue(key, queue_key, ids.recipient_id, ids.sender_id)
+    return QueueCredentials(ids.recipient_id, ids.sender_id, key, queue_key)
 
 
 async def _subscribe(peer: _Peer, queue: _Queue) -> None:
-    answer = await peer.request(queue.recipient_id, Sub(), queue.key)
+    answer = await peer.request(queue.recipient_id, Sub(), queue.recipient_key)
     if not isinstance(answer, Ok):
         raise RuntimeError(f"SUB failed: {answer}")
 
@@ -492,7 +488,7 @@ class _Lane:
         return self.sender.frame(self.queue.sender_id, Send(_RNG.random_bytes(SEND_ID_SIZE), body))
 
     def ack_frame(self, msg_id: bytes) -> bytes:
-        return self.recipient.frame(self.queue.recipient_id, Ack(msg_id), self.queue.key)
+        return self.recipient.frame(self.queue.recipient_id, Ack(msg_id), self.queue.recipient_key)
 
 
 @dataclass

@@ -426,14 +426,8 @@ class Peer:
             raise AssertionError(f"unexpected frame {decode_server_frame(data)!r}")
 
 
-@dataclass
-class RawQueue:
-    """A queue made by a raw peer: its key, its queue-layer key and its two ids."""
-
-    key: SigningKey
-    queue_key: bytes
-    recipient_id: bytes
-    sender_id: bytes
+# A queue made by a raw peer is kept as the client library keeps one.
+RawQueue = QueueCredentials
 
 
 async def new_queue(peer: Peer) -> RawQueue:
@@ -443,7 +437,7 @@ async def new_queue(peer: Peer) -> RawQueue:
     assert isinstance(tx.response, Ids), tx
     queue_key = derive_queue_key(dh, tx.response.server_dh)
     ids = open_ids(queue_key, tx.response.sealed)
-    return RawQueue(key, queue_key, ids.recipient_id, ids.sender_id)
+    return QueueCredentials(ids.recipient_id, ids.sender_id, key, queue_key)
 
 
 def opened(queue: RawQueue, tx: ServerTransmission) -> tuple[bytes, Delivery]:
@@ -537,11 +531,6 @@ async def drain(client: RelayClient, creds: QueueCredentials, count: int) -> lis
         messages.append(message)
         await client.ack(creds, message.msg_id)
     return messages
-
-
-def credentials(queue: RawQueue) -> QueueCredentials:
-    """A raw peer's queue as the client library keeps it."""
-    return QueueCredentials(queue.recipient_id, queue.sender_id, queue.key, queue.queue_key)
 
 
 # -- a TCP proxy that records the wire and can swallow answers -------------------------------

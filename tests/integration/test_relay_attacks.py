@@ -101,10 +101,10 @@ async def test_oversize_body_is_refused(relays: Relays) -> None:
         with pytest.raises(ValueError, match="at most 15872"):
             await sender.send(queue.sender_id, bytes(MAX_BODY_SIZE + 1))
     # Nothing of the refused bodies was stored.
-    assert (await peer.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await peer.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     msg_id, delivery = opened(queue, await peer.push())
     assert delivery.body == biggest
-    assert (await peer.request(queue.recipient_id, Ack(msg_id), queue.key)).response == Ok()
+    assert (await peer.request(queue.recipient_id, Ack(msg_id), queue.recipient_key)).response == Ok()
     await peer.nothing_pushed()
     await peer.close()
     await relay.astop()
@@ -183,11 +183,13 @@ async def test_replayed_recipient_command_on_another_connection_is_refused(relay
     sender_key = SigningKey.generate(RNG)
     # What an observer records on the owner's connection (signed over the owner's session).
     recorded = {
-        "sub": owner.frame(queue.recipient_id, Sub(), queue.key),
-        "key": owner.frame(queue.recipient_id, Key(sender_key.verify_key.raw), queue.key),
-        "ack": owner.frame(queue.recipient_id, Ack(bytes(MSG_ID_SIZE)), queue.key),
-        "del": owner.frame(queue.recipient_id, Del(), queue.key),
-        "new": owner.frame(b"", New(queue.key.verify_key.raw, bytes(range(32))), queue.key),
+        "sub": owner.frame(queue.recipient_id, Sub(), queue.recipient_key),
+        "key": owner.frame(queue.recipient_id, Key(sender_key.verify_key.raw), queue.recipient_key),
+        "ack": owner.frame(queue.recipient_id, Ack(bytes(MSG_ID_SIZE)), queue.recipient_key),
+        "del": owner.frame(queue.recipient_id, Del(), queue.recipient_key),
+        "new": owner.frame(
+            b"", New(queue.recipient_key.verify_key.raw, bytes(range(32))), queue.recipient_key
+        ),
     }
     for name, frame in recorded.items():
         tx, _ = await attacker.request_raw(frame)
@@ -200,7 +202,7 @@ async def test_replayed_recipient_command_on_another_connection_is_refused(relay
     assert opened(queue, await owner.push())[1].body == b"unsigned"
     # A signed SEND to a locked queue, replayed on another connection, is refused too.
     assert (
-        await owner.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.key)
+        await owner.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.recipient_key)
     ).response == Ok()
     signed_send = sender.frame(queue.sender_id, Send(send_id(), b"signed"), sender_key)
     assert (await sender.request_raw(signed_send))[0].response == Ok()
@@ -231,12 +233,12 @@ async def test_missing_queue_and_wrong_key_get_the_same_error(relays: Relays) ->
             frame = attacker.frame(queue.recipient_id, command, key, corr_id)
             wrong_key_tx, wrong_key_answer = await attacker.request_raw(frame)
             assert wrong_key_tx.response == Err(ErrorCode.AUTH)
-            assert (await owner.request(queue.recipient_id, Del(), queue.key)).response == Ok()
+            assert (await owner.request(queue.recipient_id, Del(), queue.recipient_key)).response == Ok()
             _, missing_answer = await attacker.request_raw(frame)
             assert missing_answer == wrong_key_answer, command
             # Even the owner's own key, on the deleted queue, gets the same frame.
             _, owner_answer = await attacker.request_raw(
-                attacker.frame(queue.recipient_id, command, queue.key, corr_id)
+                attacker.frame(queue.recipient_id, command, queue.recipient_key, corr_id)
             )
             assert owner_answer == wrong_key_answer
             _, other_corr = await attacker.request_raw(attacker.frame(queue.recipient_id, command, key))
@@ -246,12 +248,12 @@ async def test_missing_queue_and_wrong_key_get_the_same_error(relays: Relays) ->
     for key in (wrong, None):
         queue = await new_queue(owner)
         assert (
-            await owner.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.key)
+            await owner.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.recipient_key)
         ).response == Ok()
         frame = attacker.frame(queue.sender_id, Send(send_id(), b"x"), key, corr())
         locked_tx, locked_answer = await attacker.request_raw(frame)
         assert locked_tx.response == Err(ErrorCode.AUTH)
-        assert (await owner.request(queue.recipient_id, Del(), queue.key)).response == Ok()
+        assert (await owner.request(queue.recipient_id, Del(), queue.recipient_key)).response == Ok()
         assert (await attacker.request_raw(frame))[1] == locked_answer
     await owner.close()
     await attacker.close()
@@ -272,11 +274,11 @@ async def test_stale_ack_never_deletes_an_undelivered_message(relays: Relays) ->
         assert (await sender.request(queue.sender_id, Send(send_id(), body))).response == Ok()
 
     async def ack(peer: Peer, msg_id: bytes) -> Ok | Err:
-        response = (await peer.request(queue.recipient_id, Ack(msg_id), queue.key)).response
+        response = (await peer.request(queue.recipient_id, Ack(msg_id), queue.recipient_key)).response
         assert isinstance(response, Ok | Err)
         return response
 
-    assert (await first.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await first.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     id1, delivery = opened(queue, await first.push())
     assert delivery.body == b"m1"
     assert await ack(first, id1) == Ok()
@@ -288,7 +290,7 @@ async def test_stale_ack_never_deletes_an_undelivered_message(relays: Relays) ->
     assert await ack(stranger, id2) == Err(ErrorCode.NO_MSG)  # right key, no subscription
     await first.nothing_pushed(0.1)
     # A second subscriber gets m2 again: nothing above deleted it.
-    assert (await second.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await second.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     assert isinstance((await first.push()).response, End)
     again, delivery = opened(queue, await second.push())
     assert (again, delivery.body) == (id2, b"m2")
@@ -639,7 +641,7 @@ async def test_no_ip_or_queue_id_in_logs(relays: Relays) -> None:
         assert (await raw.request(queue.sender_id, Send(raw_send_id, b"x"))).response == Ok()
         await raw.send_raw(b"garbage " + queue.recipient_id)
         await raw.recv_raw()
-        assert (await raw.request(queue.recipient_id, Ack(bytes(24)), queue.key)).response == Err(
+        assert (await raw.request(queue.recipient_id, Ack(bytes(24)), queue.recipient_key)).response == Err(
             ErrorCode.NO_MSG
         )
         await raw.close()
@@ -681,7 +683,7 @@ async def test_upload_and_download_bytes_cannot_be_matched(relays: Relays) -> No
     assert (await sender.request_raw(upload))[0].response == Ok()
     downloads = []
     for _ in range(2):  # the second SUB delivers the unacknowledged message again
-        assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+        assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
         assert recipient.pushed == []
         download = await recipient.recv_raw()
         msg_id, delivery = opened(queue, decode_server_frame(download))

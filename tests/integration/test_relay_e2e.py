@@ -46,7 +46,6 @@ from tests.integration.harness import (
     Relays,
     client,
     corr_id_of,
-    credentials,
     drain,
     free_port,
     new_queue,
@@ -351,7 +350,7 @@ async def test_sigterm_answers_every_send_it_read_and_exits_zero(relays: Relays)
     # Every answered SEND is durable, and nothing unanswered was stored.
     await relay.astart()
     async with client(relay.url) as recipient:
-        creds = credentials(queue)
+        creds = queue
         await recipient.subscribe(creds)
         delivered = [m.body for m in await drain(recipient, creds, len(answered))]
         await nothing_delivered(recipient)
@@ -374,7 +373,7 @@ async def test_rude_clients_never_make_the_relay_write_a_traceback(relays: Relay
         await rude.ws.send(rude.frame(queue.sender_id, Send(send_id(), b"x" * 1000)))
     rude.ws.transport.abort()
     # A subscriber that vanishes while messages are being pushed to it.
-    assert (await owner.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await owner.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     owner.ws.transport.abort()
     async with client(relay.url) as sender:
         for _ in range(5):
@@ -406,7 +405,7 @@ async def test_rude_clients_never_make_the_relay_write_a_traceback(relays: Relay
     await ws.close()
     # The relay still serves, then stops cleanly with the silent peer still connected.
     async with client(relay.url) as recipient:
-        creds = credentials(queue)
+        creds = queue
         await recipient.subscribe(creds)
         bodies = []
         with contextlib.suppress(RelayTimeoutError):

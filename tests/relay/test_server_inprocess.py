@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from burnerkit.crypto.keys import SigningKey, X25519PrivateKey
 from burnerkit.crypto.rng import SystemRandom
+from burnerkit.relay.client import QueueCredentials
 from burnerkit.relay.protocol import (
     FRAME_SIZE,
     MAX_BODY_SIZE,
@@ -152,12 +152,7 @@ class Peer:
             await asyncio.wait_for(self.ws.recv(), wait)
 
 
-@dataclass
-class Queue:
-    key: SigningKey
-    queue_key: bytes
-    recipient_id: bytes
-    sender_id: bytes
+Queue = QueueCredentials
 
 
 async def new_queue(peer: Peer) -> Queue:
@@ -168,7 +163,7 @@ async def new_queue(peer: Peer) -> Queue:
     assert isinstance(tx.response, Ids)
     queue_key = derive_queue_key(dh, tx.response.server_dh)
     ids = open_ids(queue_key, tx.response.sealed)
-    return Queue(key, queue_key, ids.recipient_id, ids.sender_id)
+    return QueueCredentials(ids.recipient_id, ids.sender_id, key, queue_key)
 
 
 def opened(queue: Queue, tx: ServerTransmission) -> tuple[bytes, Delivery]:
@@ -238,7 +233,7 @@ async def test_new_answers_ids_that_open_with_the_queue_key(relay: Relay) -> Non
     assert record is not None
     assert record.sender_id == queue.sender_id
     assert record.queue_key == queue.queue_key
-    assert record.recipient_key == queue.key.verify_key.raw
+    assert record.recipient_key == queue.recipient_key.verify_key.raw
 
 
 @pytest.mark.asyncio
@@ -266,16 +261,16 @@ async def test_send_sub_msg_ack_next(relay: Relay) -> None:
         tx = await sender.request(queue.sender_id, Send(send_id(), body))
         assert tx.response == Ok()
         assert tx.entity == queue.sender_id
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     first_id, first = opened(queue, await recipient.push())
     assert first.body == b"one"
     assert first.quota_marker is False
     await recipient.nothing_pushed()  # one outstanding message per subscription
-    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)).response == Ok()
     second_id, second = opened(queue, await recipient.push())
     assert second.body == b"two"
     assert second_id != first_id
-    assert (await recipient.request(queue.recipient_id, Ack(second_id), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Ack(second_id), queue.recipient_key)).response == Ok()
     await recipient.nothing_pushed()
     assert await relay.store.first_message(queue.recipient_id) is None
 
@@ -284,7 +279,7 @@ async def test_send_sub_msg_ack_next(relay: Relay) -> None:
 async def test_a_message_sent_to_a_subscribed_queue_is_pushed(relay: Relay) -> None:
     recipient, sender = await relay.peer(), await relay.peer()
     queue = await new_queue(recipient)
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     await recipient.nothing_pushed()
     assert (await sender.request(queue.sender_id, Send(send_id(), b"hi"))).response == Ok()
     _, delivery = opened(queue, await recipient.push())
@@ -298,7 +293,7 @@ async def test_uploaded_and_downloaded_frames_share_no_body_bytes(relay: Relay) 
     body = RNG.random_bytes(MAX_BODY_SIZE)
     upload = sender.frame(queue.sender_id, Send(send_id(), body))
     assert (await sender.request_raw(upload))[0].response == Ok()
-    await recipient.ws.send(recipient.frame(queue.recipient_id, Sub(), queue.key))
+    await recipient.ws.send(recipient.frame(queue.recipient_id, Sub(), queue.recipient_key))
     frames = [await asyncio.wait_for(recipient.ws.recv(), 5) for _ in range(2)]
     download = next(f for f in frames if isinstance(f, bytes) and decode_server_frame(f).corr_id == ZERO_CORR)
     assert isinstance(download, bytes)
@@ -313,19 +308,19 @@ async def test_a_stale_ack_gets_no_msg_and_deletes_nothing(relay: Relay) -> None
     queue = await new_queue(recipient)
     for body in (b"one", b"two", b"three"):
         assert (await sender.request(queue.sender_id, Send(send_id(), body))).response == Ok()
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     first_id, _ = opened(queue, await recipient.push())
-    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)).response == Ok()
     second_id, second = opened(queue, await recipient.push())
     # The first id again, and an id never delivered: neither deletes anything.
     for stale in (first_id, RNG.random_bytes(24)):
-        tx = await recipient.request(queue.recipient_id, Ack(stale), queue.key)
+        tx = await recipient.request(queue.recipient_id, Ack(stale), queue.recipient_key)
         assert tx.response == Err(ErrorCode.NO_MSG)
         assert tx.entity == queue.recipient_id
     waiting = await relay.store.first_message(queue.recipient_id)
     assert waiting is not None
     assert waiting.msg_id == second_id
-    assert (await recipient.request(queue.recipient_id, Ack(second_id), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Ack(second_id), queue.recipient_key)).response == Ok()
     _, third = opened(queue, await recipient.push())
     assert (second.body, third.body) == (b"two", b"three")
 
@@ -337,7 +332,7 @@ async def test_ack_without_a_subscription_is_no_msg(relay: Relay) -> None:
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Ok()
     stored = await relay.store.first_message(queue.recipient_id)
     assert stored is not None
-    tx = await recipient.request(queue.recipient_id, Ack(stored.msg_id), queue.key)
+    tx = await recipient.request(queue.recipient_id, Ack(stored.msg_id), queue.recipient_key)
     assert tx.response == Err(ErrorCode.NO_MSG)
     assert await relay.store.first_message(queue.recipient_id) == stored
 
@@ -347,12 +342,12 @@ async def test_resubscribing_redelivers_the_unacknowledged_message(relay: Relay)
     recipient, sender = await relay.peer(), await relay.peer()
     queue = await new_queue(recipient)
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Ok()
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     first_id, _ = opened(queue, await recipient.push())
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     again_id, _ = opened(queue, await recipient.push())
     assert again_id == first_id
-    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)).response == Ok()
 
 
 # -- authentication -------------------------------------------------------------------------------
@@ -362,7 +357,7 @@ async def test_resubscribing_redelivers_the_unacknowledged_message(relay: Relay)
 async def test_a_signed_command_replayed_on_another_connection_is_refused(relay: Relay) -> None:
     first, second = await relay.peer(), await relay.peer()
     queue = await new_queue(first)
-    recorded = first.frame(queue.recipient_id, Sub(), queue.key)
+    recorded = first.frame(queue.recipient_id, Sub(), queue.recipient_key)
     tx, _ = await second.request_raw(recorded)
     assert tx.response == Err(ErrorCode.AUTH)
     tx, _ = await first.request_raw(recorded)
@@ -376,8 +371,10 @@ async def test_missing_queue_and_wrong_key_get_identical_frames(relay: Relay) ->
     wrong = SigningKey.generate(RNG)
     corr_id = corr()
     wrong_key, wrong_key_frame = await peer.request_raw(peer.frame(queue.recipient_id, Sub(), wrong, corr_id))
-    assert (await peer.request(queue.recipient_id, Del(), queue.key)).response == Ok()
-    _, missing_frame = await peer.request_raw(peer.frame(queue.recipient_id, Sub(), queue.key, corr_id))
+    assert (await peer.request(queue.recipient_id, Del(), queue.recipient_key)).response == Ok()
+    _, missing_frame = await peer.request_raw(
+        peer.frame(queue.recipient_id, Sub(), queue.recipient_key, corr_id)
+    )
     assert wrong_key.response == Err(ErrorCode.AUTH)
     assert missing_frame == wrong_key_frame
     _, unsigned_frame = await peer.request_raw(peer.frame(queue.recipient_id, Sub(), None, corr_id))
@@ -398,7 +395,7 @@ async def test_every_recipient_command_needs_the_recipient_key(relay: Relay) -> 
 async def test_the_sender_id_is_not_a_recipient_id(relay: Relay) -> None:
     peer = await relay.peer()
     queue = await new_queue(peer)
-    assert (await peer.request(queue.sender_id, Sub(), queue.key)).response == Err(ErrorCode.AUTH)
+    assert (await peer.request(queue.sender_id, Sub(), queue.recipient_key)).response == Err(ErrorCode.AUTH)
     assert (await peer.request(queue.recipient_id, Send(send_id(), b"x"))).response == Err(ErrorCode.AUTH)
 
 
@@ -408,13 +405,13 @@ async def test_a_locked_queue_takes_only_signed_sends(relay: Relay) -> None:
     queue = await new_queue(recipient)
     sender_key, other = SigningKey.generate(RNG), SigningKey.generate(RNG)
     assert (
-        await recipient.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.key)
+        await recipient.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.recipient_key)
     ).response == Ok()
     # Locking again to the same key is a retry; to another key it is refused.
     assert (
-        await recipient.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.key)
+        await recipient.request(queue.recipient_id, Key(sender_key.verify_key.raw), queue.recipient_key)
     ).response == Ok()
-    tx = await recipient.request(queue.recipient_id, Key(other.verify_key.raw), queue.key)
+    tx = await recipient.request(queue.recipient_id, Key(other.verify_key.raw), queue.recipient_key)
     assert tx.response == Err(ErrorCode.CMD)
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Err(ErrorCode.AUTH)
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"), other)).response == Err(
@@ -428,7 +425,9 @@ async def test_key_refuses_a_small_order_key(relay: Relay) -> None:
     peer = await relay.peer()
     queue = await new_queue(peer)
     identity = (1).to_bytes(32, "little")  # the neutral point: it would accept forged signatures
-    assert (await peer.request(queue.recipient_id, Key(identity), queue.key)).response == Err(ErrorCode.CMD)
+    assert (await peer.request(queue.recipient_id, Key(identity), queue.recipient_key)).response == Err(
+        ErrorCode.CMD
+    )
 
 
 # -- subscriptions --------------------------------------------------------------------------------
@@ -439,16 +438,18 @@ async def test_a_second_subscriber_displaces_the_first_with_end(relay: Relay) ->
     first, second, sender = await relay.peer(), await relay.peer(), await relay.peer()
     queue = await new_queue(first)
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Ok()
-    assert (await first.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await first.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     msg_id, _ = opened(queue, await first.push())
-    assert (await second.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await second.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     end = await first.push()
     assert (end.corr_id, end.entity, end.response) == (ZERO_CORR, queue.recipient_id, End())
     # The unacknowledged message goes to the new holder; the old one can no longer ACK it.
     again_id, _ = opened(queue, await second.push())
     assert again_id == msg_id
-    assert (await first.request(queue.recipient_id, Ack(msg_id), queue.key)).response == Err(ErrorCode.NO_MSG)
-    assert (await second.request(queue.recipient_id, Ack(msg_id), queue.key)).response == Ok()
+    assert (await first.request(queue.recipient_id, Ack(msg_id), queue.recipient_key)).response == Err(
+        ErrorCode.NO_MSG
+    )
+    assert (await second.request(queue.recipient_id, Ack(msg_id), queue.recipient_key)).response == Ok()
     assert relay.server.subscriptions_active == 1
 
 
@@ -457,7 +458,7 @@ async def test_one_connection_subscribes_to_many_queues(relay: Relay) -> None:
     recipient, sender = await relay.peer(), await relay.peer()
     queues = [await new_queue(recipient) for _ in range(3)]
     for queue in queues:
-        assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+        assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
         assert (await sender.request(queue.sender_id, Send(send_id(), queue.sender_id))).response == Ok()
     for queue in queues:
         _, delivery = opened(queue, await recipient.push())
@@ -474,8 +475,8 @@ async def test_one_connection_subscribes_to_many_queues(relay: Relay) -> None:
 async def test_del_ends_the_subscription_on_another_connection(relay: Relay) -> None:
     subscriber, owner = await relay.peer(), await relay.peer()
     queue = await new_queue(owner)
-    assert (await subscriber.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
-    assert (await owner.request(queue.recipient_id, Del(), queue.key)).response == Ok()
+    assert (await subscriber.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+    assert (await owner.request(queue.recipient_id, Del(), queue.recipient_key)).response == Ok()
     end = await subscriber.push()
     assert (end.entity, end.response) == (queue.recipient_id, End())
     assert await relay.store.queue_by_recipient(queue.recipient_id) is None
@@ -513,9 +514,9 @@ async def test_quota_marks_the_last_message_and_refuses_the_next(start_relay: St
     for _ in range(2):
         assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Ok()
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Err(ErrorCode.QUOTA)
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     first_id, first = opened(queue, await recipient.push())
-    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)).response == Ok()
     _, second = opened(queue, await recipient.push())
     assert (first.quota_marker, second.quota_marker) == (False, True)
 
@@ -529,7 +530,7 @@ async def test_pipelined_sends_are_stored_in_order(relay: Relay) -> None:
         await sender.ws.send(frame)
     answers = [await sender.recv() for _ in frames]
     assert all(a.response == Ok() for a in answers)
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     bodies: list[bytes] = []
     while len(bodies) < len(frames):
         tx = await recipient.recv()
@@ -538,7 +539,7 @@ async def test_pipelined_sends_are_stored_in_order(relay: Relay) -> None:
             continue
         msg_id, delivery = opened(queue, tx)
         bodies.append(delivery.body)
-        await recipient.ws.send(recipient.frame(queue.recipient_id, Ack(msg_id), queue.key))
+        await recipient.ws.send(recipient.frame(queue.recipient_id, Ack(msg_id), queue.recipient_key))
     assert bodies == [str(i).encode() for i in range(40)]
 
 
@@ -554,7 +555,7 @@ async def test_garbage_gets_cmd_and_the_connection_lives(relay: Relay) -> None:
         assert (tx.corr_id, tx.entity, tx.response) == (ZERO_CORR, b"", Err(ErrorCode.CMD))
     assert (await peer.request(b"", Ping())).response == Pong()
     queue = await new_queue(peer)
-    assert (await peer.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await peer.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
 
 
 @pytest.mark.asyncio
@@ -620,7 +621,7 @@ async def test_metrics_are_aggregate(start_relay: StartRelay) -> None:
     recipient, sender = await relay.peer(), await relay.peer()
     queue = await new_queue(recipient)
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Ok()
-    assert (await recipient.request(queue.recipient_id, Sub(), queue.key)).response == Ok()
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     await recipient.push()
     await sender.ws.send(b"junk")
     await sender.recv()
@@ -658,7 +659,7 @@ async def test_logs_hold_no_ids_and_no_addresses(
     recipient, sender = await relay.peer(), await relay.peer()
     queue = await new_queue(recipient)
     await sender.request(queue.sender_id, Send(send_id(), b"x"))
-    await recipient.request(queue.recipient_id, Sub(), queue.key)
+    await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)
     await asyncio.sleep(0.05)
     await relay.server.stop()
     formatter = JsonFormatter()

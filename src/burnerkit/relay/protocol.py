@@ -105,6 +105,8 @@ _SIG_SIZE: Final = 64
 _FLAG_QUOTA: Final = 0x01
 _DUMMY_KEY_RAW: Final = SigningKey.from_bytes(bytes(range(32))).verify_key.raw
 _DELIVERY_HEAD: Final = struct.Struct(">QBH")
+# Padding checks compare against this view: endswith() is a memcmp, count(0) a byte loop.
+_ZEROS: Final = memoryview(bytes(FRAME_SIZE))
 
 
 @enum.unique
@@ -306,7 +308,7 @@ def decode_frame(frame: bytes) -> bytes:
     if len(frame) != FRAME_SIZE:
         raise RemoteProtocolError(f"frame must be {FRAME_SIZE} bytes")
     length = int.from_bytes(frame[:2], "big")
-    if length > FRAME_SIZE - 2 or frame[2 + length :].count(0) != FRAME_SIZE - 2 - length:
+    if length > FRAME_SIZE - 2 or not frame.endswith(_ZEROS[: FRAME_SIZE - 2 - length]):
         raise RemoteProtocolError("malformed frame")
     return frame[2 : 2 + length]
 
@@ -578,6 +580,6 @@ def open_delivery(queue_key: bytes, msg_id: bytes, sealed: bytes) -> Delivery:
     )
     received_at, flags, length = _DELIVERY_HEAD.unpack_from(plain)
     end = _DELIVERY_HEAD.size + length
-    if flags & ~_FLAG_QUOTA or length > MAX_BODY_SIZE or plain[end:].count(0) != len(plain) - end:
+    if flags & ~_FLAG_QUOTA or length > MAX_BODY_SIZE or not plain.endswith(_ZEROS[: len(plain) - end]):
         raise DecryptionError
     return Delivery(received_at, bool(flags & _FLAG_QUOTA), plain[_DELIVERY_HEAD.size : end])

@@ -19,11 +19,21 @@ BurnerError
 │   ├── SignatureError               a signature did not verify
 │   └── TooManySkippedMessagesError  a counter jump beyond the limit (a counter bomb)
 ├── IdentityError
-│   └── IdentityExpiredError         the burner is past its expiry
-└── RelayError
-    ├── RelayUnavailableError        connect, read or write failed (mapped from websockets/OSError)
-    ├── RelayTimeoutError            the relay did not answer in time
-    └── RelayRejectedError           the relay answered ERR; .code is the relay's error code
+│   ├── IdentityExpiredError         the burner is past its expiry
+│   └── IdentityChangedError         a contact's identity key changed: re-verify before sending
+├── RelayError
+│   ├── RelayUnavailableError        connect, read or write failed (mapped from websockets/OSError)
+│   ├── RelayTimeoutError            the relay did not answer in time
+│   └── RelayRejectedError           the relay answered ERR; .code is the relay's error code
+├── VaultError
+│   ├── VaultLockedError             wrong passphrase or damaged header: one message for both
+│   └── VaultCorruptedError          a record failed authentication (tampering or damage)
+├── PairingError
+│   ├── PairingCodeError             the short code was wrong (or guessed): the code is destroyed
+│   └── PairingTimeoutError          the peer did not show up in time
+└── UsageError                       the user asked for something that cannot be done as asked
+    ├── NotFoundError                no such burner, contact or relay queue
+    └── AlreadyExistsError           the name is taken
 ```
 
 Messages are lower-case facts and never hold key bytes, plaintext or passphrases.
@@ -34,12 +44,14 @@ from them (the Fernet ``InvalidToken`` rule); the reason, if any, stays local.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExistsError",
     "BurnerError",
     "CryptoError",
     "DecryptionError",
     "DuplicateMessageError",
     "ForkDetectedError",
     "HandshakeError",
+    "IdentityChangedError",
     "IdentityError",
     "IdentityExpiredError",
     "InvalidKeyError",
@@ -49,10 +61,18 @@ __all__ = [
     "RelayTimeoutError",
     "RelayUnavailableError",
     "LocalProtocolError",
+    "NotFoundError",
+    "PairingCodeError",
+    "PairingError",
+    "PairingTimeoutError",
     "ProtocolError",
     "RemoteProtocolError",
     "SignatureError",
     "TooManySkippedMessagesError",
+    "UsageError",
+    "VaultCorruptedError",
+    "VaultError",
+    "VaultLockedError",
 ]
 
 
@@ -111,6 +131,10 @@ class IdentityExpiredError(IdentityError):
     """The session or burner is past its expiry and refuses to send or receive."""
 
 
+class IdentityChangedError(IdentityError):
+    """A contact's identity key is not the one last verified; sending waits for re-verification."""
+
+
 class InvalidKeyError(CryptoError):
     """A public key or DH result is invalid (wrong length, small order, all-zero output)."""
 
@@ -137,3 +161,42 @@ class RelayRejectedError(RelayError):
     def __init__(self, code: int, message: str = "relay refused the command") -> None:
         super().__init__(f"{message} ({code})")
         self.code = code
+
+
+class VaultError(BurnerError):
+    """The encrypted vault cannot be used as asked."""
+
+
+class VaultLockedError(VaultError):
+    """The vault did not unlock: a wrong passphrase and a damaged header look the same."""
+
+    def __init__(self, message: str = "wrong passphrase, or the vault header is damaged") -> None:
+        super().__init__(message)
+
+
+class VaultCorruptedError(VaultError):
+    """A vault record failed authentication: it was tampered with or damaged."""
+
+
+class PairingError(BurnerError):
+    """Pairing by short code failed."""
+
+
+class PairingCodeError(PairingError):
+    """The short code did not match on both sides; it is destroyed and cannot be tried again."""
+
+
+class PairingTimeoutError(PairingError):
+    """The other side did not complete pairing in time."""
+
+
+class UsageError(BurnerError):
+    """The user asked for something that cannot be done as asked."""
+
+
+class NotFoundError(UsageError):
+    """No burner, contact or queue has that name."""
+
+
+class AlreadyExistsError(UsageError):
+    """The name is already taken."""

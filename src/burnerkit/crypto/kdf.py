@@ -29,6 +29,13 @@ __all__ = [
     "LABEL_SIG_INVITATION",
     "LABEL_TEST_RNG",
     "LABEL_TRANSCRIPT",
+    "LABEL_APP_SEND_ID",
+    "LABEL_PAIRING_CONFIRM",
+    "LABEL_PAIRING_PAKE",
+    "LABEL_PAIRING_PAYLOAD",
+    "LABEL_VAULT_INDEX",
+    "LABEL_VAULT_KEY_WRAP",
+    "LABEL_VAULT_RECORD",
     "LabelledHash",
     "chain_step",
     "hkdf",
@@ -48,6 +55,13 @@ LABEL_TEST_RNG: Final = b"burner/v1/test-rng"
 LABEL_RELAY_AUTH: Final = b"burner/v1/relay/auth"
 LABEL_RELAY_IDS: Final = b"burner/v1/relay/ids"
 LABEL_RELAY_QUEUE: Final = b"burner/v1/relay/queue-layer"
+LABEL_VAULT_KEY_WRAP: Final = b"burner/v1/vault/key-wrap"
+LABEL_VAULT_RECORD: Final = b"burner/v1/vault/record"
+LABEL_VAULT_INDEX: Final = b"burner/v1/vault/index"
+LABEL_PAIRING_PAKE: Final = b"burner/v1/pairing/spake2"
+LABEL_PAIRING_CONFIRM: Final = b"burner/v1/pairing/confirm"
+LABEL_PAIRING_PAYLOAD: Final = b"burner/v1/pairing/payload"
+LABEL_APP_SEND_ID: Final = b"burner/v1/app/send-id"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
 #: groups, vault records) add theirs here, never inline.
@@ -65,6 +79,13 @@ LABELS: Final = MappingProxyType(
         "relay-auth": LABEL_RELAY_AUTH,
         "relay-ids": LABEL_RELAY_IDS,
         "relay-queue": LABEL_RELAY_QUEUE,
+        "vault-key-wrap": LABEL_VAULT_KEY_WRAP,
+        "vault-record": LABEL_VAULT_RECORD,
+        "vault-index": LABEL_VAULT_INDEX,
+        "pairing-pake": LABEL_PAIRING_PAKE,
+        "pairing-confirm": LABEL_PAIRING_CONFIRM,
+        "pairing-payload": LABEL_PAIRING_PAYLOAD,
+        "app-send-id": LABEL_APP_SEND_ID,
     }
 )
 

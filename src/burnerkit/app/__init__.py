@@ -1,0 +1,1 @@
+"""The client engine: where sessions, relay clients and the vault meet (the Messenger facade)."""

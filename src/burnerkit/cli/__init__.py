@@ -1,0 +1,1 @@
+"""The ``burner`` command line: thin Typer faces over :mod:`burnerkit.app`."""

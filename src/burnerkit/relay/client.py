@@ -449,22 +449,26 @@ class RelayClient:
         body: bytes,
         *,
         sender_key: SigningKey | None = None,
+        send_id: bytes | None = None,
         timeout: float | None = None,
     ) -> None:
         """Leave ``body`` on the queue ``sender_id`` and return once the relay stored it.
 
-        One random ``send_id`` is picked per call and every retry carries it, so the
-        relay stores the message once however often it goes out. Connection losses,
+        One random ``send_id`` is picked per call (or ``send_id`` is used) and every
+        retry carries it, so the relay stores the message once however often it goes
+        out. An outbox that outlives the process keeps its own ``send_id`` and passes
+        it to every later call for the same message. Connection losses,
         ``RATE`` and ``INTERNAL`` are retried until ``timeout``.
 
         Args:
             sender_id: the queue's sender id, from its recipient.
             body: at most :data:`~burnerkit.relay.protocol.MAX_BODY_SIZE` bytes.
             sender_key: signs the command, for a queue locked to its verify key.
+            send_id: the idempotency key, 16 bytes; random when None.
             timeout: overall time limit for every attempt, the client's default when None.
 
         Raises:
-            ValueError: if ``sender_id`` is not 24 bytes or ``body`` is too long.
+            ValueError: if ``sender_id`` is not 24 bytes, ``send_id`` not 16, or ``body`` is too long.
             RelayRejectedError: the relay refused for good (``QUOTA``: the queue is
                 full; ``LARGE``; ``AUTH``: no such queue, or locked to another key).
             RelayUnavailableError: the relay was unreachable until ``timeout``.
@@ -475,7 +479,10 @@ class RelayClient:
         _check_size("sender_id", sender_id, QUEUE_ID_SIZE)
         if len(body) > MAX_BODY_SIZE:
             raise ValueError(f"body must be at most {MAX_BODY_SIZE} bytes")
-        command = Send(self._rng.random_bytes(SEND_ID_SIZE), bytes(body))
+        if send_id is None:
+            send_id = self._rng.random_bytes(SEND_ID_SIZE)
+        _check_size("send_id", send_id, SEND_ID_SIZE)
+        command = Send(bytes(send_id), bytes(body))
         response = await self._request(
             bytes(sender_id), command, key=sender_key, repeatable=True, limit=self._limit(timeout)
         )

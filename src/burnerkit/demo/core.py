@@ -1,7 +1,7 @@
-"""The core scenario, end to end, in one process.
+"""The protocol core's scenario in one process (``burner demo --core``).
 
-There is no relay yet (a later issue builds it), so the "network" here is a list
-of envelopes that we drop, reorder, replay and tamper with by hand. Everything
+The "network" here is a list of envelopes that we drop, reorder, replay and tamper
+with by hand, to show what the core detects. Everything
 else is the real protocol core: the hybrid handshake, the PQ ratchet, fixed-size
 envelopes, and the anomaly events a burner reports.
 """
@@ -53,7 +53,7 @@ def run(say: Callable[[str], None]) -> None:
     rng = SystemRandom()
     now = time.time()
     say("burnerkit demo: the post-quantum secure-session core, in-process")
-    say("(there is no relay yet: a later issue adds it, so this demo plays the network by hand)")
+    say("(this demo plays the network by hand; 'burner demo' runs the real relay and CLI)")
     say("")
 
     say("1. Alice mints a one-time invitation (per-contact identity, X25519 + ML-KEM-768 prekeys).")

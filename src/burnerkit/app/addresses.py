@@ -1,0 +1,88 @@
+"""Where to send: queue addresses and ``burner:`` invitation links (docs/protocol.md §17.1-17.2).
+
+A :class:`QueueAddress` names one relay queue from the sender's side: the relay's URL and
+the queue's sender id. It travels inside invitations (their opaque reply address) and in
+the acceptor's first message, so each side learns where the other receives.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Final
+
+from burnerkit.errors import RemoteProtocolError, UsageError
+from burnerkit.protocol.codec import CodecError, Reader, Writer
+from burnerkit.relay.protocol import QUEUE_ID_SIZE
+
+__all__ = ["LINK_PREFIX", "MAX_URL_SIZE", "QueueAddress", "decode_link", "encode_link"]
+
+_ADDRESS_VERSION: Final = 1
+#: Longest relay URL an address carries, in UTF-8 bytes.
+MAX_URL_SIZE: Final = 255
+#: Every invitation link starts so; the version lets a later link format coexist.
+LINK_PREFIX: Final = "burner:i1."
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAddress:
+    """A relay URL and a queue's sender id: what a contact needs to send to us."""
+
+    relay_url: str
+    sender_id: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.sender_id) != QUEUE_ID_SIZE:
+            raise ValueError(f"sender_id must be {QUEUE_ID_SIZE} bytes")
+        url = self.relay_url.encode()
+        if not url or len(url) > MAX_URL_SIZE or not self.relay_url.startswith(("ws://", "wss://")):
+            raise ValueError("relay_url must be a ws:// or wss:// url of at most 255 bytes")
+
+    def to_bytes(self) -> bytes:
+        """``u8 version ‖ u8 len ‖ url ‖ sender_id[24]``."""
+        url = self.relay_url.encode()
+        return Writer().u8(_ADDRESS_VERSION).u8(len(url)).raw(url).raw(self.sender_id).getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> QueueAddress:
+        """Parse :meth:`to_bytes` output.
+
+        Raises:
+            RemoteProtocolError: the bytes are not a queue address of a known version.
+        """
+        try:
+            r = Reader(bytes(data))
+            if r.u8() != _ADDRESS_VERSION:
+                raise CodecError("unknown address version")
+            url = r.take(r.u8()).decode()
+            sender_id = r.take(QUEUE_ID_SIZE)
+            r.end()
+            return cls(url, sender_id)
+        except (CodecError, UnicodeDecodeError, ValueError) as exc:
+            raise RemoteProtocolError("malformed queue address") from exc
+
+    def __repr__(self) -> str:
+        # The sender id is what links messages on the relay to this contact: not for logs.
+        return f"QueueAddress({self.relay_url!r}, <sender id>)"
+
+
+def encode_link(invitation: bytes) -> str:
+    """The ``burner:`` link of an invitation: the prefix and unpadded base64url."""
+    return LINK_PREFIX + base64.urlsafe_b64encode(invitation).rstrip(b"=").decode()
+
+
+def decode_link(link: str) -> bytes:
+    """The invitation bytes of a ``burner:`` link (whitespace from copy and paste is ignored).
+
+    Raises:
+        UsageError: the text is not a burner invitation link.
+    """
+    text = "".join(link.split())
+    if not text.startswith(LINK_PREFIX):
+        raise UsageError(f"not a burner invitation link (it must start with {LINK_PREFIX!r})")
+    body = text[len(LINK_PREFIX) :]
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise UsageError("the invitation link is damaged (not base64url)") from exc

@@ -1,0 +1,97 @@
+"""What travels inside a session message: the app's content codec (docs/protocol.md §17.3).
+
+The core treats a message's content as opaque bytes; this module gives them meaning.
+Two kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
+address) and a chat message (:class:`Text`, carrying the conversation's disappearing
+timer so both sides apply the same one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from burnerkit.app.addresses import QueueAddress
+from burnerkit.errors import RemoteProtocolError
+from burnerkit.protocol.codec import CodecError, Reader, Writer
+from burnerkit.protocol.envelope import MAX_CONTENT_SIZE
+
+__all__ = [
+    "MAX_TEXT_SIZE",
+    "MAX_TIMER",
+    "MIN_TIMER",
+    "Content",
+    "Hello",
+    "Text",
+    "decode_content",
+]
+
+_TAG_HELLO: Final = 0x01
+_TAG_TEXT: Final = 0x02
+_FLAG_BURN_ON_READ: Final = 0x01
+_TEXT_HEADER: Final = 1 + 1 + 4
+#: Longest text of one message, in UTF-8 bytes.
+MAX_TEXT_SIZE: Final = MAX_CONTENT_SIZE - _TEXT_HEADER
+#: Disappearing timers run from 30 seconds to 4 weeks (Signal's range).
+MIN_TIMER: Final = 30
+MAX_TIMER: Final = 4 * 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The acceptor's first message: where the inviter sends from now on."""
+
+    reply: QueueAddress
+
+    def encode(self) -> bytes:
+        """``0x01 ‖ queue address``."""
+        return bytes([_TAG_HELLO]) + self.reply.to_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A chat message and the conversation settings it carries.
+
+    ``timer`` is the disappearing timer in seconds (0: off); ``burn_on_read`` asks the
+    recipient to delete the message once shown.
+    """
+
+    text: str = field(repr=False)
+    timer: int = 0
+    burn_on_read: bool = False
+
+    def __post_init__(self) -> None:
+        if self.timer and not MIN_TIMER <= self.timer <= MAX_TIMER:
+            raise ValueError("a disappearing timer runs from 30 seconds to 4 weeks")
+        if len(self.text.encode()) > MAX_TEXT_SIZE:
+            raise ValueError(f"text must be at most {MAX_TEXT_SIZE} bytes of UTF-8")
+
+    def encode(self) -> bytes:
+        """``0x02 ‖ u8 flags ‖ u32 timer ‖ text (UTF-8, the rest)``."""
+        flags = _FLAG_BURN_ON_READ if self.burn_on_read else 0
+        return Writer().u8(_TAG_TEXT).u8(flags).u32(self.timer).raw(self.text.encode()).getvalue()
+
+
+Content = Hello | Text
+
+
+def decode_content(data: bytes) -> Content:
+    """Parse a message's content.
+
+    Raises:
+        RemoteProtocolError: the bytes are not content of a known kind; the peer sent them
+            inside an authentic message, so this is a peer fault, not tampering.
+    """
+    try:
+        r = Reader(bytes(data))
+        tag = r.u8()
+        if tag == _TAG_HELLO:
+            return Hello(QueueAddress.from_bytes(r.rest()))
+        if tag == _TAG_TEXT:
+            flags, timer = r.u8(), r.u32()
+            if flags & ~_FLAG_BURN_ON_READ:
+                raise CodecError("unknown text flags")
+            return Text(r.rest().decode(), timer, bool(flags & _FLAG_BURN_ON_READ))
+        raise CodecError("unknown content kind")
+    except (CodecError, UnicodeDecodeError, ValueError) as exc:
+        raise RemoteProtocolError("malformed message content") from exc

@@ -1,0 +1,1023 @@
+"""The Messenger: one burner's sessions, relay queues and vault behind one facade.
+
+Theory of operation
+-------------------
+Every operation is a short vault transaction around a pure protocol step, with relay
+I/O outside it:
+
+- **Send**: in one transaction, load the session, encrypt, store the new session state,
+  the message and an outbox entry (with its relay idempotency key); then hand the
+  envelope to the peer's relay; then, in a second transaction, drop the outbox entry.
+  A crash anywhere leaves either nothing or an outbox entry that the next run sends
+  again under the same idempotency key, so the relay stores it once.
+- **Receive**: for each delivery, in one transaction, load the session, decrypt, store
+  the new state and the plaintext; only after the commit does the relay get its ACK. A
+  crash before the commit leaves the session as it was and the relay delivers again; a
+  crash after it makes the redelivery a replay, which the session refuses and we ACK.
+  So a message is stored exactly once, and the inbox marks it shown in the same way.
+- Sessions are always re-read inside the transaction that advances them, so two
+  processes on one vault (an inbox waiting, a send) never overwrite each other's
+  ratchet state: SQLite's write lock orders them.
+
+Each contact has its own pair of queues (ours to receive on, theirs to send to), and
+each queue may sit on its own relay; a burner's relay is only where its new queues go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Self
+
+from burnerkit.app import pairing
+from burnerkit.app.addresses import QueueAddress, decode_link, encode_link
+from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text, decode_content
+from burnerkit.app.home import BURNING_MARKER, Home, check_name
+from burnerkit.app.records import (
+    CONTACT_ID_SIZE,
+    Contact,
+    EventKind,
+    EventRecord,
+    Invite,
+    OutboxEntry,
+    Profile,
+    StoredMessage,
+    replace,
+)
+from burnerkit.app.views import (
+    BurnerInfo,
+    BurnReport,
+    ContactView,
+    EventView,
+    HistoryEntry,
+    InboxMessage,
+    InboxResult,
+    InviteView,
+    SendReceipt,
+    VerifyResult,
+)
+from burnerkit.crypto.passphrase import KdfParams
+from burnerkit.crypto.rng import Random, SystemRandom
+from burnerkit.errors import (
+    AlreadyExistsError,
+    DecryptionError,
+    DuplicateMessageError,
+    ForkDetectedError,
+    HandshakeError,
+    IdentityChangedError,
+    IdentityError,
+    IdentityExpiredError,
+    InvitationConsumedError,
+    NotFoundError,
+    PairingTimeoutError,
+    RelayError,
+    RelayRejectedError,
+    RelayTimeoutError,
+    RelayUnavailableError,
+    RemoteProtocolError,
+    TooManySkippedMessagesError,
+    UsageError,
+)
+from burnerkit.protocol.events import Event, ForkDetected, GapDetected, MessageReceived, MessageReordered
+from burnerkit.protocol.handshake import Invitation, PendingInvitation, accept_invitation, create_invitation
+from burnerkit.protocol.session import Session
+from burnerkit.relay.client import (
+    QueueCredentials,
+    ReceivedMessage,
+    RelayClient,
+    RelayEvent,
+    SubscriptionEnded,
+)
+from burnerkit.relay.protocol import ErrorCode
+from burnerkit.vault import Vault, VaultTransaction
+
+__all__ = ["DEFAULT_INVITE_LIFETIME", "DEFAULT_LIFETIME", "Clock", "Messenger", "finish_burn"]
+
+Clock = Callable[[], float]
+
+#: A burner lives a week unless told otherwise.
+DEFAULT_LIFETIME: Final = 7 * 86400
+#: An invitation link stays valid for a day.
+DEFAULT_INVITE_LIFETIME: Final = 86400
+_PROFILE_KEY: Final = b"burner"
+_SEND_ID_SIZE: Final = 16
+#: How long the inbox keeps listening after the last delivery before it stops.
+DEFAULT_IDLE: Final = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _QueueOwner:
+    """Who a receive queue belongs to: a contact or a pending invitation."""
+
+    kind: str  # "contact" | "invite"
+    key: bytes
+    relay_url: str
+    creds: QueueCredentials
+
+
+class Messenger:
+    """One burner, unlocked: the facade the CLI and the TUI call.
+
+    Make one with :meth:`create` or :meth:`open`; close it (or use ``with``) to lock the
+    vault again. Methods that talk to relays are coroutines.
+    """
+
+    def __init__(
+        self,
+        home: Home,
+        name: str,
+        vault: Vault,
+        *,
+        clock: Clock,
+        rng: Random,
+        relay_timeout: float,
+    ) -> None:
+        """Wrap an open vault; use :meth:`create` or :meth:`open` instead."""
+        self.home = home
+        self.name = name
+        self._vault = vault
+        self._clock = clock
+        self._rng = rng
+        self._relay_timeout = relay_timeout
+        #: What became of each outbox entry this run sent: "delivered" or "refused".
+        self._outcomes: dict[bytes, str] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        home: Home,
+        name: str,
+        passphrase: str,
+        *,
+        relay_url: str,
+        lifetime: int = DEFAULT_LIFETIME,
+        kdf: KdfParams | None = None,
+        clock: Clock = time.time,
+        rng: Random | None = None,
+        relay_timeout: float = 10.0,
+    ) -> Messenger:
+        """Mint a new burner: its vault, its profile and expiry. No relay is contacted.
+
+        Raises:
+            UsageError: a bad name, relay URL or lifetime.
+            AlreadyExistsError: a burner of that name exists.
+        """
+        rng = SystemRandom() if rng is None else rng
+        check_name(name)
+        if lifetime <= 0:
+            raise UsageError("a burner's lifetime must be positive")
+        _check_relay_url(relay_url)
+        directory = home.directory(name)
+        if directory.exists():
+            raise AlreadyExistsError(f"a burner named {name!r} already exists in {home.root}")
+        home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kwargs = {} if kdf is None else {"kdf": kdf}
+        vault = Vault.create(directory, passphrase, rng=rng, **kwargs)
+        now = int(clock())
+        with vault.transaction() as tx:
+            tx.put("profile", _PROFILE_KEY, Profile(name, relay_url, now, now + lifetime, now).to_bytes())
+        return cls(home, name, vault, clock=clock, rng=rng, relay_timeout=relay_timeout)
+
+    @classmethod
+    def open(
+        cls,
+        home: Home,
+        name: str | None,
+        passphrase: str,
+        *,
+        clock: Clock = time.time,
+        rng: Random | None = None,
+        relay_timeout: float = 10.0,
+        allow_expired: bool = False,
+    ) -> Messenger:
+        """Unlock a burner (the home's only one when ``name`` is None).
+
+        A burn that was interrupted is finished first, and the burner is then gone.
+
+        Raises:
+            NotFoundError: no such burner (or it was burned).
+            VaultLockedError: wrong passphrase or damaged vault.
+            IdentityExpiredError: the burner is past its expiry (unless ``allow_expired``).
+        """
+        name = home.pick(name)
+        directory = home.directory(name)
+        if (directory / BURNING_MARKER).exists():
+            finish_burn(home, name)
+            raise NotFoundError(f"burner {name!r} was being burned; the burn is now complete")
+        vault = Vault.open(directory, passphrase)
+        messenger = cls(
+            home,
+            name,
+            vault,
+            clock=clock,
+            rng=SystemRandom() if rng is None else rng,
+            relay_timeout=relay_timeout,
+        )
+        try:
+            messenger._advance_clock()
+            if not allow_expired:
+                messenger._check_alive()
+            messenger._purge_expired()
+        except BaseException:
+            vault.close()
+            raise
+        return messenger
+
+    def close(self) -> None:
+        """Lock the vault; the messenger is unusable afterwards."""
+        self._vault.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Messenger({self.name!r})"
+
+    # -- time and expiry ------------------------------------------------------------------------
+
+    def _profile(self, tx: VaultTransaction | None = None) -> Profile:
+        data = (tx or self._vault).get("profile", _PROFILE_KEY)
+        if data is None:
+            raise NotFoundError(f"burner {self.name!r} has no profile (an unfinished mint)")
+        return Profile.from_bytes(data)
+
+    def now(self) -> float:
+        """The current time, never earlier than the latest any run of this burner saw."""
+        return max(self._clock(), float(self._profile().clock_mark))
+
+    def _advance_clock(self) -> None:
+        now = int(self._clock())
+        with self._vault.transaction() as tx:
+            profile = self._profile(tx)
+            if now > profile.clock_mark:
+                tx.put("profile", _PROFILE_KEY, replace(profile, clock_mark=now).to_bytes())
+
+    def _check_alive(self) -> None:
+        profile = self._profile()
+        if self.now() >= profile.expires_at:
+            stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(profile.expires_at))
+            raise IdentityExpiredError(
+                f"burner {self.name!r} expired at {stamp}; it refuses to send or receive "
+                f"(burn it with 'burner burn {self.name} --yes')"
+            )
+
+    def _purge_expired(self) -> None:
+        now = self.now()
+        with self._vault.transaction() as tx:
+            for key, data in tx.items("message"):
+                message = StoredMessage.from_bytes(data)
+                if message.expires_at and message.expires_at <= now:
+                    tx.delete("message", key)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def info(self) -> BurnerInfo:
+        """The burner's name, relay, validity window and number of contacts."""
+        profile = self._profile()
+        return BurnerInfo(
+            profile.name,
+            profile.relay_url,
+            profile.created_at,
+            profile.expires_at,
+            len(self._vault.items("contact")),
+        )
+
+    @property
+    def relay_url(self) -> str:
+        """Where this burner's new queues go."""
+        return self._profile().relay_url
+
+    def contacts(self) -> list[ContactView]:
+        """Every contact, by alias."""
+        return sorted((self._view(c) for c in self._contacts()), key=lambda view: view.alias)
+
+    def _contacts(self, tx: VaultTransaction | None = None) -> list[Contact]:
+        return [Contact.from_bytes(data) for _, data in (tx or self._vault).items("contact")]
+
+    def _contact(self, alias: str, tx: VaultTransaction | None = None) -> Contact:
+        for contact in self._contacts(tx):
+            if hmac.compare_digest(contact.alias.encode(), alias.encode()):
+                return contact
+        raise NotFoundError(f"no contact named {alias!r} (see 'burner contacts')")
+
+    def _view(self, contact: Contact) -> ContactView:
+        session = Session.from_bytes(contact.session, rng=self._rng)
+        return ContactView(
+            contact.alias,
+            contact.peer.relay_url,
+            contact.verified,
+            contact.key_changed,
+            contact.timer,
+            contact.burn_on_read,
+            session.safety_code,
+        )
+
+    def history(self, alias: str) -> list[HistoryEntry]:
+        """Every stored message with ``alias``, oldest first (burned-on-read ones are gone)."""
+        contact = self._contact(alias)
+        messages = [
+            StoredMessage.from_bytes(data)
+            for key, data in self._vault.items("message")
+            if key.startswith(contact.contact_id)
+        ]
+        messages.sort(key=lambda m: (m.sent_at, m.outgoing, m.seq))
+        return [
+            HistoryEntry(m.outgoing, m.text, m.sent_at, m.seq, m.delivered, m.burn_on_read, m.expires_at)
+            for m in messages
+        ]
+
+    def events(self) -> list[EventView]:
+        """Every anomaly recorded so far, oldest first (kept for the trip debrief)."""
+        aliases = {c.contact_id: c.alias for c in self._contacts()}
+        records = [EventRecord.from_bytes(data) for _, data in self._vault.items("event")]
+        records.sort(key=lambda e: e.at)
+        return [EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail) for e in records]
+
+    # -- trust ---------------------------------------------------------------------------------
+
+    def verify(self, alias: str, code: str | None = None) -> VerifyResult:
+        """Show ``alias``'s safety code; with ``code``, check it and mark the contact verified.
+
+        Raises:
+            NotFoundError: no such contact.
+            IdentityError: ``code`` does not match: do not trust this contact.
+        """
+        with self._vault.transaction() as tx:
+            contact = self._contact(alias, tx)
+            expected = Session.from_bytes(contact.session, rng=self._rng).safety_code
+            if code is None:
+                return VerifyResult(alias, expected, contact.verified and not contact.key_changed)
+            given = "".join(ch for ch in code if ch.isdigit())
+            if not hmac.compare_digest(given.encode(), expected.replace(" ", "").encode()):
+                raise IdentityError(
+                    f"the safety code does not match {alias!r}'s: someone may be in the middle; "
+                    "do not trust this contact"
+                )
+            tx.put(
+                "contact", contact.contact_id, replace(contact, verified=True, key_changed=False).to_bytes()
+            )
+            return VerifyResult(alias, expected, True)
+
+    # -- relays --------------------------------------------------------------------------------
+
+    def _client(self, url: str) -> RelayClient:
+        return RelayClient(url, rng=self._rng, timeout=self._relay_timeout)
+
+    # -- invitations ----------------------------------------------------------------------------
+
+    async def invite(
+        self, alias: str | None = None, *, lifetime: int = DEFAULT_INVITE_LIFETIME, verified: bool = False
+    ) -> InviteView:
+        """Make a one-time invitation: a fresh queue on our relay and a ``burner:`` link.
+
+        The contact appears (as ``alias``) once the invitee's acceptance arrives, which
+        the next :meth:`receive` takes in.
+
+        Raises:
+            IdentityExpiredError: the burner has expired.
+            RelayError: our relay could not make the queue.
+        """
+        self._check_alive()
+        alias = self._free_alias(alias)
+        relay_url = self.relay_url
+        async with self._client(relay_url) as client:
+            creds = await client.create_queue()
+        now = self.now()
+        pending, raw = create_invitation(
+            rng=self._rng,
+            now=now,
+            lifetime=lifetime,
+            reply_address=QueueAddress(relay_url, creds.sender_id).to_bytes(),
+        )
+        invite = Invite(
+            invite_id=pending.invitation.invitation_id,
+            alias=alias,
+            created_at=int(now),
+            expires_at=pending.invitation.expires_at,
+            queue_relay=relay_url,
+            queue=creds,
+            pending=pending.to_bytes(),
+            verified=verified,
+        )
+        with self._vault.transaction() as tx:
+            tx.put("invite", invite.invite_id, invite.to_bytes())
+        return InviteView(encode_link(raw), alias, invite.expires_at)
+
+    def _free_alias(self, alias: str | None) -> str:
+        """``alias`` checked (re-pairing an existing alias is allowed), or the next ``contact-N``."""
+        if alias is not None:
+            return check_name(alias, "contact")
+        taken = {c.alias for c in self._contacts()} | {
+            Invite.from_bytes(d).alias for _, d in self._vault.items("invite")
+        }
+        number = 1
+        while f"contact-{number}" in taken:
+            number += 1
+        return f"contact-{number}"
+
+    async def accept(self, link: str | bytes, alias: str, *, verified: bool = False) -> ContactView:
+        """Accept an invitation (a ``burner:`` link or its bytes) and greet the inviter.
+
+        Makes our queue for this contact on our relay, opens the session and sends the
+        first message (our queue's address) to the inviter's relay. If that relay is
+        unreachable the greeting waits in the outbox.
+
+        Raises:
+            UsageError: not a link, or a bad alias.
+            HandshakeError: the invitation is forged, expired or invalid.
+            RelayError: our relay could not make the queue.
+        """
+        self._check_alive()
+        check_name(alias, "contact")
+        raw = decode_link(link) if isinstance(link, str) else bytes(link)
+        try:
+            invitation = Invitation.from_bytes(raw)
+            peer = QueueAddress.from_bytes(invitation.reply_address)
+        except RemoteProtocolError as exc:
+            raise UsageError("the invitation link is damaged") from exc
+        if self.now() >= invitation.expires_at:
+            raise HandshakeError("the invitation has expired; ask for a new one")
+        relay_url = self.relay_url
+        async with self._client(relay_url) as client:
+            creds = await client.create_queue()
+        now = self.now()
+        hello = Hello(QueueAddress(relay_url, creds.sender_id)).encode()
+        session, envelope = accept_invitation(raw, content=hello, rng=self._rng, now=now)
+        with self._vault.transaction() as tx:
+            contact = self._store_contact(
+                tx, alias, session, relay_url, creds, peer, verified=verified, now=now, via="link"
+            )
+            entry = OutboxEntry(
+                self._rng.random_bytes(_SEND_ID_SIZE),
+                contact.contact_id,
+                peer,
+                envelope,
+                int(now * 1000),
+                b"",
+            )
+            tx.put("outbox", entry.send_id, entry.to_bytes())
+        await self.flush_outbox()
+        return self._view(contact)
+
+    def _store_contact(
+        self,
+        tx: VaultTransaction,
+        alias: str,
+        session: Session,
+        relay_url: str,
+        creds: QueueCredentials,
+        peer: QueueAddress,
+        *,
+        verified: bool,
+        now: float,
+        via: str,
+    ) -> Contact:
+        """Add a contact, or re-pair an existing alias (which flags a changed identity key)."""
+        identity = session.their_identity.to_bytes()
+        try:
+            old: Contact | None = self._contact(alias, tx)
+        except NotFoundError:
+            old = None
+        if old is None:
+            contact = Contact(
+                contact_id=self._rng.random_bytes(CONTACT_ID_SIZE),
+                alias=alias,
+                created_at=int(now),
+                queue_relay=relay_url,
+                queue=creds,
+                peer=peer,
+                session=session.to_bytes(),
+                identity=identity,
+                verified=verified,
+            )
+        else:
+            changed = not hmac.compare_digest(old.identity, identity)
+            contact = replace(
+                old,
+                queue_relay=relay_url,
+                queue=creds,
+                peer=peer,
+                session=session.to_bytes(),
+                identity=identity,
+                verified=verified,
+                key_changed=(old.key_changed or changed) and not verified,
+            )
+            if changed:
+                self._event(tx, old.contact_id, EventKind.KEY_CHANGED, f"re-paired by {via}", now)
+            # Our old queue for this alias is abandoned; a later burn no longer knows it,
+            # so it is dropped from the relay now (best effort, outside the transaction).
+            tx.put("orphan", old.queue.recipient_id, _orphan_bytes(old.queue_relay, old.queue))
+        tx.put("contact", contact.contact_id, contact.to_bytes())
+        return contact
+
+    def _event(
+        self, tx: VaultTransaction, contact_id: bytes, kind: EventKind, detail: str, now: float
+    ) -> None:
+        record = EventRecord(self._rng.random_bytes(16), contact_id, int(now), kind, detail)
+        tx.put("event", record.event_id, record.to_bytes())
+
+    # -- pairing by short code ---------------------------------------------------------------------
+
+    async def pair_offer(
+        self, alias: str | None, on_code: Callable[[str], None], *, timeout: float = 600.0
+    ) -> ContactView:
+        """Pair by a short code we show: wait for the peer to type it, then for its acceptance.
+
+        The invitation travels inside the code-authenticated channel, so the contact
+        starts verified.
+
+        Raises:
+            PairingCodeError: the peer typed a different code (it is now destroyed).
+            PairingTimeoutError: nobody came in time.
+            RelayError: our relay failed.
+        """
+        view = await self.invite(alias, verified=True, lifetime=max(int(timeout), 60))
+        raw = decode_link(view.link)
+        invite_id = Invitation.from_bytes(raw).invitation_id
+        async with self._client(self.relay_url) as client:
+            await pairing.offer(client, raw, rng=self._rng, on_code=on_code, timeout=timeout)
+        await self._drain(timeout=timeout, until_invite=invite_id)
+        if self._vault.get("invite", invite_id) is not None:
+            raise PairingTimeoutError("the peer took the code but its acceptance did not arrive in time")
+        return self._view(self._contact(view.alias))
+
+    async def pair_join(
+        self, code: str, alias: str, *, relay_url: str | None = None, timeout: float = 600.0
+    ) -> ContactView:
+        """Pair by a short code the peer read out: fetch its invitation and accept it.
+
+        Raises:
+            UsageError: the code is not of the form ``7-word-word``.
+            PairingCodeError: the code is wrong (it is now destroyed).
+            RelayError: the relay failed.
+        """
+        self._check_alive()
+        check_name(alias, "contact")
+        url = relay_url or self.relay_url
+        _check_relay_url(url)
+        async with self._client(url) as client:
+            raw = await pairing.join(client, code, b"", rng=self._rng, timeout=timeout)
+        return await self.accept(raw, alias, verified=True)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(
+        self, alias: str, text: str, *, timer: int | None = None, burn_on_read: bool | None = None
+    ) -> SendReceipt:
+        """Encrypt and send ``text`` to ``alias``.
+
+        ``timer`` (seconds, 0 off) and ``burn_on_read`` set the conversation's
+        disappearing policy from this message on.
+
+        Raises:
+            NotFoundError: no such contact.
+            RelayRejectedError: the peer's queue is gone (they burned); the message is dropped.
+            IdentityChangedError: the contact's identity key changed; verify it first.
+            IdentityExpiredError: the burner has expired.
+            UsageError: text too long, or a timer out of range.
+        """
+        self._check_alive()
+        if timer is not None and timer and not MIN_TIMER <= timer <= MAX_TIMER:
+            raise UsageError("a disappearing timer runs from 30s to 4w")
+        now = self.now()
+        with self._vault.transaction() as tx:
+            contact = self._contact(alias, tx)
+            if contact.key_changed:
+                raise IdentityChangedError(
+                    f"{alias}'s identity key changed since you paired: compare safety codes "
+                    f"('burner verify {alias}') and confirm with 'burner verify {alias} --code CODE'"
+                )
+            if timer is not None or burn_on_read is not None:
+                contact = replace(
+                    contact,
+                    timer=contact.timer if timer is None else timer,
+                    burn_on_read=contact.burn_on_read if burn_on_read is None else burn_on_read,
+                )
+            try:
+                content = Text(text, contact.timer, contact.burn_on_read).encode()
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
+            session = Session.from_bytes(contact.session, rng=self._rng)
+            seq = session.next_seq
+            envelope = session.send(content, now=now)
+            message = StoredMessage(
+                message_id=self._rng.random_bytes(8),
+                contact_id=contact.contact_id,
+                outgoing=True,
+                seq=seq,
+                sent_at=int(now * 1000),
+                received_at=int(now),
+                # A burn-on-read message is not kept on our side either.
+                text="" if contact.burn_on_read else text,
+                expires_at=int(now) + contact.timer if contact.timer else 0,
+                burn_on_read=contact.burn_on_read,
+            )
+            entry = OutboxEntry(
+                self._rng.random_bytes(_SEND_ID_SIZE),
+                contact.contact_id,
+                contact.peer,
+                envelope,
+                int(now * 1000),
+                message.key,
+            )
+            tx.put("contact", contact.contact_id, replace(contact, session=session.to_bytes()).to_bytes())
+            tx.put("message", message.key, message.to_bytes())
+            tx.put("outbox", entry.send_id, entry.to_bytes())
+        await self.flush_outbox()
+        status = self._outcomes.get(entry.send_id, "queued")
+        if status == "refused":
+            raise RelayRejectedError(
+                ErrorCode.AUTH,
+                f"{alias}'s relay no longer has their queue (they may have burned their burner)",
+            )
+        return SendReceipt(alias, seq, status)
+
+    async def flush_outbox(self) -> list[str]:
+        """Send whatever waits in the outbox, oldest first; returns relays that stayed unreachable."""
+        entries = sorted(
+            (OutboxEntry.from_bytes(data) for _, data in self._vault.items("outbox")),
+            key=lambda e: e.created_at,
+        )
+        by_relay: dict[str, list[OutboxEntry]] = {}
+        for entry in entries:
+            by_relay.setdefault(entry.peer.relay_url, []).append(entry)
+        failed: list[str] = []
+
+        async def one_relay(url: str, batch: list[OutboxEntry]) -> None:
+            try:
+                async with self._client(url) as client:
+                    for entry in batch:
+                        try:
+                            await client.send(entry.peer.sender_id, entry.envelope, send_id=entry.send_id)
+                        except RelayRejectedError as exc:
+                            if exc.code == ErrorCode.QUOTA:
+                                continue  # their queue is full: try again later
+                            # AUTH: their queue is gone (burned); LARGE cannot happen.
+                            self._sent(entry, delivered=False, dropped=f"relay refused ({exc.code})")
+                            continue
+                        self._sent(entry, delivered=True)
+            except RelayError:
+                failed.append(url)
+
+        await asyncio.gather(*(one_relay(url, batch) for url, batch in by_relay.items()))
+        return failed
+
+    def _sent(self, entry: OutboxEntry, *, delivered: bool, dropped: str = "") -> None:
+        self._outcomes[entry.send_id] = "delivered" if delivered else "refused"
+        with self._vault.transaction() as tx:
+            tx.delete("outbox", entry.send_id)
+            data = tx.get("message", entry.message_key) if entry.message_key else None
+            if data is not None:
+                message = StoredMessage.from_bytes(data)
+                if message.burn_on_read and delivered:
+                    tx.delete("message", entry.message_key)
+                else:
+                    tx.put("message", entry.message_key, replace(message, delivered=delivered).to_bytes())
+            if dropped:
+                self._event(
+                    tx, entry.contact_id, EventKind.UNDELIVERABLE, f"not delivered: {dropped}", self.now()
+                )
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def receive(self, *, wait: float = 0.0, idle: float = DEFAULT_IDLE) -> InboxResult:
+        """Fetch, decrypt, store and acknowledge everything waiting on our queues.
+
+        Listens up to ``wait`` seconds for a first delivery, then until the relays have
+        been quiet for ``idle`` seconds. Returns the messages not shown before (each is
+        shown once: they are marked shown, burn-on-read ones deleted), the anomalies
+        noticed, relays that could not be reached, and contacts made by acceptances of
+        our invitations.
+
+        Raises:
+            IdentityExpiredError: the burner has expired.
+            RelayError: every relay was unreachable.
+        """
+        self._check_alive()
+        before_contacts = {c.alias for c in self._contacts()}
+        before_events = {key for key, _ in self._vault.items("event")}
+        unreachable = await self.flush_outbox()
+        unreachable += await self._drain(timeout=wait, idle=idle)
+        messages = self._take_unshown()
+        aliases = {c.contact_id: c.alias for c in self._contacts()}
+        events = [
+            EventRecord.from_bytes(data)
+            for key, data in self._vault.items("event")
+            if key not in before_events
+        ]
+        return InboxResult(
+            messages=messages,
+            events=[EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail) for e in events],
+            unreachable=sorted(set(unreachable)),
+            new_contacts=sorted({c.alias for c in self._contacts()} - before_contacts),
+        )
+
+    def _owners(self) -> dict[bytes, _QueueOwner]:
+        owners = {}
+        for contact in self._contacts():
+            owners[contact.queue.recipient_id] = _QueueOwner(
+                "contact", contact.contact_id, contact.queue_relay, contact.queue
+            )
+        for key, data in self._vault.items("invite"):
+            invite = Invite.from_bytes(data)
+            owners[invite.queue.recipient_id] = _QueueOwner("invite", key, invite.queue_relay, invite.queue)
+        return owners
+
+    async def _drain(
+        self, *, timeout: float, idle: float = DEFAULT_IDLE, until_invite: bytes | None = None
+    ) -> list[str]:
+        """Subscribe to every queue and process deliveries; returns unreachable relays.
+
+        Without ``until_invite``: stop once the relays were quiet for ``idle`` seconds after
+        the first delivery, or after ``timeout`` if nothing came. With it: stop as soon as
+        that invitation has been accepted, or after ``timeout``.
+        """
+        owners = self._owners()
+        by_relay: dict[str, list[_QueueOwner]] = {}
+        for owner in owners.values():
+            by_relay.setdefault(owner.relay_url, []).append(owner)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        got_first = asyncio.Event()
+        done = asyncio.Event()
+        failed: list[str] = []
+
+        def finished() -> bool:
+            return until_invite is not None and self._vault.get("invite", until_invite) is None
+
+        async def one_relay(url: str, queues: list[_QueueOwner]) -> None:
+            try:
+                async with self._client(url) as client:
+                    for owner in queues:
+                        with contextlib.suppress(RelayRejectedError):  # AUTH: the queue is gone
+                            await client.subscribe(owner.creds)
+                    while not done.is_set():
+                        remaining = deadline - loop.time()
+                        if until_invite is not None:
+                            if remaining <= 0:
+                                return
+                            limit = min(remaining, 0.25)
+                        elif got_first.is_set() or remaining <= 0:
+                            limit = idle
+                        else:
+                            limit = min(remaining, 0.25)
+                        try:
+                            event = await client.next_delivery(timeout=limit)
+                        except RelayTimeoutError:
+                            if until_invite is None and (got_first.is_set() or loop.time() >= deadline):
+                                return
+                            continue
+                        await self._handle(client, owners, event)
+                        got_first.set()
+                        if finished():
+                            done.set()
+            except RelayError:
+                failed.append(url)
+
+        await asyncio.gather(*(one_relay(url, queues) for url, queues in by_relay.items()))
+        if by_relay and len(failed) == len(by_relay) and until_invite is None:
+            raise_unreachable(failed)
+        return failed
+
+    async def _handle(self, client: RelayClient, owners: dict[bytes, _QueueOwner], event: RelayEvent) -> None:
+        owner = owners.get(event.recipient_id)
+        contact_id = owner.key if owner is not None and owner.kind == "contact" else b""
+        if isinstance(event, SubscriptionEnded):
+            detail = (
+                "another device subscribed to our queue: this burner's keys may be cloned"
+                if event.code is None
+                else f"the relay ended the subscription ({event.code})"
+            )
+            with self._vault.transaction() as tx:
+                self._event(tx, contact_id, EventKind.DISPLACED, detail, self.now())
+            return
+        if owner is None:  # pragma: no cover - the client only delivers subscribed queues
+            return
+        if isinstance(event, ReceivedMessage):
+            self._process(owner, event.body)
+        else:  # the relay's queue layer did not open
+            with self._vault.transaction() as tx:
+                self._event(
+                    tx,
+                    contact_id,
+                    EventKind.UNREADABLE_DELIVERY,
+                    "a delivery's relay layer did not open",
+                    self.now(),
+                )
+        # Only now, with the plaintext committed, may the relay delete the message.
+        await client.ack(owner.creds, event.msg_id)
+
+    def _process(self, owner: _QueueOwner, envelope: bytes) -> None:
+        """Decrypt and store one delivery in one transaction (or record why not)."""
+        now = self.now()
+        with self._vault.transaction() as tx:
+            contact_id = owner.key if owner.kind == "contact" else b""
+            try:
+                if owner.kind == "invite":
+                    data = tx.get("invite", owner.key)
+                    if data is None:
+                        return
+                    contact, events = self._complete_invite(tx, Invite.from_bytes(data), envelope, now)
+                else:
+                    data = tx.get("contact", owner.key)
+                    if data is None:
+                        return
+                    contact = Contact.from_bytes(data)
+                    session = Session.from_bytes(contact.session, rng=self._rng)
+                    events = session.receive(envelope, now=now)
+                    session.purge_expired(now=now)
+                    contact = replace(contact, session=session.to_bytes())
+                contact_id = contact.contact_id
+                contact = self._record_events(tx, contact, events, now)
+                tx.put("contact", contact.contact_id, contact.to_bytes())
+            except DuplicateMessageError:
+                self._event(tx, contact_id, EventKind.REPLAY, "a message already received arrived again", now)
+            except ForkDetectedError:
+                self._event(
+                    tx, contact_id, EventKind.FORK, "a conflicting message: the sender may be cloned", now
+                )
+            except InvitationConsumedError:
+                self._event(
+                    tx, contact_id, EventKind.SECOND_ACCEPTANCE, "an invitation was accepted again", now
+                )
+            except TooManySkippedMessagesError:
+                self._event(tx, contact_id, EventKind.COUNTER_BOMB, "a message jumped too far ahead", now)
+            except (DecryptionError, HandshakeError, RemoteProtocolError):
+                self._event(tx, contact_id, EventKind.UNDECRYPTABLE, "a delivery did not decrypt", now)
+
+    def _complete_invite(
+        self, tx: VaultTransaction, invite: Invite, envelope: bytes, now: float
+    ) -> tuple[Contact, list[Event]]:
+        pending = PendingInvitation.from_bytes(invite.pending, rng=self._rng)
+        session, events = pending.complete(envelope, now=now)
+        first = next((e for e in events if isinstance(e, MessageReceived)), None)
+        content = decode_content(first.content) if first is not None else None
+        if not isinstance(content, Hello):
+            raise RemoteProtocolError("an acceptance must start with the acceptor's address")
+        contact = self._store_contact(
+            tx,
+            invite.alias,
+            session,
+            invite.queue_relay,
+            invite.queue,
+            content.reply,
+            verified=invite.verified,
+            now=now,
+            via="code" if invite.verified else "link",
+        )
+        tx.delete("invite", invite.invite_id)
+        # The Hello is not a chat message: keep only the anomaly events.
+        return contact, [e for e in events if not isinstance(e, MessageReceived)]
+
+    def _record_events(
+        self, tx: VaultTransaction, contact: Contact, events: list[Event], now: float
+    ) -> Contact:
+        for event in events:
+            match event:
+                case MessageReceived():
+                    contact = self._store_incoming(tx, contact, event, now)
+                case GapDetected(first, last):
+                    self._event(
+                        tx, contact.contact_id, EventKind.GAP, f"messages {first}-{last} missing", now
+                    )
+                case MessageReordered(seq):
+                    self._event(
+                        tx, contact.contact_id, EventKind.REORDERED, f"message {seq} arrived late", now
+                    )
+                case ForkDetected(seq, reason):
+                    self._event(tx, contact.contact_id, EventKind.FORK, f"at {seq}: {reason.value}", now)
+        return contact
+
+    def _store_incoming(
+        self, tx: VaultTransaction, contact: Contact, event: MessageReceived, now: float
+    ) -> Contact:
+        try:
+            content = decode_content(event.content)
+        except RemoteProtocolError:
+            self._event(
+                tx, contact.contact_id, EventKind.MALFORMED, f"message {event.seq} of no known kind", now
+            )
+            return contact
+        if not isinstance(content, Text):
+            return contact  # a repeated Hello carries nothing new
+        # The sender's timer is the conversation's timer from now on (as in Signal).
+        contact = replace(contact, timer=content.timer, burn_on_read=content.burn_on_read)
+        message = StoredMessage(
+            message_id=self._rng.random_bytes(8),
+            contact_id=contact.contact_id,
+            outgoing=False,
+            seq=event.seq,
+            sent_at=event.sent_at,
+            received_at=int(now),
+            text=content.text,
+            expires_at=int(now) + content.timer if content.timer else 0,
+            burn_on_read=content.burn_on_read,
+        )
+        tx.put("message", message.key, message.to_bytes())
+        return contact
+
+    def _take_unshown(self) -> list[InboxMessage]:
+        """Incoming messages not shown yet; marks them shown (burn-on-read ones are deleted)."""
+        out: list[tuple[tuple[str, int], InboxMessage]] = []
+        with self._vault.transaction() as tx:
+            aliases = {c.contact_id: c.alias for c in self._contacts(tx)}
+            for key, data in tx.items("message"):
+                message = StoredMessage.from_bytes(data)
+                if message.outgoing or message.shown:
+                    continue
+                alias = aliases.get(message.contact_id, "?")
+                view = InboxMessage(
+                    alias,
+                    message.text,
+                    message.sent_at,
+                    message.seq,
+                    message.burn_on_read,
+                    message.expires_at,
+                )
+                out.append(((alias, message.seq), view))
+                if message.burn_on_read:
+                    tx.delete("message", key)
+                else:
+                    tx.put("message", key, replace(message, shown=True).to_bytes())
+        return [view for _, view in sorted(out, key=lambda item: item[0])]
+
+    # -- burning ------------------------------------------------------------------------------
+
+    async def burn(self) -> BurnReport:
+        """Delete every relay queue we own, then crypto-shred the vault and its directory.
+
+        A marker written first makes an interrupted burn finish on the next start. Relay
+        queues that cannot be deleted (relay unreachable) are counted, not retried: the
+        vault key is gone either way, and without it nobody can read or link them.
+        """
+        directory = self.home.directory(self.name)
+        (directory / BURNING_MARKER).touch(mode=0o600)
+        owners = list(self._owners().values()) + [
+            _orphan_from_bytes(data) for _, data in self._vault.items("orphan")
+        ]
+        deleted, failed = await self._delete_queues(owners)
+        self._vault.destroy()
+        finish_burn(self.home, self.name)
+        return BurnReport(self.name, deleted, failed)
+
+    async def _delete_queues(self, owners: list[_QueueOwner]) -> tuple[int, int]:
+        by_relay: dict[str, list[_QueueOwner]] = {}
+        for owner in owners:
+            by_relay.setdefault(owner.relay_url, []).append(owner)
+        counts = [0, 0]
+
+        async def one_relay(url: str, queues: list[_QueueOwner]) -> None:
+            try:
+                async with self._client(url) as client:
+                    for owner in queues:
+                        with contextlib.suppress(RelayRejectedError):  # AUTH: already gone
+                            await client.delete_queue(owner.creds)
+                        counts[0] += 1
+            except RelayError:
+                counts[1] += len(queues)
+
+        await asyncio.gather(*(one_relay(url, queues) for url, queues in by_relay.items()))
+        return counts[0], counts[1]
+
+
+def finish_burn(home: Home, name: str) -> None:
+    """Shred what is left of a burner's directory (no passphrase needed) and remove it."""
+    directory = home.directory(name)
+    Vault.shred(directory)
+    marker = directory / BURNING_MARKER
+    with contextlib.suppress(FileNotFoundError):
+        marker.unlink()
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
+def _orphan_bytes(relay_url: str, creds: QueueCredentials) -> bytes:
+    return QueueAddress(relay_url, creds.sender_id).to_bytes() + creds.to_bytes()
+
+
+def _orphan_from_bytes(data: bytes) -> _QueueOwner:
+    creds = QueueCredentials.from_bytes(data[-113:])
+    return _QueueOwner("orphan", creds.recipient_id, QueueAddress.from_bytes(data[:-113]).relay_url, creds)
+
+
+def _check_relay_url(url: str) -> None:
+    if not url.startswith(("ws://", "wss://")):
+        raise UsageError(f"a relay url starts with ws:// or wss://: {url!r}")
+    try:
+        QueueAddress(url, bytes(24))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def raise_unreachable(urls: list[str]) -> None:
+    """Raise the error for relays that could not be reached."""
+    raise RelayUnavailableError(f"relay unreachable: {', '.join(sorted(set(urls)))}")

@@ -1,0 +1,321 @@
+"""The app's vault records: what a burner keeps, one sealed record each (docs/protocol.md §17.4).
+
+The vault (:mod:`burnerkit.vault`) seals opaque bytes under a kind and a key; this
+module gives those bytes a layout. Every record starts with its own version byte so a
+later layout can still read the earlier one.
+
+| kind      | key                        | record                                   |
+|-----------|----------------------------|------------------------------------------|
+| `profile` | `b"burner"`                | :class:`Profile`                         |
+| `contact` | contact id (16)            | :class:`Contact`                         |
+| `invite`  | invite id (16)             | :class:`Invite`                          |
+| `message` | contact id ‖ message id (8) | :class:`StoredMessage`                  |
+| `outbox`  | send id (16)               | :class:`OutboxEntry`                     |
+| `event`   | event id (16)              | :class:`EventRecord`                     |
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Final, Self
+
+from burnerkit.app.addresses import QueueAddress
+from burnerkit.errors import VaultCorruptedError
+from burnerkit.protocol.codec import CodecError, Reader, Writer
+from burnerkit.relay.client import QueueCredentials
+
+__all__ = [
+    "CONTACT_ID_SIZE",
+    "Contact",
+    "EventKind",
+    "EventRecord",
+    "Invite",
+    "OutboxEntry",
+    "Profile",
+    "StoredMessage",
+    "replace",
+]
+
+CONTACT_ID_SIZE: Final = 16
+_V1: Final = 1
+
+
+def _w_str(w: Writer, text: str) -> None:
+    w.var16(text.encode())
+
+
+def _r_str(r: Reader) -> str:
+    return r.var16().decode()
+
+
+def _r_bool(r: Reader) -> bool:
+    value = r.u8()
+    if value > 1:
+        raise CodecError("bad boolean")
+    return bool(value)
+
+
+class _Record:
+    """Shared parse wrapper: a record that does not parse is a corrupted vault."""
+
+    __slots__ = ()
+
+    def write(self, w: Writer) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """``u8 version (1) ‖ fields`` (docs/protocol.md §17.4)."""
+        w = Writer().u8(_V1)
+        self.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Parse :meth:`to_bytes` output.
+
+        Raises:
+            VaultCorruptedError: the record does not parse (authentic bytes that are not
+                a record of this kind: a bug or a vault written by a newer version).
+        """
+        try:
+            r = Reader(bytes(data))
+            if r.u8() != _V1:
+                raise CodecError("unknown record version")
+            record = cls.read(r)
+            r.end()
+            return record
+        except (CodecError, UnicodeDecodeError, ValueError) as exc:
+            raise VaultCorruptedError(f"a {cls.__name__.lower()} record does not parse") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Profile(_Record):
+    """The burner itself: its name, default relay and validity window.
+
+    ``clock_mark`` is the latest time any run has seen; time never goes below it, so
+    turning the clock back does not revive an expired burner.
+    """
+
+    name: str
+    relay_url: str
+    created_at: int
+    expires_at: int
+    clock_mark: int
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        _w_str(w, self.name)
+        _w_str(w, self.relay_url)
+        w.u64(self.created_at).u64(self.expires_at).u64(self.clock_mark)
+
+    @classmethod
+    def read(cls, r: Reader) -> Profile:  # noqa: D102
+        return cls(_r_str(r), _r_str(r), r.u64(), r.u64(), r.u64())
+
+
+@dataclass(frozen=True, slots=True)
+class Contact(_Record):
+    """One contact: our queue for them, their queue for us, the session and its trust.
+
+    ``identity`` is their per-contact public identity (64 bytes) as first paired; a
+    re-pairing under the same alias with another identity sets ``key_changed``, which
+    blocks sending until the safety code is verified again.
+    """
+
+    contact_id: bytes
+    alias: str
+    created_at: int
+    queue_relay: str
+    queue: QueueCredentials = field(repr=False)
+    peer: QueueAddress
+    session: bytes = field(repr=False)
+    identity: bytes = field(repr=False)
+    verified: bool = False
+    key_changed: bool = False
+    timer: int = 0
+    burn_on_read: bool = False
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.contact_id)
+        _w_str(w, self.alias)
+        w.u64(self.created_at)
+        _w_str(w, self.queue_relay)
+        w.var16(self.queue.to_bytes()).var16(self.peer.to_bytes()).var32(self.session)
+        w.var16(self.identity)
+        w.u8(self.verified).u8(self.key_changed).u32(self.timer).u8(self.burn_on_read)
+
+    @classmethod
+    def read(cls, r: Reader) -> Contact:  # noqa: D102
+        return cls(
+            contact_id=r.take(CONTACT_ID_SIZE),
+            alias=_r_str(r),
+            created_at=r.u64(),
+            queue_relay=_r_str(r),
+            queue=QueueCredentials.from_bytes(r.var16()),
+            peer=QueueAddress.from_bytes(r.var16()),
+            session=r.var32(),
+            identity=r.var16(),
+            verified=_r_bool(r),
+            key_changed=_r_bool(r),
+            timer=r.u32(),
+            burn_on_read=_r_bool(r),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Invite(_Record):
+    """An invitation we handed out and the queue its acceptance will arrive on.
+
+    ``verified``: the invitation travelled over a channel the short code authenticated,
+    so the contact it makes starts verified.
+    """
+
+    invite_id: bytes
+    alias: str
+    created_at: int
+    expires_at: int
+    queue_relay: str
+    queue: QueueCredentials = field(repr=False)
+    pending: bytes = field(repr=False)
+    verified: bool = False
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.invite_id)
+        _w_str(w, self.alias)
+        w.u64(self.created_at).u64(self.expires_at)
+        _w_str(w, self.queue_relay)
+        w.var16(self.queue.to_bytes()).var32(self.pending).u8(self.verified)
+
+    @classmethod
+    def read(cls, r: Reader) -> Invite:  # noqa: D102
+        return cls(
+            invite_id=r.take(16),
+            alias=_r_str(r),
+            created_at=r.u64(),
+            expires_at=r.u64(),
+            queue_relay=_r_str(r),
+            queue=QueueCredentials.from_bytes(r.var16()),
+            pending=r.var32(),
+            verified=_r_bool(r),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage(_Record):
+    """A message of a conversation, either direction.
+
+    ``sent_at`` is the sender's clock in milliseconds (not trusted, shown as is);
+    ``expires_at`` (seconds, 0: never) comes from the disappearing timer; ``shown``
+    marks an incoming message the inbox has already displayed, so it never shows twice.
+    """
+
+    message_id: bytes
+    contact_id: bytes
+    outgoing: bool
+    seq: int
+    sent_at: int
+    received_at: int
+    text: str = field(repr=False)
+    expires_at: int = 0
+    burn_on_read: bool = False
+    shown: bool = False
+    delivered: bool = False
+
+    @property
+    def key(self) -> bytes:
+        """The vault key: contact id ‖ message id."""
+        return self.contact_id + self.message_id
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.message_id).raw(self.contact_id).u8(self.outgoing).u64(self.seq)
+        w.u64(self.sent_at).u64(self.received_at)
+        w.var32(self.text.encode())
+        w.u64(self.expires_at).u8(self.burn_on_read).u8(self.shown).u8(self.delivered)
+
+    @classmethod
+    def read(cls, r: Reader) -> StoredMessage:  # noqa: D102
+        return cls(
+            message_id=r.take(8),
+            contact_id=r.take(CONTACT_ID_SIZE),
+            outgoing=_r_bool(r),
+            seq=r.u64(),
+            sent_at=r.u64(),
+            received_at=r.u64(),
+            text=r.var32().decode(),
+            expires_at=r.u64(),
+            burn_on_read=_r_bool(r),
+            shown=_r_bool(r),
+            delivered=_r_bool(r),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry(_Record):
+    """An envelope sealed and stored but not yet acknowledged by the peer's relay.
+
+    ``send_id`` is the relay's idempotency key, kept across retries and restarts so a
+    retry never stores the message twice.
+    """
+
+    send_id: bytes
+    contact_id: bytes
+    peer: QueueAddress
+    envelope: bytes = field(repr=False)
+    created_at: int
+    message_key: bytes
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.send_id).raw(self.contact_id).var16(self.peer.to_bytes()).var32(self.envelope)
+        w.u64(self.created_at).var16(self.message_key)
+
+    @classmethod
+    def read(cls, r: Reader) -> OutboxEntry:  # noqa: D102
+        return cls(
+            send_id=r.take(16),
+            contact_id=r.take(CONTACT_ID_SIZE),
+            peer=QueueAddress.from_bytes(r.var16()),
+            envelope=r.var32(),
+            created_at=r.u64(),
+            message_key=r.var16(),
+        )
+
+
+class EventKind(enum.Enum):
+    """Anomalies kept for the debrief: facts about messages, never their content."""
+
+    GAP = "gap"  #: messages missing in the sequence
+    REORDERED = "reordered"  #: a message arrived after a later one
+    FORK = "fork"  #: the hash chain forked: two devices share one state (a clone)
+    REPLAY = "replay"  #: a message already processed arrived again
+    UNDECRYPTABLE = "undecryptable"  #: a delivery did not authenticate
+    MALFORMED = "malformed"  #: an authentic message of no known kind
+    COUNTER_BOMB = "counter-bomb"  #: a counter jump beyond the skip limit
+    DISPLACED = "displaced"  #: another connection subscribed to our queue (clone alert)
+    UNREADABLE_DELIVERY = "unreadable-delivery"  #: the relay's queue layer did not open
+    KEY_CHANGED = "key-changed"  #: a contact re-paired with another identity key
+    SECOND_ACCEPTANCE = "second-acceptance"  #: a one-time invitation was accepted again
+    UNDELIVERABLE = "undeliverable"  #: the peer's relay no longer has their queue
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord(_Record):
+    """One anomaly: when, which contact (empty if none), what, and a short detail."""
+
+    event_id: bytes
+    contact_id: bytes
+    at: int
+    kind: EventKind
+    detail: str
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.event_id).var16(self.contact_id).u64(self.at)
+        _w_str(w, self.kind.value)
+        _w_str(w, self.detail)
+
+    @classmethod
+    def read(cls, r: Reader) -> EventRecord:  # noqa: D102
+        return cls(r.take(16), r.var16(), r.u64(), EventKind(_r_str(r)), _r_str(r))

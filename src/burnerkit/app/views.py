@@ -1,0 +1,198 @@
+"""What the :class:`~burnerkit.app.messenger.Messenger` hands to its faces (CLI, TUI).
+
+Plain frozen values with no secrets beyond what the user is meant to see; each has
+``to_json`` for ``--json`` output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "BurnReport",
+    "BurnerInfo",
+    "ContactView",
+    "EventView",
+    "HistoryEntry",
+    "InboxMessage",
+    "InboxResult",
+    "InviteView",
+    "SendReceipt",
+    "VerifyResult",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BurnerInfo:
+    """A burner's public facts."""
+
+    name: str
+    relay_url: str
+    created_at: int
+    expires_at: int
+    contacts: int
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "name": self.name,
+            "relay": self.relay_url,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "contacts": self.contacts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    """One contact as the user sees it."""
+
+    alias: str
+    relay_url: str
+    verified: bool
+    key_changed: bool
+    timer: int
+    burn_on_read: bool
+    safety_code: str
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "alias": self.alias,
+            "relay": self.relay_url,
+            "verified": self.verified,
+            "key_changed": self.key_changed,
+            "disappear_seconds": self.timer,
+            "burn_on_read": self.burn_on_read,
+            "safety_code": self.safety_code,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InviteView:
+    """An invitation handed out: the link to pass on, and for whom."""
+
+    link: str
+    alias: str
+    expires_at: int
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {"link": self.link, "for": self.alias, "expires_at": self.expires_at}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """A contact's safety code and whether it is now verified."""
+
+    alias: str
+    safety_code: str
+    verified: bool
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {"alias": self.alias, "safety_code": self.safety_code, "verified": self.verified}
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """A message sent, and its ``status``.
+
+    ``delivered``: the peer's relay stored it. ``queued``: the relay was unreachable and
+    it waits in the outbox for the next run. ``refused``: the relay no longer knows the
+    peer's queue (the peer burned it); the message is dropped.
+    """
+
+    alias: str
+    seq: int
+    status: str
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the peer's relay stored it."""
+        return self.status == "delivered"
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {"to": self.alias, "seq": self.seq, "status": self.status}
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """An incoming message shown for the first (and only) time by the inbox."""
+
+    alias: str
+    text: str = field(repr=False)
+    sent_at: int  #: the sender's clock, milliseconds since the epoch (not trusted)
+    seq: int
+    burn_on_read: bool
+    expires_at: int
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "from": self.alias,
+            "text": self.text,
+            "sent_at": self.sent_at,
+            "seq": self.seq,
+            "burn_on_read": self.burn_on_read,
+            "expires_at": self.expires_at or None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """An anomaly worth the user's attention (a gap, a replay, a clone alert)."""
+
+    alias: str
+    at: int
+    kind: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {"contact": self.alias, "at": self.at, "kind": self.kind, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class InboxResult:
+    """What one inbox run fetched, what it noticed, and relays it could not reach."""
+
+    messages: list[InboxMessage]
+    events: list[EventView]
+    unreachable: list[str]
+    new_contacts: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One message of a conversation, either direction."""
+
+    outgoing: bool
+    text: str = field(repr=False)
+    sent_at: int
+    seq: int
+    delivered: bool
+    burn_on_read: bool
+    expires_at: int
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "direction": "out" if self.outgoing else "in",
+            "text": self.text,
+            "sent_at": self.sent_at,
+            "seq": self.seq,
+            "delivered": self.delivered,
+            "burn_on_read": self.burn_on_read,
+            "expires_at": self.expires_at or None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BurnReport:
+    """What a burn destroyed; ``queues_failed`` counts relay queues it could not delete."""
+
+    name: str
+    queues_deleted: int
+    queues_failed: int
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "burned": self.name,
+            "queues_deleted": self.queues_deleted,
+            "queues_failed": self.queues_failed,
+        }

@@ -1,0 +1,141 @@
+"""``burner invite``, ``accept``, ``pair``, ``contacts``, ``verify``: making and trusting contacts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
+from burnerkit.cli.output import console, err_console, print_json, print_qr, stamp
+
+__all__ = ["register"]
+
+AliasOpt = Annotated[str | None, typer.Option("--name", metavar="ALIAS", help="What to call the contact.")]
+
+
+def invite(
+    alias: Annotated[
+        str | None, typer.Option("--for", metavar="ALIAS", help="What to call whoever accepts.")
+    ] = None,
+    no_qr: Annotated[bool, typer.Option("--no-qr", help="Print only the link.")] = False,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Make a one-time invitation link (and QR code); hand it over, then run 'burner inbox'."""
+    with open_messenger(home, burner) as messenger:
+        view = asyncio.run(messenger.invite(alias))
+    if json_out:
+        print_json(view.to_json())
+        return
+    if not no_qr:
+        print_qr(view.link)
+    console.print(view.link, markup=False)
+    err_console.print(
+        f"one-time invitation for {view.alias!r}, valid until {stamp(view.expires_at)} UTC; "
+        "whoever accepts it becomes that contact once you run 'burner inbox'"
+    )
+
+
+def accept(
+    link: Annotated[str, typer.Argument(help="The burner: invitation link.")],
+    alias: Annotated[str, typer.Option("--name", metavar="ALIAS", help="What to call the inviter.")],
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Accept an invitation link: open the session and greet the inviter."""
+    with open_messenger(home, burner) as messenger:
+        view = asyncio.run(messenger.accept(link, alias))
+    if json_out:
+        print_json(view.to_json())
+    else:
+        console.print(f"paired with [bold]{view.alias}[/]; safety code (compare it in person or by voice):")
+        console.print(f"  {view.safety_code}")
+
+
+def pair(
+    code: Annotated[
+        str | None, typer.Argument(help="The code the other side read out; omit to make one.")
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option("--name", metavar="ALIAS", help="What to call the contact.")
+    ] = None,
+    relay: Annotated[
+        str | None, typer.Option("--relay", metavar="URL", help="Meet on this relay [default: the burner's].")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="How long to wait.")] = 600.0,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pair by a short code read aloud: without CODE make one and wait; with CODE join."""
+
+    def show_code(text: str) -> None:
+        if json_out:
+            print_json({"code": text})
+        else:
+            console.print(f"code: [bold]{text}[/]  (read it to the other side; it works once)")
+
+    with open_messenger(home, burner) as messenger:
+        if code is None:
+            view = asyncio.run(messenger.pair_offer(alias, show_code, timeout=timeout))
+        else:
+            view = asyncio.run(
+                messenger.pair_join(code, alias or "contact", relay_url=relay, timeout=timeout)
+            )
+    if json_out:
+        print_json(view.to_json())
+    else:
+        console.print(f"paired with [bold]{view.alias}[/] (authenticated by the code); safety code:")
+        console.print(f"  {view.safety_code}")
+
+
+def contacts(burner: BurnerOpt = None, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """List contacts, their relay and whether they are verified."""
+    with open_messenger(home, burner) as messenger:
+        views = messenger.contacts()
+    if json_out:
+        print_json([view.to_json() for view in views])
+        return
+    if not views:
+        console.print("no contacts yet: 'burner invite', 'burner accept LINK' or 'burner pair'")
+    for view in views:
+        trust = "KEY CHANGED" if view.key_changed else ("verified" if view.verified else "unverified")
+        timer = f", disappearing after {view.timer}s" if view.timer else ""
+        read = ", burn-on-read" if view.burn_on_read else ""
+        console.print(f"{view.alias}  [{trust}]  via {view.relay_url}{timer}{read}", markup=False)
+
+
+def verify(
+    alias: Annotated[str, typer.Argument(help="The contact.")],
+    code: Annotated[
+        str | None, typer.Option("--code", metavar="CODE", help="The safety code the contact read out.")
+    ] = None,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a contact's safety code; with --code, check it and mark the contact verified."""
+    with open_messenger(home, burner) as messenger:
+        result = messenger.verify(alias, code)
+    if json_out:
+        print_json(result.to_json())
+    elif code is None:
+        console.print(
+            f"safety code with {alias}: compare it with theirs, then 'burner verify {alias} --code ...'"
+        )
+        console.print(f"  {result.safety_code}")
+    else:
+        console.print(f"{alias} is verified: the safety codes match")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("invite")(invite)
+    app.command("accept")(accept)
+    app.command("pair")(pair)
+    app.command("contacts")(contacts)
+    app.command("verify")(verify)

@@ -1,0 +1,103 @@
+"""The ``burner`` command: the Typer app, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated
+
+import click
+import typer
+
+from burnerkit import __version__
+from burnerkit.cli import burners, contacts, messages, relay
+from burnerkit.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
+from burnerkit.errors import BurnerError
+
+__all__ = ["app", "run"]
+
+app = typer.Typer(
+    name="burner",
+    help="A burner phone in software: disposable identities, post-quantum end-to-end encryption.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"burner {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """A burner phone in software."""
+
+
+@app.command("demo")
+def demo(
+    core: Annotated[bool, typer.Option("--core", help="Only the protocol core, in one process.")] = False,
+) -> None:
+    """Run the main scenario end to end: a relay, two burners, pairing, chat, burn."""
+    # Imported late: keeps the other commands fast.
+    if core:
+        from burnerkit.demo.core import run as run_core
+
+        run_core(print)
+        return
+    from burnerkit.demo import run as run_demo
+
+    code = run_demo()
+    if code:
+        raise typer.Exit(code)
+
+
+burners.register(app)
+contacts.register(app)
+messages.register(app)
+relay.register(app)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run ``burner`` with ``argv``; returns the exit code and never shows a traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="burner", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("burner: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except BurnerError as exc:
+        print(f"burner: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        print("burner: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        # A file the system refused (permissions, a full disk): its own words, no traceback.
+        print(
+            f"burner: {exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:  # a bug: say so plainly; the details only on request
+        if os.environ.get("BURNER_DEBUG") == "1":
+            traceback.print_exc()
+        print(
+            f"burner: internal error ({type(exc).__name__}); set BURNER_DEBUG=1 for details", file=sys.stderr
+        )
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else 0

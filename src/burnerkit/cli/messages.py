@@ -1,0 +1,105 @@
+"""``burner send``, ``burner inbox``, ``burner history``: the conversation itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from burnerkit.app.durations import parse_duration
+from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
+from burnerkit.cli.output import console, err_console, print_json, stamp
+
+__all__ = ["register"]
+
+
+def _disappear(text: str | None) -> tuple[int | None, bool | None]:
+    """``--disappear`` as (timer seconds, burn on read): a duration, ``read`` or ``off``."""
+    if text is None:
+        return None, None
+    if text.lower() == "off":
+        return 0, False
+    if text.lower() == "read":
+        return 0, True
+    return parse_duration(text), False
+
+
+def send(
+    alias: Annotated[str, typer.Argument(help="The contact.")],
+    text: Annotated[str, typer.Argument(help="The message.")],
+    disappear: Annotated[
+        str | None,
+        typer.Option(
+            "--disappear",
+            metavar="WHEN",
+            help="Conversation timer from now on: 30s..4w, 'read' (burn on read) or 'off'.",
+        ),
+    ] = None,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Encrypt and send a message; it waits in the outbox if the relay is unreachable."""
+    timer, burn_on_read = _disappear(disappear)
+    with open_messenger(home, burner) as messenger:
+        receipt = asyncio.run(messenger.send(alias, text, timer=timer, burn_on_read=burn_on_read))
+    if json_out:
+        print_json(receipt.to_json())
+    elif receipt.status == "delivered":
+        console.print(f"sent to {alias} (#{receipt.seq})", markup=False)
+    else:
+        err_console.print(f"{alias}'s relay is unreachable: message #{receipt.seq} waits in the outbox")
+
+
+def inbox(
+    wait: Annotated[
+        float, typer.Option("--wait", metavar="SECONDS", help="Wait up to this long for a first message.")
+    ] = 0.0,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fetch, decrypt, store and acknowledge new messages; each is shown once."""
+    with open_messenger(home, burner) as messenger:
+        result = asyncio.run(messenger.receive(wait=max(0.0, wait)))
+    if json_out:
+        print_json([m.to_json() for m in result.messages])
+    else:
+        for name in result.new_contacts:
+            console.print(f"new contact [bold]{name}[/] accepted your invitation")
+        if not result.messages:
+            console.print("no new messages")
+        for m in result.messages:
+            tags = " (burned on read)" if m.burn_on_read else ""
+            console.print(f"[{stamp(m.sent_at / 1000)}] {m.alias} #{m.seq}: {m.text}{tags}", markup=False)
+    for event in result.events:
+        err_console.print(f"warning: {event.alias or 'relay'}: {event.kind}: {event.detail}", markup=False)
+    for url in result.unreachable:
+        err_console.print(f"warning: relay unreachable: {url}", markup=False)
+
+
+def history(
+    alias: Annotated[str, typer.Argument(help="The contact.")],
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the stored conversation with a contact, oldest first."""
+    with open_messenger(home, burner) as messenger:
+        entries = messenger.history(alias)
+    if json_out:
+        print_json([e.to_json() for e in entries])
+        return
+    for e in entries:
+        who = "me" if e.outgoing else alias
+        text = e.text if e.text or not e.burn_on_read else "(burn-on-read message)"
+        pending = "" if e.delivered or not e.outgoing else " (in outbox)"
+        console.print(f"[{stamp(e.sent_at / 1000)}] {who} #{e.seq}: {text}{pending}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("send")(send)
+    app.command("inbox")(inbox)
+    app.command("history")(history)

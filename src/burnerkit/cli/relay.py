@@ -1,0 +1,71 @@
+"""``burner relay serve``: run a relay until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from burnerkit.errors import UsageError
+
+__all__ = ["register"]
+
+relay_app = typer.Typer(help="Run a relay.", no_args_is_help=True, add_completion=False)
+
+
+@relay_app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port, 0 for any free one.")] = 7000,
+    store: Annotated[
+        str, typer.Option(metavar="PATH", help="SQLite file, or :memory: for a store that forgets on exit.")
+    ] = "burner-relay.sqlite",
+    tls_cert: Annotated[
+        str | None, typer.Option(metavar="F", help="PEM certificate chain; serves wss://.")
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option(metavar="F", help="PEM private key (with --tls-cert).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(metavar="N", help="Serve Prometheus GET /metrics.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface of the metrics endpoint.")] = "127.0.0.1",
+    quota: Annotated[int | None, typer.Option(metavar="N", help="Messages per queue [default: 128].")] = None,
+    ttl: Annotated[
+        int | None, typer.Option(metavar="SECONDS", help="Message lifetime [default: 604800].")
+    ] = None,
+    sweep_interval: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Between expiry sweeps [default: 3600].")
+    ] = None,
+) -> None:
+    """Serve relay queues over WebSocket until SIGTERM or Ctrl-C."""
+    # Imported late: the other commands never load the server.
+    from burnerkit.relay.server.cli import serve as run_server
+    from burnerkit.relay.server.config import RelayConfig
+
+    optional = {
+        name: value
+        for name, value in (("quota", quota), ("ttl", ttl), ("sweep_interval", sweep_interval))
+        if value is not None
+    }
+    try:
+        config = RelayConfig(
+            host=host,
+            port=port,
+            store=store,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            **optional,  # type: ignore[arg-type]
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    code = run_server(config)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``relay`` group to ``app``."""
+    app.add_typer(relay_app, name="relay")

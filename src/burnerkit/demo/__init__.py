@@ -1,0 +1,7 @@
+"""Demonstrations: the main scenario (``burner demo``) and the core's (``burner demo --core``)."""
+
+from __future__ import annotations
+
+from burnerkit.demo.trip import DemoFailedError, run
+
+__all__ = ["DemoFailedError", "run"]

@@ -1,7 +1,8 @@
-"""The `burner demo` command runs the core scenario end to end and exits 0."""
+"""``burner demo`` (what ``make demo`` runs) and ``burner demo --core`` run end to end and exit 0."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,8 +12,36 @@ from burnerkit.__main__ import main
 from burnerkit.crypto.hybrid import combine
 
 
-def test_demo_runs_every_step_in_process(capsys):
-    assert main(["demo"]) == 0
+def test_make_demo_scenario_runs_end_to_end_and_cleans_up(tmp_path):
+    """The main scenario: a relay process, two burners through the real CLI, pairing, burn."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("BURNER_HOME", None)
+    env.pop("BURNER_PASSPHRASE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "burnerkit", "demo"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for marker in (
+        "new contact bob accepted your invitation",
+        "body sizes [15872] bytes",
+        "Bob comes back online",
+        "alice is verified: the safety codes match",
+        "paired with alice (authenticated by the code)",
+        "after: 0 files in Bob's home",
+        "All checks passed",
+    ):
+        assert marker in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []  # the demo's directory is gone
+
+
+def test_core_demo_runs_every_step_in_process(capsys):
+    assert main(["demo", "--core"]) == 0
     out = capsys.readouterr().out
     for marker in (
         "refused: InvitationConsumedError",

@@ -466,6 +466,7 @@ class Messenger:
             )
             tx.put("outbox", entry.send_id, entry.to_bytes())
         await self.flush_outbox()
+        await self._drop_orphans()
         return self._view(contact)
 
     def _store_contact(
@@ -548,6 +549,7 @@ class Messenger:
         await self._drain(timeout=timeout, until_invite=invite_id)
         if self._vault.get("invite", invite_id) is not None:
             raise PairingTimeoutError("the peer took the code but its acceptance did not arrive in time")
+        await self._drop_orphans()
         return self._view(self._contact(view.alias))
 
     async def pair_join(
@@ -707,6 +709,7 @@ class Messenger:
         before_events = {key for key, _ in self._vault.items("event")}
         unreachable = await self.flush_outbox()
         unreachable += await self._drain(timeout=wait, idle=idle)
+        await self._drop_orphans()
         messages = self._take_unshown()
         aliases = {c.contact_id: c.alias for c in self._contacts()}
         events = [
@@ -785,7 +788,7 @@ class Messenger:
 
         await asyncio.gather(*(one_relay(url, queues) for url, queues in by_relay.items()))
         if by_relay and len(failed) == len(by_relay) and until_invite is None:
-            raise_unreachable(failed)
+            _raise_unreachable(failed)
         return failed
 
     async def _handle(self, client: RelayClient, owners: dict[bytes, _QueueOwner], event: RelayEvent) -> None:
@@ -950,6 +953,20 @@ class Messenger:
                     tx.put("message", key, replace(message, shown=True).to_bytes())
         return [view for _, view in sorted(out, key=lambda item: item[0])]
 
+    async def _drop_orphans(self) -> None:
+        """Delete the relay queues of contacts that were re-paired (best effort).
+
+        A queue whose relay is unreachable stays listed and is tried again by the next
+        run, or by the burn.
+        """
+        orphans = [_orphan_from_bytes(data) for _, data in self._vault.items("orphan")]
+        if not orphans:
+            return
+        deleted = await self._delete_queues(orphans)
+        with self._vault.transaction() as tx:
+            for owner in deleted:
+                tx.delete("orphan", owner.key)
+
     # -- burning ------------------------------------------------------------------------------
 
     async def burn(self) -> BurnReport:
@@ -964,29 +981,28 @@ class Messenger:
         owners = list(self._owners().values()) + [
             _orphan_from_bytes(data) for _, data in self._vault.items("orphan")
         ]
-        deleted, failed = await self._delete_queues(owners)
+        deleted = len(await self._delete_queues(owners))
         self._vault.destroy()
         finish_burn(self.home, self.name)
-        return BurnReport(self.name, deleted, failed)
+        return BurnReport(self.name, deleted, len(owners) - deleted)
 
-    async def _delete_queues(self, owners: list[_QueueOwner]) -> tuple[int, int]:
+    async def _delete_queues(self, owners: list[_QueueOwner]) -> list[_QueueOwner]:
+        """Delete these queues from their relays; returns those now gone."""
         by_relay: dict[str, list[_QueueOwner]] = {}
         for owner in owners:
             by_relay.setdefault(owner.relay_url, []).append(owner)
-        counts = [0, 0]
+        gone: list[_QueueOwner] = []
 
         async def one_relay(url: str, queues: list[_QueueOwner]) -> None:
-            try:
+            with contextlib.suppress(RelayError):
                 async with self._client(url) as client:
                     for owner in queues:
                         with contextlib.suppress(RelayRejectedError):  # AUTH: already gone
                             await client.delete_queue(owner.creds)
-                        counts[0] += 1
-            except RelayError:
-                counts[1] += len(queues)
+                        gone.append(owner)
 
         await asyncio.gather(*(one_relay(url, queues) for url, queues in by_relay.items()))
-        return counts[0], counts[1]
+        return gone
 
 
 def finish_burn(home: Home, name: str) -> None:
@@ -1018,6 +1034,6 @@ def _check_relay_url(url: str) -> None:
         raise UsageError(str(exc)) from exc
 
 
-def raise_unreachable(urls: list[str]) -> None:
+def _raise_unreachable(urls: list[str]) -> None:
     """Raise the error for relays that could not be reached."""
     raise RelayUnavailableError(f"relay unreachable: {', '.join(sorted(set(urls)))}")

@@ -17,7 +17,7 @@ from burnerkit.cli.passphrase import ask_passphrase
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.errors import UsageError
 
-__all__ = ["register"]
+__all__ = ["burn", "list_burners", "new", "register"]
 
 #: Tests and the demo set this to mint vaults with a deliberately weak KDF. Never in use.
 ENV_FAST_KDF = "BURNER_INSECURE_FAST_KDF"

@@ -10,7 +10,7 @@ import typer
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
 from burnerkit.cli.output import console, err_console, print_json, print_qr, stamp
 
-__all__ = ["register"]
+__all__ = ["accept", "contacts", "invite", "pair", "register", "verify"]
 
 AliasOpt = Annotated[str | None, typer.Option("--name", metavar="ALIAS", help="What to call the contact.")]
 

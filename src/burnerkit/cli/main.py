@@ -8,15 +8,15 @@ import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from burnerkit import __version__
 from burnerkit.cli import burners, contacts, messages, relay
 from burnerkit.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from burnerkit.errors import BurnerError
 
-__all__ = ["app", "run"]
+__all__ = ["app", "demo", "run"]
 
 app = typer.Typer(
     name="burner",
@@ -72,14 +72,18 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=args, prog_name="burner", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0))
+    except typer.Abort:
         print("burner: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except TyperException as exc:  # a usage error: unknown command, missing argument, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"burner: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     except BurnerError as exc:
         print(f"burner: {exc}", file=sys.stderr)
         return exit_code(exc)

@@ -11,7 +11,7 @@ from burnerkit.app.durations import parse_duration
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
 from burnerkit.cli.output import console, err_console, print_json, stamp
 
-__all__ = ["register"]
+__all__ = ["history", "inbox", "register", "send"]
 
 
 def _disappear(text: str | None) -> tuple[int | None, bool | None]:

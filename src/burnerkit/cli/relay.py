@@ -8,7 +8,7 @@ import typer
 
 from burnerkit.errors import UsageError
 
-__all__ = ["register"]
+__all__ = ["register", "relay_app", "serve"]
 
 relay_app = typer.Typer(help="Run a relay.", no_args_is_help=True, add_completion=False)
 

@@ -65,7 +65,7 @@ class _Stage:
             check=False,
         )
         for line in (proc.stdout + proc.stderr).splitlines():
-            self.say(f"      {line}")
+            self.say(f"      {_clip(line)}")
         _check(proc.returncode == expect, f"'burner {shown}' exited {proc.returncode}, expected {expect}")
         return proc.stdout
 
@@ -78,6 +78,11 @@ class _Stage:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+
+def _clip(line: str, width: int = 150) -> str:
+    """A long line (a 1,900-character link) cut to fit a terminal."""
+    return line if len(line) <= width else f"{line[: width - 20]}...{line[-16:]}"
 
 
 def _quote(arg: str) -> str:

@@ -1,0 +1,218 @@
+"""``burnerkit.vault.format``: header and record bytes, without any file (docs/protocol.md §15)."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from burnerkit.crypto.passphrase import FAST_TEST_KDF, KdfParams
+from burnerkit.crypto.rng import DeterministicRandom
+from burnerkit.errors import VaultCorruptedError, VaultLockedError
+from burnerkit.vault.format import (
+    HEADER_PREFIX_SIZE,
+    HEADER_SIZE,
+    MAX_VALUE_SIZE,
+    MIN_PADDED_SIZE,
+    RecordKeys,
+    check_kind,
+    open_header,
+    padded_size,
+    seal_header,
+)
+
+VAULT_KEY = bytes(range(32))
+LOCKED = "wrong passphrase, or the vault header is damaged"
+
+
+def header(passphrase: str = "pw", params: KdfParams = FAST_TEST_KDF) -> bytes:
+    return seal_header(VAULT_KEY, passphrase, params, DeterministicRandom(b"header"))
+
+
+def keys() -> RecordKeys:
+    return RecordKeys(VAULT_KEY)
+
+
+def rng() -> DeterministicRandom:
+    return DeterministicRandom(b"records")
+
+
+# -- header ----------------------------------------------------------------------------------------
+
+
+def test_header_layout_and_roundtrip():
+    h = header()
+    assert len(h) == HEADER_SIZE == 94
+    assert h[:7] == b"BURNVLT"
+    assert h[7:9] == b"\x01\x01"
+    assert struct.unpack(">IIB", h[9:18]) == (8, 1, 1)
+    assert open_header(h, "pw") == VAULT_KEY
+
+
+def locked_message(data: bytes, passphrase: str = "pw") -> str:
+    with pytest.raises(VaultLockedError) as info:
+        open_header(data, passphrase)
+    assert type(info.value) is VaultLockedError
+    return str(info.value)
+
+
+def test_wrong_passphrase_is_locked():
+    assert locked_message(header(), "pW") == LOCKED
+
+
+@pytest.mark.parametrize("position", range(HEADER_SIZE))
+def test_tampered_header_byte_is_indistinguishable_from_a_wrong_passphrase(position):
+    h = bytearray(header())
+    h[position] ^= 0x01
+    assert locked_message(bytes(h)) == locked_message(header(), "wrong")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"BURNVLT", header()[:-1], header() + b"\0", bytes(HEADER_SIZE), b"\xff" * HEADER_SIZE],
+    ids=["empty", "magic-only", "truncated", "extended", "zeros", "ones"],
+)
+def test_truncated_or_garbage_header_is_locked(data):
+    assert locked_message(data) == LOCKED
+
+
+def forge_params(memory: int, iterations: int, parallelism: int) -> bytes:
+    h = bytearray(header())
+    h[9:18] = struct.pack(">IIB", memory, iterations, parallelism)
+    return bytes(h)
+
+
+@pytest.mark.parametrize(
+    ("memory", "iterations", "parallelism"),
+    [(0xFFFFFFFF, 1, 1), (8, 0xFFFFFFFF, 1), (0xFFFFFFFF, 0xFFFFFFFF, 255), (2 << 20, 1, 1), (8, 0, 0)],
+)
+def test_oversized_kdf_params_in_a_tampered_header_fail_fast(memory, iterations, parallelism):
+    started = time.perf_counter()
+    assert locked_message(forge_params(memory, iterations, parallelism)) == LOCKED
+    assert time.perf_counter() - started < 0.1
+
+
+def test_weakened_kdf_params_do_not_unlock():
+    # The parameters are inside the AEAD's associated data, and they change the KEK.
+    assert locked_message(forge_params(16, 1, 1)) == LOCKED
+
+
+def test_header_is_bound_to_its_label():
+    from burnerkit.crypto.aead import AeadKey
+    from burnerkit.crypto.passphrase import derive_key
+
+    h = header()
+    kek = AeadKey(derive_key("pw", h[18:34], FAST_TEST_KDF))
+    assert kek.try_open(h[34:46], h[HEADER_PREFIX_SIZE:], h[:HEADER_PREFIX_SIZE]) is None
+    assert kek.try_open(h[34:46], h[HEADER_PREFIX_SIZE:], b"burner/v1/vault/key-wrap" + h[:46]) == VAULT_KEY
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+def test_record_roundtrip_and_row_naming():
+    k = keys()
+    rec = k.seal("contact", b"alice", b"value", rng())
+    assert rec.row_id == k.row_id("contact", b"alice")
+    assert len(rec.row_id) == 32
+    assert rec.kind_tag == k.kind_tag("contact")
+    assert len(rec.kind_tag) == 16
+    assert len(rec.sealed) == 12 + MIN_PADDED_SIZE + 16
+    assert k.open("contact", rec.row_id, rec.sealed) == (b"alice", b"value")
+    assert b"alice" not in rec.sealed
+    assert "alice" not in repr(rec)
+
+
+def test_row_ids_separate_kind_and_key():
+    k = keys()
+    assert k.row_id("ab", b"c") != k.row_id("a", b"bc")
+    assert k.row_id("a", b"") != k.row_id("b", b"")
+    assert RecordKeys(bytes(32)).row_id("a", b"x") != k.row_id("a", b"x")
+
+
+def test_tampered_sealed_record_is_detected():
+    k = keys()
+    rec = k.seal("contact", b"alice", b"value", rng())
+    for position in (0, 11, 12, 100, len(rec.sealed) - 1):
+        sealed = bytearray(rec.sealed)
+        sealed[position] ^= 0x80
+        with pytest.raises(VaultCorruptedError, match=r"^a vault record failed authentication$"):
+            k.open("contact", rec.row_id, bytes(sealed))
+    with pytest.raises(VaultCorruptedError):
+        k.open("contact", rec.row_id, rec.sealed[:100])
+
+
+def test_record_moved_to_another_row_is_detected():
+    k = keys()
+    alice = k.seal("contact", b"alice", b"a", rng())
+    bob = k.seal("contact", b"bob", b"b", rng())
+    with pytest.raises(VaultCorruptedError):
+        k.open("contact", bob.row_id, alice.sealed)
+
+
+def test_record_relabelled_as_another_kind_is_detected():
+    k = keys()
+    rec = k.seal("contact", b"alice", b"a", rng())
+    with pytest.raises(VaultCorruptedError):
+        k.open("setting", rec.row_id, rec.sealed)
+
+
+def test_record_from_another_vault_is_detected():
+    rec = RecordKeys(bytes(32)).seal("contact", b"alice", b"a", rng())
+    with pytest.raises(VaultCorruptedError):
+        keys().open("contact", keys().row_id("contact", b"alice"), rec.sealed)
+
+
+@pytest.mark.parametrize("kind", ["", "A", "a" * 33, "con tact", "contact\0", "é", "a/b"])
+def test_bad_kinds_are_refused(kind):
+    with pytest.raises(ValueError, match="kind"):
+        check_kind(kind)
+
+
+def test_bad_keys_and_values_are_refused():
+    k = keys()
+    with pytest.raises(ValueError, match="key"):
+        k.seal("a", bytes(256), b"", rng())
+    with pytest.raises(ValueError, match="value"):
+        k.seal("a", b"", bytes(MAX_VALUE_SIZE + 1), rng())
+    with pytest.raises(TypeError):
+        k.seal("a", "key", b"", rng())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        check_kind(b"a")  # type: ignore[arg-type]
+
+
+# -- padding ---------------------------------------------------------------------------------------
+
+
+def test_padding_buckets():
+    assert [padded_size(n) for n in (0, 1, 256)] == [256, 256, 256]
+    assert padded_size(257) == 272
+    assert padded_size(1000) == 1024
+    assert padded_size(5000) == 5120
+    assert padded_size(1 << 20) == 1 << 20
+    assert padded_size((1 << 20) + 1) == (1 << 20) + (1 << 15)
+
+
+@given(st.integers(min_value=0, max_value=MAX_VALUE_SIZE + 300))
+def test_padding_is_monotone_and_costs_at_most_12_percent(n):
+    p = padded_size(n)
+    assert p >= n
+    assert p >= padded_size(max(0, n - 1))
+    assert p == MIN_PADDED_SIZE or p <= n * 1.12
+    assert padded_size(p) == p
+
+
+@given(
+    kind=st.from_regex(r"[a-z0-9_-]{1,32}", fullmatch=True),
+    key=st.binary(max_size=255),
+    value=st.binary(max_size=3000),
+)
+def test_any_record_roundtrips_to_a_bucketed_size(kind, key, value):
+    k = keys()
+    rec = k.seal(kind, key, value, rng())
+    body = 1 + len(kind) + 1 + len(key) + 4 + len(value)
+    assert len(rec.sealed) == 12 + padded_size(body) + 16
+    assert k.open(kind, rec.row_id, rec.sealed) == (key, value)

@@ -271,12 +271,24 @@ class Messenger:
             )
 
     def _purge_expired(self) -> None:
+        """Delete disappearing messages past their time, and invitations nobody accepted.
+
+        An expired invitation's queue is kept as an orphan, so the next run that reaches
+        the relay deletes it there too.
+        """
         now = self.now()
         with self._vault.transaction() as tx:
             for key, data in tx.items("message"):
                 message = StoredMessage.from_bytes(data)
                 if message.expires_at and message.expires_at <= now:
                     tx.delete("message", key)
+            for key, data in tx.items("invite"):
+                invite = Invite.from_bytes(data)
+                if invite.expires_at <= now:
+                    tx.delete("invite", key)
+                    tx.put(
+                        "orphan", invite.queue.recipient_id, _orphan_bytes(invite.queue_relay, invite.queue)
+                    )
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -217,6 +217,10 @@ _METRICS = {
     "errors_total",
     "connections_active",
     "subscriptions_active",
+    "mailboxes_opened_total",
+    "mailboxes_crowded_total",
+    "mailboxes_expired_total",
+    "mailboxes_open",
 }
 
 

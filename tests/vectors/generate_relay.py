@@ -31,6 +31,15 @@ from burnerkit.relay.protocol import (
     Hello,
     Ids,
     Key,
+    MailboxEndReason,
+    MbAlloc,
+    MbDel,
+    MbEnd,
+    MbGet,
+    MbJoin,
+    MbMsg,
+    MbOpen,
+    MbPut,
     Msg,
     New,
     Ok,
@@ -95,6 +104,23 @@ def build() -> dict[str, Any]:
         ("end", zeros, ids.recipient_id, End()),
         ("pong", corr_id, b"", Pong()),
     ]
+    # Pairing mailboxes (§14.12): drawn after everything above, so those values never move.
+    nameplate = 7
+    token = rng.random_bytes(24)
+    mailbox_body = b"a pairing message would go here"
+    client += [
+        ("mb_alloc", b"", MbAlloc(), None),
+        ("mb_join", b"", MbJoin(nameplate), None),
+        ("mb_put", token, MbPut(0, mailbox_body), None),
+        ("mb_get", token, MbGet(), None),
+        ("mb_del", token, MbDel(), None),
+    ]
+    server += [
+        ("mb_open", corr_id, b"", MbOpen(nameplate, token)),
+        ("mb_msg", zeros, token, MbMsg(0, mailbox_body)),
+        ("mb_end", zeros, token, MbEnd(MailboxEndReason.CROWDED)),
+        ("err_mailbox", corr_id, b"", Err(ErrorCode.MAILBOX)),
+    ]
     credentials = QueueCredentials(ids.recipient_id, ids.sender_id, recipient, queue_key)
     return {
         "source": "burnerkit, tests/vectors/generate_relay.py (docs/protocol.md §14)",
@@ -114,6 +140,9 @@ def build() -> dict[str, Any]:
         "sealed_ids": sealed_ids.hex(),
         "sealed_delivery": sealed_delivery.hex(),
         "credentials": credentials.to_bytes().hex(),
+        "nameplate": nameplate,
+        "mailbox_token": token.hex(),
+        "mailbox_body": mailbox_body.hex(),
         "client_frames": {
             name: _trim(encode_client_frame(corr_id, entity, command, session_id=session_id, signing_key=key))
             for name, entity, command, key in client

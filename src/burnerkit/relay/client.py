@@ -42,6 +42,13 @@ Retry rules
 
 Delivery is at least once: a message whose ``ACK`` was lost comes again, so callers
 deduplicate by ``msg_id`` (or by the end-to-end sequence number).
+
+Pairing mailboxes (§14.12) follow the same rules: ``MB_ALLOC`` and ``MB_JOIN`` are not
+repeated after a lost connection (like ``NEW``); ``MB_PUT`` carries the index of our
+message, so repeating it stores it once; every open mailbox is re-attached with
+``MB_GET`` on a new connection, and the relay pushes the other side's messages again,
+which we deduplicate by index. Each mailbox has its own inbox, apart from
+:meth:`RelayClient.deliveries`.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from burnerkit.errors import (
 
 from .protocol import (
     CORR_ID_SIZE,
+    MAILBOX_BODY_SIZE,
     MAX_BODY_SIZE,
     MSG_ID_SIZE,
     QUEUE_ID_SIZE,
@@ -81,6 +89,15 @@ from .protocol import (
     Hello,
     Ids,
     Key,
+    MailboxEndReason,
+    MbAlloc,
+    MbDel,
+    MbEnd,
+    MbGet,
+    MbJoin,
+    MbMsg,
+    MbOpen,
+    MbPut,
     Msg,
     New,
     Ok,
@@ -97,6 +114,8 @@ from .protocol import (
 from .transport import Transport, WebSocketTransport, check_url
 
 __all__ = [
+    "Mailbox",
+    "MailboxEnded",
     "QueueCredentials",
     "ReceivedMessage",
     "RelayClient",
@@ -231,6 +250,44 @@ class UnreadableMessage:
 RelayEvent = ReceivedMessage | SubscriptionEnded | UnreadableMessage
 
 
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Mailbox:
+    """One side of a pairing mailbox: its nameplate, and the token that speaks for the side."""
+
+    nameplate: int
+    token: bytes
+
+    def __repr__(self) -> str:
+        return f"Mailbox(nameplate={self.nameplate})"
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxEnded:
+    """The mailbox closed (``MB_END``): nothing more will arrive in it."""
+
+    reason: MailboxEndReason
+
+
+class _MailboxState:
+    """Our side of one open mailbox: its inbox, the indexes seen, our next index."""
+
+    __slots__ = ("ended", "inbox", "lock", "mailbox", "next_index", "seen")
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        #: bodies of the other side in order, then at most one MailboxEnded; None: client closed
+        self.inbox: asyncio.Queue[bytes | MailboxEnded | None] = asyncio.Queue()
+        self.seen: set[int] = set()
+        self.next_index = 0
+        self.ended: MailboxEndReason | None = None
+        self.lock = asyncio.Lock()
+
+    def end(self, reason: MailboxEndReason) -> None:
+        if self.ended is None:
+            self.ended = reason
+            self.inbox.put_nowait(MailboxEnded(reason))
+
+
 @dataclass(eq=False, slots=True)
 class _Pending:
     """One command waiting for its answer."""
@@ -308,6 +365,7 @@ class RelayClient:
         )
         self._pending: dict[bytes, _Pending] = {}
         self._subs: dict[bytes, QueueCredentials] = {}
+        self._mailboxes: dict[bytes, _MailboxState] = {}
         self._events: asyncio.Queue[RelayEvent | None] = asyncio.Queue()
         self._conn: _Connection | None = None
         self._generation = 0
@@ -352,6 +410,7 @@ class RelayClient:
         self._fail_pending(lambda: RelayUnavailableError("relay client closed"))
         self._subs.clear()
         self._events.put_nowait(None)
+        self._wake_mailboxes()
 
     # -- queues ----------------------------------------------------------------------------
 
@@ -589,6 +648,169 @@ class RelayClient:
             raise RelayUnavailableError("relay client closed")
         return item
 
+    # -- pairing mailboxes -----------------------------------------------------------------
+
+    async def mailbox_allocate(self, *, timeout: float | None = None) -> Mailbox:
+        """Open a pairing mailbox under a fresh nameplate, as its side A (``MB_ALLOC``).
+
+        Args:
+            timeout: overall time limit, the client's default when None.
+
+        Returns:
+            The nameplate and our token. Read the other side's messages with
+            :meth:`mailbox_receive`; :meth:`mailbox_delete` it when done.
+
+        Raises:
+            RelayRejectedError: the relay refused (``QUOTA``: too many mailboxes).
+            RelayUnavailableError: unreachable, or the connection broke after the command
+                went out (a mailbox may exist; it expires unused).
+            RelayTimeoutError: no answer within ``timeout``.
+        """
+        return await self._open_mailbox(MbAlloc(), timeout)
+
+    async def mailbox_join(self, nameplate: int, *, timeout: float | None = None) -> Mailbox:
+        """Join the mailbox of ``nameplate`` as its side B (``MB_JOIN``).
+
+        Args:
+            nameplate: the number at the start of the short code.
+            timeout: overall time limit, the client's default when None.
+
+        Raises:
+            ValueError: unless ``nameplate`` is 1..65,535.
+            RelayRejectedError: ``MAILBOX``: no open mailbox has that nameplate, or it
+                already has two sides (and is now closed); ``QUOTA``.
+            RelayUnavailableError: unreachable, or the connection broke after the command
+                went out.
+            RelayTimeoutError: no answer within ``timeout``.
+        """
+        if not 1 <= nameplate <= 0xFFFF:
+            raise ValueError("nameplate must be between 1 and 65535")
+        return await self._open_mailbox(MbJoin(nameplate), timeout)
+
+    async def _open_mailbox(self, command: MbAlloc | MbJoin, timeout: float | None) -> Mailbox:
+        response = await self._request(b"", command, key=None, repeatable=False, limit=self._limit(timeout))
+        if not isinstance(response, MbOpen):
+            raise self._unexpected(response)
+        state = self._mailboxes.get(response.token)
+        if state is None:  # pragma: no cover - _dispatch registers it with the answer
+            raise RelayUnavailableError("relay sent an unexpected answer")
+        return state.mailbox
+
+    async def mailbox_put(self, mailbox: Mailbox, body: bytes, *, timeout: float | None = None) -> None:
+        """Leave our next message in the mailbox (``MB_PUT``); it is pushed to the other side.
+
+        Retried across reconnects with the same index, so it is stored once.
+
+        Args:
+            mailbox: from :meth:`mailbox_allocate` or :meth:`mailbox_join`.
+            body: at most :data:`~burnerkit.relay.protocol.MAILBOX_BODY_SIZE` bytes.
+            timeout: overall time limit, the client's default when None.
+
+        Raises:
+            ValueError: if ``body`` is too long.
+            RelayRejectedError: ``MAILBOX``: the mailbox is closed or unknown; ``QUOTA``:
+                we put the most messages a side may.
+            RelayUnavailableError: the relay was unreachable until ``timeout``.
+            RelayTimeoutError: connected, but no answer within ``timeout``.
+        """
+        if len(body) > MAILBOX_BODY_SIZE:
+            raise ValueError(f"mailbox body must be at most {MAILBOX_BODY_SIZE} bytes")
+        state = self._mailbox_state(mailbox)
+        async with state.lock:
+            if state.ended is not None:
+                raise RelayRejectedError(ErrorCode.MAILBOX, "mailbox is closed")
+            response = await self._request(
+                mailbox.token,
+                MbPut(state.next_index, bytes(body)),
+                key=None,
+                repeatable=True,
+                limit=self._limit(timeout),
+            )
+            self._expect_ok(response)
+            state.next_index += 1
+
+    async def mailbox_receive(
+        self, mailbox: Mailbox, *, timeout: float | None = None
+    ) -> bytes | MailboxEnded:
+        """The other side's next message, in order, each once; or how the mailbox ended.
+
+        Once the mailbox has ended, every later call returns the same
+        :class:`MailboxEnded` at once.
+
+        Args:
+            mailbox: an open mailbox of ours.
+            timeout: seconds to wait; None waits as long as it takes.
+
+        Raises:
+            RelayTimeoutError: nothing arrived within ``timeout``.
+            RelayUnavailableError: the client is closed, or the mailbox was deleted.
+        """
+        state = self._mailbox_state(mailbox)
+        try:
+            async with asyncio.timeout(timeout):
+                item = await state.inbox.get()
+        except TimeoutError as exc:
+            raise RelayTimeoutError("nothing arrived in the mailbox in time") from exc
+        if item is None:
+            state.inbox.put_nowait(None)
+            raise RelayUnavailableError("mailbox closed on this side")
+        if isinstance(item, MailboxEnded):
+            state.inbox.put_nowait(item)  # for every later call
+        return item
+
+    async def mailbox_delete(self, mailbox: Mailbox, *, timeout: float | None = None) -> None:
+        """Give up our side of the mailbox (``MB_DEL``); it closes for the other side too.
+
+        A mailbox the relay no longer knows (expired, or an earlier delete whose answer
+        was lost) counts as deleted. Our side is forgotten locally whatever happens.
+
+        Args:
+            mailbox: a mailbox of ours.
+            timeout: overall time limit, the client's default when None.
+
+        Raises:
+            RelayUnavailableError: the relay was unreachable until ``timeout`` (the
+                mailbox expires by itself).
+            RelayTimeoutError: connected, but no answer within ``timeout``.
+        """
+        try:
+            response = await self._request(
+                mailbox.token, MbDel(), key=None, repeatable=True, limit=self._limit(timeout)
+            )
+            if response != Err(ErrorCode.MAILBOX):
+                self._expect_ok(response)
+        finally:
+            state = self._mailboxes.pop(mailbox.token, None)
+            if state is not None:
+                state.inbox.put_nowait(None)
+
+    def _mailbox_state(self, mailbox: Mailbox) -> _MailboxState:
+        self._check_open()
+        state = self._mailboxes.get(mailbox.token)
+        if state is None:
+            raise RelayUnavailableError("mailbox closed on this side")
+        return state
+
+    def _wake_mailboxes(self) -> None:
+        for state in self._mailboxes.values():
+            state.inbox.put_nowait(None)
+        self._mailboxes.clear()
+
+    async def _refetch(self, state: _MailboxState, pending: _Pending) -> None:
+        """Re-attach a mailbox after a reconnect; the relay pushes its backlog again."""
+        attempt = 0
+        try:
+            response = await self._complete(pending)
+            while isinstance(response, Err) and response.code in _TRANSIENT:
+                await asyncio.sleep(self._delay(attempt))
+                attempt += 1
+                response = await self._exchange(state.mailbox.token, MbGet(), key=None, repeatable=True)
+        except RelayError:
+            return
+        if isinstance(response, Err) and self._mailboxes.get(state.mailbox.token) is state:
+            # The relay no longer knows our side: its TTL ran out while we were away.
+            state.end(MailboxEndReason.EXPIRED)
+
     # -- commands --------------------------------------------------------------------------
 
     def _limit(self, timeout: float | None) -> float:
@@ -718,6 +940,7 @@ class RelayClient:
             self._fatal = exc
             self._fail_pending(lambda: RelayUnavailableError("relay client failed"), cause=exc)
             self._events.put_nowait(None)
+            self._wake_mailboxes()
 
     async def _open(self) -> _Connection | None:
         """Connect and read ``HELLO``; None (and ``_last_error`` set) on failure."""
@@ -753,6 +976,13 @@ class RelayClient:
             if creds.recipient_id not in renewing:
                 pending = self._register(creds.recipient_id, Sub(), key=creds.recipient_key, repeatable=True)
                 self._spawn(self._resubscribe(creds, pending))
+        refetching = {
+            p.entity for p in self._pending.values() if isinstance(p.command, MbGet) and not p.future.done()
+        }
+        for state in list(self._mailboxes.values()):
+            if state.ended is None and state.mailbox.token not in refetching:
+                pending = self._register(state.mailbox.token, MbGet(), key=None, repeatable=True)
+                self._spawn(self._refetch(state, pending))
         # Subscriptions first, so that a repeated ACK meets a live subscription.
         waiting = sorted(self._pending.values(), key=lambda p: not isinstance(p.command, Sub))
         for pending in waiting:
@@ -777,6 +1007,16 @@ class RelayClient:
                 case End():
                     if self._subs.pop(transmission.entity, None) is not None:
                         self._events.put_nowait(SubscriptionEnded(transmission.entity))
+                case MbMsg(index, body):
+                    state = self._mailboxes.get(transmission.entity)
+                    # Unknown: a mailbox we deleted. Seen: pushed again after an MB_GET.
+                    if state is not None and index not in state.seen:
+                        state.seen.add(index)
+                        state.inbox.put_nowait(body)
+                case MbEnd(reason):
+                    state = self._mailboxes.get(transmission.entity)
+                    if state is not None:
+                        state.end(reason)
                 case _:
                     raise RelayUnavailableError("relay pushed an unexpected frame")
             return
@@ -785,6 +1025,11 @@ class RelayClient:
         pending = self._pending.get(transmission.corr_id)
         # An unknown corr_id is the late answer of a command whose caller gave up.
         if pending is not None and pending.generation == conn.generation and not pending.future.done():
+            if isinstance(response, MbOpen) and isinstance(pending.command, MbAlloc | MbJoin):
+                # Registered now, not when the caller wakes: the relay pushes the other
+                # side's backlog right behind this answer.
+                mailbox = Mailbox(response.nameplate, response.token)
+                self._mailboxes.setdefault(response.token, _MailboxState(mailbox))
             pending.future.set_result(response)
 
     def _deliver(self, recipient_id: bytes, msg_id: bytes, sealed: bytes) -> None:

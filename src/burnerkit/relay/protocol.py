@@ -16,6 +16,11 @@ link between them, and the same secret keys the server-to-recipient layer: each
 delivered message is re-sealed under it with a fresh nonce, so the bytes a sender
 uploads and the bytes the recipient downloads cannot be matched.
 
+Pairing mailboxes (§14.12) ride on the same frames: a short-lived, in-memory box
+named by a small number (the nameplate) where two sides of a short-code pairing leave
+each other a handful of small messages. A side is authenticated by a random 24-byte
+token, which travels as the entity of its commands.
+
 This module holds no state and does no I/O; the server and client drive it.
 """
 
@@ -42,6 +47,10 @@ __all__ = [
     "CORR_ID_SIZE",
     "DELIVERY_PLAINTEXT_SIZE",
     "FRAME_SIZE",
+    "MAILBOX_BODY_SIZE",
+    "MAILBOX_MESSAGES",
+    "MAILBOX_TOKEN_SIZE",
+    "MAILBOX_TTL",
     "MAX_BODY_SIZE",
     "MESSAGE_TTL",
     "MSG_ID_SIZE",
@@ -60,6 +69,15 @@ __all__ = [
     "Hello",
     "Ids",
     "Key",
+    "MailboxEndReason",
+    "MbAlloc",
+    "MbDel",
+    "MbEnd",
+    "MbGet",
+    "MbJoin",
+    "MbMsg",
+    "MbOpen",
+    "MbPut",
     "Msg",
     "New",
     "Ok",
@@ -100,6 +118,14 @@ QUEUE_QUOTA: Final = 128
 MESSAGE_TTL: Final = 7 * 24 * 3600
 #: Plaintext of the server-to-recipient layer: ts (8) ‖ flags (1) ‖ u16 length ‖ body, zero padded.
 DELIVERY_PLAINTEXT_SIZE: Final = 8 + 1 + 2 + MAX_BODY_SIZE
+#: A mailbox side's token: random, and the entity of its commands (so the size of a queue id).
+MAILBOX_TOKEN_SIZE: Final = QUEUE_ID_SIZE
+#: Largest mailbox message (a pairing payload is 4,129 bytes).
+MAILBOX_BODY_SIZE: Final = 8_192
+#: Messages one side may leave in a mailbox (pairing needs 3).
+MAILBOX_MESSAGES: Final = 8
+#: Seconds a mailbox lives, however busy (10 minutes); configurable.
+MAILBOX_TTL: Final = 600
 
 _SIG_SIZE: Final = 64
 _FLAG_QUOTA: Final = 0x01
@@ -127,6 +153,20 @@ class ErrorCode(enum.IntEnum):
     RATE = 6
     #: The relay failed; the command had no effect and may be retried.
     INTERNAL = 7
+    #: No open mailbox has this nameplate or token, or the nameplate already has two sides.
+    MAILBOX = 8
+
+
+@enum.unique
+class MailboxEndReason(enum.IntEnum):
+    """Why a mailbox closed (``MB_END``, docs/protocol.md §14.12)."""
+
+    #: the other side deleted it (done, gave up, or the code did not match)
+    DELETED = 1
+    #: a third party tried to join the nameplate: the code is burnt
+    CROWDED = 2
+    #: it outlived :data:`MAILBOX_TTL`
+    EXPIRED = 3
 
 
 class _Tag(enum.IntEnum):
@@ -137,6 +177,11 @@ class _Tag(enum.IntEnum):
     ACK = 0x05
     DEL = 0x06
     PING = 0x07
+    MB_ALLOC = 0x08
+    MB_JOIN = 0x09
+    MB_PUT = 0x0A
+    MB_GET = 0x0B
+    MB_DEL = 0x0C
     HELLO = 0x80
     IDS = 0x81
     OK = 0x82
@@ -144,6 +189,9 @@ class _Tag(enum.IntEnum):
     MSG = 0x84
     END = 0x85
     PONG = 0x86
+    MB_OPEN = 0x87
+    MB_MSG = 0x88
+    MB_END = 0x89
 
 
 # -- commands (client to server) --------------------------------------------------------
@@ -194,7 +242,37 @@ class Ping:
     """Keep the connection alive."""
 
 
-ClientCommand = New | Sub | Key | Send | Ack | Del | Ping
+@dataclass(frozen=True, slots=True)
+class MbAlloc:
+    """Open a pairing mailbox under a fresh nameplate; we become its side A."""
+
+
+@dataclass(frozen=True, slots=True)
+class MbJoin:
+    """Join the mailbox of ``nameplate`` as its side B (a third join destroys it)."""
+
+    nameplate: int  #: 0..65,535 on the wire; the relay allocates 1 and up
+
+
+@dataclass(frozen=True, slots=True)
+class MbPut:
+    """Leave our message number ``index`` (0, 1, ...) in the mailbox of the entity token."""
+
+    index: int  #: a retry repeats the index and the body; it is stored once
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MbGet:
+    """Attach this connection to our side of the mailbox and get every message of the other side."""
+
+
+@dataclass(frozen=True, slots=True)
+class MbDel:
+    """Give up our side of the mailbox; it closes for both, and its nameplate is free."""
+
+
+ClientCommand = New | Sub | Key | Send | Ack | Del | Ping | MbAlloc | MbJoin | MbPut | MbGet | MbDel
 
 
 # -- responses (server to client) --------------------------------------------------------
@@ -245,7 +323,30 @@ class Pong:
     """Answer to ``PING``."""
 
 
-ServerResponse = Hello | Ids | Ok | Err | Msg | End | Pong
+@dataclass(frozen=True, slots=True)
+class MbOpen:
+    """Answer to ``MB_ALLOC`` and ``MB_JOIN``: the nameplate and our side's token."""
+
+    nameplate: int
+    token: bytes = field(repr=False)  #: secret: whoever holds it speaks for our side
+
+
+@dataclass(frozen=True, slots=True)
+class MbMsg:
+    """Pushed: message number ``index`` of the other side of the entity token's mailbox."""
+
+    index: int
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MbEnd:
+    """Pushed: the entity token's mailbox closed; nothing more will arrive in it."""
+
+    reason: MailboxEndReason
+
+
+ServerResponse = Hello | Ids | Ok | Err | Msg | End | Pong | MbOpen | MbMsg | MbEnd
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +437,16 @@ def _command_bytes(command: ClientCommand) -> bytes:
             w.u8(_Tag.DEL)
         case Ping():
             w.u8(_Tag.PING)
+        case MbAlloc():
+            w.u8(_Tag.MB_ALLOC)
+        case MbJoin(nameplate):
+            w.u8(_Tag.MB_JOIN).u16(_in_range(nameplate, 0xFFFF))
+        case MbPut(index, body):
+            w.u8(_Tag.MB_PUT).u8(_in_range(index, 0xFF)).var16(body)
+        case MbGet():
+            w.u8(_Tag.MB_GET)
+        case MbDel():
+            w.u8(_Tag.MB_DEL)
         case _:
             assert_never(command)
     return w.getvalue()
@@ -345,6 +456,12 @@ def _exact(data: bytes, size: int) -> bytes:
     if len(data) != size:
         raise ValueError(f"field must be {size} bytes")
     return bytes(data)
+
+
+def _in_range(value: int, largest: int) -> int:
+    if not 0 <= value <= largest:
+        raise ValueError(f"field must be between 0 and {largest}")
+    return value
 
 
 def _signed_part(corr_id: bytes, entity: bytes, command: ClientCommand) -> bytes:
@@ -431,6 +548,17 @@ def _parse_command(r: Reader) -> ClientCommand:
             return Del()
         case _Tag.PING:
             return Ping()
+        case _Tag.MB_ALLOC:
+            return MbAlloc()
+        case _Tag.MB_JOIN:
+            return MbJoin(r.u16())
+        case _Tag.MB_PUT:
+            # Like SEND: an oversize body parses, so that the answer can be LARGE.
+            return MbPut(r.u8(), r.var16())
+        case _Tag.MB_GET:
+            return MbGet()
+        case _Tag.MB_DEL:
+            return MbDel()
     raise CodecError("unknown command")
 
 
@@ -471,6 +599,12 @@ def encode_server_frame(corr_id: bytes, entity: bytes, response: ServerResponse)
             w.u8(_Tag.END)
         case Pong():
             w.u8(_Tag.PONG)
+        case MbOpen(nameplate, token):
+            w.u8(_Tag.MB_OPEN).u16(_in_range(nameplate, 0xFFFF)).raw(_exact(token, MAILBOX_TOKEN_SIZE))
+        case MbMsg(index, body):
+            w.u8(_Tag.MB_MSG).u8(_in_range(index, 0xFF)).var16(body)
+        case MbEnd(reason):
+            w.u8(_Tag.MB_END).u8(reason)
         case _:
             assert_never(response)
     return encode_frame(w.getvalue())
@@ -510,6 +644,12 @@ def _parse_response(r: Reader) -> ServerResponse:
             return End()
         case _Tag.PONG:
             return Pong()
+        case _Tag.MB_OPEN:
+            return MbOpen(r.u16(), r.take(MAILBOX_TOKEN_SIZE))
+        case _Tag.MB_MSG:
+            return MbMsg(r.u8(), r.var16())
+        case _Tag.MB_END:
+            return MbEnd(MailboxEndReason(r.u8()))
     raise CodecError("unknown response")
 
 

@@ -82,6 +82,11 @@ from burnerkit.relay.protocol import (
     Hello,
     Ids,
     Key,
+    MbAlloc,
+    MbDel,
+    MbGet,
+    MbJoin,
+    MbPut,
     Msg,
     New,
     Ok,
@@ -101,6 +106,7 @@ from burnerkit.relay.protocol import (
 
 from .config import RelayConfig
 from .logs import LOGGER_NAME, log_event
+from .mailbox import MailboxCommand, MailboxHub
 from .metrics import Metrics, start_metrics_server
 from .store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
 
@@ -140,8 +146,15 @@ _COMMAND_NAMES: Final[dict[type, str]] = {
     Ack: "ack",
     Del: "del",
     Ping: "ping",
+    MbAlloc: "mb_alloc",
+    MbJoin: "mb_join",
+    MbPut: "mb_put",
+    MbGet: "mb_get",
+    MbDel: "mb_del",
 }
-_WITHOUT_ENTITY: Final = (New, Ping)
+_WITHOUT_ENTITY: Final = (New, Ping, MbAlloc, MbJoin)
+#: Seconds between two sweeps of expired pairing mailboxes, at most (a tenth of the TTL if shorter).
+_MAILBOX_SWEEP: Final = 5.0
 
 
 class RelayStartError(BurnerError):
@@ -261,6 +274,15 @@ class RelayServer:
         self._ws_server: Server | None = None
         self._metrics_server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: pairing mailboxes (§14.12): in memory only, swept by their own task
+        self._mailboxes = MailboxHub(
+            rng=rng,
+            metrics=self.metrics,
+            ttl=config.mailbox_ttl,
+            capacity=config.max_mailboxes,
+            per_connection=config.mailboxes_per_connection,
+        )
+        self._mailbox_sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self._stopped = asyncio.Event()
 
@@ -337,6 +359,7 @@ class RelayServer:
                 where = f"{config.metrics_host}:{config.metrics_port}"
                 raise RelayStartError(f"cannot listen for metrics on {where}: {_reason(exc)}") from exc
         self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._mailbox_sweeper = asyncio.create_task(self._sweep_mailboxes_forever())
         log_event(
             _log,
             "relay_started",
@@ -376,10 +399,11 @@ class RelayServer:
                     for conn in list(self._connections):
                         conn.ws.transport.abort()
                     await self._ws_server.wait_closed()
-            if self._sweeper is not None:
-                self._sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._sweeper
+            for sweeper in (self._sweeper, self._mailbox_sweeper):
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
             while self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._metrics_server is not None:
@@ -397,7 +421,9 @@ class RelayServer:
 
     def _render_metrics(self) -> str:
         return self.metrics.render(
-            connections_active=len(self._connections), subscriptions_active=len(self._subscriptions)
+            connections_active=len(self._connections),
+            subscriptions_active=len(self._subscriptions),
+            mailboxes_open=self._mailboxes.open_count,
         )
 
     async def _sweep_forever(self) -> None:
@@ -410,6 +436,13 @@ class RelayServer:
                 self.metrics.messages_expired_total += expired
                 log_event(_log, "sweep", expired=expired)
             await asyncio.sleep(self._config.sweep_interval)
+
+    async def _sweep_mailboxes_forever(self) -> None:
+        interval = min(_MAILBOX_SWEEP, self._config.mailbox_ttl / 10)
+        while True:
+            await asyncio.sleep(interval)
+            for push in self._mailboxes.expire(self._clock()):
+                self._push_to(push.conn, push.token, push.response)
 
     # -- connections ----------------------------------------------------------------------
 
@@ -455,6 +488,7 @@ class RelayServer:
             await conn.wait_below(1)
             self._connections.discard(conn)
             self._drop_subscriptions(conn)
+            self._mailboxes.detach(conn)
         if self._closing:
             await ws.close(CloseCode.GOING_AWAY, "relay stopping")
 
@@ -533,6 +567,8 @@ class RelayServer:
                     await self._del(conn, tx)
                 case Ping():  # pragma: no cover - answered by the reader
                     await self._answer(conn, tx, Pong())
+                case MbAlloc() | MbJoin() | MbPut() | MbGet() | MbDel() as command:
+                    await self._mailbox(conn, tx, command)
                 case _:  # pragma: no cover
                     assert_never(tx.command)
         except ConnectionClosed:
@@ -705,6 +741,26 @@ class RelayServer:
                 await self._answer(conn, tx, Err(ErrorCode.AUTH))
             case _:  # pragma: no cover
                 assert_never(result)
+
+    async def _mailbox(self, conn: _Connection, tx: ClientTransmission, command: MailboxCommand) -> None:
+        """A pairing mailbox command (§14.12): the hub decides, we send.
+
+        Frames for other connections go out before the answer, so that what the asker
+        does next (it waits for the answer) reaches them after; frames for the asker's
+        own side (its backlog on JOIN and GET) go after the answer that names its token.
+        """
+        response, pushes = self._mailboxes.handle(conn, tx.entity, command, self._clock())
+        for push in pushes:
+            if not push.after_answer and isinstance(push.conn, _Connection):
+                await self._send_quietly(push.conn, _ZERO_CORR, push.token, push.response)
+        await self._answer(conn, tx, response)
+        for push in pushes:
+            if push.after_answer and isinstance(push.conn, _Connection):
+                await self._send_frame(push.conn, _ZERO_CORR, push.token, push.response)
+
+    def _push_to(self, conn: object, entity: bytes, response: ServerResponse) -> None:
+        if isinstance(conn, _Connection):
+            self._push(conn, entity, response)
 
     # -- delivery -------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from burnerkit.relay.protocol import MESSAGE_TTL, QUEUE_QUOTA
+from burnerkit.relay.protocol import MAILBOX_TTL, MESSAGE_TTL, QUEUE_QUOTA
 
 __all__ = ["DEFAULT_STORE", "MEMORY_STORE", "RelayConfig"]
 
@@ -49,6 +49,12 @@ class RelayConfig:
     rate_burst: int = 1000
     #: Open connections beyond which new ones are refused with HTTP 503.
     max_connections: int = 10_000
+    #: Seconds a pairing mailbox lives (§14.12).
+    mailbox_ttl: float = MAILBOX_TTL
+    #: Pairing mailboxes the relay holds at once; beyond it ``MB_ALLOC`` gets ``ERR QUOTA``.
+    max_mailboxes: int = 10_000
+    #: Mailbox sides one connection may hold at once.
+    mailboxes_per_connection: int = 4
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -71,6 +77,12 @@ class RelayConfig:
             raise ValueError("rate burst must be at least 1")
         if self.max_connections < 1:
             raise ValueError("max connections must be at least 1")
+        if not self.mailbox_ttl > 0:
+            raise ValueError("mailbox ttl must be positive")
+        if not 1 <= self.max_mailboxes <= 65_535:
+            raise ValueError("max mailboxes must be between 1 and 65535")
+        if self.mailboxes_per_connection < 1:
+            raise ValueError("mailboxes per connection must be at least 1")
 
     @property
     def tls(self) -> bool:

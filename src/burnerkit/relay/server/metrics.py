@@ -17,7 +17,20 @@ from burnerkit.relay.protocol import ErrorCode
 __all__ = ["COMMANDS", "Metrics", "start_metrics_server"]
 
 #: Label values of ``commands_total``, one per client command.
-COMMANDS: Final = ("new", "sub", "key", "send", "ack", "del", "ping")
+COMMANDS: Final = (
+    "new",
+    "sub",
+    "key",
+    "send",
+    "ack",
+    "del",
+    "ping",
+    "mb_alloc",
+    "mb_join",
+    "mb_put",
+    "mb_get",
+    "mb_del",
+)
 
 _CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 _REQUEST_LIMIT: Final = 8192
@@ -31,6 +44,9 @@ class Metrics:
         "commands",
         "connections_total",
         "errors",
+        "mailboxes_crowded_total",
+        "mailboxes_expired_total",
+        "mailboxes_opened_total",
         "messages_acked_total",
         "messages_delivered_total",
         "messages_expired_total",
@@ -46,9 +62,13 @@ class Metrics:
         self.messages_acked_total = 0
         self.messages_expired_total = 0
         self.queues_created_total = 0
+        #: pairing mailboxes (§14.12): allocated, burnt by a third join, expired unfinished
+        self.mailboxes_opened_total = 0
+        self.mailboxes_crowded_total = 0
+        self.mailboxes_expired_total = 0
         self.errors: dict[ErrorCode, int] = dict.fromkeys(ErrorCode, 0)
 
-    def render(self, *, connections_active: int, subscriptions_active: int) -> str:
+    def render(self, *, connections_active: int, subscriptions_active: int, mailboxes_open: int = 0) -> str:
         """The Prometheus text exposition of every counter and the two gauges."""
         lines: list[str] = []
 
@@ -89,6 +109,24 @@ class Metrics:
         )
         metric("queues_created_total", "counter", "Queues created.", [("", self.queues_created_total)])
         metric(
+            "mailboxes_opened_total",
+            "counter",
+            "Pairing mailboxes allocated.",
+            [("", self.mailboxes_opened_total)],
+        )
+        metric(
+            "mailboxes_crowded_total",
+            "counter",
+            "Pairing mailboxes closed by a third join.",
+            [("", self.mailboxes_crowded_total)],
+        )
+        metric(
+            "mailboxes_expired_total",
+            "counter",
+            "Pairing mailboxes that expired still open.",
+            [("", self.mailboxes_expired_total)],
+        )
+        metric(
             "errors_total",
             "counter",
             "ERR answers, by code.",
@@ -96,6 +134,7 @@ class Metrics:
         )
         metric("connections_active", "gauge", "Open WebSocket connections.", [("", connections_active)])
         metric("subscriptions_active", "gauge", "Subscribed queues.", [("", subscriptions_active)])
+        metric("mailboxes_open", "gauge", "Pairing mailboxes held in memory.", [("", mailboxes_open)])
         return "\n".join(lines) + "\n"
 
 

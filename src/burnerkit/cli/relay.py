@@ -37,6 +37,9 @@ def serve(
     sweep_interval: Annotated[
         float | None, typer.Option(metavar="SECONDS", help="Between expiry sweeps [default: 3600].")
     ] = None,
+    mailbox_ttl: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Lifetime of a pairing mailbox [default: 600].")
+    ] = None,
 ) -> None:
     """Serve relay queues over WebSocket until SIGTERM or Ctrl-C."""
     # Imported late: the other commands never load the server.
@@ -45,7 +48,12 @@ def serve(
 
     optional = {
         name: value
-        for name, value in (("quota", quota), ("ttl", ttl), ("sweep_interval", sweep_interval))
+        for name, value in (
+            ("quota", quota),
+            ("ttl", ttl),
+            ("sweep_interval", sweep_interval),
+            ("mailbox_ttl", mailbox_ttl),
+        )
         if value is not None
     }
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,6 +24,7 @@ _ADDRESS_VERSION: Final = 1
 MAX_URL_SIZE: Final = 255
 #: Every invitation link starts so; the version lets a later link format coexist.
 LINK_PREFIX: Final = "burner:i1."
+_BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,14 @@ def decode_link(link: str) -> bytes:
     if not text.startswith(LINK_PREFIX):
         raise UsageError(f"not a burner invitation link (it must start with {LINK_PREFIX!r})")
     body = text[len(LINK_PREFIX) :]
+    # Strict: only the base64url alphabet, no padding, and the canonical encoding, so one
+    # invitation has exactly one link.
+    if not _BASE64URL.fullmatch(body):
+        raise UsageError("the invitation link is damaged (not base64url)")
     try:
-        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (binascii.Error, ValueError) as exc:
         raise UsageError("the invitation link is damaged (not base64url)") from exc
+    if encode_link(data) != text:
+        raise UsageError("the invitation link is damaged (not canonical base64url)")
+    return data

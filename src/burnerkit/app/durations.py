@@ -10,7 +10,7 @@ from burnerkit.errors import UsageError
 __all__ = ["format_duration", "parse_duration"]
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PATTERN: Final = re.compile(r"(\d{1,9})([smhdw])")
+_PATTERN: Final = re.compile(r"([0-9]{1,9})([smhdw])")
 
 
 def parse_duration(text: str) -> int:

@@ -43,6 +43,7 @@ from burnerkit.app.records import (
     EventKind,
     EventRecord,
     Invite,
+    Orphan,
     OutboxEntry,
     Profile,
     StoredMessage,
@@ -866,8 +867,10 @@ class Messenger:
                 )
             except TooManySkippedMessagesError:
                 self._event(tx, contact_id, EventKind.COUNTER_BOMB, "a message jumped too far ahead", now)
-            except (DecryptionError, HandshakeError, RemoteProtocolError):
+            except (DecryptionError, HandshakeError):
                 self._event(tx, contact_id, EventKind.UNDECRYPTABLE, "a delivery did not decrypt", now)
+            except RemoteProtocolError:
+                self._event(tx, contact_id, EventKind.MALFORMED, "a delivery that does not parse", now)
 
     def _complete_invite(
         self, tx: VaultTransaction, invite: Invite, envelope: bytes, now: float
@@ -1029,12 +1032,12 @@ def finish_burn(home: Home, name: str) -> None:
 
 
 def _orphan_bytes(relay_url: str, creds: QueueCredentials) -> bytes:
-    return QueueAddress(relay_url, creds.sender_id).to_bytes() + creds.to_bytes()
+    return Orphan(relay_url, creds).to_bytes()
 
 
 def _orphan_from_bytes(data: bytes) -> _QueueOwner:
-    creds = QueueCredentials.from_bytes(data[-113:])
-    return _QueueOwner("orphan", creds.recipient_id, QueueAddress.from_bytes(data[:-113]).relay_url, creds)
+    orphan = Orphan.from_bytes(data)
+    return _QueueOwner("orphan", orphan.queue.recipient_id, orphan.relay_url, orphan.queue)
 
 
 def _check_relay_url(url: str) -> None:

@@ -12,6 +12,7 @@ later layout can still read the earlier one.
 | `message` | contact id ‖ message id (8) | :class:`StoredMessage`                  |
 | `outbox`  | send id (16)               | :class:`OutboxEntry`                     |
 | `event`   | event id (16)              | :class:`EventRecord`                     |
+| `orphan`  | recipient id (24)          | :class:`Orphan`                          |
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Self
 
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.errors import VaultCorruptedError
+from burnerkit.errors import RemoteProtocolError, VaultCorruptedError
 from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.relay.client import QueueCredentials
 
@@ -31,6 +32,7 @@ __all__ = [
     "EventKind",
     "EventRecord",
     "Invite",
+    "Orphan",
     "OutboxEntry",
     "Profile",
     "StoredMessage",
@@ -38,7 +40,14 @@ __all__ = [
 ]
 
 CONTACT_ID_SIZE: Final = 16
+_ID16: Final = 16
+_MESSAGE_ID_SIZE: Final = 8
 _V1: Final = 1
+
+
+def _check_size(name: str, value: bytes, size: int) -> None:
+    if len(value) != size:
+        raise ValueError(f"{name} must be {size} bytes")
 
 
 def _w_str(w: Writer, text: str) -> None:
@@ -89,7 +98,7 @@ class _Record:
             record = cls.read(r)
             r.end()
             return record
-        except (CodecError, UnicodeDecodeError, ValueError) as exc:
+        except (CodecError, UnicodeDecodeError, ValueError, RemoteProtocolError) as exc:
             raise VaultCorruptedError(f"a {cls.__name__.lower()} record does not parse") from exc
 
 
@@ -139,6 +148,9 @@ class Contact(_Record):
     timer: int = 0
     burn_on_read: bool = False
 
+    def __post_init__(self) -> None:
+        _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
+
     def write(self, w: Writer) -> None:  # noqa: D102
         w.raw(self.contact_id)
         _w_str(w, self.alias)
@@ -183,6 +195,9 @@ class Invite(_Record):
     pending: bytes = field(repr=False)
     verified: bool = False
 
+    def __post_init__(self) -> None:
+        _check_size("invite_id", self.invite_id, _ID16)
+
     def write(self, w: Writer) -> None:  # noqa: D102
         w.raw(self.invite_id)
         _w_str(w, self.alias)
@@ -225,6 +240,10 @@ class StoredMessage(_Record):
     shown: bool = False
     delivered: bool = False
 
+    def __post_init__(self) -> None:
+        _check_size("message_id", self.message_id, _MESSAGE_ID_SIZE)
+        _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
+
     @property
     def key(self) -> bytes:
         """The vault key: contact id ‖ message id."""
@@ -265,8 +284,12 @@ class OutboxEntry(_Record):
     contact_id: bytes
     peer: QueueAddress
     envelope: bytes = field(repr=False)
-    created_at: int
+    created_at: int  #: milliseconds, so entries of one second keep their order
     message_key: bytes
+
+    def __post_init__(self) -> None:
+        _check_size("send_id", self.send_id, _ID16)
+        _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
 
     def write(self, w: Writer) -> None:  # noqa: D102
         w.raw(self.send_id).raw(self.contact_id).var16(self.peer.to_bytes()).var32(self.envelope)
@@ -311,6 +334,9 @@ class EventRecord(_Record):
     kind: EventKind
     detail: str
 
+    def __post_init__(self) -> None:
+        _check_size("event_id", self.event_id, _ID16)
+
     def write(self, w: Writer) -> None:  # noqa: D102
         w.raw(self.event_id).var16(self.contact_id).u64(self.at)
         _w_str(w, self.kind.value)
@@ -319,3 +345,22 @@ class EventRecord(_Record):
     @classmethod
     def read(cls, r: Reader) -> EventRecord:  # noqa: D102
         return cls(r.take(16), r.var16(), r.u64(), EventKind(_r_str(r)), _r_str(r))
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan(_Record):
+    """A queue of ours nobody uses any more (a re-paired contact, an expired invitation).
+
+    Kept until its relay confirms the deletion, so a relay that is down now loses it later.
+    """
+
+    relay_url: str
+    queue: QueueCredentials = field(repr=False)
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        _w_str(w, self.relay_url)
+        w.var16(self.queue.to_bytes())
+
+    @classmethod
+    def read(cls, r: Reader) -> Orphan:  # noqa: D102
+        return cls(_r_str(r), QueueCredentials.from_bytes(r.var16()))

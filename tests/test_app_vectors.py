@@ -1,0 +1,188 @@
+"""Frozen app-format vectors (tests/vectors/app_v1.json): addresses, links, contents, records.
+
+A change to a queue address, the link format, the content codec or an app vault record
+fails here until it is made on purpose (docs/protocol.md §17) and the vectors are
+regenerated with ``.venv/bin/python -m tests.vectors.generate_app``.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+import pytest
+
+from burnerkit.app.addresses import LINK_PREFIX, QueueAddress, decode_link, encode_link
+from burnerkit.app.content import Hello, Text, decode_content
+from burnerkit.app.messenger import _orphan_from_bytes
+from burnerkit.app.records import (
+    Contact,
+    EventRecord,
+    Invite,
+    OutboxEntry,
+    Profile,
+    StoredMessage,
+)
+from burnerkit.crypto.rng import DeterministicRandom
+from burnerkit.protocol.handshake import Invitation, PendingInvitation
+from burnerkit.relay.client import QueueCredentials
+from tests import vectorio
+from tests.vectors.generate_app import build, fields_of
+
+V = vectorio.load("app_v1")
+
+RECORD_TYPES: dict[str, Any] = {
+    "profile": Profile,
+    "contact": Contact,
+    "invite": Invite,
+    "message": StoredMessage,
+    "outbox": OutboxEntry,
+    "event": EventRecord,
+    "event_no_contact": EventRecord,
+}
+
+
+def h(value: str) -> bytes:
+    return bytes.fromhex(value)
+
+
+# -- independent encoders: struct only, written from docs/protocol.md §17 --------------------
+
+
+def struct_address(relay_url: str, sender_id: bytes) -> bytes:
+    url = relay_url.encode("utf-8")
+    return struct.pack(f">BB{len(url)}s24s", 1, len(url), url, sender_id)
+
+
+def struct_text(text: str, timer: int, burn_on_read: bool) -> bytes:
+    return struct.pack(">BBI", 0x02, 0x01 if burn_on_read else 0x00, timer) + text.encode("utf-8")
+
+
+def struct_hello(relay_url: str, sender_id: bytes) -> bytes:
+    return struct.pack(">B", 0x01) + struct_address(relay_url, sender_id)
+
+
+def struct_var16(data: bytes) -> bytes:
+    return struct.pack(">H", len(data)) + data
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+def test_every_app_vector_regenerates_byte_for_byte() -> None:
+    assert build() == V
+
+
+@pytest.mark.parametrize("name", ["ours", "theirs"])
+def test_queue_address_vector(name: str) -> None:
+    vector = V["addresses"][name]
+    address = QueueAddress(vector["relay_url"], h(vector["sender_id"]))
+    assert address.to_bytes().hex() == vector["bytes"]
+    assert QueueAddress.from_bytes(h(vector["bytes"])) == address
+    assert struct_address(vector["relay_url"], h(vector["sender_id"])).hex() == vector["bytes"]
+    assert len(h(vector["bytes"])) == 26 + len(vector["relay_url"].encode())
+
+
+def test_link_vector() -> None:
+    invitation = h(V["invitation"])
+    link = V["link"]
+    assert encode_link(invitation) == link
+    assert decode_link(link) == invitation
+    assert link.startswith("burner:i1.")
+    assert LINK_PREFIX == "burner:i1."
+    body = link[len("burner:i1.") :]
+    assert "=" not in body
+    assert set(body) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True) == invitation
+    # The invitation it carries names our queue address as its reply address (§5.2, §17.1).
+    assert Invitation.from_bytes(invitation).reply_address == h(V["addresses"]["ours"]["bytes"])
+    assert len(invitation) == 1373 + len(h(V["addresses"]["ours"]["bytes"]))
+
+
+def test_hello_vector() -> None:
+    vector = V["contents"]["hello"]
+    theirs = V["addresses"]["theirs"]
+    hello = Hello(QueueAddress.from_bytes(h(vector["fields"]["reply"])))
+    assert hello.encode().hex() == vector["bytes"]
+    assert decode_content(h(vector["bytes"])) == hello
+    assert struct_hello(theirs["relay_url"], h(theirs["sender_id"])).hex() == vector["bytes"]
+
+
+@pytest.mark.parametrize("name", ["text_plain", "text_timer_burn", "text_empty"])
+def test_text_vector(name: str) -> None:
+    vector = V["contents"][name]
+    fields = vector["fields"]
+    text = Text(fields["text"], fields["timer"], fields["burn_on_read"])
+    assert text.encode().hex() == vector["bytes"]
+    decoded = decode_content(h(vector["bytes"]))
+    assert isinstance(decoded, Text)
+    assert fields_of(decoded) == fields
+    assert struct_text(fields["text"], fields["timer"], fields["burn_on_read"]).hex() == vector["bytes"]
+
+
+@pytest.mark.parametrize("name", sorted(RECORD_TYPES))
+def test_record_vector_decodes_to_its_fields_and_reencodes(name: str) -> None:
+    vector = V["records"][name]
+    data = h(vector["bytes"])
+    record = RECORD_TYPES[name].from_bytes(data)
+    assert fields_of(record) == vector["fields"]
+    assert record.to_bytes() == data
+    assert data[0] == 0x01
+
+
+def test_record_layouts_by_hand() -> None:
+    """Spot checks of §17.4 offsets, without our Reader."""
+    profile = V["records"]["profile"]["fields"]
+    expected = (
+        b"\x01"
+        + struct_var16(profile["name"].encode())
+        + struct_var16(profile["relay_url"].encode())
+        + struct.pack(">QQQ", profile["created_at"], profile["expires_at"], profile["clock_mark"])
+    )
+    assert expected.hex() == V["records"]["profile"]["bytes"]
+
+    m = V["records"]["message"]["fields"]
+    text = m["text"].encode()
+    expected = (
+        struct.pack(">B8s16sBQQQ", 1, h(m["message_id"]), h(m["contact_id"]), m["outgoing"], m["seq"],
+                    m["sent_at"], m["received_at"])
+        + struct.pack(">I", len(text))
+        + text
+        + struct.pack(">QBBB", m["expires_at"], m["burn_on_read"], m["shown"], m["delivered"])
+    )  # fmt: skip
+    assert expected.hex() == V["records"]["message"]["bytes"]
+
+    e = V["records"]["event_no_contact"]["fields"]
+    expected = (
+        struct.pack(">B16sHQ", 1, h(e["event_id"]), 0, e["at"])
+        + struct_var16(e["kind"].encode())
+        + struct_var16(e["detail"].encode())
+    )
+    assert expected.hex() == V["records"]["event_no_contact"]["bytes"]
+
+
+def test_invite_vector_holds_a_loadable_pending_invitation() -> None:
+    invite = Invite.from_bytes(h(V["records"]["invite"]["bytes"]))
+    pending = PendingInvitation.from_bytes(invite.pending, rng=DeterministicRandom(b"unused"))
+    assert pending.invitation.raw == h(V["invitation"])
+    assert invite.invite_id == pending.invitation.invitation_id
+    assert invite.expires_at == pending.invitation.expires_at == V["now"] + 7 * 86400
+
+
+def test_message_key_is_contact_id_then_message_id() -> None:
+    message = StoredMessage.from_bytes(h(V["records"]["message"]["bytes"]))
+    outbox = OutboxEntry.from_bytes(h(V["records"]["outbox"]["bytes"]))
+    assert outbox.message_key == message.key == message.contact_id + message.message_id
+    assert len(message.key) == 24
+
+
+def test_orphan_vector_is_a_versioned_url_and_credentials() -> None:
+    data = h(V["orphan"]["bytes"])
+    credentials = h(V["credentials"])
+    url = V["addresses"]["ours"]["relay_url"].encode()
+    assert len(credentials) == 113
+    assert data == struct.pack(">BH", 1, len(url)) + url + struct.pack(">H", 113) + credentials
+    owner = _orphan_from_bytes(data)
+    assert owner.key == h(V["orphan"]["key"]) == QueueCredentials.from_bytes(credentials).recipient_id
+    assert owner.relay_url == V["addresses"]["ours"]["relay_url"]

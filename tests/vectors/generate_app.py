@@ -1,0 +1,162 @@
+"""Generate the frozen app-format vectors ``app_v1.json`` (docs/protocol.md §17).
+
+Run from the repository root after a deliberate change to a queue address, the link
+format, the content codec or an app vault record::
+
+    .venv/bin/python -m tests.vectors.generate_app
+
+Everything is deterministic: ids, keys and the invitation come from one
+``DeterministicRandom`` stream (invitations sign with Ed25519, which is deterministic, and
+draw their ML-KEM key from the stream), times are fixed. Opaque values that the app only
+carries (a session state, an envelope) are short fixed byte strings: the records do not
+look inside them. ``tests/test_app_vectors.py`` rebuilds every value byte for byte, decodes
+the stored bytes and re-encodes the simplest ones with ``struct`` alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from pathlib import Path
+from typing import Any
+
+from burnerkit.app.addresses import QueueAddress, encode_link
+from burnerkit.app.content import Hello, Text
+from burnerkit.app.messenger import _orphan_bytes
+from burnerkit.app.records import Contact, EventKind, EventRecord, Invite, OutboxEntry, Profile, StoredMessage
+from burnerkit.crypto.keys import SigningKey
+from burnerkit.crypto.rng import DeterministicRandom
+from burnerkit.protocol.handshake import create_invitation
+from burnerkit.relay.client import QueueCredentials
+
+__all__ = ["NOW", "SEED", "build", "fields_of", "main"]
+
+HERE = Path(__file__).parent
+SEED = b"burnerkit app vectors v1"
+NOW = 1_800_000_000
+OUR_RELAY = "wss://relay.example.org"
+THEIR_RELAY = "ws://127.0.0.1:8443/burner"
+
+
+def fields_of(value: Any) -> Any:
+    """A record or content as JSON: bytes in hex, addresses and credentials as their bytes."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, QueueAddress | QueueCredentials):
+        return value.to_bytes().hex()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: fields_of(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def build() -> dict[str, Any]:
+    """Every app vector, from the seed and the fixed values above."""
+    rng = DeterministicRandom(SEED)
+    credentials = QueueCredentials(
+        recipient_id=rng.random_bytes(24),
+        sender_id=rng.random_bytes(24),
+        recipient_key=SigningKey.generate(rng),
+        queue_key=rng.random_bytes(32),
+    )
+    ours = QueueAddress(OUR_RELAY, credentials.sender_id)
+    theirs = QueueAddress(THEIR_RELAY, rng.random_bytes(24))
+    pending, invitation = create_invitation(
+        rng=rng, now=NOW, lifetime=7 * 86400, reply_address=ours.to_bytes()
+    )
+    hello = Hello(theirs)
+    texts = {
+        "text_plain": Text("hi"),
+        "text_timer_burn": Text("meet at 6 \N{CHECK MARK}", timer=3600, burn_on_read=True),
+        "text_empty": Text(""),
+    }
+    contact_id = rng.random_bytes(16)
+    message = StoredMessage(
+        message_id=rng.random_bytes(8),
+        contact_id=contact_id,
+        outgoing=True,
+        seq=1,
+        sent_at=NOW * 1000 + 250,
+        received_at=NOW,
+        text="meet at 6 \N{CHECK MARK}",
+        expires_at=NOW + 3600,
+        burn_on_read=False,
+        shown=False,
+        delivered=True,
+    )
+    records: dict[str, Any] = {
+        "profile": Profile("trip-1", OUR_RELAY, NOW, NOW + 30 * 86400, NOW + 120),
+        "contact": Contact(
+            contact_id=contact_id,
+            alias="alice",
+            created_at=NOW,
+            queue_relay=OUR_RELAY,
+            queue=credentials,
+            peer=theirs,
+            session=b"a session state (docs/protocol.md 8.4) would go here",
+            identity=rng.random_bytes(64),
+            verified=True,
+            key_changed=False,
+            timer=3600,
+            burn_on_read=False,
+        ),
+        "invite": Invite(
+            invite_id=pending.invitation.invitation_id,
+            alias="contact-1",
+            created_at=NOW,
+            expires_at=pending.invitation.expires_at,
+            queue_relay=OUR_RELAY,
+            queue=credentials,
+            pending=pending.to_bytes(),
+            verified=False,
+        ),
+        "message": message,
+        "outbox": OutboxEntry(
+            send_id=rng.random_bytes(16),
+            contact_id=contact_id,
+            peer=theirs,
+            envelope=b"a 15,872-byte envelope would go here",
+            created_at=NOW * 1000 + 250,
+            message_key=message.key,
+        ),
+        "event": EventRecord(rng.random_bytes(16), contact_id, NOW + 60, EventKind.GAP, "2 missing before 4"),
+        "event_no_contact": EventRecord(
+            rng.random_bytes(16), b"", NOW + 90, EventKind.DISPLACED, "another device subscribed"
+        ),
+    }
+    return {
+        "source": "burnerkit, tests/vectors/generate_app.py (docs/protocol.md §17)",
+        "seed": SEED.hex(),
+        "now": NOW,
+        "credentials": credentials.to_bytes().hex(),
+        "addresses": {
+            name: {"relay_url": a.relay_url, "sender_id": a.sender_id.hex(), "bytes": a.to_bytes().hex()}
+            for name, a in (("ours", ours), ("theirs", theirs))
+        },
+        "invitation": invitation.hex(),
+        "link": encode_link(invitation),
+        "contents": {
+            "hello": {"fields": fields_of(hello), "bytes": hello.encode().hex()},
+            **{name: {"fields": fields_of(t), "bytes": t.encode().hex()} for name, t in texts.items()},
+        },
+        "records": {
+            name: {"fields": fields_of(r), "bytes": r.to_bytes().hex()} for name, r in records.items()
+        },
+        "orphan": {
+            "key": credentials.recipient_id.hex(),
+            "bytes": _orphan_bytes(OUR_RELAY, credentials).hex(),
+        },
+    }
+
+
+def main() -> None:
+    """Write ``app_v1.json`` next to this file."""
+    path = HERE / "app_v1.json"
+    path.write_text(json.dumps(build(), indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import signal
 import ssl
 import subprocess
@@ -102,3 +104,51 @@ def test_relay_refuses_a_broken_tls_key_with_one_line(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") >= 1
+
+
+def test_burners_chat_over_wss_trusting_the_relay_certificate_from_ssl_cert_file(tmp_path):
+    """`burner new --relay wss://...`: the CLI verifies the relay's certificate (here via SSL_CERT_FILE)."""
+    cert, key = make_cert(tmp_path)
+    store = str(tmp_path / "r.sqlite")
+    args = ["relay", "serve", "--host", "localhost", "--port", "0", "--store", store]
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "burnerkit", *args, "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def burner(person: str, *argv: str, trust: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "BURNER_HOME": str(tmp_path / person),
+            "BURNER_PASSPHRASE": f"passphrase of {person}",
+            "BURNER_INSECURE_FAST_KDF": "1",
+            "BURNER_RELAY_TIMEOUT": "3",
+        }
+        env.pop("SSL_CERT_DIR", None)
+        env["SSL_CERT_FILE"] = str(cert) if trust else str(tmp_path / "no-such-ca.pem")
+        return subprocess.run(
+            [sys.executable, "-m", "burnerkit", *argv], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    try:
+        assert relay.stdout is not None
+        url = relay.stdout.readline().split()[-1]
+        assert url.startswith("wss://localhost:")
+        assert burner("alice", "new", "alice", "--relay", url).returncode == 0
+        assert burner("bob", "new", "bob", "--relay", url).returncode == 0
+        untrusted = burner("alice", "invite", "--json", trust=False)
+        assert untrusted.returncode == 6  # a relay whose certificate does not verify is unreachable
+        assert "Traceback" not in untrusted.stderr
+        link = json.loads(burner("alice", "invite", "--for", "bob", "--json").stdout)["link"]
+        assert burner("bob", "accept", link, "--name", "alice").returncode == 0
+        assert burner("alice", "inbox").returncode == 0
+        assert burner("alice", "send", "bob", "over wss").returncode == 0
+        inbox = burner("bob", "inbox", "--json")
+        assert [m["text"] for m in json.loads(inbox.stdout)] == ["over wss"]
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=20) == 0
+        if relay.stdout is not None:
+            relay.stdout.close()

@@ -158,8 +158,8 @@ class RelayTimeoutError(RelayError):
 class RelayRejectedError(RelayError):
     """The relay refused a command; ``code`` is its error code (docs/protocol.md §14.6)."""
 
-    def __init__(self, code: int, message: str = "relay refused the command") -> None:
-        super().__init__(f"{message} ({code})")
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(f"relay refused the command ({code})" if message is None else message)
         self.code = code
 
 

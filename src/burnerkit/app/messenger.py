@@ -26,6 +26,7 @@ each queue may sit on its own relay; a burner's relay is only where its new queu
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hmac
 import time
@@ -82,6 +83,7 @@ from burnerkit.errors import (
     RemoteProtocolError,
     TooManySkippedMessagesError,
     UsageError,
+    VaultError,
 )
 from burnerkit.protocol.events import Event, ForkDetected, GapDetected, MessageReceived, MessageReordered
 from burnerkit.protocol.handshake import Invitation, PendingInvitation, accept_invitation, create_invitation
@@ -208,18 +210,12 @@ class Messenger:
         """
         name = home.pick(name)
         directory = home.directory(name)
+        rng = SystemRandom() if rng is None else rng
         if (directory / BURNING_MARKER).exists():
-            finish_burn(home, name)
+            cls._resume_burn(home, name, passphrase, clock=clock, rng=rng, relay_timeout=relay_timeout)
             raise NotFoundError(f"burner {name!r} was being burned; the burn is now complete")
         vault = Vault.open(directory, passphrase)
-        messenger = cls(
-            home,
-            name,
-            vault,
-            clock=clock,
-            rng=SystemRandom() if rng is None else rng,
-            relay_timeout=relay_timeout,
-        )
+        messenger = cls(home, name, vault, clock=clock, rng=rng, relay_timeout=relay_timeout)
         try:
             messenger._advance_clock()
             if not allow_expired:
@@ -229,6 +225,33 @@ class Messenger:
             vault.close()
             raise
         return messenger
+
+    @classmethod
+    def _resume_burn(
+        cls, home: Home, name: str, passphrase: str, *, clock: Clock, rng: Random, relay_timeout: float
+    ) -> None:
+        """Finish a burn a crash interrupted: relay queues first (if the vault still opens), then shred.
+
+        The owner already chose to burn, so a vault that no longer opens (its key already
+        shredded, or a wrong passphrase) is shredded all the same; its relay queues then
+        stay until the relay's own expiry, unlinkable without the key.
+        """
+        directory = home.directory(name)
+        vault: Vault | None = None
+        if Vault.exists(directory):
+            with contextlib.suppress(VaultError):
+                vault = Vault.open(directory, passphrase)
+        if vault is not None:
+            messenger = cls(home, name, vault, clock=clock, rng=rng, relay_timeout=relay_timeout)
+            try:
+                # open() is synchronous and may be called from a running event loop: the
+                # relay calls get a loop of their own in a worker thread.
+                with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                    pool.submit(asyncio.run, messenger._delete_owned_queues()).result()
+                vault.destroy()
+            finally:
+                vault.close()
+        finish_burn(home, name)
 
     def close(self) -> None:
         """Lock the vault; the messenger is unusable afterwards."""
@@ -993,13 +1016,18 @@ class Messenger:
         """
         directory = self.home.directory(self.name)
         (directory / BURNING_MARKER).touch(mode=0o600)
+        deleted, failed = await self._delete_owned_queues()
+        self._vault.destroy()
+        finish_burn(self.home, self.name)
+        return BurnReport(self.name, deleted, failed)
+
+    async def _delete_owned_queues(self) -> tuple[int, int]:
+        """Delete every queue this burner owns from its relay; (deleted, unreachable)."""
         owners = list(self._owners().values()) + [
             _orphan_from_bytes(data) for _, data in self._vault.items("orphan")
         ]
         deleted = len(await self._delete_queues(owners))
-        self._vault.destroy()
-        finish_burn(self.home, self.name)
-        return BurnReport(self.name, deleted, len(owners) - deleted)
+        return deleted, len(owners) - deleted
 
     async def _delete_queues(self, owners: list[_QueueOwner]) -> list[_QueueOwner]:
         """Delete these queues from their relays; returns those now gone."""

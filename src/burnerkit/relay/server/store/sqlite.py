@@ -27,8 +27,8 @@ commit, a read that follows a write sees it. The reader never waits for a lock; 
 
 Pragmas: ``journal_mode=WAL``, ``synchronous=FULL``, ``secure_delete=ON`` (deleted
 rows and freed pages are overwritten with zeros), ``foreign_keys=ON`` (a queue's
-messages and send ids go with it). After every ``checkpoint_every`` deleted messages
-and on close the thread runs ``wal_checkpoint(TRUNCATE)``, so the WAL frames that
+messages and send ids go with it). After every ``checkpoint_every`` deleted messages,
+after every deleted queue and on close the thread runs ``wal_checkpoint(TRUNCATE)``, so the WAL frames that
 still held a deleted message's bytes are gone from the disk too. The checkpoint runs
 before the batch that crossed the mark is answered.
 
@@ -530,7 +530,9 @@ class SqliteStore:
             cursor = conn.execute("DELETE FROM queues WHERE recipient_id = ?", (recipient_id,))
             if cursor.rowcount != 1:
                 return False
-            self._deleted_since_checkpoint += count + 1
+            # A deleted queue (a burn) is checkpointed out of the WAL before DEL is answered,
+            # not after the next 64 deletions: its keys and ids must not outlive the answer.
+            self._deleted_since_checkpoint += count + self._checkpoint_every
             return True
 
         return await self._call(op)

@@ -1,0 +1,148 @@
+"""Pairing and chatting with the real ``burner`` command: by link, by short code, offline."""
+
+from __future__ import annotations
+
+import json
+
+from burnerkit.protocol.wordlist import EVEN_WORDS
+from tests.e2e.helpers import Running, mint, pair_by_link, together
+
+
+def test_link_pairing_then_chat_both_ways(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+
+    invite = alice.json("invite", "--for", "bob")
+    assert set(invite) == {"link", "for", "expires_at"}
+    assert invite["link"].startswith("burner:i1.")
+    assert invite["for"] == "bob"
+    accepted = bob.run("accept", invite["link"], "--name", "alice")
+    assert accepted.stdout.startswith("paired with alice; safety code")
+    inbox = alice.run("inbox")
+    assert inbox.stdout == "new contact bob accepted your invitation\nno new messages\n"
+    assert inbox.stderr == ""
+
+    sent = alice.json("send", "bob", "Landed. The meeting moved to 15:00.")
+    assert sent == {"to": "bob", "seq": sent["seq"], "status": "delivered"}
+    got = bob.inbox()
+    assert got == [
+        {
+            "from": "alice",
+            "text": "Landed. The meeting moved to 15:00.",
+            "sent_at": got[0]["sent_at"],
+            "seq": sent["seq"],
+            "burn_on_read": False,
+            "expires_at": None,
+        }
+    ]
+    assert isinstance(got[0]["sent_at"], int)
+
+    answer = bob.run("send", "alice", "Understood. Room 412.")
+    assert answer.stdout.startswith("sent to alice (#")
+    got = alice.inbox()
+    assert [(m["from"], m["text"]) for m in got] == [("bob", "Understood. Room 412.")]
+    assert f"(#{got[0]['seq']})" in answer.stdout
+
+    alice_history, bob_history, alice_contacts = together(
+        alice.start("history", "bob", "--json"),
+        bob.start("history", "alice", "--json"),
+        alice.start("contacts", "--json"),
+    )
+    assert [(e["direction"], e["text"], e["delivered"]) for e in alice_history.json()] == [
+        ("out", "Landed. The meeting moved to 15:00.", True),
+        ("in", "Understood. Room 412.", False),
+    ]
+    assert [(e["direction"], e["text"]) for e in bob_history.json()] == [
+        ("in", "Landed. The meeting moved to 15:00."),
+        ("out", "Understood. Room 412."),
+    ]
+    # A contact paired by link is not verified until the safety codes were compared.
+    (contact,) = alice_contacts.json()
+    assert (contact["alias"], contact["verified"], contact["key_changed"]) == ("bob", False, False)
+
+
+def test_offline_recipient_gets_every_queued_message_once(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+
+    texts = [f"message {n} while bob is offline" for n in range(1, 5)]
+    seqs = [alice.json("send", "bob", text)["seq"] for text in texts]  # bob runs nothing meanwhile
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+
+    got = bob.inbox()
+    assert [(m["from"], m["text"], m["seq"]) for m in got] == [
+        ("alice", text, seq) for text, seq in zip(texts, seqs, strict=True)
+    ]
+    again, history = together(bob.start("inbox", "--json"), bob.start("history", "alice", "--json"))
+    assert again.json() == []
+    assert [e["text"] for e in history.json()] == texts  # stored once each
+
+
+def _offer_code(offer: Running) -> str:
+    """The code a running ``pair --json`` prints on its first line."""
+    assert offer.process.stdout is not None
+    first = offer.process.stdout.readline()
+    code = json.loads(first)["code"]
+    assert isinstance(code, str)
+    return code
+
+
+def test_short_code_pairing(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+
+    offer = alice.start("pair", "--name", "bob", "--json", "--timeout", "30")
+    code = _offer_code(offer)
+    nameplate, *words = code.split("-")
+    assert nameplate.isdigit()
+    assert len(words) == 2
+    joined = bob.run("pair", code, "--name", "alice", "--timeout", "30")
+    assert joined.stdout.startswith("paired with alice (authenticated by the code); safety code")
+    offered = offer.finish(0)
+    view = json.loads(offered.stdout.splitlines()[-1])
+    assert (view["alias"], view["verified"]) == ("bob", True)
+
+    alice_contacts, bob_contacts = together(
+        alice.start("contacts", "--json"), bob.start("contacts", "--json")
+    )
+    (for_alice,) = alice_contacts.json()
+    (for_bob,) = bob_contacts.json()
+    assert (for_alice["alias"], for_alice["verified"]) == ("bob", True)
+    assert (for_bob["alias"], for_bob["verified"]) == ("alice", True)
+    assert for_alice["safety_code"] == for_bob["safety_code"]
+
+    together(alice.start("send", "bob", "paired by voice"), bob.start("send", "alice", "and back"))
+    bob_got, alice_got = together(bob.start("inbox", "--json"), alice.start("inbox", "--json"))
+    assert [(m["from"], m["text"]) for m in bob_got.json()] == [("alice", "paired by voice")]
+    assert [(m["from"], m["text"]) for m in alice_got.json()] == [("bob", "and back")]
+
+
+def test_wrong_short_code_fails_and_destroys_the_code(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+
+    offer = alice.start("pair", "--name", "bob", "--json", "--timeout", "30")
+    code = _offer_code(offer)
+    nameplate, first, second = code.split("-")
+    wrong_first = next(word for word in EVEN_WORDS if word != first)
+    wrong = f"{nameplate}-{wrong_first}-{second}"  # the right nameplate, a wrong word
+
+    joined = bob.run("pair", wrong, "--name", "alice", "--timeout", "30", expect=8)
+    offered = offer.finish(8)
+    mismatch = "burner: the short code did not match on both sides; it is destroyed"
+    assert joined.error == mismatch
+    assert offered.error == mismatch
+    assert offered.stdout == ""  # nothing after the code line: no contact was made
+
+    # The code is destroyed: the right one no longer works either.
+    again = bob.run("pair", code, "--name", "alice", "--timeout", "10", expect=8)
+    assert again.error == (
+        "burner: no pairing waits under this code: it was mistyped, used, destroyed or expired"
+    )
+    alice_contacts, bob_contacts = together(
+        alice.start("contacts", "--json"), bob.start("contacts", "--json")
+    )
+    assert alice_contacts.json() == []
+    assert bob_contacts.json() == []

@@ -1,0 +1,71 @@
+"""Failures the user sees: an exit code from the table in cli/errors.py and one line, never a traceback."""
+
+from __future__ import annotations
+
+from tests.e2e.helpers import Person, together
+from tests.integration.harness import free_port
+
+
+def test_passphrase_is_never_taken_from_argv(people):
+    (alice,) = people("alice")
+    url = f"ws://127.0.0.1:{free_port()}"
+    refused, refused_inline, usage = together(
+        alice.start("new", "alice", "--relay", url, "--passphrase", "hunter2hunter2"),
+        alice.start("new", "alice", "--relay", url, "--passphrase=hunter2hunter2"),
+        alice.start("new", "--help"),
+        expect=None,
+    )
+    for outcome in (refused, refused_inline):
+        assert outcome.returncode == 2, outcome.describe()
+        assert outcome.stdout == ""
+        assert "No such option: --passphrase" in outcome.stderr
+        assert "hunter2" not in outcome.stderr
+    assert usage.returncode == 0
+    assert "--passphrase" not in usage.stdout
+    assert not alice.home.exists() or alice.json("list") == []  # nothing was minted
+
+
+def test_errors_are_one_line_without_traceback(people, tmp_path):
+    alice, crowded = people("alice", "crowded")
+    alice.relay_timeout = 3
+    dead_relay = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
+    other = Person(crowded.home.parent, "other")
+    other.home = crowded.home  # a second burner in the same home
+    together(alice.mint(dead_relay), crowded.mint(dead_relay), other.mint(dead_relay))
+
+    cases = [
+        (alice, ("send", "nobody", "hi"), 3, "burner: no contact named 'nobody' (see 'burner contacts')"),
+        (alice, ("verify", "nobody"), 3, "burner: no contact named 'nobody' (see 'burner contacts')"),
+        (alice, ("contacts", "--burner", "ghost"), 3, f"burner: no burner named 'ghost' in {alice.home}"),
+        (
+            alice,
+            ("accept", "https://example.com/invite", "--name", "bob"),
+            2,
+            "burner: not a burner invitation link (it must start with 'burner:i1.')",
+        ),
+        (alice, ("accept", "burner:i1.AAAA", "--name", "bob"), 2, "burner: the invitation link is damaged"),
+        (alice, ("invite",), 6, "burner: relay unreachable"),
+        (alice, ("burn",), 2, "burner: burning cannot be undone: add --yes"),
+        (
+            alice,
+            ("new", "alice", "--relay", dead_relay),
+            10,
+            f"burner: a burner named 'alice' already exists in {alice.home}",
+        ),
+        (
+            crowded,
+            ("contacts",),
+            2,
+            f"burner: 2 burners in {crowded.home}: say which with --burner NAME",
+        ),
+    ]
+    outcomes = together(*(person.start(*args) for person, args, _, _ in cases), expect=None)
+    for (_, args, code, message), outcome in zip(cases, outcomes, strict=True):
+        assert outcome.returncode == code, outcome.describe()
+        assert outcome.stdout == "", outcome.describe()
+        line = outcome.error  # exactly one line
+        assert line.startswith("burner: "), outcome.describe()
+        if message is not None:
+            assert line == message, args
+    # With --burner the crowded home works.
+    assert other.json("contacts", "--burner", "other") == []

@@ -1,0 +1,80 @@
+"""Trust and lifetime: a changed identity key blocks sending; an expired burner refuses to work."""
+
+from __future__ import annotations
+
+import time
+
+from tests.e2e.helpers import mint, pair_by_link, together
+
+
+def test_identity_key_change_blocks_sending_until_reverified(relay, people):
+    alice, bob, mallory = people("alice", "bob", "mallory")
+    mint(relay.url, alice, bob, mallory)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    bob_code = alice.json("verify", "bob")["safety_code"]
+    alice.run("verify", "bob", "--code", bob_code)  # as if bob had read it out
+
+    # Someone else answers a new invitation that alice meant for "bob".
+    link = alice.json("invite", "--for", "bob")["link"]
+    mallory.run("accept", link, "--name", "alice")
+    taken = alice.run("inbox")
+    assert taken.stdout == "no new messages\n"  # the alias existed: a re-pairing, not a new contact
+    assert "warning: bob: key-changed: re-paired by link" in taken.stderr
+    (contact,) = alice.json("contacts")
+    assert (contact["alias"], contact["verified"], contact["key_changed"]) == ("bob", False, True)
+
+    # A wrong code (here: the old bob's) is refused and changes nothing; sending stays blocked.
+    refused, mallory_view = together(
+        alice.start("verify", "bob", "--code", bob_code),
+        mallory.start("verify", "alice", "--json"),
+        expect=None,
+    )
+    assert refused.returncode == 9
+    assert refused.error == (
+        "burner: the safety code does not match 'bob''s: someone may be in the middle; "
+        "do not trust this contact"
+    )
+    mallory_code = mallory_view.json()["safety_code"]
+    assert mallory_code != bob_code
+    blocked = alice.run("send", "bob", "are you still you?", expect=9)
+    assert blocked.error == (
+        "burner: bob's identity key changed since you paired: compare safety codes "
+        "('burner verify bob') and confirm with 'burner verify bob --code CODE'"
+    )
+    assert blocked.stdout == ""
+    assert alice.json("history", "bob") == []  # nothing was stored or queued
+
+    confirmed = alice.run("verify", "bob", "--code", mallory_code)
+    assert confirmed.stdout == "bob is verified: the safety codes match\n"
+    sent = alice.json("send", "bob", "verified again")
+    assert sent["status"] == "delivered"
+    mallory_got, bob_got = together(mallory.start("inbox", "--json"), bob.start("inbox", "--json"))
+    assert [m["text"] for m in mallory_got.json()] == ["verified again"]
+    assert bob_got.json() == []  # the old bob's session is gone
+
+
+def test_expired_burner_refuses_to_send_and_receive(relay, people):
+    (alice,) = people("alice")
+    minted = alice.run("new", "alice", "--relay", relay.url, "--expires", "1s", "--json").json()
+    assert minted["expires_at"] - minted["created_at"] == 1
+    time.sleep(max(0.0, minted["expires_at"] + 0.1 - time.time()))
+
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(minted["expires_at"]))
+    expected = (
+        f"burner: burner 'alice' expired at {stamp}; "
+        "it refuses to send or receive (burn it with 'burner burn alice --yes')"
+    )
+    refused = together(
+        alice.start("send", "bob", "too late"),
+        alice.start("inbox"),
+        alice.start("invite"),
+        expect=5,
+    )
+    for outcome in refused:
+        assert outcome.error == expected
+        assert outcome.stdout == ""
+
+    burned = alice.json("burn", "--yes")
+    assert burned == {"burned": "alice", "queues_deleted": 0, "queues_failed": 0}
+    assert not alice.directory.exists()
+    assert alice.json("list") == []

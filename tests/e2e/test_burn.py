@@ -6,8 +6,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.helpers import (
     files_containing,
     files_under,

@@ -80,6 +80,7 @@ from burnerkit.relay.protocol import (
     Sub,
     decode_client_frame,
     decode_server_frame,
+    derive_ack_key,
     derive_queue_key,
     encode_client_frame,
     encode_server_frame,
@@ -483,12 +484,24 @@ class _Lane:
     queue: _Queue
     sender: _Peer
     recipient: _Peer
+    #: the MAC key of this queue's ACKs on the recipient's connection (as RelayClient derives it)
+    ack_key: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.ack_key = derive_ack_key(self.queue.queue_key, self.recipient.session_id)
 
     def send_frame(self, body: bytes) -> bytes:
         return self.sender.frame(self.queue.sender_id, Send(_RNG.random_bytes(SEND_ID_SIZE), body))
 
     def ack_frame(self, msg_id: bytes) -> bytes:
-        return self.recipient.frame(self.queue.recipient_id, Ack(msg_id), self.queue.recipient_key)
+        """An ACK authenticated by its MAC, as :class:`~burnerkit.relay.client.RelayClient` sends it."""
+        return encode_client_frame(
+            _RNG.random_bytes(CORR_ID_SIZE),
+            self.queue.recipient_id,
+            Ack(msg_id),
+            session_id=self.recipient.session_id,
+            ack_key=self.ack_key,
+        )
 
 
 @dataclass

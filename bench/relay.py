@@ -351,17 +351,22 @@ class _Run:
         )
 
 
-#: ``comm`` of the relay's SQLite writer thread (its name, cut to 15 bytes by the kernel).
-_STORE_THREAD = b"burnerkit-sqlite-store"[:15]
-
-
 def _store_thread(pid: int) -> int | None:
-    """The thread id of a relay process's SQLite writer, if it has one."""
+    """The thread id of a relay process's SQLite writer: its busiest thread but the main one.
+
+    (Python 3.11 does not name its threads for the kernel; the writer is the only other
+    thread that does real work.)
+    """
+    busiest: tuple[float, int] | None = None
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            if (task / "comm").read_bytes().strip() == _STORE_THREAD:
-                return int(task.name)
-    return None
+        tid = int(task.name)
+        if tid == pid:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            cpu = _cpu_seconds(pid, tid)
+            if busiest is None or cpu > busiest[0]:
+                busiest = (cpu, tid)
+    return None if busiest is None else busiest[1]
 
 
 def _cpu_seconds(pid: int, thread: int | None = None) -> float:

@@ -25,8 +25,6 @@ __all__ = ["open_store", "serve"]
 
 #: Seconds between two WAL checkpoints of the relay's SQLite store at least (docs/protocol.md §14.8).
 _CHECKPOINT_INTERVAL = 0.25
-#: Seconds the interpreter lets a thread run before it hands the lock to a waiting one.
-_SWITCH_INTERVAL = 0.00005
 
 
 def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -40,12 +38,6 @@ def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     handler = _configure_logging(err)
-    # The store's writer thread gives up the interpreter lock around every SQLite call and
-    # must get it back to run the next statement; with the default 5 ms switch interval it
-    # waits for the busy event loop that long each time, and the writer (one commit for
-    # many messages) becomes the bottleneck. A short interval lets it back in promptly.
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(_SWITCH_INTERVAL)
     try:
         return asyncio.run(_serve(config, out))
     except BurnerError as exc:
@@ -54,7 +46,6 @@ def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None 
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place
         return 130
     finally:
-        sys.setswitchinterval(switch)
         logging.getLogger().removeHandler(handler)
 
 

@@ -130,3 +130,19 @@ def test_credentials_layout_by_hand():
     assert data[49:81] == h("recipient_seed")
     assert data[81:] == h("queue_key")
     assert QueueCredentials.from_bytes(data).to_bytes() == data
+
+
+def test_ack_mac_is_hmac_under_a_session_bound_key_rederived_independently():
+    """§14.4: ack_key = HKDF(queue_key, "", "burner/v1/relay/ack-mac" ‖ session_id, 32);
+    the ACK's auth is HMAC-SHA256(ack_key, "burner/v1/relay/auth" ‖ session_id ‖ signed)."""
+    ack_key = hkdf_sha256(h("queue_key"), b"burner/v1/relay/ack-mac" + h("session_id"), 32)
+    assert ack_key == h("ack_key")
+    content = bytes.fromhex(V["client_frames"]["ack_mac"])[2:]
+    assert content[0] == 32
+    mac, signed = content[1:33], content[33:]
+    signed_ack = bytes.fromhex(V["client_frames"]["ack"])[2:][65:]
+    assert signed == signed_ack  # the same transmission as the signed ACK, another auth
+    assert mac == hmac.digest(ack_key, b"burner/v1/relay/auth" + h("session_id") + signed, "sha256")
+    tx = decode_client_frame(frame(V["client_frames"]["ack_mac"]))
+    assert tx.command == Ack(h("msg_id"))
+    assert tx.signature == mac

@@ -320,10 +320,10 @@ async def test_quota_marks_the_last_message_and_refuses_the_next(
     store: MessageStore, created: QueueRecord
 ) -> None:
     send_ids = [new_send_id() for _ in range(QUEUE_QUOTA)]
-    for send_id in send_ids:
-        assert (
-            await put(store, created, new_message(), send_id=send_id, quota=QUEUE_QUOTA) is PutResult.STORED
-        )
+    results = [
+        await put(store, created, new_message(), send_id=send_id, quota=QUEUE_QUOTA) for send_id in send_ids
+    ]
+    assert results == [PutResult.STORED] * (QUEUE_QUOTA - 1) + [PutResult.STORED_MARKED]
     assert await put(store, created, new_message(), quota=QUEUE_QUOTA) is PutResult.QUOTA
     # A retry of a stored message is still a duplicate (answered OK), not a quota refusal.
     assert (
@@ -345,14 +345,14 @@ async def test_quota_frees_up_after_an_ack(store: MessageStore, created: QueueRe
     await put(store, created, new_message(), quota=quota)
     assert await put(store, created, new_message(), quota=quota) is PutResult.QUOTA
     assert await store.delete_message(created.recipient_id, first.msg_id)
-    assert await put(store, created, new_message(), quota=quota) is PutResult.STORED
+    assert await put(store, created, new_message(), quota=quota) is PutResult.STORED_MARKED
     assert [m.quota_marker for m in await drain(store, created.recipient_id)] == [False, True, True]
 
 
 @pytest.mark.asyncio
 async def test_quota_marker_passed_by_the_caller_is_kept(store: MessageStore, created: QueueRecord) -> None:
     message = new_message(quota_marker=True)
-    await put(store, created, message, quota=5)
+    assert await put(store, created, message, quota=5) is PutResult.STORED_MARKED
     assert await store.first_message(created.recipient_id) == message
 
 

@@ -43,6 +43,7 @@ from burnerkit.relay.protocol import (
     CORR_ID_SIZE,
     FRAME_SIZE,
     SEND_ID_SIZE,
+    Ack,
     ClientCommand,
     Delivery,
     Hello,
@@ -52,6 +53,7 @@ from burnerkit.relay.protocol import (
     ServerTransmission,
     decode_client_frame,
     decode_server_frame,
+    derive_ack_key,
     derive_queue_key,
     encode_client_frame,
     open_delivery,
@@ -390,6 +392,16 @@ class Peer:
             command,
             session_id=self.session_id,
             signing_key=key,
+        )
+
+    def mac_ack(self, queue: QueueCredentials, msg_id: bytes, corr_id: bytes | None = None) -> bytes:
+        """An ACK authenticated by MAC (as RelayClient sends it), keyed for this connection's session."""
+        return encode_client_frame(
+            corr() if corr_id is None else corr_id,
+            queue.recipient_id,
+            Ack(msg_id),
+            session_id=self.session_id,
+            ack_key=derive_ack_key(queue.queue_key, self.session_id),
         )
 
     async def answer_to(self, corr_id: bytes, timeout: float = 5) -> tuple[ServerTransmission, bytes]:

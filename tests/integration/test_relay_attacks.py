@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -209,6 +210,71 @@ async def test_replayed_recipient_command_on_another_connection_is_refused(relay
     assert (await attacker.request_raw(signed_send))[0].response == Err(ErrorCode.AUTH)
     for peer in (owner, attacker, sender):
         await peer.close()
+    await relay.astop()
+
+
+@pytest.mark.asyncio
+async def test_ack_mac_replayed_on_another_connection_is_refused(relays: Relays) -> None:
+    """A MAC'd ACK is keyed by the session of its connection: recorded there, it is worthless
+    anywhere else, even on a connection that holds the queue's subscription (§14.4)."""
+    relay = relays.start()
+    owner, thief, sender = await peers(relay.port, 3)
+    queue = await new_queue(owner)
+    for body in (b"first", b"second"):
+        assert (await sender.request(queue.sender_id, Send(send_id(), body))).response == Ok()
+    assert (await owner.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+    msg_id, delivery = opened(queue, await owner.push())
+    assert delivery.body == b"first"
+    recorded = owner.mac_ack(queue, msg_id)
+    # The thief takes the subscription over (it holds the recipient key too: the worst case
+    # for the MAC, whose key is derived from the queue key and the session, not the holder).
+    assert (await thief.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+    assert (await owner.push()).response == End()
+    again, _ = opened(queue, await thief.push())
+    assert again == msg_id  # redelivered to the new holder
+    tx, _ = await thief.request_raw(recorded)
+    assert tx.response == Err(ErrorCode.AUTH)
+    # Replayed where it was made, it authenticates but names nothing outstanding there.
+    assert (await owner.request_raw(recorded))[0].response == Err(ErrorCode.NO_MSG)
+    # Nothing was deleted: the genuine ACK on the thief's own session works, then the next.
+    assert (await thief.request_raw(thief.mac_ack(queue, msg_id)))[0].response == Ok()
+    assert opened(queue, await thief.push())[1].body == b"second"
+    await thief.nothing_pushed(0.05)
+    for peer in (owner, thief, sender):
+        await peer.close()
+    await relay.astop()
+
+
+@pytest.mark.asyncio
+async def test_ack_with_wrong_mac_gets_the_same_error_as_missing_queue(relays: Relays) -> None:
+    """A wrong MAC on a live, subscribed queue and a MAC'd ACK to a queue that is gone get
+    the same frame, byte for byte; so does the owner's own MAC once the queue is deleted."""
+    relay = relays.start()
+    owner, sender = await Peer.open(relay.port), await Peer.open(relay.port)
+    queue = await new_queue(owner)
+    assert (await sender.request(queue.sender_id, Send(send_id(), b"m"))).response == Ok()
+    assert (await owner.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+    msg_id, _ = opened(queue, await owner.push())
+    corr_id = corr()
+    forged = dataclasses.replace(queue, queue_key=RNG.random_bytes(32))
+    wrong_tx, wrong_answer = await owner.request_raw(owner.mac_ack(forged, msg_id, corr_id))
+    assert wrong_tx.response == Err(ErrorCode.AUTH)
+    # Without the subscription (another connection), the relay derives the key from the store.
+    _, unsubscribed_answer = await sender.request_raw(sender.mac_ack(forged, msg_id, corr_id))
+    assert unsubscribed_answer == wrong_answer
+    assert (await owner.request(queue.recipient_id, Del(), queue.recipient_key)).response == Ok()
+    _, missing_answer = await owner.request_raw(owner.mac_ack(forged, msg_id, corr_id))
+    assert missing_answer == wrong_answer
+    _, owner_answer = await owner.request_raw(owner.mac_ack(queue, msg_id, corr_id))
+    assert owner_answer == wrong_answer
+    # A MAC is for ACK only: on any other command the frame does not even parse.
+    signed_sub = decode_client_frame(owner.frame(queue.recipient_id, Sub(), queue.recipient_key))
+    mac_sub = encode_frame(bytes([32]) + bytes(32) + signed_sub.signed)
+    await owner.send_raw(mac_sub)
+    refused = decode_server_frame(await owner.recv_raw())
+    assert (refused.corr_id, refused.response) == (ZERO_CORR, Err(ErrorCode.CMD))
+    await owner.close()
+    await sender.close()
     await relay.astop()
 
 

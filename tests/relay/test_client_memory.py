@@ -58,11 +58,13 @@ from burnerkit.relay.protocol import (
     ServerResponse,
     Sub,
     decode_client_frame,
+    derive_ack_key,
     derive_queue_key,
     encode_frame,
     encode_server_frame,
     seal_delivery,
     seal_ids,
+    verify_ack_mac,
     verify_signature,
 )
 from burnerkit.relay.transport import MemoryTransport, WebSocketTransport, map_exceptions
@@ -225,7 +227,12 @@ class FakeRelay:
                 queue.messages.append((self.rng.random_bytes(24), body, False))
                 return Ok()
         queue = self.queues.get(tx.entity)
-        if queue is None or not verify_signature(queue.recipient_key, tx, conn.session):
+        if isinstance(tx.command, Ack):
+            # The client authenticates ACK by MAC under the queue key, bound to the session.
+            ack_key = None if queue is None else derive_ack_key(queue.queue_key, conn.session)
+            if queue is None or not verify_ack_mac(ack_key, tx, conn.session):
+                return Err(ErrorCode.AUTH)
+        elif queue is None or not verify_signature(queue.recipient_key, tx, conn.session):
             return Err(ErrorCode.AUTH)
         match tx.command:
             case Sub():

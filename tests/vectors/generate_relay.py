@@ -49,6 +49,7 @@ from burnerkit.relay.protocol import (
     Send,
     ServerResponse,
     Sub,
+    derive_ack_key,
     derive_queue_key,
     encode_client_frame,
     encode_server_frame,
@@ -122,6 +123,16 @@ def build() -> dict[str, Any]:
         ("err_mailbox", corr_id, b"", Err(ErrorCode.MAILBOX)),
     ]
     credentials = QueueCredentials(ids.recipient_id, ids.sender_id, recipient, queue_key)
+    # The MAC'd ACK (§14.4): deterministic, draws nothing from the seed.
+    ack_key = derive_ack_key(queue_key, session_id)
+    ack_mac = encode_client_frame(
+        corr_id, ids.recipient_id, Ack(msg_id), session_id=session_id, ack_key=ack_key
+    )
+    frames = {
+        name: _trim(encode_client_frame(corr_id, entity, command, session_id=session_id, signing_key=key))
+        for name, entity, command, key in client
+    }
+    frames["ack_mac"] = _trim(ack_mac)
     return {
         "source": "burnerkit, tests/vectors/generate_relay.py (docs/protocol.md §14)",
         "seed": SEED.hex(),
@@ -137,16 +148,14 @@ def build() -> dict[str, Any]:
         "send_id": send_id.hex(),
         "body": body.hex(),
         "queue_key": queue_key.hex(),
+        "ack_key": ack_key.hex(),
         "sealed_ids": sealed_ids.hex(),
         "sealed_delivery": sealed_delivery.hex(),
         "credentials": credentials.to_bytes().hex(),
         "nameplate": nameplate,
         "mailbox_token": token.hex(),
         "mailbox_body": mailbox_body.hex(),
-        "client_frames": {
-            name: _trim(encode_client_frame(corr_id, entity, command, session_id=session_id, signing_key=key))
-            for name, entity, command, key in client
-        },
+        "client_frames": frames,
         "server_frames": {
             name: _trim(encode_server_frame(corr, entity, response))
             for name, corr, entity, response in server

@@ -20,6 +20,7 @@ __all__ = [
     "LABEL_CHAIN_START",
     "LABEL_HANDSHAKE",
     "LABEL_MSG_HASH",
+    "LABEL_RELAY_ACK_MAC",
     "LABEL_RELAY_AUTH",
     "LABEL_RELAY_IDS",
     "LABEL_RELAY_QUEUE",
@@ -53,6 +54,7 @@ LABEL_CHAIN_START: Final = b"burner/v1/envelope/chain-start"
 LABEL_SAFETY_CODE: Final = b"burner/v1/safety-code"
 LABEL_TEST_RNG: Final = b"burner/v1/test-rng"
 LABEL_RELAY_AUTH: Final = b"burner/v1/relay/auth"
+LABEL_RELAY_ACK_MAC: Final = b"burner/v1/relay/ack-mac"
 LABEL_RELAY_IDS: Final = b"burner/v1/relay/ids"
 LABEL_RELAY_QUEUE: Final = b"burner/v1/relay/queue-layer"
 LABEL_VAULT_KEY_WRAP: Final = b"burner/v1/vault/key-wrap"
@@ -77,6 +79,7 @@ LABELS: Final = MappingProxyType(
         "safety-code": LABEL_SAFETY_CODE,
         "test-rng": LABEL_TEST_RNG,
         "relay-auth": LABEL_RELAY_AUTH,
+        "relay-ack-mac": LABEL_RELAY_ACK_MAC,
         "relay-ids": LABEL_RELAY_IDS,
         "relay-queue": LABEL_RELAY_QUEUE,
         "vault-key-wrap": LABEL_VAULT_KEY_WRAP,

@@ -106,6 +106,7 @@ from .protocol import (
     ServerTransmission,
     Sub,
     decode_server_frame,
+    derive_ack_key,
     derive_queue_key,
     encode_client_frame,
     open_delivery,
@@ -288,6 +289,13 @@ class _MailboxState:
             self.inbox.put_nowait(MailboxEnded(reason))
 
 
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class _AckMac:
+    """Authenticate an ACK by MAC under the queue key, not by signature (§14.4)."""
+
+    queue_key: bytes
+
+
 @dataclass(eq=False, slots=True)
 class _Pending:
     """One command waiting for its answer."""
@@ -295,7 +303,7 @@ class _Pending:
     corr_id: bytes
     entity: bytes
     command: ClientCommand
-    key: SigningKey | None
+    key: SigningKey | _AckMac | None
     repeatable: bool  #: safe to send again on a new connection
     future: asyncio.Future[ServerResponse]
     generation: int | None = None  #: the connection it went out on, None if not (yet)
@@ -607,7 +615,7 @@ class RelayClient:
         response = await self._request(
             creds.recipient_id,
             Ack(bytes(msg_id)),
-            key=creds.recipient_key,
+            key=_AckMac(creds.queue_key),
             repeatable=True,
             limit=self._limit(timeout),
         )
@@ -821,7 +829,7 @@ class RelayClient:
         entity: bytes,
         command: ClientCommand,
         *,
-        key: SigningKey | None,
+        key: SigningKey | _AckMac | None,
         repeatable: bool,
         limit: float | None,
     ) -> ServerResponse:
@@ -842,12 +850,12 @@ class RelayClient:
             raise RelayTimeoutError("relay did not answer in time") from exc
 
     async def _exchange(
-        self, entity: bytes, command: ClientCommand, *, key: SigningKey | None, repeatable: bool
+        self, entity: bytes, command: ClientCommand, *, key: SigningKey | _AckMac | None, repeatable: bool
     ) -> ServerResponse:
         return await self._complete(self._register(entity, command, key=key, repeatable=repeatable))
 
     def _register(
-        self, entity: bytes, command: ClientCommand, *, key: SigningKey | None, repeatable: bool
+        self, entity: bytes, command: ClientCommand, *, key: SigningKey | _AckMac | None, repeatable: bool
     ) -> _Pending:
         self._check_open()
         pending = _Pending(
@@ -874,13 +882,17 @@ class RelayClient:
         if conn is not self._conn or pending.generation is not None or pending.future.done():
             return
         pending.generation = conn.generation
-        frame = encode_client_frame(
-            pending.corr_id,
-            pending.entity,
-            pending.command,
-            session_id=conn.session_id,
-            signing_key=pending.key,
-        )
+        key = pending.key
+        if isinstance(key, _AckMac):
+            # An ACK's MAC is keyed per session: derived for the connection it goes out on.
+            ack_key = derive_ack_key(key.queue_key, conn.session_id)
+            frame = encode_client_frame(
+                pending.corr_id, pending.entity, pending.command, session_id=conn.session_id, ack_key=ack_key
+            )
+        else:
+            frame = encode_client_frame(
+                pending.corr_id, pending.entity, pending.command, session_id=conn.session_id, signing_key=key
+            )
         try:
             await conn.transport.send(frame)
         except RelayError as exc:

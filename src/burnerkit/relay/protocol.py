@@ -27,12 +27,20 @@ This module holds no state and does no I/O; the server and client drive it.
 from __future__ import annotations
 
 import enum
+import hmac
 import struct
 from dataclasses import dataclass, field
 from typing import Final, assert_never
 
 from burnerkit.crypto import aead
-from burnerkit.crypto.kdf import LABEL_RELAY_AUTH, LABEL_RELAY_IDS, LABEL_RELAY_QUEUE, hkdf
+from burnerkit.crypto.kdf import (
+    LABEL_RELAY_ACK_MAC,
+    LABEL_RELAY_AUTH,
+    LABEL_RELAY_IDS,
+    LABEL_RELAY_QUEUE,
+    hkdf,
+    hmac_sha256,
+)
 from burnerkit.crypto.keys import SigningKey, VerifyKey, X25519PrivateKey, X25519PublicKey
 from burnerkit.crypto.rng import Random
 from burnerkit.errors import (
@@ -44,6 +52,7 @@ from burnerkit.errors import (
 from burnerkit.protocol.codec import PROTOCOL_VERSION, CodecError, Reader, Writer
 
 __all__ = [
+    "ACK_MAC_SIZE",
     "CORR_ID_SIZE",
     "DELIVERY_PLAINTEXT_SIZE",
     "FRAME_SIZE",
@@ -91,6 +100,7 @@ __all__ = [
     "decode_client_frame",
     "decode_frame",
     "decode_server_frame",
+    "derive_ack_key",
     "derive_queue_key",
     "encode_client_frame",
     "encode_frame",
@@ -99,6 +109,8 @@ __all__ = [
     "open_ids",
     "seal_delivery",
     "seal_ids",
+    "verify_ack_mac",
+    "verify_ack_mac_of_queue",
     "verify_signature",
 ]
 
@@ -109,6 +121,8 @@ MSG_ID_SIZE: Final = 24
 CORR_ID_SIZE: Final = 24
 SESSION_ID_SIZE: Final = 32
 SEND_ID_SIZE: Final = 16
+#: An ACK may be authenticated by HMAC-SHA256 under the subscription's ack key (§14.4).
+ACK_MAC_SIZE: Final = 32
 #: Largest body a sender may upload: one end-to-end envelope (protocol.envelope.ENVELOPE_SIZE,
 #: restated so the server imports nothing of the end-to-end core; a test keeps them equal).
 MAX_BODY_SIZE: Final = 15_872
@@ -130,6 +144,9 @@ MAILBOX_TTL: Final = 600
 _SIG_SIZE: Final = 64
 _FLAG_QUOTA: Final = 0x01
 _DUMMY_KEY_RAW: Final = SigningKey.from_bytes(bytes(range(32))).verify_key.raw
+#: What a MAC'd ACK to a missing queue is checked against (a fixed value: the check fails
+#: anyway, since the answer is AUTH whatever the MAC; it only makes both paths cost the same).
+_DUMMY_QUEUE_KEY: Final = bytes(range(32, 64))
 _DELIVERY_HEAD: Final = struct.Struct(">QBH")
 # Padding checks compare against this view: endswith() is a memcmp, count(0) a byte loop.
 _ZEROS: Final = memoryview(bytes(FRAME_SIZE))
@@ -356,8 +373,8 @@ class ClientTransmission:
     corr_id: bytes
     entity: bytes  #: queue id, or empty for NEW and PING
     command: ClientCommand
-    signature: bytes  #: 64 bytes or empty
-    signed: bytes = field(repr=False)  #: what the signature covers, minus label and session
+    signature: bytes  #: the auth: a 64-byte signature, a 32-byte MAC (ACK only), or empty
+    signed: bytes = field(repr=False)  #: what the auth covers, minus label and session
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,18 +498,31 @@ def encode_client_frame(
     *,
     session_id: bytes,
     signing_key: SigningKey | None = None,
+    ack_key: bytes | None = None,
 ) -> bytes:
-    """One client frame; signed over the session value when ``signing_key`` is given.
+    """One client frame, authenticated over the session value.
+
+    With ``signing_key`` the frame is signed (Ed25519); with ``ack_key`` (an ``Ack``
+    only, the key from :func:`derive_ack_key` for this queue and session) it carries a
+    MAC instead; with neither it is unauthenticated.
 
     A ``Send`` body over :data:`MAX_BODY_SIZE` is encoded if it fits the frame (the
     server answers ``LARGE``); callers check the limit before sending.
 
     Raises:
-        ValueError: if a field has the wrong size or the content does not fit a frame.
+        ValueError: if a field has the wrong size, the content does not fit a frame, both
+            keys are given, or ``ack_key`` is given for another command than ``Ack``.
     """
     signed = _signed_part(corr_id, entity, command)
-    signature = b"" if signing_key is None else signing_key.sign(_auth_message(session_id, signed))
-    return encode_frame(len(signature).to_bytes(1, "big") + signature + signed)
+    if ack_key is not None:
+        if signing_key is not None or not isinstance(command, Ack):
+            raise ValueError("a MAC authenticates an ACK only, and replaces its signature")
+        auth = _ack_mac(_exact(ack_key, 32), session_id, signed)
+    elif signing_key is not None:
+        auth = signing_key.sign(_auth_message(session_id, signed))
+    else:
+        auth = b""
+    return encode_frame(len(auth).to_bytes(1, "big") + auth + signed)
 
 
 def decode_client_frame(frame: bytes) -> ClientTransmission:
@@ -505,7 +535,7 @@ def decode_client_frame(frame: bytes) -> ClientTransmission:
     try:
         r = Reader(content)
         sig_len = r.u8()
-        if sig_len not in (0, _SIG_SIZE):
+        if sig_len not in (0, ACK_MAC_SIZE, _SIG_SIZE):
             raise CodecError("bad signature length")
         signature = r.take(sig_len)
         signed = r.rest()
@@ -513,6 +543,8 @@ def decode_client_frame(frame: bytes) -> ClientTransmission:
         corr_id, entity = _read_head(r)
         command = _parse_command(r)
         r.end()
+        if sig_len == ACK_MAC_SIZE and not isinstance(command, Ack):
+            raise CodecError("only an ACK carries a MAC")
     except CodecError as exc:
         raise RemoteProtocolError("malformed command") from exc
     return ClientTransmission(corr_id, entity, command, signature, signed)
@@ -578,6 +610,44 @@ def verify_signature(key: bytes | None, transmission: ClientTransmission, sessio
     except SignatureError:
         return False
     return key is not None
+
+
+def derive_ack_key(queue_key: bytes, session_id: bytes) -> bytes:
+    """The key of the MACs of ACKs on one queue during one session (docs/protocol.md §14.4).
+
+    Both ends of the queue layer know ``queue_key``; binding the session value makes a
+    MAC'd ACK of one connection worthless on another.
+    """
+    return hkdf(queue_key, salt=b"", info=LABEL_RELAY_ACK_MAC + session_id, length=32)
+
+
+def _ack_mac(ack_key: bytes, session_id: bytes, signed: bytes) -> bytes:
+    return hmac_sha256(ack_key, _auth_message(session_id, signed))
+
+
+def verify_ack_mac(ack_key: bytes | None, transmission: ClientTransmission, session_id: bytes) -> bool:
+    """Whether ``transmission`` is an ACK carrying the right MAC under ``ack_key``.
+
+    With ``ack_key`` None (no such queue, or no key to check with) the MAC is still
+    computed, under a fixed dummy key, so both failures cost the same; the answer is False.
+    """
+    key = _DUMMY_QUEUE_KEY if ack_key is None else ack_key
+    expected = _ack_mac(key, session_id, transmission.signed)
+    good = hmac.compare_digest(expected, transmission.signature)
+    return good and ack_key is not None and isinstance(transmission.command, Ack)
+
+
+def verify_ack_mac_of_queue(
+    queue_key: bytes | None, transmission: ClientTransmission, session_id: bytes
+) -> bool:
+    """:func:`verify_ack_mac` with the ack key derived here from ``queue_key`` (None: missing queue).
+
+    For an ACK the server has no cached key for (the connection holds no subscription to
+    the queue): a missing queue derives from a dummy queue key, so it costs what a wrong
+    MAC costs and answers the same.
+    """
+    ack_key = derive_ack_key(_DUMMY_QUEUE_KEY if queue_key is None else queue_key, session_id)
+    return verify_ack_mac(ack_key, transmission, session_id) and queue_key is not None
 
 
 def encode_server_frame(corr_id: bytes, entity: bytes, response: ServerResponse) -> bytes:

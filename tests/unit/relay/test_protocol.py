@@ -35,6 +35,7 @@ from burnerkit.relay.protocol import (
     decode_client_frame,
     decode_frame,
     decode_server_frame,
+    derive_ack_key,
     derive_queue_key,
     encode_client_frame,
     encode_frame,
@@ -43,6 +44,8 @@ from burnerkit.relay.protocol import (
     open_ids,
     seal_delivery,
     seal_ids,
+    verify_ack_mac,
+    verify_ack_mac_of_queue,
     verify_signature,
 )
 
@@ -122,6 +125,42 @@ def test_missing_queue_and_wrong_key_both_fail_verification():
     assert verify_signature(None, tx, SESSION) is False
     assert verify_signature(other, tx, SESSION) is False
     assert verify_signature(b"\x01" + bytes(31), tx, SESSION) is False  # a small-order key
+
+
+QUEUE_KEY = bytes(range(7, 39))
+
+
+def test_ack_mac_is_bound_to_its_session_and_queue():
+    ack_key = derive_ack_key(QUEUE_KEY, SESSION)
+    tx = decode_client_frame(
+        encode_client_frame(CORR, QID, Ack(bytes(24)), session_id=SESSION, ack_key=ack_key)
+    )
+    assert len(tx.signature) == 32
+    assert verify_ack_mac(ack_key, tx, SESSION)
+    assert verify_ack_mac_of_queue(QUEUE_KEY, tx, SESSION)
+    other_session = bytes([1]) * 32
+    assert not verify_ack_mac(ack_key, tx, other_session)
+    assert not verify_ack_mac(derive_ack_key(QUEUE_KEY, other_session), tx, other_session)
+    assert not verify_ack_mac_of_queue(QUEUE_KEY, tx, other_session)
+    assert not verify_ack_mac(derive_ack_key(bytes(32), SESSION), tx, SESSION)  # another queue
+    assert verify_ack_mac(None, tx, SESSION) is False  # no key: dummy, same work
+    assert verify_ack_mac_of_queue(None, tx, SESSION) is False
+    # A MAC is no signature, and a signature no MAC.
+    assert verify_signature(KEY.verify_key.raw, tx, SESSION) is False
+    signed = decode_client_frame(
+        encode_client_frame(CORR, QID, Ack(bytes(24)), session_id=SESSION, signing_key=KEY)
+    )
+    assert verify_ack_mac(ack_key, signed, SESSION) is False
+
+
+def test_a_mac_authenticates_only_an_ack():
+    with pytest.raises(ValueError, match="ACK only"):
+        encode_client_frame(CORR, QID, Sub(), session_id=SESSION, ack_key=bytes(32))
+    with pytest.raises(ValueError, match="ACK only"):
+        encode_client_frame(CORR, QID, Ack(bytes(24)), session_id=SESSION, ack_key=bytes(32), signing_key=KEY)
+    signed = decode_client_frame(encode_client_frame(CORR, QID, Sub(), session_id=SESSION)).signed
+    with pytest.raises(RemoteProtocolError):
+        decode_client_frame(encode_frame(bytes([32]) + bytes(32) + signed))
 
 
 def test_unsigned_command_never_verifies():

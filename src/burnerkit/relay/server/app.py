@@ -24,8 +24,11 @@ We hold two kinds of state in memory, both small:
   of the one message delivered and not yet acknowledged ("outstanding").
 
 Delivery rule: a subscription has at most one outstanding message. :meth:`_pump`
-fetches the oldest stored message and pushes it when there is none outstanding; an
-``ACK`` naming exactly the outstanding id deletes it and pumps again. Any other ``ACK``
+pushes the oldest stored message when there is none outstanding: from the
+subscription's inbox (the bodies the SENDs that stored them had in hand) when it knows
+the queue's content, else read from the store (on the store's thread, in order with its
+writes). An ``ACK`` naming exactly the outstanding id deletes it and pumps again (from
+the inbox even before the delete commits). Any other ``ACK``
 gets ``ERR NO_MSG`` and deletes nothing. A SUB by another connection moves the
 subscription and pushes ``END`` to the old holder, whose ``ACK``s then get ``NO_MSG``;
 the unacknowledged message stays stored and goes to the new holder. Delivery is
@@ -37,7 +40,11 @@ and a wrong key answer the same ``ERR AUTH`` after the same work. SEND to a queu
 is missing or locked to a sender key is checked the same way. An ``ACK`` on the
 connection that holds the queue's subscription is checked against the recipient key
 read at ``SUB`` (the key never changes, and ``DEL`` ends the subscription), which saves
-one read of the store per delivered message.
+one read of the store per delivered message. An ``ACK`` may carry an HMAC instead of a
+signature (docs/protocol.md §14.4): its key, derived from the queue key and the session,
+is computed once at ``SUB`` and kept in the subscription; without a subscription on this
+connection it is derived from the stored queue key, or from a dummy one, at equal cost.
+A SEND to a subscribed queue finds the queue in memory (``_by_sender``), not in the store.
 
 Nothing here can decrypt: the server holds each queue's key for the server-to-recipient
 layer only, and an import-linter contract keeps the session, ratchet and handshake
@@ -48,11 +55,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any, Final, assert_never
@@ -66,6 +75,7 @@ from burnerkit.crypto.keys import VerifyKey, X25519PrivateKey
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import BurnerError, InvalidKeyError, RemoteProtocolError
 from burnerkit.relay.protocol import (
+    ACK_MAC_SIZE,
     CORR_ID_SIZE,
     FRAME_SIZE,
     MAX_BODY_SIZE,
@@ -97,10 +107,13 @@ from burnerkit.relay.protocol import (
     ServerResponse,
     Sub,
     decode_client_frame,
+    derive_ack_key,
     derive_queue_key,
     encode_server_frame,
     seal_delivery,
     seal_ids,
+    verify_ack_mac,
+    verify_ack_mac_of_queue,
     verify_signature,
 )
 
@@ -135,6 +148,10 @@ _STOP_GRACE: Final = 10.0
 _KEEPALIVE: Final = (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 4))
 #: ``outstanding`` while an ACK's delete runs: matches no msg id, and is not None.
 _ACKING: Final = b""
+#: Messages a subscription keeps in memory for delivery (beyond them it reads the store),
+#: and bodies all subscriptions together keep (beyond it every new one reads the store).
+_INBOX_MESSAGES: Final = 16
+_INBOX_TOTAL: Final = 4096
 
 _SYSTEM_RANDOM: Final = SystemRandom()
 
@@ -227,9 +244,26 @@ class _Connection:
 
 
 class _Subscription:
-    """One subscribed queue: who holds it and what is outstanding on it."""
+    """One subscribed queue: who holds it, what is outstanding on it, what waits in memory.
 
-    __slots__ = ("again", "conn", "outstanding", "pumping", "queue", "recipient_id")
+    The inbox: while ``complete`` is True, ``inbox`` holds (in order) every message stored
+    on the queue after the outstanding one, so delivery needs no read of the store; the
+    SEND that stored a message puts its body there. At SUB we know nothing (``complete``
+    False): the pump reads the store until a read finds the queue empty. A full inbox, a
+    sweep, or a failed delete makes it forget (``complete`` False) and read again.
+    """
+
+    __slots__ = (
+        "ack_key",
+        "again",
+        "complete",
+        "conn",
+        "inbox",
+        "outstanding",
+        "pumping",
+        "queue",
+        "recipient_id",
+    )
 
     def __init__(self, conn: _Connection, queue: QueueRecord) -> None:
         self.conn = conn
@@ -237,11 +271,15 @@ class _Subscription:
         #: the queue as read at SUB: its recipient key checks the holder's ACKs, its
         #: queue key seals deliveries (neither ever changes; DEL ends the subscription)
         self.queue = queue
+        #: the key of the MACs of this connection's ACKs on this queue (§14.4)
+        self.ack_key = derive_ack_key(queue.queue_key, conn.session_id)
         #: msg id delivered and not yet acknowledged; _ACKING while its delete runs
         self.outstanding: bytes | None = None
         #: a _pump is running; ``again``: something was stored while it ran
         self.pumping = False
         self.again = False
+        self.complete = False
+        self.inbox: deque[StoredMessage] | None = None
 
 
 class RelayServer:
@@ -270,6 +308,10 @@ class RelayServer:
         self.metrics = Metrics()
         self._connections: set[_Connection] = set()
         self._subscriptions: dict[bytes, _Subscription] = {}
+        #: the same subscriptions by sender id: a SEND to a subscribed queue reads no store
+        self._by_sender: dict[bytes, _Subscription] = {}
+        #: messages held in all inboxes together (at most _INBOX_TOTAL)
+        self._inboxed = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._ws_server: Server | None = None
         self._metrics_server: asyncio.Server | None = None
@@ -433,6 +475,10 @@ class RelayServer:
             except StoreError as exc:
                 log_event(_log, "sweep_failed", level=logging.ERROR, error=type(exc).__name__)
             else:
+                if expired:
+                    # An inbox may hold a message just swept: forget them all, read again.
+                    for sub in self._subscriptions.values():
+                        self._forget(sub)
                 self.metrics.messages_expired_total += expired
                 log_event(_log, "sweep", expired=expired)
             await asyncio.sleep(self._config.sweep_interval)
@@ -496,7 +542,7 @@ class RelayServer:
         for recipient_id in conn.subscriptions or ():
             sub = self._subscriptions.get(recipient_id)
             if sub is not None and sub.conn is conn:
-                del self._subscriptions[recipient_id]
+                self._unregister(sub)
         conn.subscriptions = None
 
     async def _receive(self, conn: _Connection, data: bytes | str) -> None:
@@ -625,7 +671,10 @@ class RelayServer:
         # outstanding message (whose ACK may have been lost) is delivered again.
         sub = _Subscription(conn, queue)
         old = self._subscriptions.get(recipient_id)
+        if old is not None:
+            self._unregister(old)
         self._subscriptions[recipient_id] = sub
+        self._by_sender[queue.sender_id] = sub
         conn.hold(recipient_id)
         if old is not None and old.conn is not conn:
             old.conn.release(recipient_id)
@@ -649,6 +698,10 @@ class RelayServer:
             await self._answer(conn, tx, Err(ErrorCode.CMD))
             return
         locked = await self._store.set_sender_key(queue.recipient_id, command.sender_key)
+        sub = self._subscriptions.get(queue.recipient_id)
+        if locked and sub is not None:
+            # SENDs to a subscribed queue check the key held here, not the store's.
+            sub.queue = dataclasses.replace(sub.queue, sender_key=command.sender_key)
         await self._answer(conn, tx, Ok() if locked else Err(ErrorCode.AUTH))
 
     async def _del(self, conn: _Connection, tx: ClientTransmission) -> None:
@@ -656,21 +709,31 @@ class RelayServer:
         if queue is None or not await self._store.delete_queue(queue.recipient_id):
             await self._answer(conn, tx, Err(ErrorCode.AUTH))
             return
-        sub = self._subscriptions.pop(queue.recipient_id, None)
+        sub = self._subscriptions.get(queue.recipient_id)
         if sub is not None:
+            self._unregister(sub)
             sub.conn.release(queue.recipient_id)
             if sub.conn is not conn:
                 self._push(sub.conn, queue.recipient_id, End())
         await self._answer(conn, tx, Ok())
 
     async def _ack(self, conn: _Connection, tx: ClientTransmission, command: Ack) -> None:
+        mac = len(tx.signature) == ACK_MAC_SIZE
         sub = self._subscriptions.get(tx.entity)
         if sub is not None and sub.conn is conn:
             # This connection holds the subscription, so the queue is the one read at SUB
-            # (a DEL would have ended it): the signature check needs no read of the store,
-            # and costs what it costs on the other path.
-            verified = verify_signature(sub.queue.recipient_key, tx, conn.session_id)
+            # (a DEL would have ended it): the check needs no read of the store, and costs
+            # what it costs on the other path.
+            if mac:
+                verified = verify_ack_mac(sub.ack_key, tx, conn.session_id)
+            else:
+                verified = verify_signature(sub.queue.recipient_key, tx, conn.session_id)
             queue = sub.queue if verified else None
+        elif mac:
+            # No key cached for this connection: derive it (from a dummy if the queue is missing).
+            queue = await self._store.queue_by_recipient(tx.entity)
+            ok = verify_ack_mac_of_queue(None if queue is None else queue.queue_key, tx, conn.session_id)
+            queue = queue if ok else None
         else:
             queue = await self._authorized(conn, tx)
         if queue is None:
@@ -679,6 +742,22 @@ class RelayServer:
         sub = self._subscriptions.get(queue.recipient_id)
         if sub is None or sub.conn is not conn or sub.outstanding != command.msg_id:
             await self._answer(conn, tx, Err(ErrorCode.NO_MSG))
+            return
+        if sub.inbox:
+            # The recipient has this message: the next one, in memory, may go out before
+            # the delete commits (delivery is at-least-once; the delete is queued before
+            # any later read of the store, so this message is never read back).
+            sub.outstanding = None
+            await self._pump(sub)
+            try:
+                deleted = await self._store.delete_message(queue.recipient_id, command.msg_id)
+            except BaseException:
+                # It stays stored, ahead of what the inbox holds: read the store again.
+                self._forget(sub)
+                raise
+            if deleted:
+                self.metrics.messages_acked_total += 1
+            await self._answer(conn, tx, Ok())
             return
         # While the delete runs, a second ACK of the same id gets NO_MSG and nothing
         # is pumped: the message is still on the queue and must not go out again.
@@ -712,7 +791,11 @@ class RelayServer:
         if len(command.body) > MAX_BODY_SIZE:
             await self._answer(conn, tx, Err(ErrorCode.LARGE))
             return
-        queue = await self._store.queue_by_sender(tx.entity)
+        held = self._by_sender.get(tx.entity)
+        if held is not None and self._subscriptions.get(held.recipient_id) is held:
+            queue: QueueRecord | None = held.queue
+        else:
+            queue = await self._store.queue_by_sender(tx.entity)
         if (queue is None or queue.sender_key is not None) and not verify_signature(
             None if queue is None else queue.sender_key, tx, conn.session_id
         ):
@@ -727,11 +810,15 @@ class RelayServer:
         gate.set_result(None)
         result = await self._store.put_message(tx.entity, command.send_id, message, quota=self._config.quota)
         match result:
-            case PutResult.STORED:
+            case PutResult.STORED | PutResult.STORED_MARKED:
                 self.metrics.messages_stored_total += 1
                 sub = self._subscriptions.get(queue.recipient_id)
-                if sub is not None and sub.outstanding is None:
-                    self._spawn(self._pump(sub))
+                if sub is not None:
+                    if result is PutResult.STORED_MARKED:
+                        message = dataclasses.replace(message, quota_marker=True)
+                    self._offer(sub, message)
+                    if sub.outstanding is None:
+                        self._spawn(self._pump(sub))
                 await self._answer(conn, tx, Ok())
             case PutResult.DUPLICATE:
                 await self._answer(conn, tx, Ok())
@@ -777,13 +864,20 @@ class RelayServer:
         try:
             while self._subscriptions.get(sub.recipient_id) is sub and sub.outstanding is None:
                 sub.again = False
-                message = await self._store.first_message(sub.recipient_id)
-                if self._subscriptions.get(sub.recipient_id) is not sub or sub.outstanding is not None:
-                    return
+                message = self._take(sub)
                 if message is None:
-                    if sub.again:
-                        continue
-                    return
+                    if sub.complete:
+                        return
+                    message = await self._store.first_message(sub.recipient_id)
+                    if self._subscriptions.get(sub.recipient_id) is not sub or sub.outstanding is not None:
+                        return
+                    if message is None:
+                        if sub.again:
+                            continue
+                        # Every SEND stored after this read resolves after it, and puts its
+                        # message in the inbox from now on.
+                        sub.complete = True
+                        return
                 sub.outstanding = message.msg_id
                 sealed = seal_delivery(
                     sub.queue.queue_key,
@@ -800,6 +894,45 @@ class RelayServer:
             log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
         finally:
             sub.pumping = False
+
+    # -- inboxes --------------------------------------------------------------------------
+
+    def _unregister(self, sub: _Subscription) -> None:
+        """``sub`` is over (moved, deleted, or its connection closed)."""
+        if self._subscriptions.get(sub.recipient_id) is sub:
+            del self._subscriptions[sub.recipient_id]
+        if self._by_sender.get(sub.queue.sender_id) is sub:
+            del self._by_sender[sub.queue.sender_id]
+        self._forget(sub)
+
+    def _offer(self, sub: _Subscription, message: StoredMessage) -> None:
+        """``message`` was just stored on ``sub``'s queue: keep it for delivery, or stop knowing."""
+        if not sub.complete:
+            return
+        if self._inboxed >= _INBOX_TOTAL or (sub.inbox is not None and len(sub.inbox) >= _INBOX_MESSAGES):
+            self._forget(sub)
+            return
+        if sub.inbox is None:
+            sub.inbox = deque()
+        sub.inbox.append(message)
+        self._inboxed += 1
+
+    def _take(self, sub: _Subscription) -> StoredMessage | None:
+        inbox = sub.inbox
+        if not inbox:
+            return None
+        self._inboxed -= 1
+        message = inbox.popleft()
+        if not inbox:
+            sub.inbox = None  # an idle subscription holds no deque
+        return message
+
+    def _forget(self, sub: _Subscription) -> None:
+        """Drop what ``sub`` knows of its queue: the pump reads the store until it is empty again."""
+        if sub.inbox is not None:
+            self._inboxed -= len(sub.inbox)
+            sub.inbox = None
+        sub.complete = False
 
     def _push(self, conn: _Connection, entity: bytes, response: ServerResponse) -> None:
         """Send a pushed frame (END) from a task, so a slow reader never stalls the caller."""

@@ -23,6 +23,10 @@ from .store.base import MessageStore
 __all__ = ["open_store", "serve"]
 
 
+#: Seconds between two WAL checkpoints of the relay's SQLite store at least (docs/protocol.md §14.8).
+_CHECKPOINT_INTERVAL = 0.25
+
+
 def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the relay until SIGTERM or SIGINT; return the process exit code.
 
@@ -58,7 +62,7 @@ async def open_store(path: str) -> MessageStore:
         return MemoryStore()
     from .store.sqlite import SqliteStore
 
-    return await SqliteStore.open(path)
+    return await SqliteStore.open(path, checkpoint_interval=_CHECKPOINT_INTERVAL)
 
 
 async def _serve(config: RelayConfig, out: TextIO) -> int:

@@ -62,6 +62,9 @@ class PutResult(enum.Enum):
     """Outcome of :meth:`MessageStore.put_message`."""
 
     STORED = "stored"
+    #: Stored, and it filled the queue: it carries the quota marker (the server delivers
+    #: it from memory and must know).
+    STORED_MARKED = "stored-marked"
     #: This ``send_id`` is already on the queue (a retry): nothing stored, answer OK.
     DUPLICATE = "duplicate"
     #: The queue is full: nothing stored.
@@ -100,7 +103,8 @@ class MessageStore(Protocol):
 
         When the queue is one short of ``quota``, the stored message gets
         ``quota_marker=True`` whatever the caller passed, so the recipient learns
-        that senders were refused after it.
+        that senders were refused after it; the result is then ``STORED_MARKED``
+        (also when the caller passed the marker), else ``STORED``.
         """
         ...
 

@@ -158,7 +158,7 @@ class MemoryStore:
         entry.messages[message.msg_id] = (send_id, message)
         entry.live_send_ids.add(send_id)
         self._msg_owner[message.msg_id] = recipient_id
-        return PutResult.STORED
+        return PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
 
     async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
         """The oldest message on the queue, if any.

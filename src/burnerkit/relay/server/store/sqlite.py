@@ -229,6 +229,7 @@ class SqliteStore:
         self._timeout = timeout
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval
+        self._checkpoint_now = False  # writer thread only: a queue was deleted in this batch
         #: writer thread only: monotonic time of the last checkpoint, and when a deferred one is due
         self._checkpointed_at = float("-inf")
         self._checkpoint_due: float | None = None
@@ -398,7 +399,9 @@ class SqliteStore:
         # The checkpoint runs before the batch is answered, so an ACK is answered only
         # once the deleted message's WAL frames are gone too (when it crossed the mark and
         # the interval allowed it; else within checkpoint_interval).
-        if checkpoint and self._deleted_since_checkpoint >= self._checkpoint_every:
+        if checkpoint and self._checkpoint_now:
+            self._checkpoint(conn)
+        elif checkpoint and self._deleted_since_checkpoint >= self._checkpoint_every:
             next_allowed = self._checkpointed_at + self._checkpoint_interval
             if time.monotonic() >= next_allowed:
                 self._checkpoint(conn)
@@ -441,6 +444,7 @@ class SqliteStore:
         # Whatever the outcome, the next try waits for another checkpoint_every deletes:
         # TRUNCATE waits up to the busy timeout for readers, and must not do so every batch.
         self._deleted_since_checkpoint = 0
+        self._checkpoint_now = False
         self._checkpoint_due = None
         self._checkpointed_at = time.monotonic()
         try:
@@ -581,8 +585,10 @@ class SqliteStore:
             if cursor.rowcount != 1:
                 return False
             # A deleted queue (a burn) is checkpointed out of the WAL before DEL is answered,
-            # not after the next 64 deletions: its keys and ids must not outlive the answer.
-            self._deleted_since_checkpoint += count + self._checkpoint_every
+            # not after the next 64 deletions or the interval: its keys and ids must not
+            # outlive the answer. Queue deletions are rare, so this costs nothing under load.
+            self._deleted_since_checkpoint += count + 1
+            self._checkpoint_now = True
             return True
 
         return await self._call(op)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 from burnerkit.protocol.wordlist import EVEN_WORDS
 from tests.e2e.helpers import Running, mint, pair_by_link, together
@@ -146,3 +149,35 @@ def test_wrong_short_code_fails_and_destroys_the_code(relay, people):
     )
     assert alice_contacts.json() == []
     assert bob_contacts.json() == []
+
+
+def test_inbox_follow_prints_each_message_as_it_arrives_until_interrupted(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    with subprocess.Popen(
+        [sys.executable, "-m", "burnerkit", "inbox", "--follow", "--json"],
+        env=bob.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as follower:
+        assert follower.stdout is not None
+        try:
+            for text in ("first while following", "second while following"):
+                alice.run("send", "bob", text)
+                line = follower.stdout.readline()  # arrives while the follower keeps running
+                assert json.loads(line)["text"] == text
+            follower.send_signal(signal.SIGINT)
+            rest, errors = follower.communicate(timeout=30)
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+    assert follower.returncode == 0
+    assert rest == ""
+    assert "Traceback" not in errors
+    assert bob.inbox() == []  # both were stored, acknowledged and shown once
+    assert [h["text"] for h in bob.json("history", "alice")] == [
+        "first while following",
+        "second while following",
+    ]

@@ -771,14 +771,56 @@ class Messenger:
             owners[invite.queue.recipient_id] = _QueueOwner("invite", key, invite.queue_relay, invite.queue)
         return owners
 
+    async def follow(self, on_result: Callable[[InboxResult], None]) -> None:
+        """Receive until cancelled, handing each delivery's news to ``on_result``.
+
+        Each delivery is stored and acknowledged as it arrives; ``on_result`` gets what it
+        added: new messages (each shown once), new contacts and anomalies.
+
+        Raises:
+            IdentityExpiredError: the burner has expired.
+            RelayError: every relay was unreachable at the start (later outages are
+                ridden out by the relay clients' reconnects).
+        """
+        self._check_alive()
+        await self.flush_outbox()
+        seen_events = {key for key, _ in self._vault.items("event")}
+        known_contacts = {c.alias for c in self._contacts()}
+
+        def report() -> None:
+            messages = self._take_unshown()
+            aliases = {c.contact_id: c.alias for c in self._contacts()}
+            events = []
+            for key, data in self._vault.items("event"):
+                if key not in seen_events:
+                    seen_events.add(key)
+                    record = EventRecord.from_bytes(data)
+                    events.append(
+                        EventView(
+                            aliases.get(record.contact_id, ""), record.at, record.kind.value, record.detail
+                        )
+                    )
+            new_contacts = sorted(set(aliases.values()) - known_contacts)
+            known_contacts.update(new_contacts)
+            if messages or events or new_contacts:
+                on_result(InboxResult(messages, sorted(events, key=lambda e: e.at), [], new_contacts))
+
+        await self._drain(timeout=0.0, on_delivery=report)
+
     async def _drain(
-        self, *, timeout: float, idle: float = DEFAULT_IDLE, until_invite: bytes | None = None
+        self,
+        *,
+        timeout: float,
+        idle: float = DEFAULT_IDLE,
+        until_invite: bytes | None = None,
+        on_delivery: Callable[[], None] | None = None,
     ) -> list[str]:
         """Subscribe to every queue and process deliveries; returns unreachable relays.
 
         Without ``until_invite``: stop once the relays were quiet for ``idle`` seconds after
         the first delivery, or after ``timeout`` if nothing came. With it: stop as soon as
-        that invitation has been accepted, or after ``timeout``.
+        that invitation has been accepted, or after ``timeout``. With ``on_delivery``: never
+        stop by itself, and call it after each delivery.
         """
         owners = self._owners()
         by_relay: dict[str, list[_QueueOwner]] = {}
@@ -801,7 +843,9 @@ class Messenger:
                             await client.subscribe(owner.creds)
                     while not done.is_set():
                         remaining = deadline - loop.time()
-                        if until_invite is not None:
+                        if on_delivery is not None:
+                            limit = 1.0
+                        elif until_invite is not None:
                             if remaining <= 0:
                                 return
                             limit = min(remaining, 0.25)
@@ -812,11 +856,15 @@ class Messenger:
                         try:
                             event = await client.next_delivery(timeout=limit)
                         except RelayTimeoutError:
+                            if on_delivery is not None:
+                                continue
                             if until_invite is None and (got_first.is_set() or loop.time() >= deadline):
                                 return
                             continue
                         await self._handle(client, owners, event)
                         got_first.set()
+                        if on_delivery is not None:
+                            on_delivery()
                         if finished():
                             done.set()
             except RelayError:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated
 
 import typer
 
 from burnerkit.app.durations import parse_duration
+from burnerkit.app.views import InboxResult
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
 from burnerkit.cli.output import console, err_console, print_json, stamp
 
@@ -56,23 +58,47 @@ def inbox(
     wait: Annotated[
         float, typer.Option("--wait", metavar="SECONDS", help="Wait up to this long for a first message.")
     ] = 0.0,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep receiving and printing until Ctrl-C.")
+    ] = False,
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fetch, decrypt, store and acknowledge new messages; each is shown once."""
     with open_messenger(home, burner) as messenger:
+        if follow:
+            # One JSON document per line in --follow mode: a stream, not one list.
+            show = _show_json_lines if json_out else _show
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(messenger.follow(show))
+            return
         result = asyncio.run(messenger.receive(wait=max(0.0, wait)))
     if json_out:
         print_json([m.to_json() for m in result.messages])
-    else:
-        for name in result.new_contacts:
-            console.print(f"new contact [bold]{name}[/] accepted your invitation")
-        if not result.messages:
-            console.print("no new messages")
-        for m in result.messages:
-            tags = " (burned on read)" if m.burn_on_read else ""
-            console.print(f"[{stamp(m.sent_at / 1000)}] {m.alias} #{m.seq}: {m.text}{tags}", markup=False)
+        _warn(result)
+        return
+    _show(result, say_if_empty=True)
+
+
+def _show_json_lines(result: InboxResult) -> None:
+    for m in result.messages:
+        print_json(m.to_json())
+    _warn(result)
+
+
+def _show(result: InboxResult, *, say_if_empty: bool = False) -> None:
+    for name in result.new_contacts:
+        console.print(f"new contact [bold]{name}[/] accepted your invitation")
+    if say_if_empty and not result.messages:
+        console.print("no new messages")
+    for m in result.messages:
+        tags = " (burned on read)" if m.burn_on_read else ""
+        console.print(f"[{stamp(m.sent_at / 1000)}] {m.alias} #{m.seq}: {m.text}{tags}", markup=False)
+    _warn(result)
+
+
+def _warn(result: InboxResult) -> None:
     for event in result.events:
         err_console.print(f"warning: {event.alias or 'relay'}: {event.kind}: {event.detail}", markup=False)
     for url in result.unreachable:

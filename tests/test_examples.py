@@ -1,4 +1,4 @@
-"""The two example scripts exchange queued messages through a real relay, recipient offline."""
+"""The example scripts run against a real relay: the relay client pair, and the Messenger API."""
 
 from __future__ import annotations
 
@@ -37,6 +37,33 @@ def test_examples_exchange_queued_messages_with_the_recipient_offline(tmp_path):
         got = run(str(ROOT / "examples/relay_receiver.py"), "fetch", url, creds)
         assert got.splitlines() == ["first", "second"]
         assert run(str(ROOT / "examples/relay_receiver.py"), "fetch", url, creds) == ""
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=20) == 0
+        if relay.stdout is not None:
+            relay.stdout.close()
+
+
+def test_messenger_api_example_pairs_chats_and_burns(tmp_path):
+    store = str(tmp_path / "r.sqlite")
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "burnerkit", "relay", "serve", "--port", "0", "--store", store],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        url = relay.stdout.readline().split()[-1]
+        out = run(str(ROOT / "examples/messenger_api.py"), url, str(tmp_path / "homes"))
+        assert out.splitlines() == [
+            "alice's new contacts: ['bob']",
+            "alice #1: Landed. Room 412.",
+            "bob #2: On my way.",
+            "safety codes match: True",
+            "burned bob: 1 relay queues deleted",
+        ]
+        assert not (tmp_path / "homes" / "bob" / "bob").exists()
     finally:
         relay.send_signal(signal.SIGTERM)
         assert relay.wait(timeout=20) == 0

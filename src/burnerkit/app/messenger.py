@@ -743,8 +743,10 @@ class Messenger:
         self._check_alive()
         before_contacts = {c.alias for c in self._contacts()}
         before_events = {key for key, _ in self._vault.items("event")}
-        unreachable = await self.flush_outbox()
-        unreachable += await self._drain(timeout=wait, idle=idle)
+        # The outbox goes out while we listen: a peer's relay that is down must not delay
+        # what our own relays hold for us.
+        flushed, drained = await asyncio.gather(self.flush_outbox(), self._drain(timeout=wait, idle=idle))
+        unreachable = flushed + drained
         await self._drop_orphans()
         messages = self._take_unshown()
         aliases = {c.contact_id: c.alias for c in self._contacts()}

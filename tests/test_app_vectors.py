@@ -15,7 +15,7 @@ import pytest
 
 from burnerkit.app.addresses import LINK_PREFIX, QueueAddress, decode_link, encode_link
 from burnerkit.app.content import Hello, Text, decode_content
-from burnerkit.app.messenger import _orphan_from_bytes
+from burnerkit.app.queues import orphan_owner as _orphan_from_bytes
 from burnerkit.app.records import (
     Contact,
     EventRecord,

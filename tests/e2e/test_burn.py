@@ -215,10 +215,10 @@ def test_burn_killed_before_deleting_queues_deletes_them_on_next_start(relay, pe
     bob_queues = queue_ids(relay.store_path) - before
     assert len(bob_queues) == 1
     patch = """
-from burnerkit.app.messenger import Messenger
-async def delete_queues(self, owners):
+import burnerkit.app.messenger
+async def delete_queues(connect, queues):
     die()
-Messenger._delete_queues = delete_queues
+burnerkit.app.messenger.delete_queues = delete_queues
 """
     killed(start_child(bob, patch + "\nasyncio.run(open_messenger().burn())\n", tmp_path / "bob.py"))
     assert (bob.directory / "BURNING").exists()

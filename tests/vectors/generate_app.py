@@ -23,7 +23,7 @@ from typing import Any
 
 from burnerkit.app.addresses import QueueAddress, encode_link
 from burnerkit.app.content import Hello, Text
-from burnerkit.app.messenger import _orphan_bytes
+from burnerkit.app.queues import orphan_bytes as _orphan_bytes
 from burnerkit.app.records import Contact, EventKind, EventRecord, Invite, OutboxEntry, Profile, StoredMessage
 from burnerkit.crypto.keys import SigningKey
 from burnerkit.crypto.rng import DeterministicRandom

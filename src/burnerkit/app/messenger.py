@@ -31,20 +31,26 @@ import contextlib
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final, Self
 
 from burnerkit.app import pairing
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link
-from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text, decode_content
+from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text
 from burnerkit.app.home import BURNING_MARKER, Home, check_name
+from burnerkit.app.ledger import (
+    all_contacts,
+    find_contact,
+    process_delivery,
+    record_event,
+    store_contact,
+    take_unshown,
+)
+from burnerkit.app.queues import QueueOwner, delete_queues, orphan_bytes, orphan_owner, owners
 from burnerkit.app.records import (
-    CONTACT_ID_SIZE,
     Contact,
     EventKind,
     EventRecord,
     Invite,
-    Orphan,
     OutboxEntry,
     Profile,
     StoredMessage,
@@ -56,7 +62,6 @@ from burnerkit.app.views import (
     ContactView,
     EventView,
     HistoryEntry,
-    InboxMessage,
     InboxResult,
     InviteView,
     SendReceipt,
@@ -66,14 +71,10 @@ from burnerkit.crypto.passphrase import KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import (
     AlreadyExistsError,
-    DecryptionError,
-    DuplicateMessageError,
-    ForkDetectedError,
     HandshakeError,
     IdentityChangedError,
     IdentityError,
     IdentityExpiredError,
-    InvitationConsumedError,
     NotFoundError,
     PairingTimeoutError,
     RelayError,
@@ -81,15 +82,12 @@ from burnerkit.errors import (
     RelayTimeoutError,
     RelayUnavailableError,
     RemoteProtocolError,
-    TooManySkippedMessagesError,
     UsageError,
     VaultError,
 )
-from burnerkit.protocol.events import Event, ForkDetected, GapDetected, MessageReceived, MessageReordered
-from burnerkit.protocol.handshake import Invitation, PendingInvitation, accept_invitation, create_invitation
+from burnerkit.protocol.handshake import Invitation, accept_invitation, create_invitation
 from burnerkit.protocol.session import Session
 from burnerkit.relay.client import (
-    QueueCredentials,
     ReceivedMessage,
     RelayClient,
     RelayEvent,
@@ -110,16 +108,6 @@ _PROFILE_KEY: Final = b"burner"
 _SEND_ID_SIZE: Final = 16
 #: How long the inbox keeps listening after the last delivery before it stops.
 DEFAULT_IDLE: Final = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class _QueueOwner:
-    """Who a receive queue belongs to: a contact or a pending invitation."""
-
-    kind: str  # "contact" | "invite"
-    key: bytes
-    relay_url: str
-    creds: QueueCredentials
 
 
 class Messenger:
@@ -311,7 +299,7 @@ class Messenger:
                 if invite.expires_at <= now:
                     tx.delete("invite", key)
                     tx.put(
-                        "orphan", invite.queue.recipient_id, _orphan_bytes(invite.queue_relay, invite.queue)
+                        "orphan", invite.queue.recipient_id, orphan_bytes(invite.queue_relay, invite.queue)
                     )
 
     # -- reading ------------------------------------------------------------------------------
@@ -334,16 +322,7 @@ class Messenger:
 
     def contacts(self) -> list[ContactView]:
         """Every contact, by alias."""
-        return sorted((self._view(c) for c in self._contacts()), key=lambda view: view.alias)
-
-    def _contacts(self, tx: VaultTransaction | None = None) -> list[Contact]:
-        return [Contact.from_bytes(data) for _, data in (tx or self._vault).items("contact")]
-
-    def _contact(self, alias: str, tx: VaultTransaction | None = None) -> Contact:
-        for contact in self._contacts(tx):
-            if hmac.compare_digest(contact.alias.encode(), alias.encode()):
-                return contact
-        raise NotFoundError(f"no contact named {alias!r} (see 'burner contacts')")
+        return sorted((self._view(c) for c in all_contacts(self._vault)), key=lambda view: view.alias)
 
     def _view(self, contact: Contact) -> ContactView:
         session = Session.from_bytes(contact.session, rng=self._rng)
@@ -359,7 +338,7 @@ class Messenger:
 
     def history(self, alias: str) -> list[HistoryEntry]:
         """Every stored message with ``alias``, oldest first (burned-on-read ones are gone)."""
-        contact = self._contact(alias)
+        contact = find_contact(self._vault, alias)
         messages = [
             StoredMessage.from_bytes(data)
             for key, data in self._vault.items("message")
@@ -373,7 +352,7 @@ class Messenger:
 
     def events(self) -> list[EventView]:
         """Every anomaly recorded so far, oldest first (kept for the trip debrief)."""
-        aliases = {c.contact_id: c.alias for c in self._contacts()}
+        aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
         records = [EventRecord.from_bytes(data) for _, data in self._vault.items("event")]
         records.sort(key=lambda e: e.at)
         return [EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail) for e in records]
@@ -388,7 +367,7 @@ class Messenger:
             IdentityError: ``code`` does not match: do not trust this contact.
         """
         with self._vault.transaction() as tx:
-            contact = self._contact(alias, tx)
+            contact = find_contact(tx, alias)
             expected = Session.from_bytes(contact.session, rng=self._rng).safety_code
             if code is None:
                 return VerifyResult(alias, expected, contact.verified and not contact.key_changed)
@@ -452,7 +431,7 @@ class Messenger:
         """``alias`` checked (re-pairing an existing alias is allowed), or the next ``contact-N``."""
         if alias is not None:
             return check_name(alias, "contact")
-        taken = {c.alias for c in self._contacts()} | {
+        taken = {c.alias for c in all_contacts(self._vault)} | {
             Invite.from_bytes(d).alias for _, d in self._vault.items("invite")
         }
         number = 1
@@ -489,8 +468,8 @@ class Messenger:
         hello = Hello(QueueAddress(relay_url, creds.sender_id)).encode()
         session, envelope = accept_invitation(raw, content=hello, rng=self._rng, now=now)
         with self._vault.transaction() as tx:
-            contact = self._store_contact(
-                tx, alias, session, relay_url, creds, peer, verified=verified, now=now, via="link"
+            contact = store_contact(
+                tx, self._rng, alias, session, relay_url, creds, peer, verified=verified, now=now, via="link"
             )
             entry = OutboxEntry(
                 self._rng.random_bytes(_SEND_ID_SIZE),
@@ -504,63 +483,6 @@ class Messenger:
         await self.flush_outbox()
         await self._drop_orphans()
         return self._view(contact)
-
-    def _store_contact(
-        self,
-        tx: VaultTransaction,
-        alias: str,
-        session: Session,
-        relay_url: str,
-        creds: QueueCredentials,
-        peer: QueueAddress,
-        *,
-        verified: bool,
-        now: float,
-        via: str,
-    ) -> Contact:
-        """Add a contact, or re-pair an existing alias (which flags a changed identity key)."""
-        identity = session.their_identity.to_bytes()
-        try:
-            old: Contact | None = self._contact(alias, tx)
-        except NotFoundError:
-            old = None
-        if old is None:
-            contact = Contact(
-                contact_id=self._rng.random_bytes(CONTACT_ID_SIZE),
-                alias=alias,
-                created_at=int(now),
-                queue_relay=relay_url,
-                queue=creds,
-                peer=peer,
-                session=session.to_bytes(),
-                identity=identity,
-                verified=verified,
-            )
-        else:
-            changed = not hmac.compare_digest(old.identity, identity)
-            contact = replace(
-                old,
-                queue_relay=relay_url,
-                queue=creds,
-                peer=peer,
-                session=session.to_bytes(),
-                identity=identity,
-                verified=verified,
-                key_changed=(old.key_changed or changed) and not verified,
-            )
-            if changed:
-                self._event(tx, old.contact_id, EventKind.KEY_CHANGED, f"re-paired by {via}", now)
-            # Our old queue for this alias is abandoned; a later burn no longer knows it,
-            # so it is dropped from the relay now (best effort, outside the transaction).
-            tx.put("orphan", old.queue.recipient_id, _orphan_bytes(old.queue_relay, old.queue))
-        tx.put("contact", contact.contact_id, contact.to_bytes())
-        return contact
-
-    def _event(
-        self, tx: VaultTransaction, contact_id: bytes, kind: EventKind, detail: str, now: float
-    ) -> None:
-        record = EventRecord(self._rng.random_bytes(16), contact_id, int(now), kind, detail)
-        tx.put("event", record.event_id, record.to_bytes())
 
     # -- pairing by short code ---------------------------------------------------------------------
 
@@ -586,7 +508,7 @@ class Messenger:
         if self._vault.get("invite", invite_id) is not None:
             raise PairingTimeoutError("the peer took the code but its acceptance did not arrive in time")
         await self._drop_orphans()
-        return self._view(self._contact(view.alias))
+        return self._view(find_contact(self._vault, view.alias))
 
     async def pair_join(
         self, code: str, alias: str, *, relay_url: str | None = None, timeout: float = 600.0
@@ -628,7 +550,7 @@ class Messenger:
             raise UsageError("a disappearing timer runs from 30s to 4w")
         now = self.now()
         with self._vault.transaction() as tx:
-            contact = self._contact(alias, tx)
+            contact = find_contact(tx, alias)
             if contact.key_changed:
                 raise IdentityChangedError(
                     f"{alias}'s identity key changed since you paired: compare safety codes "
@@ -721,8 +643,13 @@ class Messenger:
                 else:
                     tx.put("message", entry.message_key, replace(message, delivered=delivered).to_bytes())
             if dropped:
-                self._event(
-                    tx, entry.contact_id, EventKind.UNDELIVERABLE, f"not delivered: {dropped}", self.now()
+                record_event(
+                    tx,
+                    self._rng,
+                    entry.contact_id,
+                    EventKind.UNDELIVERABLE,
+                    f"not delivered: {dropped}",
+                    self.now(),
                 )
 
     # -- receiving ----------------------------------------------------------------------------
@@ -741,15 +668,16 @@ class Messenger:
             RelayError: every relay was unreachable.
         """
         self._check_alive()
-        before_contacts = {c.alias for c in self._contacts()}
+        before_contacts = {c.alias for c in all_contacts(self._vault)}
         before_events = {key for key, _ in self._vault.items("event")}
         # The outbox goes out while we listen: a peer's relay that is down must not delay
         # what our own relays hold for us.
         flushed, drained = await asyncio.gather(self.flush_outbox(), self._drain(timeout=wait, idle=idle))
         unreachable = flushed + drained
         await self._drop_orphans()
-        messages = self._take_unshown()
-        aliases = {c.contact_id: c.alias for c in self._contacts()}
+        with self._vault.transaction() as tx:
+            messages = take_unshown(tx)
+        aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
         events = [
             EventRecord.from_bytes(data)
             for key, data in self._vault.items("event")
@@ -759,19 +687,11 @@ class Messenger:
             messages=messages,
             events=[EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail) for e in events],
             unreachable=sorted(set(unreachable)),
-            new_contacts=sorted({c.alias for c in self._contacts()} - before_contacts),
+            new_contacts=sorted({c.alias for c in all_contacts(self._vault)} - before_contacts),
         )
 
-    def _owners(self) -> dict[bytes, _QueueOwner]:
-        owners = {}
-        for contact in self._contacts():
-            owners[contact.queue.recipient_id] = _QueueOwner(
-                "contact", contact.contact_id, contact.queue_relay, contact.queue
-            )
-        for key, data in self._vault.items("invite"):
-            invite = Invite.from_bytes(data)
-            owners[invite.queue.recipient_id] = _QueueOwner("invite", key, invite.queue_relay, invite.queue)
-        return owners
+    def _owners(self) -> dict[bytes, QueueOwner]:
+        return owners(all_contacts(self._vault), self._vault.items("invite"))
 
     async def follow(self, on_result: Callable[[InboxResult], None]) -> None:
         """Receive until cancelled, handing each delivery's news to ``on_result``.
@@ -787,11 +707,12 @@ class Messenger:
         self._check_alive()
         await self.flush_outbox()
         seen_events = {key for key, _ in self._vault.items("event")}
-        known_contacts = {c.alias for c in self._contacts()}
+        known_contacts = {c.alias for c in all_contacts(self._vault)}
 
         def report() -> None:
-            messages = self._take_unshown()
-            aliases = {c.contact_id: c.alias for c in self._contacts()}
+            with self._vault.transaction() as tx:
+                messages = take_unshown(tx)
+            aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
             events = []
             for key, data in self._vault.items("event"):
                 if key not in seen_events:
@@ -825,7 +746,7 @@ class Messenger:
         stop by itself, and call it after each delivery.
         """
         owners = self._owners()
-        by_relay: dict[str, list[_QueueOwner]] = {}
+        by_relay: dict[str, list[QueueOwner]] = {}
         for owner in owners.values():
             by_relay.setdefault(owner.relay_url, []).append(owner)
         loop = asyncio.get_running_loop()
@@ -837,7 +758,7 @@ class Messenger:
         def finished() -> bool:
             return until_invite is not None and self._vault.get("invite", until_invite) is None
 
-        async def one_relay(url: str, queues: list[_QueueOwner]) -> None:
+        async def one_relay(url: str, queues: list[QueueOwner]) -> None:
             try:
                 async with self._client(url) as client:
                     for owner in queues:
@@ -877,7 +798,7 @@ class Messenger:
             _raise_unreachable(failed)
         return failed
 
-    async def _handle(self, client: RelayClient, owners: dict[bytes, _QueueOwner], event: RelayEvent) -> None:
+    async def _handle(self, client: RelayClient, owners: dict[bytes, QueueOwner], event: RelayEvent) -> None:
         owner = owners.get(event.recipient_id)
         contact_id = owner.key if owner is not None and owner.kind == "contact" else b""
         if isinstance(event, SubscriptionEnded):
@@ -887,16 +808,19 @@ class Messenger:
                 else f"the relay ended the subscription ({event.code})"
             )
             with self._vault.transaction() as tx:
-                self._event(tx, contact_id, EventKind.DISPLACED, detail, self.now())
+                record_event(tx, self._rng, contact_id, EventKind.DISPLACED, detail, self.now())
             return
         if owner is None:  # pragma: no cover - the client only delivers subscribed queues
             return
         if isinstance(event, ReceivedMessage):
-            self._process(owner, event.body)
+            now = self.now()
+            with self._vault.transaction() as tx:
+                process_delivery(tx, self._rng, owner, event.body, now)
         else:  # the relay's queue layer did not open
             with self._vault.transaction() as tx:
-                self._event(
+                record_event(
                     tx,
+                    self._rng,
                     contact_id,
                     EventKind.UNREADABLE_DELIVERY,
                     "a delivery's relay layer did not open",
@@ -905,152 +829,16 @@ class Messenger:
         # Only now, with the plaintext committed, may the relay delete the message.
         await client.ack(owner.creds, event.msg_id)
 
-    def _process(self, owner: _QueueOwner, envelope: bytes) -> None:
-        """Decrypt and store one delivery in one transaction (or record why not)."""
-        now = self.now()
-        with self._vault.transaction() as tx:
-            contact_id = owner.key if owner.kind == "contact" else b""
-            try:
-                if owner.kind == "invite":
-                    data = tx.get("invite", owner.key)
-                    if data is None:
-                        return
-                    contact, events = self._complete_invite(tx, Invite.from_bytes(data), envelope, now)
-                else:
-                    data = tx.get("contact", owner.key)
-                    if data is None:
-                        return
-                    contact = Contact.from_bytes(data)
-                    session = Session.from_bytes(contact.session, rng=self._rng)
-                    events = session.receive(envelope, now=now)
-                    session.purge_expired(now=now)
-                    contact = replace(contact, session=session.to_bytes())
-                contact_id = contact.contact_id
-                contact = self._record_events(tx, contact, events, now)
-                tx.put("contact", contact.contact_id, contact.to_bytes())
-            except DuplicateMessageError:
-                self._event(tx, contact_id, EventKind.REPLAY, "a message already received arrived again", now)
-            except ForkDetectedError:
-                self._event(
-                    tx, contact_id, EventKind.FORK, "a conflicting message: the sender may be cloned", now
-                )
-            except InvitationConsumedError:
-                self._event(
-                    tx, contact_id, EventKind.SECOND_ACCEPTANCE, "an invitation was accepted again", now
-                )
-            except TooManySkippedMessagesError:
-                self._event(tx, contact_id, EventKind.COUNTER_BOMB, "a message jumped too far ahead", now)
-            except (DecryptionError, HandshakeError):
-                self._event(tx, contact_id, EventKind.UNDECRYPTABLE, "a delivery did not decrypt", now)
-            except RemoteProtocolError:
-                self._event(tx, contact_id, EventKind.MALFORMED, "a delivery that does not parse", now)
-
-    def _complete_invite(
-        self, tx: VaultTransaction, invite: Invite, envelope: bytes, now: float
-    ) -> tuple[Contact, list[Event]]:
-        pending = PendingInvitation.from_bytes(invite.pending, rng=self._rng)
-        session, events = pending.complete(envelope, now=now)
-        first = next((e for e in events if isinstance(e, MessageReceived)), None)
-        content = decode_content(first.content) if first is not None else None
-        if not isinstance(content, Hello):
-            raise RemoteProtocolError("an acceptance must start with the acceptor's address")
-        contact = self._store_contact(
-            tx,
-            invite.alias,
-            session,
-            invite.queue_relay,
-            invite.queue,
-            content.reply,
-            verified=invite.verified,
-            now=now,
-            via="code" if invite.verified else "link",
-        )
-        tx.delete("invite", invite.invite_id)
-        # The Hello is not a chat message: keep only the anomaly events.
-        return contact, [e for e in events if not isinstance(e, MessageReceived)]
-
-    def _record_events(
-        self, tx: VaultTransaction, contact: Contact, events: list[Event], now: float
-    ) -> Contact:
-        for event in events:
-            match event:
-                case MessageReceived():
-                    contact = self._store_incoming(tx, contact, event, now)
-                case GapDetected(first, last):
-                    self._event(
-                        tx, contact.contact_id, EventKind.GAP, f"messages {first}-{last} missing", now
-                    )
-                case MessageReordered(seq):
-                    self._event(
-                        tx, contact.contact_id, EventKind.REORDERED, f"message {seq} arrived late", now
-                    )
-                case ForkDetected(seq, reason):
-                    self._event(tx, contact.contact_id, EventKind.FORK, f"at {seq}: {reason.value}", now)
-        return contact
-
-    def _store_incoming(
-        self, tx: VaultTransaction, contact: Contact, event: MessageReceived, now: float
-    ) -> Contact:
-        try:
-            content = decode_content(event.content)
-        except RemoteProtocolError:
-            self._event(
-                tx, contact.contact_id, EventKind.MALFORMED, f"message {event.seq} of no known kind", now
-            )
-            return contact
-        if not isinstance(content, Text):
-            return contact  # a repeated Hello carries nothing new
-        # The sender's timer is the conversation's timer from now on (as in Signal).
-        contact = replace(contact, timer=content.timer, burn_on_read=content.burn_on_read)
-        message = StoredMessage(
-            message_id=self._rng.random_bytes(8),
-            contact_id=contact.contact_id,
-            outgoing=False,
-            seq=event.seq,
-            sent_at=event.sent_at,
-            received_at=int(now),
-            text=content.text,
-            expires_at=int(now) + content.timer if content.timer else 0,
-            burn_on_read=content.burn_on_read,
-        )
-        tx.put("message", message.key, message.to_bytes())
-        return contact
-
-    def _take_unshown(self) -> list[InboxMessage]:
-        """Incoming messages not shown yet; marks them shown (burn-on-read ones are deleted)."""
-        out: list[tuple[tuple[str, int], InboxMessage]] = []
-        with self._vault.transaction() as tx:
-            aliases = {c.contact_id: c.alias for c in self._contacts(tx)}
-            for key, data in tx.items("message"):
-                message = StoredMessage.from_bytes(data)
-                if message.outgoing or message.shown:
-                    continue
-                alias = aliases.get(message.contact_id, "?")
-                view = InboxMessage(
-                    alias,
-                    message.text,
-                    message.sent_at,
-                    message.seq,
-                    message.burn_on_read,
-                    message.expires_at,
-                )
-                out.append(((alias, message.seq), view))
-                if message.burn_on_read:
-                    tx.delete("message", key)
-                else:
-                    tx.put("message", key, replace(message, shown=True).to_bytes())
-        return [view for _, view in sorted(out, key=lambda item: item[0])]
-
     async def _drop_orphans(self) -> None:
         """Delete the relay queues of contacts that were re-paired (best effort).
 
         A queue whose relay is unreachable stays listed and is tried again by the next
         run, or by the burn.
         """
-        orphans = [_orphan_from_bytes(data) for _, data in self._vault.items("orphan")]
+        orphans = [orphan_owner(data) for _, data in self._vault.items("orphan")]
         if not orphans:
             return
-        deleted = await self._delete_queues(orphans)
+        deleted = await delete_queues(self._client, orphans)
         with self._vault.transaction() as tx:
             for owner in deleted:
                 tx.delete("orphan", owner.key)
@@ -1074,28 +862,10 @@ class Messenger:
     async def _delete_owned_queues(self) -> tuple[int, int]:
         """Delete every queue this burner owns from its relay; (deleted, unreachable)."""
         owners = list(self._owners().values()) + [
-            _orphan_from_bytes(data) for _, data in self._vault.items("orphan")
+            orphan_owner(data) for _, data in self._vault.items("orphan")
         ]
-        deleted = len(await self._delete_queues(owners))
+        deleted = len(await delete_queues(self._client, owners))
         return deleted, len(owners) - deleted
-
-    async def _delete_queues(self, owners: list[_QueueOwner]) -> list[_QueueOwner]:
-        """Delete these queues from their relays; returns those now gone."""
-        by_relay: dict[str, list[_QueueOwner]] = {}
-        for owner in owners:
-            by_relay.setdefault(owner.relay_url, []).append(owner)
-        gone: list[_QueueOwner] = []
-
-        async def one_relay(url: str, queues: list[_QueueOwner]) -> None:
-            with contextlib.suppress(RelayError):
-                async with self._client(url) as client:
-                    for owner in queues:
-                        with contextlib.suppress(RelayRejectedError):  # AUTH: already gone
-                            await client.delete_queue(owner.creds)
-                        gone.append(owner)
-
-        await asyncio.gather(*(one_relay(url, queues) for url, queues in by_relay.items()))
-        return gone
 
 
 def finish_burn(home: Home, name: str) -> None:
@@ -1107,15 +877,6 @@ def finish_burn(home: Home, name: str) -> None:
         marker.unlink()
     with contextlib.suppress(OSError):
         directory.rmdir()
-
-
-def _orphan_bytes(relay_url: str, creds: QueueCredentials) -> bytes:
-    return Orphan(relay_url, creds).to_bytes()
-
-
-def _orphan_from_bytes(data: bytes) -> _QueueOwner:
-    orphan = Orphan.from_bytes(data)
-    return _QueueOwner("orphan", orphan.queue.recipient_id, orphan.relay_url, orphan.queue)
 
 
 def _check_relay_url(url: str) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.app.messenger import _orphan_bytes, _orphan_from_bytes
+from burnerkit.app.queues import orphan_bytes as _orphan_bytes
+from burnerkit.app.queues import orphan_owner as _orphan_from_bytes
 from burnerkit.app.records import (
     CONTACT_ID_SIZE,
     Contact,

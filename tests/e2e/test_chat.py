@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from burnerkit.protocol.wordlist import EVEN_WORDS
-from tests.e2e.helpers import Running, mint, pair_by_link, together
+from tests.e2e.helpers import Running, mint, pair_by_link, queue_ids, together
 
 
 def test_link_pairing_then_chat_both_ways(relay, people):
@@ -125,6 +125,7 @@ def test_short_code_pairing(relay, people):
 def test_wrong_short_code_fails_and_destroys_the_code(relay, people):
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)
+    queues_before = queue_ids(relay.store_path)
 
     offer = alice.start("pair", "--name", "bob", "--json", "--timeout", "30")
     code = _offer_code(offer)
@@ -149,6 +150,9 @@ def test_wrong_short_code_fails_and_destroys_the_code(relay, people):
     )
     assert alice_contacts.json() == []
     assert bob_contacts.json() == []
+    # The invitation the failed pairing made is withdrawn, and its queue leaves the relay.
+    assert alice.run("inbox").stdout == "no new messages\n"
+    assert queue_ids(relay.store_path) == queues_before
 
 
 def test_inbox_follow_prints_each_message_as_it_arrives_until_interrupted(relay, people):

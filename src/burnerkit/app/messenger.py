@@ -502,13 +502,27 @@ class Messenger:
         view = await self.invite(alias, verified=True, lifetime=max(int(timeout), 60))
         raw = decode_link(view.link)
         invite_id = Invitation.from_bytes(raw).invitation_id
-        async with self._client(self.relay_url) as client:
-            await pairing.offer(client, raw, rng=self._rng, on_code=on_code, timeout=timeout)
-        await self._drain(timeout=timeout, until_invite=invite_id)
-        if self._vault.get("invite", invite_id) is not None:
-            raise PairingTimeoutError("the peer took the code but its acceptance did not arrive in time")
+        try:
+            async with self._client(self.relay_url) as client:
+                await pairing.offer(client, raw, rng=self._rng, on_code=on_code, timeout=timeout)
+            await self._drain(timeout=timeout, until_invite=invite_id)
+            if self._vault.get("invite", invite_id) is not None:
+                raise PairingTimeoutError("the peer took the code but its acceptance did not arrive in time")
+        except BaseException:
+            # A failed pairing leaves no invitation marked verified behind: it and its
+            # queue go (the queue from its relay by a later run).
+            self._withdraw_invite(invite_id)
+            raise
         await self._drop_orphans()
         return self._view(find_contact(self._vault, view.alias))
+
+    def _withdraw_invite(self, invite_id: bytes) -> None:
+        with self._vault.transaction() as tx:
+            data = tx.get("invite", invite_id)
+            if data is not None:
+                invite = Invite.from_bytes(data)
+                tx.delete("invite", invite_id)
+                tx.put("orphan", invite.queue.recipient_id, orphan_bytes(invite.queue_relay, invite.queue))
 
     async def pair_join(
         self, code: str, alias: str, *, relay_url: str | None = None, timeout: float = 600.0

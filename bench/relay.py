@@ -105,6 +105,8 @@ FIGURES = (
     "relay_client_cpu_us_per_msg",
     "relay_event_loop_cpu_cores",
     "relay_store_thread_cpu_cores",
+    "relay_memory_store_msgs_per_s",
+    "relay_memory_store_vs_ws_echo",
     "ed25519_sign_us",
     "ed25519_verify_us",
     "relay_p50_ms_at_500",
@@ -127,6 +129,7 @@ LATENCY_RATE = 500.0
 CONNECT_BATCH = 100
 
 _RNG = SystemRandom()
+MEMORY_STORE = ":memory:"
 _ZERO_CORR = bytes(CORR_ID_SIZE)
 _STARTUP_TIMEOUT = 30.0
 _DRAIN_TIMEOUT = 30.0
@@ -182,6 +185,12 @@ def measure(quick: bool) -> dict[str, float]:
     figures["relay_client_cpu_us_per_msg"] = relayed.client_cpu_us
     figures["relay_event_loop_cpu_cores"] = relayed.server_main_thread_cores
     figures["relay_store_thread_cpu_cores"] = relayed.server_store_thread_cores
+    print(
+        "  measuring relay_memory_store_msgs_per_s (no storage: the event loop's own ceiling) ...", flush=True
+    )
+    unstored = asyncio.run(_relay_throughput_figure(plan, store=MEMORY_STORE))
+    figures["relay_memory_store_msgs_per_s"] = unstored.rate
+    figures["relay_memory_store_vs_ws_echo"] = unstored.rate / echo.rate
     sign_us, verify_us = _ed25519_us(plan)
     figures["ed25519_sign_us"] = sign_us
     figures["ed25519_verify_us"] = verify_us
@@ -259,10 +268,11 @@ async def _serving(argv: Sequence[str]) -> AsyncIterator[_Server]:
 
 
 @contextlib.asynccontextmanager
-async def _relay() -> AsyncIterator[_Server]:
+async def _relay(store: str | None = None) -> AsyncIterator[_Server]:
+    """A relay process on the durable SQLite store of a temporary directory, or on ``store``."""
     with tempfile.TemporaryDirectory(prefix="burner-bench-") as tmp:
-        store = Path(tmp) / "relay.sqlite"
-        argv = [sys.executable, "-m", "burnerkit", "relay", "serve", "--port", "0", "--store", str(store)]
+        where = str(Path(tmp) / "relay.sqlite") if store is None else store
+        argv = [sys.executable, "-m", "burnerkit", "relay", "serve", "--port", "0", "--store", where]
         async with _serving(argv) as server:
             yield server
 
@@ -599,8 +609,8 @@ async def _read_oks(peer: _Peer) -> None:
 _BODY = bytes(range(256)) * (MAX_BODY_SIZE // 256)
 
 
-async def _relay_throughput_figure(plan: Plan) -> _Run:
-    async with _relay() as server:
+async def _relay_throughput_figure(plan: Plan, store: str | None = None) -> _Run:
+    async with _relay(store) as server:
         fleet = await _Fleet.open(server.port, RELAY_QUEUES, RELAY_CONNECTIONS)
         try:
             runs = []
@@ -898,6 +908,9 @@ def method(quick: bool) -> str:
             "the server process and of the bench process over the timed runs, divided by the messages",
             "completed; `relay_event_loop_cpu_cores` and `relay_store_thread_cpu_cores` are the CPU time",
             "per second of the relay's event-loop thread and of its SQLite writer thread.",
+            "`relay_memory_store_msgs_per_s` is the same run against `--store :memory:` (nothing durable):",
+            "what the event loop, the frames and the crypto allow with storage taken out, so the gap",
+            "between it and `relay_msgs_per_s` is what durability costs in this design.",
             "`ed25519_sign_us` and `ed25519_verify_us` time an Ed25519 signature of an ACK and its check",
             "(`verify_signature`), which the relay protocol used to require for every ACK; the bench's",
             "recipients now authenticate their ACKs by MAC, as `RelayClient` does (docs/protocol.md §14.4).",

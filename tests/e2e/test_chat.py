@@ -185,3 +185,34 @@ def test_inbox_follow_prints_each_message_as_it_arrives_until_interrupted(relay,
         "first while following",
         "second while following",
     ]
+
+
+def test_message_read_from_stdin_stays_out_of_argv(relay, people):
+    """`burner send bob -` reads the text from stdin: no process listing or shell history holds it."""
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    text = "Meet at the north gate.\nBring nothing written down."
+    sent = subprocess.run(
+        [sys.executable, "-m", "burnerkit", "send", "bob", "-", "--json"],
+        input=text + "\n",
+        env=alice.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["status"] == "delivered"
+    assert [m["text"] for m in bob.inbox()] == [text]
+    empty = subprocess.run(
+        [sys.executable, "-m", "burnerkit", "send", "bob", "-"],
+        input="",
+        env=alice.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert empty.returncode == 2
+    assert empty.stderr.strip().splitlines()[-1] == "burner: the message is empty"

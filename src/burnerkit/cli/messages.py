@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from burnerkit.app.durations import parse_duration
 from burnerkit.app.views import InboxResult
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
 from burnerkit.cli.output import console, err_console, print_json, stamp
+from burnerkit.errors import UsageError
 
 __all__ = ["history", "inbox", "register", "send"]
 
@@ -29,7 +31,9 @@ def _disappear(text: str | None) -> tuple[int | None, bool | None]:
 
 def send(
     alias: Annotated[str, typer.Argument(help="The contact.")],
-    text: Annotated[str, typer.Argument(help="The message.")],
+    text: Annotated[
+        str, typer.Argument(help="The message, or - to read it from stdin (keeps it out of shell history).")
+    ],
     disappear: Annotated[
         str | None,
         typer.Option(
@@ -44,6 +48,8 @@ def send(
 ) -> None:
     """Encrypt and send a message; it waits in the outbox if the relay is unreachable."""
     timer, burn_on_read = _disappear(disappear)
+    if text == "-":
+        text = _read_message()
     with open_messenger(home, burner) as messenger:
         receipt = asyncio.run(messenger.send(alias, text, timer=timer, burn_on_read=burn_on_read))
     if json_out:
@@ -52,6 +58,17 @@ def send(
         console.print(f"sent to {alias} (#{receipt.seq})", markup=False)
     else:
         err_console.print(f"{alias}'s relay is unreachable: message #{receipt.seq} waits in the outbox")
+
+
+def _read_message() -> str:
+    """The message from stdin: typed (ended by Ctrl-D) or piped; one final newline dropped."""
+    if sys.stdin.isatty():
+        err_console.print("message (end with Ctrl-D on a line of its own):")
+    text = sys.stdin.read()
+    text = text.removesuffix("\n")
+    if not text:
+        raise UsageError("the message is empty")
+    return text
 
 
 def inbox(

@@ -216,3 +216,21 @@ def test_message_read_from_stdin_stays_out_of_argv(relay, people):
     )
     assert empty.returncode == 2
     assert empty.stderr.strip().splitlines()[-1] == "burner: the message is empty"
+
+
+def test_link_read_from_stdin_is_accepted(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    link = alice.json("invite", "--for", "bob")["link"]
+    accepted = subprocess.run(
+        [sys.executable, "-m", "burnerkit", "accept", "-", "--name", "alice", "--json"],
+        input=link[:40] + "\n" + link[40:] + "\n",  # wrapped, as a mail client would
+        env=bob.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["alias"] == "alice"
+    assert alice.run("inbox").stdout.startswith("new contact bob accepted your invitation")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Annotated
 
 import typer
@@ -40,13 +41,17 @@ def invite(
 
 
 def accept(
-    link: Annotated[str, typer.Argument(help="The burner: invitation link.")],
+    link: Annotated[str, typer.Argument(help="The burner: invitation link, or - to read it from stdin.")],
     alias: Annotated[str, typer.Option("--name", metavar="ALIAS", help="What to call the inviter.")],
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Accept an invitation link: open the session and greet the inviter."""
+    if link == "-":
+        # A link pasted into stdin stays out of the shell's history, where someone else
+        # could find it and accept it first.
+        link = sys.stdin.read()
     with open_messenger(home, burner) as messenger:
         view = asyncio.run(messenger.accept(link, alias))
     if json_out:

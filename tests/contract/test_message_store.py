@@ -8,6 +8,7 @@ what only a file-backed store can promise: durability, locking, what stays on di
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -413,6 +414,62 @@ async def test_expire_deletes_only_older_messages(store: MessageStore) -> None:
 
 
 # -- concurrency and lifecycle ------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_concurrent_puts_and_deletes_keep_every_rule(store: MessageStore) -> None:
+    """Operations queued together (one batch, for SQLite) behave as if they ran one by one."""
+    full, other = new_queue(), new_queue()
+    await store.create_queue(full)
+    await store.create_queue(other)
+    waiting = [new_message(bytes([i])) for i in range(4)]
+    for message in waiting:
+        await put(store, other, message)
+    repeated = new_send_id()
+    quota = 5
+    bodies = [new_message(bytes([i])) for i in range(7)]
+    results = await asyncio.gather(
+        *(put(store, full, m, quota=quota) for m in bodies[:3]),
+        store.delete_message(other.recipient_id, waiting[0].msg_id),
+        put(store, full, bodies[3], send_id=repeated, quota=quota),
+        put(store, full, bodies[4], send_id=repeated, quota=quota),  # the same send id: a retry
+        store.delete_message(other.recipient_id, waiting[0].msg_id),  # already gone
+        put(store, full, bodies[5], quota=quota),
+        put(store, full, bodies[6], quota=quota),
+        store.delete_message(full.recipient_id, waiting[1].msg_id),  # not on this queue
+        store.put_message(b"\0" * 24, new_send_id(), new_message(), quota=quota),
+        store.delete_message(other.recipient_id, waiting[1].msg_id),
+    )
+    assert results == [
+        *[PutResult.STORED] * 3,
+        True,
+        PutResult.STORED,
+        PutResult.DUPLICATE,
+        False,
+        PutResult.STORED_MARKED,
+        PutResult.QUOTA,
+        False,
+        PutResult.NO_QUEUE,
+        True,
+    ]
+    marked = dataclasses.replace(bodies[5], quota_marker=True)
+    assert await drain(store, full.recipient_id) == [*bodies[:4], marked]
+    assert await put(store, full, new_message(), send_id=repeated) is PutResult.DUPLICATE
+
+    # A message id clash among concurrent operations fails that one alone.
+    clash = waiting[2]
+    fresh = [new_message(b"a"), new_message(b"b")]
+    outcomes = await asyncio.gather(
+        put(store, other, fresh[0]),
+        put(store, other, StoredMessage(clash.msg_id, NOW, False, b"x")),
+        store.delete_message(other.recipient_id, waiting[3].msg_id),
+        put(store, other, fresh[1]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is PutResult.STORED
+    assert isinstance(outcomes[1], StoreError)
+    assert outcomes[2:] == [True, PutResult.STORED]
+    assert await drain(store, other.recipient_id) == [clash, *fresh]
 
 
 @pytest.mark.asyncio

@@ -352,10 +352,30 @@ class Messenger:
 
     def events(self) -> list[EventView]:
         """Every anomaly recorded so far, oldest first (kept for the trip debrief)."""
+        return self._event_views(set())
+
+    def _event_views(self, seen: set[bytes]) -> list[EventView]:
+        """The anomalies whose keys are not in ``seen``, oldest first; adds their keys to it."""
         aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
-        records = [EventRecord.from_bytes(data) for _, data in self._vault.items("event")]
+        records = []
+        for key, data in self._vault.items("event"):
+            if key not in seen:
+                seen.add(key)
+                records.append(EventRecord.from_bytes(data))
         records.sort(key=lambda e: e.at)
         return [EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail) for e in records]
+
+    def _news(self, seen_events: set[bytes], known_contacts: set[str], unreachable: list[str]) -> InboxResult:
+        """What arrived since ``seen_events`` and ``known_contacts`` were taken (both updated).
+
+        The new messages are marked shown (burn-on-read ones deleted) in the same step.
+        """
+        with self._vault.transaction() as tx:
+            messages = take_unshown(tx)
+        events = self._event_views(seen_events)
+        new_contacts = sorted({c.alias for c in all_contacts(self._vault)} - known_contacts)
+        known_contacts.update(new_contacts)
+        return InboxResult(messages, events, sorted(set(unreachable)), new_contacts)
 
     # -- trust ---------------------------------------------------------------------------------
 
@@ -682,27 +702,14 @@ class Messenger:
             RelayError: every relay was unreachable.
         """
         self._check_alive()
-        before_contacts = {c.alias for c in all_contacts(self._vault)}
-        before_events = {key for key, _ in self._vault.items("event")}
+        known_contacts = {c.alias for c in all_contacts(self._vault)}
+        seen_events = {key for key, _ in self._vault.items("event")}
         # The outbox goes out while we listen: a peer's relay that is down must not delay
         # what our own relays hold for us.
         flushed, drained = await asyncio.gather(self.flush_outbox(), self._drain(timeout=wait, idle=idle))
         unreachable = flushed + drained
         await self._drop_orphans()
-        with self._vault.transaction() as tx:
-            messages = take_unshown(tx)
-        aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
-        events = [
-            EventRecord.from_bytes(data)
-            for key, data in self._vault.items("event")
-            if key not in before_events
-        ]
-        return InboxResult(
-            messages=messages,
-            events=[EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail) for e in events],
-            unreachable=sorted(set(unreachable)),
-            new_contacts=sorted({c.alias for c in all_contacts(self._vault)} - before_contacts),
-        )
+        return self._news(seen_events, known_contacts, unreachable)
 
     def _owners(self) -> dict[bytes, QueueOwner]:
         return owners(all_contacts(self._vault), self._vault.items("invite"))
@@ -724,23 +731,9 @@ class Messenger:
         known_contacts = {c.alias for c in all_contacts(self._vault)}
 
         def report() -> None:
-            with self._vault.transaction() as tx:
-                messages = take_unshown(tx)
-            aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
-            events = []
-            for key, data in self._vault.items("event"):
-                if key not in seen_events:
-                    seen_events.add(key)
-                    record = EventRecord.from_bytes(data)
-                    events.append(
-                        EventView(
-                            aliases.get(record.contact_id, ""), record.at, record.kind.value, record.detail
-                        )
-                    )
-            new_contacts = sorted(set(aliases.values()) - known_contacts)
-            known_contacts.update(new_contacts)
-            if messages or events or new_contacts:
-                on_result(InboxResult(messages, sorted(events, key=lambda e: e.at), [], new_contacts))
+            news = self._news(seen_events, known_contacts, [])
+            if news.messages or news.events or news.new_contacts:
+                on_result(news)
 
         await self._drain(timeout=0.0, on_delivery=report)
 

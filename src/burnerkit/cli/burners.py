@@ -10,7 +10,7 @@ import typer
 
 from burnerkit.app.durations import parse_duration
 from burnerkit.app.home import Home
-from burnerkit.app.messenger import DEFAULT_LIFETIME, Messenger, finish_burn
+from burnerkit.app.messenger import DEFAULT_LIFETIME, Messenger
 from burnerkit.cli.context import HomeOpt, JsonOpt, open_messenger, relay_timeout
 from burnerkit.cli.output import console, err_console, print_json, stamp
 from burnerkit.cli.passphrase import ask_passphrase
@@ -83,7 +83,6 @@ def burn(
     picked = resolved.pick(name)
     with open_messenger(home, picked, allow_expired=True) as messenger:
         report = asyncio.run(messenger.burn())
-    finish_burn(resolved, picked)
     if json_out:
         print_json(report.to_json())
     else:

@@ -595,6 +595,24 @@ def _is_ok(frame: bytes) -> bool:
     return frame[_ENTITY_LEN_AT + 1 + frame[_ENTITY_LEN_AT]] == _TAG_OK
 
 
+#: Where a MSG to a queue has its tag and msg id (entity: a 24-byte recipient id).
+_MSG_TAG_AT = _ENTITY_LEN_AT + 1 + QUEUE_ID_SIZE
+_TAG_MSG = encode_server_frame(_ZERO_CORR, bytes(QUEUE_ID_SIZE), Msg(bytes(MSG_ID_SIZE), b""))[_MSG_TAG_AT]
+
+
+def _msg_head(frame: bytes) -> tuple[bool, bytes, bytes] | None:
+    """(answers an ACK, recipient id, msg id) of a MSG, read at fixed offsets like _is_ok;
+    None for any other frame (which the caller then parses in full)."""
+    if frame[_ENTITY_LEN_AT] != QUEUE_ID_SIZE or frame[_MSG_TAG_AT] != _TAG_MSG:
+        return None
+    answering = frame[3:_ENTITY_LEN_AT] != _ZERO_CORR
+    return (
+        answering,
+        frame[_ENTITY_LEN_AT + 1 : _MSG_TAG_AT],
+        frame[_MSG_TAG_AT + 1 : _MSG_TAG_AT + 1 + MSG_ID_SIZE],
+    )
+
+
 async def _read_oks(peer: _Peer) -> None:
     """Read a sender connection's answers; each must be OK (the message is durable)."""
     async for data in peer.ws:
@@ -634,10 +652,14 @@ async def _relay_run(fleet: _Fleet, seconds: float, server_pid: int) -> _Run:
                 counter.count += 1
                 windows[_entity(frame)].release()
                 continue
-            answer = decode_server_frame(frame)
-            if not isinstance(answer.response, Msg):
-                raise RuntimeError(f"recipient got {answer.response}")
-            await peer.ws.send(lanes[answer.entity].ack_frame(answer.response.msg_id))
+            head = _msg_head(frame)
+            if head is None:
+                raise RuntimeError(f"recipient got {decode_server_frame(frame).response}")
+            answering, recipient_id, msg_id = head
+            if answering:  # the next message answers the last one's ACK: that one is done
+                counter.count += 1
+                windows[recipient_id].release()
+            await peer.ws.send(lanes[recipient_id].ack_frame(msg_id))
 
     async def send(lane: _Lane) -> None:
         window = windows[lane.queue.recipient_id]

@@ -3,6 +3,11 @@
 Each test states one promise of ``store/base.py`` (or of the dedupe rule in
 ``store/memory.py``) and runs against every backend; the tests at the bottom cover
 what only a file-backed store can promise: durability, locking, what stays on disk.
+
+The SQLite store runs twice: as the relay opened it so far, and with write-behind
+(``defer_seconds``), where every put of these tests passes ``on_accepted`` and may be
+held back; ``put`` checks the ``on_accepted`` promise on every call. What write-behind
+adds is tested in ``test_deferred_writes.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import dataclasses
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,6 +31,10 @@ from burnerkit.relay.server.store.sqlite import MAX_BATCH, SCHEMA_VERSION, Sqlit
 
 NOW = 1_700_000_000
 BIG_QUOTA = 10_000
+#: Short enough for the many sequential puts of these tests (each waits for its write).
+DEFER = 0.002
+#: Stores of the write-behind variant: ``put`` passes them ``on_accepted``.
+WRITE_BEHIND: weakref.WeakSet[MessageStore] = weakref.WeakSet()
 
 
 def new_queue() -> QueueRecord:
@@ -49,7 +59,15 @@ async def put(
     send_id: bytes | None = None,
     quota: int = BIG_QUOTA,
 ) -> PutResult:
-    return await store.put_message(queue.sender_id, send_id or new_send_id(), message, quota=quota)
+    if store not in WRITE_BEHIND:
+        return await store.put_message(queue.sender_id, send_id or new_send_id(), message, quota=quota)
+    accepted: list[PutResult] = []
+    result = await store.put_message(
+        queue.sender_id, send_id or new_send_id(), message, quota=quota, on_accepted=accepted.append
+    )
+    # on_accepted ran before the put returned, once, with its result; and only if stored.
+    assert accepted == ([result] if result in (PutResult.STORED, PutResult.STORED_MARKED) else [])
+    return result
 
 
 async def drain(store: MessageStore, recipient_id: bytes) -> list[StoredMessage]:
@@ -61,13 +79,16 @@ async def drain(store: MessageStore, recipient_id: bytes) -> list[StoredMessage]
     return out
 
 
-@pytest_asyncio.fixture(params=["memory", "sqlite"])
+@pytest_asyncio.fixture(params=["memory", "sqlite", "sqlite-write-behind"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MessageStore]:
     backend: MessageStore
     if request.param == "memory":
         backend = MemoryStore()
-    else:
+    elif request.param == "sqlite":
         backend = await SqliteStore.open(tmp_path / "relay.sqlite")
+    else:
+        backend = await SqliteStore.open(tmp_path / "relay.sqlite", defer_seconds=DEFER)
+        WRITE_BEHIND.add(backend)
     yield backend
     await backend.close()
 
@@ -244,6 +265,69 @@ async def test_a_failing_put_does_not_disturb_concurrent_ones(
     assert isinstance(results[1], StoreError)
     assert results[2] is PutResult.STORED
     assert await drain(store, created.recipient_id) == [taken, ok1, ok2]
+
+
+@pytest.mark.asyncio
+async def test_on_accepted_is_called_with_the_result_before_put_returns(
+    store: MessageStore, created: QueueRecord
+) -> None:
+    calls: list[tuple[PutResult, bool]] = []
+    puts: list[asyncio.Task[PutResult]] = []
+
+    def on_accepted(result: PutResult) -> None:
+        calls.append((result, puts[-1].done()))
+
+    for _ in range(2):
+        message = new_message()
+        puts.append(
+            asyncio.ensure_future(
+                store.put_message(created.sender_id, new_send_id(), message, quota=2, on_accepted=on_accepted)
+            )
+        )
+        assert await puts[-1] in (PutResult.STORED, PutResult.STORED_MARKED)
+    assert calls == [(PutResult.STORED, False), (PutResult.STORED_MARKED, False)]
+    assert [m.quota_marker for m in await drain(store, created.recipient_id)] == [False, True]
+
+
+@pytest.mark.asyncio
+async def test_on_accepted_is_not_called_for_duplicate_quota_or_no_queue(
+    store: MessageStore, created: QueueRecord
+) -> None:
+    send_id = new_send_id()
+    assert await put(store, created, new_message(), send_id=send_id, quota=1) is PutResult.STORED_MARKED
+    calls: list[PutResult] = []
+    for sender_id, retried, expected in (
+        (created.sender_id, send_id, PutResult.DUPLICATE),
+        (created.sender_id, new_send_id(), PutResult.QUOTA),
+        (os.urandom(24), new_send_id(), PutResult.NO_QUEUE),
+    ):
+        result = await store.put_message(sender_id, retried, new_message(), quota=1, on_accepted=calls.append)
+        assert result is expected
+    assert calls == []
+
+
+@pytest.mark.asyncio
+async def test_an_on_accepted_that_raises_goes_to_the_loop_and_the_put_stands(
+    store: MessageStore, created: QueueRecord
+) -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[BaseException | None] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context.get("exception")))
+
+    def on_accepted(result: PutResult) -> None:
+        raise RuntimeError("the caller's bug")
+
+    message = new_message()
+    try:
+        result = await store.put_message(
+            created.sender_id, new_send_id(), message, quota=BIG_QUOTA, on_accepted=on_accepted
+        )
+    finally:
+        loop.set_exception_handler(None)
+    assert result is PutResult.STORED
+    assert len(reported) == 1
+    assert isinstance(reported[0], RuntimeError)
+    assert await drain(store, created.recipient_id) == [message]
 
 
 # -- dedupe -------------------------------------------------------------------------------
@@ -489,7 +573,8 @@ async def test_many_concurrent_puts_are_each_stored_once(store: MessageStore, cr
         commits = store.commit_count - commits_before
         print(f"group commit: {count} concurrent puts in {commits} commits")
         assert commits < count
-        assert commits >= count // MAX_BATCH
+        if store not in WRITE_BEHIND:  # deferred puts are decided without a commit
+            assert commits >= count // MAX_BATCH
     retries = await asyncio.gather(*(put(store, created, new_message(), send_id=s) for s in send_ids))
     assert retries == [PutResult.DUPLICATE] * count
     assert await drain(store, created.recipient_id) == messages

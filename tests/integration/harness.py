@@ -452,9 +452,10 @@ async def new_queue(peer: Peer) -> RawQueue:
     return QueueCredentials(ids.recipient_id, ids.sender_id, key, queue_key)
 
 
-def opened(queue: RawQueue, tx: ServerTransmission) -> tuple[bytes, Delivery]:
-    """The msg id and the opened delivery of a pushed ``MSG``."""
-    assert tx.corr_id == ZERO_CORR
+def opened(queue: RawQueue, tx: ServerTransmission, *, answering: bool = False) -> tuple[bytes, Delivery]:
+    """The msg id and the opened delivery of a pushed ``MSG`` (``answering``: of the ``MSG``
+    that answers an ACK instead of its ``OK``, §14.8)."""
+    assert (tx.corr_id != ZERO_CORR) == answering
     assert tx.entity == queue.recipient_id
     assert isinstance(tx.response, Msg), tx
     return tx.response.msg_id, open_delivery(queue.queue_key, tx.response.msg_id, tx.response.sealed)

@@ -95,11 +95,21 @@ async def _killer(relay: RelayProcess, dice: Dice, state: Round) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("write_behind", ["0", "0.25"], ids=["write-through", "write-behind"])
 async def test_relay_kill_9_loses_no_acknowledged_message(
-    relays: Relays, record_property: Callable[[str, object], None]
+    relays: Relays, record_property: Callable[[str, object], None], write_behind: str
 ) -> None:
-    relay = relays.start()
+    """Every message the relay acknowledged comes through, once after dedupe, in order.
+
+    Write-through (every message written before it is delivered): a retried SEND never
+    makes a second copy, so each number has exactly one msg id. Write-behind (the relay's
+    default, §14.8): a message delivered from memory and lost with the process before its
+    write comes again after its sender's retry, as a second copy; so a number may have as
+    many msg ids as its SEND went out, never more.
+    """
+    relay = relays.start("--write-behind", write_behind)
     dice = Dice(SEED)
+    ids_by_body: dict[bytes, set[bytes]] = {}
     totals = {"kills": 0, "acknowledged": 0, "unacknowledged": 0, "delivered": 0, "duplicates": 0}
     recorder = Recorder()
     async with (
@@ -131,9 +141,12 @@ async def test_relay_kill_9_loses_no_acknowledged_message(
             first_seen = list(dict.fromkeys(state.delivered))
             # After dedupe, each exactly once, in the order it was sent.
             assert first_seen == sorted(first_seen)
-            # A redelivery is the same stored message (same msg id); a retried SEND never
-            # made a second copy (which would carry a second msg id).
-            assert all(len(ids) == 1 for ids in state.msg_ids.values())
+            if write_behind == "0":
+                # A redelivery is the same stored message (same msg id); a retried SEND never
+                # made a second copy (which would carry a second msg id).
+                assert all(len(ids) == 1 for ids in state.msg_ids.values())
+            for number, ids in state.msg_ids.items():
+                ids_by_body[f"{index}:{number}".encode()] = ids
             assert state.kills == KILLS_PER_ROUND
             totals["kills"] += state.kills
             totals["acknowledged"] += len(state.acknowledged)
@@ -143,12 +156,15 @@ async def test_relay_kill_9_loses_no_acknowledged_message(
     await relay.astop()
     assert sum(run.returncode == -9 for run in relay.runs) == ROUNDS * KILLS_PER_ROUND
     assert count_messages(relay.store_path) == 0  # every one acknowledged by the reader, and deleted
-    sends = Counter(
-        tx.command.send_id
-        for tx in map(decode_client_frame, recorder.outgoing())
-        if isinstance(tx.command, Send)
-    )
+    sent = [
+        tx.command for tx in map(decode_client_frame, recorder.outgoing()) if isinstance(tx.command, Send)
+    ]
+    sends = Counter(command.send_id for command in sent)
     assert len(sends) == totals["acknowledged"] + totals["unacknowledged"]
+    # Each copy the relay stored came from a SEND of its own (write-behind: a retry).
+    transmissions = Counter(command.body for command in sent)
+    assert all(len(ids) <= transmissions[body] for body, ids in ids_by_body.items())
+    totals["second_copies"] = sum(len(ids) - 1 for ids in ids_by_body.values())
     totals["sends_retried"] = sum(count > 1 for count in sends.values())
     totals["relay_starts"] = len(relay.runs)
     print(f"\nkill -9 statistics: {totals}")

@@ -166,8 +166,9 @@ async def new_queue(peer: Peer) -> Queue:
     return QueueCredentials(ids.recipient_id, ids.sender_id, key, queue_key)
 
 
-def opened(queue: Queue, tx: ServerTransmission) -> tuple[bytes, Delivery]:
-    assert tx.corr_id == ZERO_CORR
+def opened(queue: Queue, tx: ServerTransmission, *, answering: bool = False) -> tuple[bytes, Delivery]:
+    """A pushed MSG, or (``answering``) the MSG that answers an ACK in place of its OK."""
+    assert (tx.corr_id != ZERO_CORR) == answering
     assert tx.entity == queue.recipient_id
     assert isinstance(tx.response, Msg)
     return tx.response.msg_id, open_delivery(queue.queue_key, tx.response.msg_id, tx.response.sealed)
@@ -266,10 +267,12 @@ async def test_send_sub_msg_ack_next(relay: Relay) -> None:
     assert first.body == b"one"
     assert first.quota_marker is False
     await recipient.nothing_pushed()  # one outstanding message per subscription
-    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)).response == Ok()
-    second_id, second = opened(queue, await recipient.push())
+    # The next message answers the ACK, in place of its OK (§14.8).
+    answer = await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)
+    second_id, second = opened(queue, answer, answering=True)
     assert second.body == b"two"
     assert second_id != first_id
+    # The last one's ACK has no next message to answer it: OK.
     assert (await recipient.request(queue.recipient_id, Ack(second_id), queue.recipient_key)).response == Ok()
     await recipient.nothing_pushed()
     assert await relay.store.first_message(queue.recipient_id) is None
@@ -310,8 +313,8 @@ async def test_a_stale_ack_gets_no_msg_and_deletes_nothing(relay: Relay) -> None
         assert (await sender.request(queue.sender_id, Send(send_id(), body))).response == Ok()
     assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     first_id, _ = opened(queue, await recipient.push())
-    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)).response == Ok()
-    second_id, second = opened(queue, await recipient.push())
+    answer = await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)
+    second_id, second = opened(queue, answer, answering=True)
     # The first id again, and an id never delivered: neither deletes anything.
     for stale in (first_id, RNG.random_bytes(24)):
         tx = await recipient.request(queue.recipient_id, Ack(stale), queue.recipient_key)
@@ -320,8 +323,8 @@ async def test_a_stale_ack_gets_no_msg_and_deletes_nothing(relay: Relay) -> None
     waiting = await relay.store.first_message(queue.recipient_id)
     assert waiting is not None
     assert waiting.msg_id == second_id
-    assert (await recipient.request(queue.recipient_id, Ack(second_id), queue.recipient_key)).response == Ok()
-    _, third = opened(queue, await recipient.push())
+    answer = await recipient.request(queue.recipient_id, Ack(second_id), queue.recipient_key)
+    _, third = opened(queue, answer, answering=True)
     assert (second.body, third.body) == (b"two", b"three")
 
 
@@ -516,8 +519,8 @@ async def test_quota_marks_the_last_message_and_refuses_the_next(start_relay: St
     assert (await sender.request(queue.sender_id, Send(send_id(), b"x"))).response == Err(ErrorCode.QUOTA)
     assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
     first_id, first = opened(queue, await recipient.push())
-    assert (await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)).response == Ok()
-    _, second = opened(queue, await recipient.push())
+    answer = await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)
+    _, second = opened(queue, answer, answering=True)
     assert (first.quota_marker, second.quota_marker) == (False, True)
 
 
@@ -534,10 +537,10 @@ async def test_pipelined_sends_are_stored_in_order(relay: Relay) -> None:
     bodies: list[bytes] = []
     while len(bodies) < len(frames):
         tx = await recipient.recv()
-        if tx.corr_id != ZERO_CORR:  # the OK of an ACK we did not wait for
-            assert tx.response == Ok()
+        if tx.response == Ok():  # the last ACK's answer: no next message to answer with
+            assert tx.corr_id != ZERO_CORR
             continue
-        msg_id, delivery = opened(queue, tx)
+        msg_id, delivery = opened(queue, tx, answering=tx.corr_id != ZERO_CORR)
         bodies.append(delivery.body)
         await recipient.ws.send(recipient.frame(queue.recipient_id, Ack(msg_id), queue.recipient_key))
     assert bodies == [str(i).encode() for i in range(40)]
@@ -579,7 +582,13 @@ async def test_the_rate_limit_answers_rate(start_relay: StartRelay) -> None:
 
 class FailingPuts(MemoryStore):
     async def put_message(
-        self, sender_id: bytes, send_id: bytes, message: StoredMessage, *, quota: int
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
     ) -> PutResult:
         raise StoreError("disk full")
 
@@ -695,11 +704,19 @@ async def test_stop_lets_an_inflight_send_answer(start_relay: StartRelay) -> Non
 
     class SlowPuts(MemoryStore):
         async def put_message(
-            self, sender_id: bytes, send_id: bytes, message: StoredMessage, *, quota: int
+            self,
+            sender_id: bytes,
+            send_id: bytes,
+            message: StoredMessage,
+            *,
+            quota: int,
+            on_accepted: Callable[[PutResult], None] | None = None,
         ) -> PutResult:
             entered.set()
             await release.wait()
-            return await super().put_message(sender_id, send_id, message, quota=quota)
+            return await super().put_message(
+                sender_id, send_id, message, quota=quota, on_accepted=on_accepted
+            )
 
     relay = await start_relay(store=SlowPuts())
     peer = await relay.peer()

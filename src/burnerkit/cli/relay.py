@@ -40,6 +40,14 @@ def serve(
     mailbox_ttl: Annotated[
         float | None, typer.Option(metavar="SECONDS", help="Lifetime of a pairing mailbox [default: 600].")
     ] = None,
+    write_behind: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS",
+            help="How long a message to an online recipient may wait unwritten; acknowledged "
+            "by then, it never touches the disk. 0: write every message first [default: 0.25].",
+        ),
+    ] = None,
 ) -> None:
     """Serve relay queues over WebSocket until SIGTERM or Ctrl-C."""
     # Imported late: the other commands never load the server.
@@ -53,6 +61,7 @@ def serve(
             ("ttl", ttl),
             ("sweep_interval", sweep_interval),
             ("mailbox_ttl", mailbox_ttl),
+            ("write_behind", write_behind),
         )
         if value is not None
     }

@@ -619,7 +619,8 @@ class RelayClient:
             repeatable=True,
             limit=self._limit(timeout),
         )
-        if response == Err(ErrorCode.NO_MSG):
+        # The next message may answer instead of OK; _dispatch has delivered it already.
+        if response == Err(ErrorCode.NO_MSG) or isinstance(response, Msg):
             return
         self._expect_ok(response)
 
@@ -1034,6 +1035,10 @@ class RelayClient:
             return
         if isinstance(response, Hello):
             raise RelayUnavailableError("relay sent a second hello")
+        if isinstance(response, Msg):
+            # The next message, answering an ACK (§14.8): a delivery first, whether or not
+            # the ACK's caller still waits.
+            self._deliver(transmission.entity, response.msg_id, response.sealed)
         pending = self._pending.get(transmission.corr_id)
         # An unknown corr_id is the late answer of a command whose caller gave up.
         if pending is not None and pending.generation == conn.generation and not pending.future.done():

@@ -211,6 +211,20 @@ class _Tag(enum.IntEnum):
     MB_END = 0x89
 
 
+#: One-byte pieces of the hot encoders (docs/protocol.md §14.4, §14.5).
+_VERSION: Final = bytes([PROTOCOL_VERSION])
+_ENTITY_LENGTHS: Final = {0: b"\x00", QUEUE_ID_SIZE: bytes([QUEUE_ID_SIZE])}
+_TAG_SEND: Final = bytes([_Tag.SEND])
+_TAG_ACK: Final = bytes([_Tag.ACK])
+_TAG_OK: Final = bytes([_Tag.OK])
+_TAG_ERR: Final = bytes([_Tag.ERR])
+_TAG_MSG: Final = bytes([_Tag.MSG])
+_SEND: Final = int(_Tag.SEND)
+_ACK: Final = int(_Tag.ACK)
+#: From the version byte of a transmission to the tag of a command to a queue.
+_HEAD_TO_TAG: Final = 1 + CORR_ID_SIZE + 1 + QUEUE_ID_SIZE
+
+
 # -- commands (client to server) --------------------------------------------------------
 
 
@@ -412,13 +426,30 @@ def encode_frame(content: bytes) -> bytes:
     Raises:
         ValueError: if ``content`` does not fit.
     """
-    if len(content) > FRAME_SIZE - 2:
+    return _frame_of((content,), len(content))
+
+
+def _frame_of(parts: tuple[bytes, ...] | list[bytes], length: int) -> bytes:
+    """:func:`encode_frame` of the concatenation of ``parts`` (``length`` bytes in all).
+
+    One join, one allocation: frames are 16 KiB and the relay builds several per message.
+    """
+    if length > FRAME_SIZE - 2:
         raise ValueError(f"frame content must be at most {FRAME_SIZE - 2} bytes")
-    return (len(content).to_bytes(2, "big") + content).ljust(FRAME_SIZE, b"\0")
+    return b"".join((length.to_bytes(2, "big"), *parts, _ZEROS[: FRAME_SIZE - 2 - length]))
 
 
 def decode_frame(frame: bytes) -> bytes:
     """The content of one frame.
+
+    Raises:
+        RemoteProtocolError: wrong size, impossible length, or non-zero padding.
+    """
+    return frame[2 : 2 + _frame_length(frame)]
+
+
+def _frame_length(frame: bytes) -> int:
+    """The content length of a frame whose size and padding are right.
 
     Raises:
         RemoteProtocolError: wrong size, impossible length, or non-zero padding.
@@ -428,7 +459,7 @@ def decode_frame(frame: bytes) -> bytes:
     length = int.from_bytes(frame[:2], "big")
     if length > FRAME_SIZE - 2 or not frame.endswith(_ZEROS[: FRAME_SIZE - 2 - length]):
         raise RemoteProtocolError("malformed frame")
-    return frame[2 : 2 + length]
+    return length
 
 
 def _entity(w: Writer, entity: bytes) -> None:
@@ -438,6 +469,14 @@ def _entity(w: Writer, entity: bytes) -> None:
 
 
 def _command_bytes(command: ClientCommand) -> bytes:
+    # The two commands of every relayed message first, without a Writer (same bytes).
+    if type(command) is Ack:
+        return b"".join((_TAG_ACK, _exact(command.msg_id, MSG_ID_SIZE)))
+    if type(command) is Send:
+        body = command.body
+        return b"".join(
+            (_TAG_SEND, _exact(command.send_id, SEND_ID_SIZE), len(body).to_bytes(2, "big"), body)
+        )
     w = Writer()
     match command:
         case New(recipient_key, recipient_dh):
@@ -482,9 +521,14 @@ def _in_range(value: int, largest: int) -> int:
 
 
 def _signed_part(corr_id: bytes, entity: bytes, command: ClientCommand) -> bytes:
-    w = Writer().u8(PROTOCOL_VERSION).raw(_exact(corr_id, CORR_ID_SIZE))
-    _entity(w, entity)
-    return w.getvalue() + _command_bytes(command)
+    return b"".join((_head(corr_id, entity), _command_bytes(command)))
+
+
+def _head(corr_id: bytes, entity: bytes) -> bytes:
+    """``version ‖ corr_id ‖ u8(entity_len) ‖ entity``, the start of every transmission."""
+    if len(entity) not in (0, QUEUE_ID_SIZE):
+        raise ValueError("entity must be empty or a 24-byte queue id")
+    return b"".join((_VERSION, _exact(corr_id, CORR_ID_SIZE), _ENTITY_LENGTHS[len(entity)], entity))
 
 
 def _auth_message(session_id: bytes, signed: bytes) -> bytes:
@@ -522,7 +566,7 @@ def encode_client_frame(
         auth = signing_key.sign(_auth_message(session_id, signed))
     else:
         auth = b""
-    return encode_frame(len(auth).to_bytes(1, "big") + auth + signed)
+    return _frame_of((len(auth).to_bytes(1, "big"), auth, signed), 1 + len(auth) + len(signed))
 
 
 def decode_client_frame(frame: bytes) -> ClientTransmission:
@@ -531,7 +575,17 @@ def decode_client_frame(frame: bytes) -> ClientTransmission:
     Raises:
         RemoteProtocolError: if it does not parse.
     """
-    content = decode_frame(frame)
+    content_end = 2 + _frame_length(frame)
+    fast = _decode_send_or_ack(frame, 2, content_end)
+    return _decode_client_content(frame[2:content_end]) if fast is None else fast
+
+
+def _decode_client_content(content: bytes) -> ClientTransmission:
+    """The general parser of a client frame's content: every command, every refusal.
+
+    Raises:
+        RemoteProtocolError: if it does not parse.
+    """
     try:
         r = Reader(content)
         sig_len = r.u8()
@@ -548,6 +602,45 @@ def decode_client_frame(frame: bytes) -> ClientTransmission:
     except CodecError as exc:
         raise RemoteProtocolError("malformed command") from exc
     return ClientTransmission(corr_id, entity, command, signature, signed)
+
+
+def _decode_send_or_ack(data: bytes, first: int = 0, end: int | None = None) -> ClientTransmission | None:
+    """A well-formed SEND or ACK to a queue, parsed by offsets (the relay's hot path).
+
+    The content is ``data[first:end]`` (a frame and its content's bounds: no copy of the
+    content is made). None for anything else, which the general parser then accepts or
+    refuses. It accepts exactly what the general parser accepts for these two commands,
+    builds the same value, and refuses nothing itself: what it does not recognise goes on.
+    """
+    end = len(data) if end is None else end
+    if end <= first:
+        return None
+    sig_len = data[first]
+    if sig_len not in (0, ACK_MAC_SIZE, _SIG_SIZE):
+        return None
+    start = first + 1 + sig_len
+    at = start + _HEAD_TO_TAG  # the tag of a command to a queue
+    if end <= at or data[start] != PROTOCOL_VERSION or data[at - 1 - QUEUE_ID_SIZE] != QUEUE_ID_SIZE:
+        return None
+    tag = data[at]
+    if tag == _ACK:
+        if end != at + 1 + MSG_ID_SIZE:
+            return None
+        command: ClientCommand = Ack(data[at + 1 : end])
+    elif tag == _SEND and sig_len != ACK_MAC_SIZE:
+        body_at = at + 1 + SEND_ID_SIZE + 2
+        if end < body_at or end != body_at + int.from_bytes(data[body_at - 2 : body_at], "big"):
+            return None
+        command = Send(data[at + 1 : body_at - 2], data[body_at:end])
+    else:
+        return None
+    return ClientTransmission(
+        data[start + 1 : start + 1 + CORR_ID_SIZE],
+        data[at - QUEUE_ID_SIZE : at],
+        command,
+        data[first + 1 : start],
+        data[start:end],
+    )
 
 
 def _read_head(r: Reader) -> tuple[bytes, bytes]:
@@ -652,6 +745,16 @@ def verify_ack_mac_of_queue(
 
 def encode_server_frame(corr_id: bytes, entity: bytes, response: ServerResponse) -> bytes:
     """One server frame."""
+    kind = type(response)
+    if kind is Ok or kind is Msg or kind is Err:  # the relay's hot path: one join (same bytes)
+        head = _head(corr_id, entity)
+        if isinstance(response, Msg):
+            sealed = response.sealed
+            fields = (_TAG_MSG, _exact(response.msg_id, MSG_ID_SIZE), len(sealed).to_bytes(2, "big"), sealed)
+            return _frame_of((head, *fields), len(head) + 1 + MSG_ID_SIZE + 2 + len(sealed))
+        if isinstance(response, Err):
+            return _frame_of((head, _TAG_ERR, response.code.to_bytes(1, "big")), len(head) + 2)
+        return _frame_of((head, _TAG_OK), len(head) + 1)
     w = Writer().u8(PROTOCOL_VERSION).raw(_exact(corr_id, CORR_ID_SIZE))
     _entity(w, entity)
     match response:
@@ -765,16 +868,28 @@ def open_ids(queue_key: bytes, sealed: bytes) -> QueueIds:
     return QueueIds(plain[:QUEUE_ID_SIZE], plain[QUEUE_ID_SIZE:])
 
 
-def seal_delivery(queue_key: bytes, msg_id: bytes, delivery: Delivery, rng: Random) -> bytes:
-    """Re-seal a stored message for its recipient: fixed length, fresh nonce, msg id bound."""
+def seal_delivery(queue_key: bytes | aead.AeadKey, msg_id: bytes, delivery: Delivery, rng: Random) -> bytes:
+    """Re-seal a stored message for its recipient: fixed length, fresh nonce, msg id bound.
+
+    ``queue_key``: the queue key, or an :class:`~burnerkit.crypto.aead.AeadKey` of it (the
+    relay keeps one per subscription rather than set up the cipher for every delivery).
+    """
     if len(delivery.body) > MAX_BODY_SIZE:
         raise ValueError(f"body must be at most {MAX_BODY_SIZE} bytes")
     flags = _FLAG_QUOTA if delivery.quota_marker else 0
-    plain = (_DELIVERY_HEAD.pack(delivery.received_at, flags, len(delivery.body)) + delivery.body).ljust(
-        DELIVERY_PLAINTEXT_SIZE, b"\0"
+    body = delivery.body
+    plain = b"".join(
+        (
+            _DELIVERY_HEAD.pack(delivery.received_at, flags, len(body)),
+            body,
+            _ZEROS[: DELIVERY_PLAINTEXT_SIZE - _DELIVERY_HEAD.size - len(body)],
+        )
     )
     nonce = rng.random_bytes(aead.NONCE_SIZE)
-    return nonce + aead.seal(queue_key, nonce, plain, LABEL_RELAY_QUEUE + msg_id)
+    associated = LABEL_RELAY_QUEUE + msg_id
+    if isinstance(queue_key, aead.AeadKey):
+        return nonce + queue_key.seal(nonce, plain, associated)
+    return nonce + aead.seal(queue_key, nonce, plain, associated)
 
 
 def open_delivery(queue_key: bytes, msg_id: bytes, sealed: bytes) -> Delivery:

@@ -16,6 +16,7 @@ from burnerkit.relay.protocol import (
     FRAME_SIZE,
     MAX_BODY_SIZE,
     Ack,
+    ClientTransmission,
     Del,
     Delivery,
     End,
@@ -243,3 +244,52 @@ def test_max_body_is_exactly_one_envelope():
     from burnerkit.protocol.envelope import ENVELOPE_SIZE
 
     assert MAX_BODY_SIZE == ENVELOPE_SIZE
+
+
+def _general_or_none(content: bytes) -> ClientTransmission | None:
+    from burnerkit.relay.protocol import _decode_client_content
+
+    try:
+        return _decode_client_content(content)
+    except RemoteProtocolError:
+        return None
+
+
+_HOT_CONTENTS = st.builds(
+    lambda command, auth, sig_len: (
+        decode_frame(encode_client_frame(CORR, QID, command, session_id=SESSION, **auth))
+        if sig_len is None
+        else bytes([sig_len])
+        + bytes(sig_len)
+        + decode_frame(encode_client_frame(CORR, QID, command, session_id=SESSION))[1:]
+    ),
+    st.one_of(
+        st.builds(Send, st.binary(min_size=16, max_size=16), st.binary(max_size=300)),
+        st.builds(Ack, st.binary(min_size=24, max_size=24)),
+    ),
+    st.sampled_from([{}, {"signing_key": KEY}]),
+    st.sampled_from([None, 0, 32, 64]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _HOT_CONTENTS,
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=3),
+    st.integers(0, 3),
+)
+def test_fast_send_and_ack_parser_agrees_with_the_general_parser(content, flips, cut):
+    """The relay's offset parser for SEND and ACK (the hot path) accepts exactly what the
+    general parser accepts, with the same value, on genuine, mutated and truncated input."""
+    from burnerkit.relay.protocol import _decode_send_or_ack
+
+    mutated = bytearray(content)
+    for index, value in flips:
+        if index < len(mutated):
+            mutated[index] = value
+    data = bytes(mutated[: len(mutated) - cut])
+    fast = _decode_send_or_ack(data)
+    general = _general_or_none(data)
+    if fast is not None:
+        assert fast == general
+    assert (decode_client_frame(encode_frame(data)) if general is not None else None) == general

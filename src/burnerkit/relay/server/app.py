@@ -71,6 +71,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from burnerkit.crypto.aead import AeadKey
 from burnerkit.crypto.keys import VerifyKey, X25519PrivateKey
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import BurnerError, InvalidKeyError, RemoteProtocolError
@@ -224,7 +225,7 @@ class _Connection:
                 self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
 
-    def finished(self, _task: asyncio.Task[None]) -> None:
+    def finished(self, _task: asyncio.Task[Any]) -> None:
         self.inflight -= 1
         if self.waiter is not None:
             if not self.waiter.done():
@@ -263,6 +264,7 @@ class _Subscription:
         "pumping",
         "queue",
         "recipient_id",
+        "sealer",
     )
 
     def __init__(self, conn: _Connection, queue: QueueRecord) -> None:
@@ -273,6 +275,8 @@ class _Subscription:
         self.queue = queue
         #: the key of the MACs of this connection's ACKs on this queue (§14.4)
         self.ack_key = derive_ack_key(queue.queue_key, conn.session_id)
+        #: the queue key, set up once for sealing this subscription's deliveries
+        self.sealer = AeadKey(queue.queue_key)
         #: msg id delivered and not yet acknowledged; _ACKING while its delete runs
         self.outstanding: bytes | None = None
         #: a _pump is running; ``again``: something was stored while it ran
@@ -312,7 +316,7 @@ class RelayServer:
         self._by_sender: dict[bytes, _Subscription] = {}
         #: messages held in all inboxes together (at most _INBOX_TOTAL)
         self._inboxed = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._ws_server: Server | None = None
         self._metrics_server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -580,7 +584,7 @@ class RelayServer:
         task = self._spawn(self._run(conn, tx, prev, gate))
         task.add_done_callback(conn.finished)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -744,20 +748,26 @@ class RelayServer:
             await self._answer(conn, tx, Err(ErrorCode.NO_MSG))
             return
         if sub.inbox:
-            # The recipient has this message: the next one, in memory, may go out before
-            # the delete commits (delivery is at-least-once; the delete is queued before
-            # any later read of the store, so this message is never read back).
+            # The recipient has this message: the next one, in memory, answers the ACK at
+            # once, before the delete commits (delivery is at-least-once; the delete is
+            # queued before any later read of the store, so this message is never read
+            # back). Only without a next message does the ACK get its own OK.
             sub.outstanding = None
-            await self._pump(sub)
+            answered = await self._pump(sub, tx.corr_id)
             try:
                 deleted = await self._store.delete_message(queue.recipient_id, command.msg_id)
             except BaseException:
                 # It stays stored, ahead of what the inbox holds: read the store again.
                 self._forget(sub)
-                raise
+                if not answered:
+                    raise
+                # The ACK has its answer already; the message will simply come again.
+                log_event(_log, "store_error", level=logging.ERROR, error="delete failed")
+                return
             if deleted:
                 self.metrics.messages_acked_total += 1
-            await self._answer(conn, tx, Ok())
+            if not answered:
+                await self._answer(conn, tx, Ok())
             return
         # While the delete runs, a second ACK of the same id gets NO_MSG and nothing
         # is pumped: the message is still on the queue and must not go out again.
@@ -769,16 +779,14 @@ class RelayServer:
                 sub.outstanding = command.msg_id
             raise
         # Not deleted means the message is already gone (expired, or the queue was
-        # deleted): either way the recipient has it, so the answer is OK.
+        # deleted): either way the recipient has it; the answer is the next message, or OK.
         if deleted:
             self.metrics.messages_acked_total += 1
-        try:
-            await self._answer(conn, tx, Ok())
-        finally:
-            if sub.outstanding == _ACKING:
-                sub.outstanding = None
-        if self._subscriptions.get(queue.recipient_id) is sub:
-            await self._pump(sub)
+        if sub.outstanding == _ACKING:
+            sub.outstanding = None
+        if self._subscriptions.get(queue.recipient_id) is sub and await self._pump(sub, tx.corr_id):
+            return
+        await self._answer(conn, tx, Ok())
 
     async def _send(
         self,
@@ -808,17 +816,34 @@ class RelayServer:
         # The put's first step runs before any later SEND of this connection wakes up,
         # so the store sees this connection's SENDs in the order they arrived.
         gate.set_result(None)
-        result = await self._store.put_message(tx.entity, command.send_id, message, quota=self._config.quota)
+        accepted = False
+
+        def deliver(result: PutResult) -> None:
+            """The message is on the queue (stored, or held by the store): hand it to delivery."""
+            nonlocal accepted, message
+            accepted = True
+            sub = self._subscriptions.get(queue.recipient_id)
+            if sub is not None:
+                if result is PutResult.STORED_MARKED:
+                    message = dataclasses.replace(message, quota_marker=True)
+                self._offer(sub, message)
+                if sub.outstanding is None:
+                    self._spawn(self._pump(sub))
+
+        # With the recipient online and its queue known in memory, the store may hold the
+        # body back and tell us as soon as it has accepted it: delivery starts before the
+        # commit, and a message acknowledged before its write is never written (§14.8
+        # Write-behind). The OK below still waits until the message is safe.
+        live = self._subscriptions.get(queue.recipient_id)
+        early = deliver if live is not None and live.complete else None
+        result = await self._store.put_message(
+            tx.entity, command.send_id, message, quota=self._config.quota, on_accepted=early
+        )
         match result:
             case PutResult.STORED | PutResult.STORED_MARKED:
                 self.metrics.messages_stored_total += 1
-                sub = self._subscriptions.get(queue.recipient_id)
-                if sub is not None:
-                    if result is PutResult.STORED_MARKED:
-                        message = dataclasses.replace(message, quota_marker=True)
-                    self._offer(sub, message)
-                    if sub.outstanding is None:
-                        self._spawn(self._pump(sub))
+                if not accepted:
+                    deliver(result)
                 await self._answer(conn, tx, Ok())
             case PutResult.DUPLICATE:
                 await self._answer(conn, tx, Ok())
@@ -851,15 +876,18 @@ class RelayServer:
 
     # -- delivery -------------------------------------------------------------------------
 
-    async def _pump(self, sub: _Subscription) -> None:
+    async def _pump(self, sub: _Subscription, answer_to: bytes = _ZERO_CORR) -> bool:
         """Push the oldest message of ``sub`` unless one is outstanding.
+
+        ``answer_to``: the corr_id of an ACK this delivery answers (§14.8 ACK), zeros
+        for a pushed MSG. Returns whether a MSG went out (so the ACK needs no OK).
 
         Never raises: a store failure is logged and the message stays stored (the next
         SEND, ACK or SUB pumps again); a closed connection simply ends it.
         """
         if sub.pumping:
             sub.again = True
-            return
+            return False
         sub.pumping = True
         try:
             while self._subscriptions.get(sub.recipient_id) is sub and sub.outstanding is None:
@@ -867,31 +895,33 @@ class RelayServer:
                 message = self._take(sub)
                 if message is None:
                     if sub.complete:
-                        return
+                        return False
                     message = await self._store.first_message(sub.recipient_id)
                     if self._subscriptions.get(sub.recipient_id) is not sub or sub.outstanding is not None:
-                        return
+                        return False
                     if message is None:
                         if sub.again:
                             continue
                         # Every SEND stored after this read resolves after it, and puts its
                         # message in the inbox from now on.
                         sub.complete = True
-                        return
+                        return False
                 sub.outstanding = message.msg_id
                 sealed = seal_delivery(
-                    sub.queue.queue_key,
+                    sub.sealer,
                     message.msg_id,
                     Delivery(message.received_at, message.quota_marker, message.body),
                     self._rng,
                 )
                 self.metrics.messages_delivered_total += 1
-                await self._send_frame(sub.conn, _ZERO_CORR, sub.recipient_id, Msg(message.msg_id, sealed))
-                return
+                await self._send_frame(sub.conn, answer_to, sub.recipient_id, Msg(message.msg_id, sealed))
+                return True
+            return False
         except ConnectionClosed:
-            pass
+            return False
         except StoreError as exc:
             log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
+            return False
         finally:
             sub.pumping = False
 

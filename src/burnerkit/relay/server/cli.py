@@ -49,8 +49,11 @@ def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None 
         logging.getLogger().removeHandler(handler)
 
 
-async def open_store(path: str) -> MessageStore:
+async def open_store(path: str, *, write_behind: float = 0.0) -> MessageStore:
     """The store named by ``--store``: :data:`MEMORY_STORE` or a SQLite file.
+
+    ``write_behind``: seconds a SQLite store may hold back a message whose recipient is
+    online (``RelayConfig.write_behind``); 0 writes each at once.
 
     Raises:
         StoreError: if the SQLite file cannot be opened.
@@ -62,13 +65,13 @@ async def open_store(path: str) -> MessageStore:
         return MemoryStore()
     from .store.sqlite import SqliteStore
 
-    return await SqliteStore.open(path, checkpoint_interval=_CHECKPOINT_INTERVAL)
+    return await SqliteStore.open(path, checkpoint_interval=_CHECKPOINT_INTERVAL, defer_seconds=write_behind)
 
 
 async def _serve(config: RelayConfig, out: TextIO) -> int:
     if config.tls:
         _shrink_tls_read_buffer()
-    store = await open_store(config.store)
+    store = await open_store(config.store, write_behind=config.write_behind)
     server = RelayServer(store, config)
     try:
         await server.start()

@@ -55,6 +55,11 @@ class RelayConfig:
     max_mailboxes: int = 10_000
     #: Mailbox sides one connection may hold at once.
     mailboxes_per_connection: int = 4
+    #: Seconds the SQLite store may hold back the write of a message whose recipient is
+    #: online (§14.8 Write-behind): acknowledged within them, it is never written. 0 writes
+    #: every message before it is delivered. A quarter of a second covers the round trip
+    #: of a recipient on a slow mobile link or Tor, and is all a sender's OK may wait for it.
+    write_behind: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -83,6 +88,8 @@ class RelayConfig:
             raise ValueError("max mailboxes must be between 1 and 65535")
         if self.mailboxes_per_connection < 1:
             raise ValueError("mailboxes per connection must be at least 1")
+        if not 0 <= self.write_behind <= 5:
+            raise ValueError("write-behind must be between 0 and 5 seconds")
 
     @property
     def tls(self) -> bool:

@@ -5,8 +5,22 @@ implementation; the in-memory store is the reference, not a mock.
 
 Promises:
 
-- ``put_message`` returns only after the message is durable (for SQLite: committed
-  with ``synchronous=FULL``); the server answers ``OK`` only after that.
+- ``put_message`` returns only after the message is safe (for SQLite: committed with
+  ``synchronous=FULL``); the server answers ``OK`` only after that. "Safe" is either
+  of: the message is durable, or (write-behind, below) a ``delete_message`` of it is.
+- Write-behind: a caller that passes ``on_accepted`` learns the outcome early. The store
+  decides the put at once (same rules, same order) and, if it is ``STORED`` or
+  ``STORED_MARKED``, calls ``on_accepted(result)`` on the caller's event loop before the
+  message is durable, and always before the put returns; the server then delivers it.
+  A store may hold such a message back ("deferred") for a short while. If its
+  ``delete_message`` (the recipient's ACK) comes first, the body is never written at
+  all: the put returns the same result once the delete is durable, and the send id is
+  remembered as a deleted one. Every other operation sees a deferred message exactly
+  as a stored one (order, quota, dedupe, ``first_message``, ``expire``,
+  ``delete_queue``). Should its write fail, the put raises ``StoreError`` although
+  ``on_accepted`` was called. ``on_accepted`` must not raise (an exception goes to the
+  loop's exception handler); it is called even if the awaiting coroutine was cancelled,
+  since the message is on the queue all the same.
 - A ``send_id`` is remembered per queue while its message waits and, after the message
   is deleted (ACK or expiry), among the queue's 256 most recently deleted send ids; a
   put with a remembered ``send_id`` is not stored again (``DUPLICATE``), so a client
@@ -24,6 +38,7 @@ Promises:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -97,7 +112,13 @@ class MessageStore(Protocol):
         ...
 
     async def put_message(
-        self, sender_id: bytes, send_id: bytes, message: StoredMessage, *, quota: int
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
     ) -> PutResult:
         """Append a message, durably, unless the queue holds ``quota`` messages.
 
@@ -105,6 +126,11 @@ class MessageStore(Protocol):
         ``quota_marker=True`` whatever the caller passed, so the recipient learns
         that senders were refused after it; the result is then ``STORED_MARKED``
         (also when the caller passed the marker), else ``STORED``.
+
+        ``on_accepted``: called with that result, on the caller's event loop, as soon as
+        the message is accepted (possibly before it is durable) and before this returns;
+        not called for any other result. With it the store may defer the write, and skip
+        it if the message is deleted first (see the module docstring).
         """
         ...
 

@@ -22,12 +22,18 @@ that makes it hold exactly ``quota`` is stored with ``quota_marker=True`` (a cal
 
 Message ids are unique across the whole store, as in SQLite: storing a ``msg_id``
 that is already on any queue raises :class:`StoreError` and stores nothing.
+
+Write-behind: this store is durable at once (as durable as it gets), so it never
+defers; a put with ``on_accepted`` stores the message, calls ``on_accepted(result)``
+before returning, and returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -131,9 +137,19 @@ class MemoryStore:
         return True
 
     async def put_message(
-        self, sender_id: bytes, send_id: bytes, message: StoredMessage, *, quota: int
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
     ) -> PutResult:
         """Append a message unless the send id is remembered or the queue is full.
+
+        ``on_accepted`` is called with the result before this returns, if it is
+        ``STORED`` or ``STORED_MARKED``; an exception it raises goes to the event loop's
+        exception handler, as with every store.
 
         Raises:
             ValueError: if ``quota`` is less than 1.
@@ -158,7 +174,15 @@ class MemoryStore:
         entry.messages[message.msg_id] = (send_id, message)
         entry.live_send_ids.add(send_id)
         self._msg_owner[message.msg_id] = recipient_id
-        return PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
+        result = PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
+        if on_accepted is not None:
+            try:
+                on_accepted(result)
+            except Exception as exc:
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "on_accepted raised", "exception": exc}
+                )
+        return result
 
     async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
         """The oldest message on the queue, if any.

@@ -14,23 +14,74 @@ only then resolves their futures. So ``put_message`` returns only after its comm
 
 Within the transaction, each run of consecutive puts and deletes is *one* statement: an
 ``INSERT`` of one row per operation into the temp view ``ops``, whose ``INSTEAD OF``
-trigger runs the operation (the same SQL as the operation's own statements) and records
-its outcome in the temp table ``outcomes``, read back as one string (:data:`_PROGRAM`).
-The reason is the GIL: the sqlite3 module gives it up for every ``sqlite3_step``, and
-under load the writer then waits for the event loop to hand it back, once per statement
-(py-spy: 40 % of the writer's time with a statement per operation). One statement per
-batch costs a handful of such waits instead of one or more per operation. The temp
-objects live on the writer's connection only, in memory (``temp_store=MEMORY``: bodies
-never reach a temp file), and are not part of the file's schema. Other operations run
-one by one, in order with the runs around them.
+triggers run the operation and record its outcome in the temp table ``outcomes``, read
+back as one string (:data:`_PROGRAM`). The reason is the GIL: the sqlite3 module gives
+it up for every ``sqlite3_step``, and under load the writer then waits for the event
+loop to hand it back, once per statement (py-spy: 40 % of the writer's time with a
+statement per operation). One statement per batch costs a handful of such waits
+instead of one or more per operation. The temp objects live on the writer's connection
+only, in memory (``temp_store=MEMORY``: bodies never reach a temp file), and are not
+part of the file's schema. Other operations run one by one, in order with the runs
+around them.
 
 A failing operation is undone alone: the batch first runs without savepoints (they
 cost two statements per operation, and failures are rare); if an operation raises,
 the whole transaction is rolled back and the batch runs again with each operation in
-a ``SAVEPOINT`` of its own (and its own statements, not the view ``ops``). If the
-commit itself fails, every operation of the batch fails with :class:`StoreError` and
-none had an effect. ``commit_count`` counts the commits.
+a ``SAVEPOINT`` of its own (each row then is a statement of its own). If the commit
+itself fails, every operation of the batch fails with :class:`StoreError` and none had
+an effect. ``commit_count`` counts the commits.
 
+Write-behind (deferred writes)
+------------------------------
+With ``defer_seconds`` > 0, a put that comes with ``on_accepted`` (the server passes one
+when the recipient is online) is *deferred*: the writer decides it at once, by the same
+rules and in the same order as any put, has ``on_accepted`` called, and keeps the
+message in its own memory (the overlay, :class:`_Overlay`: per queue, in order) instead
+of the file. Then either
+
+- its ``delete_message`` (the recipient's ACK) comes first: the body is never written.
+  The delete only numbers the send id as the queue's latest deletion (the ``send_ids``
+  row a normal delete leaves), and once that commits both the delete and the put
+  return. Nothing is zeroed and nothing needs a checkpoint (``_deleted_since_checkpoint``
+  counts deletions of written bodies only); or
+- it is written (and its put returns) once it has waited ``defer_seconds`` (the thread
+  wakes up for that deadline), or earlier when the file must hold it: before a put to
+  the same queue that is written at once (FIFO order), before an ``expire`` that would
+  delete it (with the rest of its queue), before any operation of unknown kind, and on
+  close.
+
+Everything else counts deferred messages as stored: a put's decision adds the queue's
+deferred count and send ids to what the file says, and a message id clash with a
+deferred message is a clash; ``first_message`` answers from the overlay when the file
+holds none of the queue's messages (deferred messages are always the newest of their
+queue); ``delete_queue`` drops the queue's deferred messages with it (their puts return
+once the queue's deletion commits). At most :data:`MAX_DEFERRED` messages wait; beyond
+that a put is written at once, and a put that is written at once has its
+``on_accepted`` called just before it returns.
+
+Deferral is batched like the rest. A deferrable put is a row of kind ``C`` in ``ops``,
+whose trigger records, without writing anything, the queue, whether the file remembers
+the send id, the queue's length in the file and whether the message id is taken; the
+writer then adds, in Python, the overlay as it stood when the row was queued and the
+decisions of the run's earlier rows. Writing a deferred message (``W``) and retiring
+the send id of a cancelled one (``R``) are rows too. A cycle that only decides such puts
+writes nothing to the file: it runs without ``BEGIN IMMEDIATE``, commits nothing and
+costs no fsync. The ``on_accepted`` calls of the puts a cycle defers go to each event
+loop once every statement of the cycle has run and *before* its commit: nothing of
+theirs is in that commit, so their delivery need not wait for its fsync (should the
+commit fail, their puts fail and the senders retry: at least once). Other
+``on_accepted`` calls go once per cycle, after the commit and ahead of the futures
+resolved in that cycle.
+
+The overlay is the writer thread's own state: the event loop reaches it only through
+the op queue, and hears of it only through ``call_soon_threadsafe``. When a batch's
+transaction is rolled back, an undo log puts the overlay back as it was. If writing a
+deferred message fails, its put raises :class:`StoreError` (although ``on_accepted``
+was called) and the message is gone; if retiring a cancelled one fails, the delete
+fails and the message stays deferred.
+
+Reads and checkpoints
+---------------------
 ``first_message`` runs on the writer thread like a write (it reads a 16 KiB body, and
 must come after the delete of the message just acknowledged); it costs no fsync.
 The small reads (``queue_by_recipient``, ``queue_by_sender``) do not queue
@@ -85,11 +136,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
@@ -98,10 +152,13 @@ from typing import Any, Final, TypeVar
 from burnerkit.relay.server.store.base import PutResult, QueueRecord, StoredMessage, StoreError
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS
 
-__all__ = ["MAX_BATCH", "SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["MAX_BATCH", "MAX_DEFERRED", "SCHEMA_VERSION", "SqliteStore"]
 
 #: Operations one transaction (one commit, one fsync) carries at most.
 MAX_BATCH: Final = 64
+#: Deferred messages (accepted, not yet written) the writer holds at most; a put beyond
+#: that is written at once.
+MAX_DEFERRED: Final = 1024
 #: ``PRAGMA user_version`` of the schema this module writes.
 SCHEMA_VERSION: Final = 2  # 2: no rowids, per-queue message numbers (nothing shipped v1)
 #: The writer's page cache, in KiB (a negative cache_size is KiB).
@@ -142,13 +199,236 @@ PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 
+class _Needs(enum.Enum):
+    """What an operation that is no put or delete needs done to the deferred messages first."""
+
+    WRITE_ALL = enum.auto()  #: any operation: every deferred message is written first
+    NOTHING = enum.auto()  #: it touches no message (create_queue, set_sender_key, queue reads)
+    DROP_QUEUE = enum.auto()  #: delete_queue: the queue's deferred messages go with it, unwritten
+    EXPIRE = enum.auto()  #: expire: queues with a deferred message it would delete are written first
+    FIRST = enum.auto()  #: first_message: if the file holds none of the queue's, the oldest deferred one
+
+
+@dataclass(frozen=True, slots=True)
+class _Put:
+    sender_id: bytes
+    send_id: bytes
+    message: StoredMessage
+    quota: int
+
+
 @dataclass(frozen=True, slots=True)
 class _Op:
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[[sqlite3.Connection], Any] | None  #: None for a put or a delete
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-    #: a put or a delete, as one row of the temp view ``ops`` (see _PROGRAM), or None
-    row: tuple[object, ...] | None = None
+    put: _Put | None = None
+    delete: tuple[bytes, bytes] | None = None  #: recipient id, msg id
+    on_accepted: Callable[[PutResult], None] | None = None
+    needs: _Needs = _Needs.WRITE_ALL
+    target: bytes | int | None = None  #: the recipient id or ``older_than`` that ``needs`` is about
+
+
+@dataclass(eq=False, slots=True)
+class _Deferred:
+    """A put accepted (``on_accepted`` called) whose message is not in the file (yet)."""
+
+    op: _Op
+    recipient_id: bytes
+    sender_id: bytes
+    send_id: bytes
+    message: StoredMessage  #: as stored: with the quota marker it gets
+    result: PutResult
+    due: float  #: monotonic time by which it is written
+    seq: int  #: order of acceptance
+    live: bool = True  #: still deferred (not written, cancelled or dropped)
+
+
+class _Overlay:
+    """The deferred messages: the writer thread's own state, never touched by another thread.
+
+    Per queue in order of acceptance (which is their order on the queue: every message
+    of the file comes before them), with the indexes the writer needs, and an undo log
+    that puts everything back if the batch's transaction is rolled back.
+    """
+
+    def __init__(self) -> None:
+        self.queues: dict[bytes, dict[bytes, _Deferred]] = {}  # recipient id -> msg id -> entry
+        self.send_ids: dict[bytes, set[bytes]] = {}  # recipient id -> its entries' send ids
+        self.by_msg: dict[bytes, _Deferred] = {}
+        self.by_sender: dict[bytes, bytes] = {}  # sender id -> recipient id, queues with entries
+        #: every entry in order of acceptance, hence of ``due``; entries no longer live
+        #: stay until they reach the left end (see purge)
+        self.order: deque[_Deferred] = deque()
+        #: while a batch runs: (added, entry) for each change, to undo them in reverse
+        self.undo: list[tuple[bool, _Deferred]] = []
+        self.recording = False
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self.by_msg)
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def add(self, entry: _Deferred) -> None:
+        self._link(entry)
+        self.order.append(entry)
+        if self.recording:
+            self.undo.append((True, entry))
+
+    def remove(self, entry: _Deferred) -> None:
+        self._unlink(entry)
+        if self.recording:
+            self.undo.append((False, entry))
+
+    def rollback_to(self, mark: int) -> None:
+        """Undo the changes logged since ``len(self.undo)`` was ``mark``."""
+        while len(self.undo) > mark:
+            added, entry = self.undo.pop()
+            if added:
+                self._unlink(entry)
+                popped = self.order.pop()  # no purge runs while recording: it is the last
+                assert popped is entry
+            else:
+                self._link(entry)
+                queue = self.queues[entry.recipient_id]
+                if len(queue) > 1:  # back in its place
+                    self.queues[entry.recipient_id] = dict(sorted(queue.items(), key=lambda kv: kv[1].seq))
+
+    def of_queue(self, recipient_id: bytes) -> list[_Deferred]:
+        queue = self.queues.get(recipient_id)
+        return [] if queue is None else list(queue.values())
+
+    def entries(self) -> list[_Deferred]:
+        """Every entry, in order of acceptance."""
+        return [entry for entry in self.order if entry.live]
+
+    def due(self, now: float) -> list[_Deferred]:
+        """The entries that have waited long enough, in order of acceptance."""
+        out = []
+        for entry in self.order:
+            if entry.live:
+                if entry.due > now:
+                    break
+                out.append(entry)
+        return out
+
+    def next_due(self) -> float | None:
+        self.purge()
+        return self.order[0].due if self.order else None
+
+    def first(self, recipient_id: bytes) -> StoredMessage | None:
+        queue = self.queues.get(recipient_id)
+        return None if not queue else next(iter(queue.values())).message
+
+    def purge(self) -> None:
+        """Drop the entries no longer live from the left end of ``order`` (not while recording)."""
+        order = self.order
+        while order and not order[0].live:
+            order.popleft()
+
+    def _link(self, entry: _Deferred) -> None:
+        recipient_id = entry.recipient_id
+        queue = self.queues.get(recipient_id)
+        if queue is None:
+            queue = self.queues[recipient_id] = {}
+            self.send_ids[recipient_id] = set()
+            self.by_sender[entry.sender_id] = recipient_id
+        queue[entry.message.msg_id] = entry
+        self.send_ids[recipient_id].add(entry.send_id)
+        self.by_msg[entry.message.msg_id] = entry
+        entry.live = True
+
+    def _unlink(self, entry: _Deferred) -> None:
+        recipient_id = entry.recipient_id
+        queue = self.queues[recipient_id]
+        del queue[entry.message.msg_id]
+        self.send_ids[recipient_id].discard(entry.send_id)
+        del self.by_msg[entry.message.msg_id]
+        if not queue:
+            del self.queues[recipient_id]
+            del self.send_ids[recipient_id]
+            del self.by_sender[entry.sender_id]
+        entry.live = False
+
+
+# What each row of a run of ``ops`` stands for, to read its outcome.
+@dataclass(frozen=True, slots=True)
+class _PutRow:
+    index: int  #: in the batch
+    op: _Op
+
+
+@dataclass(frozen=True, slots=True)
+class _DeleteRow:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class _DecideRow:
+    index: int
+    op: _Op
+    #: the overlay's share when the row was queued: the queue's deferred count, whether
+    #: they hold the send id, whether the message id is deferred (anywhere)
+    count: int
+    seen: bool
+    clash: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _WriteRow:
+    entry: _Deferred
+
+
+@dataclass(frozen=True, slots=True)
+class _RetireRow:
+    index: int  #: the delete's
+    entry: _Deferred
+    mark: int  #: the overlay's undo mark before the entry was removed
+
+
+_Tag = _PutRow | _DeleteRow | _DecideRow | _WriteRow | _RetireRow
+
+
+@dataclass(slots=True)
+class _Run:
+    """Rows of ``ops`` queued to run as one statement."""
+
+    rows: list[tuple[object, ...]] = dataclasses.field(default_factory=list)
+    tags: list[_Tag] = dataclasses.field(default_factory=list)
+    writes: bool = False  #: a row other than a decision: the run needs the write transaction
+    #: message ids and senders of the decisions queued (their outcome is not known yet)
+    undecided_msgs: set[bytes] = dataclasses.field(default_factory=set)
+    undecided_senders: set[bytes] = dataclasses.field(default_factory=set)
+    #: while the outcomes are read: send ids (per sender) and msg ids the run's earlier
+    #: decisions deferred
+    taken: dict[bytes, set[bytes]] = dataclasses.field(default_factory=dict)
+    taken_msgs: set[bytes] = dataclasses.field(default_factory=set)
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.tags.clear()
+        self.writes = False
+        self.undecided_msgs.clear()
+        self.undecided_senders.clear()
+        self.taken.clear()
+        self.taken_msgs.clear()
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What a batch's cycle hands back to the event loops."""
+
+    #: per operation of the batch, (result, error); None: a put deferred, answered later
+    results: list[tuple[object, BaseException | None] | None]
+    #: deferred puts (of this cycle or earlier) answered now: written, cancelled or dropped
+    settled: list[tuple[_Op, object, BaseException | None]] = dataclasses.field(default_factory=list)
+    #: on_accepted calls, made before any future of the cycle is resolved
+    accepted: list[tuple[_Op, PutResult]] = dataclasses.field(default_factory=list)
+    #: on_accepted calls of puts deferred in this cycle: made before its commit (see _transact)
+    early: list[tuple[_Op, PutResult]] = dataclasses.field(default_factory=list)
 
 
 class _OperationFailed(Exception):
@@ -161,6 +441,9 @@ class _Close:
     loop: asyncio.AbstractEventLoop | None
 
 
+_STORED: Final = (PutResult.STORED, PutResult.STORED_MARKED)
+
+
 def _settle(future: asyncio.Future[Any], result: object, exc: BaseException | None) -> None:
     if future.done():  # the awaiting coroutine was cancelled
         return
@@ -170,7 +453,17 @@ def _settle(future: asyncio.Future[Any], result: object, exc: BaseException | No
         future.set_exception(exc)
 
 
-def _settle_all(outcomes: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
+def _settle_all(
+    accepted: list[tuple[Callable[[PutResult], None], PutResult]],
+    outcomes: list[tuple[asyncio.Future[Any], object, BaseException | None]],
+) -> None:
+    for callback, accepted_as in accepted:
+        try:
+            callback(accepted_as)
+        except Exception as error:  # the caller's bug; the futures below must still resolve
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "on_accepted raised", "exception": error}
+            )
     for future, result, exc in outcomes:
         _settle(future, result, exc)
 
@@ -187,16 +480,45 @@ def _resolve(
         loop.call_soon_threadsafe(_settle, future, result, exc)
 
 
-def _resolve_batch(batch: list[_Op], outcomes: list[tuple[object, BaseException | None]]) -> None:
-    """Resolve a batch's futures with one wake-up of each event loop, not one per operation."""
-    by_loop: dict[
-        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object, BaseException | None]]
-    ] = {}
-    for op, (result, error) in zip(batch, outcomes, strict=True):
-        by_loop.setdefault(op.loop, []).append((op.future, result, error))
-    for loop, settled in by_loop.items():
+def _accept(accepted: list[tuple[_Op, PutResult]]) -> None:
+    """Make ``on_accepted`` calls now, with one wake-up of each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[PutResult], None], PutResult]]] = {}
+    for op, accepted_as in accepted:
+        assert op.on_accepted is not None
+        by_loop.setdefault(op.loop, []).append((op.on_accepted, accepted_as))
+    for loop, calls in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle_all, settled)
+            loop.call_soon_threadsafe(_settle_all, calls, [])
+
+
+def _deliver(batch: list[_Op], outcome: _Outcome) -> None:
+    """Hand a cycle's outcome to the event loops: one wake-up of each, not one per operation.
+
+    Each loop runs its ``on_accepted`` calls first, then resolves its futures.
+    """
+    by_loop: dict[
+        asyncio.AbstractEventLoop,
+        tuple[
+            list[tuple[Callable[[PutResult], None], PutResult]],
+            list[tuple[asyncio.Future[Any], object, BaseException | None]],
+        ],
+    ] = {}
+    for op, accepted_as in outcome.accepted:
+        assert op.on_accepted is not None
+        by_loop.setdefault(op.loop, ([], []))[0].append((op.on_accepted, accepted_as))
+    for op, settled in zip(batch, outcome.results, strict=True):
+        if settled is not None:
+            by_loop.setdefault(op.loop, ([], []))[1].append((op.future, settled[0], settled[1]))
+    for op, result, exc in outcome.settled:
+        by_loop.setdefault(op.loop, ([], []))[1].append((op.future, result, exc))
+    for loop, (accepted, settled_futures) in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_all, accepted, settled_futures)
+
+
+def _clash() -> sqlite3.IntegrityError:
+    """The error of a message id already stored (deferred): what SQLite raises for one in the file."""
+    return sqlite3.IntegrityError("UNIQUE constraint failed: messages.msg_id")
 
 
 def _connect_reader(path: str) -> sqlite3.Connection:
@@ -220,7 +542,8 @@ class SqliteStore:
 
     Attributes:
         commit_count: transactions committed so far, one per batch (a batch that wrote
-            something costs one fsync of the WAL; a read-only batch costs none).
+            something costs one fsync of the WAL; a read-only batch costs none; a batch
+            that only decided deferred puts commits nothing).
     """
 
     commit_count: int
@@ -232,6 +555,7 @@ class SqliteStore:
         timeout: float,
         checkpoint_every: int,
         checkpoint_interval: float = 0.0,
+        defer_seconds: float = 0.0,
     ) -> None:
         """Prepare a store; :meth:`open` is the constructor to call."""
         if timeout < 0:
@@ -240,10 +564,13 @@ class SqliteStore:
             raise ValueError("checkpoint_every must be at least 1")
         if checkpoint_interval < 0:
             raise ValueError("checkpoint_interval must not be negative")
+        if not defer_seconds >= 0:  # also refuses NaN
+            raise ValueError("defer_seconds must not be negative")
         self._path = os.fspath(path)
         self._timeout = timeout
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval
+        self._defer_seconds = defer_seconds
         self._checkpoint_now = False  # writer thread only: a queue was deleted in this batch
         #: writer thread only: monotonic time of the last checkpoint, and when a deferred one is due
         self._checkpointed_at = float("-inf")
@@ -253,6 +580,9 @@ class SqliteStore:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._deleted_since_checkpoint = 0  # writer thread only
+        #: writer thread only: the deferred messages, and those the running batch writes
+        self._overlay = _Overlay()
+        self._writing: list[_Deferred] = []
         #: the read-only connection of the event-loop side, and what serialises its use
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
@@ -266,6 +596,7 @@ class SqliteStore:
         timeout: float = 5.0,
         checkpoint_every: int = 64,
         checkpoint_interval: float = 0.0,
+        defer_seconds: float = 0.0,
     ) -> SqliteStore:
         """Open (or create) the store at ``path`` and start its writer thread.
 
@@ -277,16 +608,24 @@ class SqliteStore:
                 checkpoint due by ``checkpoint_every`` waits until then (the thread wakes up
                 for it even if nothing else comes), so a busy relay checkpoints a few times a
                 second instead of after every few batches.
+            defer_seconds: how long a put with ``on_accepted`` may wait unwritten for its
+                message's deletion (see the module docstring); 0, the default, writes every
+                message at once. The relay uses a few hundredths of a second.
 
         Raises:
             StoreError: the file cannot be opened, is not a database, is locked, or
                 holds an unknown schema version; or this SQLite is older than 3.35.
-            ValueError: ``timeout`` is negative or ``checkpoint_every`` is below 1.
+            ValueError: ``timeout`` or ``defer_seconds`` is negative, or
+                ``checkpoint_every`` is below 1.
         """
         if sqlite3.sqlite_version_info < _MIN_SQLITE:
             raise StoreError("sqlite store needs SQLite 3.35 or later")
         store = cls(
-            path, timeout=timeout, checkpoint_every=checkpoint_every, checkpoint_interval=checkpoint_interval
+            path,
+            timeout=timeout,
+            checkpoint_every=checkpoint_every,
+            checkpoint_interval=checkpoint_interval,
+            defer_seconds=defer_seconds,
         )
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
@@ -360,14 +699,14 @@ class SqliteStore:
         _resolve(loop, ready, None, None)
         closing: _Close | None = None
         while closing is None:
-            due = self._checkpoint_due
-            if due is None:
+            wake = self._wake_at()
+            if wake is None:
                 item = self._queue.get()
             else:
                 try:
-                    item = self._queue.get(timeout=max(0.0, due - time.monotonic()))
+                    item = self._queue.get(timeout=max(0.0, wake - time.monotonic()))
                 except Empty:
-                    self._checkpoint(conn)  # deferred, and nothing came meanwhile
+                    self._idle(conn)  # a deadline passed, and nothing came meanwhile
                     continue
             batch: list[_Op] = []
             while True:
@@ -381,14 +720,18 @@ class SqliteStore:
                     item = self._queue.get_nowait()
                 except Empty:
                     break
-            if batch:
-                self._run_batch(conn, batch, checkpoint=closing is None)
+            if batch or (closing is not None and self._overlay):
+                # On close, every deferred message is written with the last batch.
+                self._run_batch(conn, batch, checkpoint=closing is None, write_all=closing is not None)
         self._checkpoint(conn)
         close_error: BaseException | None = None
         try:
             conn.close()
         except sqlite3.Error as exc:
             close_error = exc
+        closed = StoreError("store is closed")
+        for entry in self._overlay.entries():  # none: the last batch wrote or failed them all
+            _resolve(entry.op.loop, entry.op.future, None, closed)
         # Nothing can be queued after the close request (the lock sees to it), but be sure.
         while True:
             try:
@@ -396,26 +739,52 @@ class SqliteStore:
             except Empty:
                 break
             if isinstance(stray, _Op):
-                _resolve(stray.loop, stray.future, None, StoreError("store is closed"))
+                _resolve(stray.loop, stray.future, None, closed)
         _resolve(closing.loop, closing.future, None, close_error)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op], *, checkpoint: bool) -> None:
+    def _wake_at(self) -> float | None:
+        """When the thread must wake up even if nothing comes: a deferred checkpoint or write."""
+        write = self._overlay.next_due()
+        checkpoint = self._checkpoint_due
+        if write is None or checkpoint is None:
+            return checkpoint if write is None else write
+        return min(write, checkpoint)
+
+    def _idle(self, conn: sqlite3.Connection) -> None:
+        write = self._overlay.next_due()
+        if write is not None and write <= time.monotonic():
+            self._run_batch(conn, [], checkpoint=True)
+        due = self._checkpoint_due
+        if due is not None and due <= time.monotonic():
+            self._checkpoint(conn)
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[_Op], *, checkpoint: bool, write_all: bool = False
+    ) -> None:
         deleted = self._deleted_since_checkpoint
         try:
             try:
-                outcomes = self._transact(conn, batch, isolate=False)
+                outcome = self._transact(conn, batch, isolate=False, write_all=write_all)
             except _OperationFailed:
                 # Undo the whole batch and run it again with every operation in a savepoint
                 # of its own, so that the failing one is undone alone. Rare: an id clash,
                 # or a broken file.
                 self._deleted_since_checkpoint = deleted
-                outcomes = self._transact(conn, batch, isolate=True)
+                outcome = self._transact(conn, batch, isolate=True, write_all=write_all)
         except Exception as exc:  # sqlite3.Error in practice; the boundary in _call translates it
             if conn.in_transaction:
                 # If even this fails the connection is broken; the next BEGIN reports it.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            outcomes = [(None, exc)] * len(batch)
+            self._deleted_since_checkpoint = deleted
+            outcome = _Outcome([(None, exc)] * len(batch))
+            # The deferred messages this batch was to write are not written: their puts fail.
+            for entry in self._writing:
+                if entry.live:
+                    self._overlay.remove(entry)
+                    outcome.settled.append((entry.op, None, exc))
+            self._overlay.purge()
+        self._writing = []
         # The checkpoint runs before the batch is answered, so an ACK is answered only
         # once the deleted message's WAL frames are gone too (when it crossed the mark and
         # the interval allowed it; else within checkpoint_interval).
@@ -427,77 +796,334 @@ class SqliteStore:
                 self._checkpoint(conn)
             else:
                 self._checkpoint_due = next_allowed
-        _resolve_batch(batch, outcomes)
+        _deliver(batch, outcome)
 
     def _transact(
-        self, conn: sqlite3.Connection, batch: list[_Op], *, isolate: bool
-    ) -> list[tuple[object, BaseException | None]]:
-        """Run ``batch`` in one transaction and commit it.
+        self, conn: sqlite3.Connection, batch: list[_Op], *, isolate: bool, write_all: bool
+    ) -> _Outcome:
+        """Run ``batch`` in one transaction, then write the deferred messages that are due.
 
-        Without ``isolate`` each run of consecutive puts and deletes is one statement (see
-        :meth:`_run_rows`), any other operation runs alone, and the first failure rolls
-        everything back and raises :class:`_OperationFailed`; with it, each operation runs
-        its own statements in a savepoint, and a failing one is undone alone.
+        Without ``isolate`` each run of consecutive puts, deletes and writes is one
+        statement (see :meth:`_flush`), any other operation runs alone, the write
+        transaction begins only when something is to be written, and the first failure
+        rolls everything back (the overlay too) and raises :class:`_OperationFailed`;
+        with it, each row and operation runs in a savepoint of its own, and a failing one
+        is undone alone. ``write_all``: write every deferred message (on close).
         """
-        outcomes: list[tuple[object, BaseException | None]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        if not isolate:
-            index = 0
-            while index < len(batch):
-                end = index
-                while end < len(batch) and batch[end].row is not None:
-                    end += 1
-                try:
-                    if end > index:
-                        outcomes.extend(self._run_rows(conn, batch[index:end]))
-                    else:
-                        outcomes.append((batch[index].fn(conn), None))
-                        end = index + 1
-                except Exception as exc:
-                    conn.execute("ROLLBACK")
-                    raise _OperationFailed from exc
-                index = end
-        else:
-            for op in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = op.fn(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcomes.append((None, exc))
+        overlay = self._overlay
+        outcome = _Outcome([None] * len(batch))
+        run = _Run()
+        self._writing = []
+        overlay.recording = True
+        try:
+            if isolate:
+                conn.execute("BEGIN IMMEDIATE")
+            for index, op in enumerate(batch):
+                if op.put is not None:
+                    self._plan_put(conn, run, outcome, index, op, isolate=isolate)
+                elif op.delete is not None:
+                    self._plan_delete(conn, run, outcome, index, op, isolate=isolate)
                 else:
-                    conn.execute("RELEASE op")
-                    outcomes.append((result, None))
-        conn.execute("COMMIT")
-        self.commit_count += 1
-        return outcomes
+                    self._run_fn(conn, run, outcome, index, op, isolate=isolate)
+            if write_all:
+                self._flush(conn, run, outcome, isolate=isolate)  # its decisions too
+                writes = overlay.entries()
+            else:
+                writes = overlay.due(time.monotonic())
+            for entry in writes:
+                self._write(conn, run, outcome, entry, isolate=isolate)
+            self._flush(conn, run, outcome, isolate=isolate)
+            # Every statement has run: the puts deferred in this cycle are decided for good,
+            # and their messages go out now rather than after the fsync of the commit below
+            # (nothing of theirs is in it). Should the commit fail, their puts fail too and
+            # their senders retry: delivery is at least once.
+            _accept(outcome.early)
+            outcome.early.clear()
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+                self.commit_count += 1
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            overlay.rollback_to(0)
+            raise
+        finally:
+            overlay.recording = False
+            overlay.undo.clear()
+        overlay.purge()
+        return outcome
 
-    def _run_rows(
-        self, conn: sqlite3.Connection, ops: list[_Op]
-    ) -> list[tuple[object, BaseException | None]]:
-        """Run consecutive puts and deletes as one statement: one step out of Python for all.
+    # The steps of a batch. Each queues rows into ``run`` (without ``isolate``) or runs
+    # them at once, each in a savepoint (with it); ``_flush`` runs what is queued.
+
+    def _plan_put(
+        self, conn: sqlite3.Connection, run: _Run, outcome: _Outcome, index: int, op: _Op, *, isolate: bool
+    ) -> None:
+        put = op.put
+        assert put is not None
+        overlay = self._overlay
+        msg_id = put.message.msg_id
+        if msg_id in run.undecided_msgs:
+            self._flush(conn, run, outcome, isolate=isolate)  # did an earlier put take this id?
+        if (
+            op.on_accepted is not None
+            and self._defer_seconds > 0
+            and len(overlay) + len(run.undecided_msgs) < MAX_DEFERRED
+        ):
+            recipient_id = overlay.by_sender.get(put.sender_id)
+            if recipient_id is None:
+                count, seen = 0, False
+            else:
+                count = len(overlay.queues[recipient_id])
+                seen = put.send_id in overlay.send_ids[recipient_id]
+            tag = _DecideRow(index, op, count, seen, msg_id in overlay.by_msg)
+            row: tuple[object, ...] = ("C", put.sender_id, put.send_id, msg_id, None, None, None, put.quota)
+            run.undecided_msgs.add(msg_id)
+            run.undecided_senders.add(put.sender_id)
+            self._queue_row(conn, run, outcome, row, tag, isolate=isolate)
+            return
+        # Written at once. The queue's deferred messages go first: they come before it.
+        if put.sender_id in run.undecided_senders:
+            self._flush(conn, run, outcome, isolate=isolate)
+        owner = overlay.by_msg.get(msg_id)
+        if owner is not None:
+            # Its message id is deferred (never in practice: ids are random). Write that
+            # message, and the clash comes out of the file as it would have.
+            for entry in overlay.of_queue(owner.recipient_id):
+                self._write(conn, run, outcome, entry, isolate=isolate)
+        recipient_id = overlay.by_sender.get(put.sender_id)
+        if recipient_id is not None:
+            for entry in overlay.of_queue(recipient_id):
+                self._write(conn, run, outcome, entry, isolate=isolate)
+        message = put.message
+        row = (
+            "P",
+            put.sender_id,
+            put.send_id,
+            msg_id,
+            message.received_at,
+            int(message.quota_marker),
+            message.body,
+            put.quota,
+        )
+        self._queue_row(conn, run, outcome, row, _PutRow(index, op), isolate=isolate)
+
+    def _plan_delete(
+        self, conn: sqlite3.Connection, run: _Run, outcome: _Outcome, index: int, op: _Op, *, isolate: bool
+    ) -> None:
+        assert op.delete is not None
+        recipient_id, msg_id = op.delete
+        if msg_id in run.undecided_msgs:
+            self._flush(conn, run, outcome, isolate=isolate)  # is it deferred?
+        entry = self._overlay.by_msg.get(msg_id)
+        if entry is not None and entry.recipient_id == recipient_id:
+            # Deferred: cancel its write, and retire its send id as a deletion would.
+            mark = len(self._overlay.undo)
+            self._overlay.remove(entry)
+            row: tuple[object, ...] = ("R", recipient_id, entry.send_id, None, None, None, None, None)
+            self._queue_row(conn, run, outcome, row, _RetireRow(index, entry, mark), isolate=isolate)
+        else:
+            row = ("X", recipient_id, msg_id, None, None, None, None, None)
+            self._queue_row(conn, run, outcome, row, _DeleteRow(index), isolate=isolate)
+
+    def _write(
+        self, conn: sqlite3.Connection, run: _Run, outcome: _Outcome, entry: _Deferred, *, isolate: bool
+    ) -> None:
+        """Write a deferred message; its put is answered once that commits."""
+        self._overlay.remove(entry)
+        self._writing.append(entry)
+        message = entry.message
+        row = (
+            "W",
+            entry.recipient_id,
+            entry.send_id,
+            message.msg_id,
+            message.received_at,
+            int(message.quota_marker),
+            message.body,
+            None,
+        )
+        self._queue_row(conn, run, outcome, row, _WriteRow(entry), isolate=isolate)
+
+    def _run_fn(
+        self, conn: sqlite3.Connection, run: _Run, outcome: _Outcome, index: int, op: _Op, *, isolate: bool
+    ) -> None:
+        """Run an operation that is neither a put nor a delete, after the rows before it."""
+        assert op.fn is not None
+        overlay = self._overlay
+        self._flush(conn, run, outcome, isolate=isolate)
+        if op.needs is _Needs.WRITE_ALL:
+            for entry in overlay.entries():
+                self._write(conn, run, outcome, entry, isolate=isolate)
+        elif op.needs is _Needs.EXPIRE:
+            older_than = op.target
+            assert isinstance(older_than, int)
+            for recipient_id in [
+                recipient_id
+                for recipient_id, queue in overlay.queues.items()
+                if any(entry.message.received_at < older_than for entry in queue.values())
+            ]:
+                for entry in overlay.of_queue(recipient_id):
+                    self._write(conn, run, outcome, entry, isolate=isolate)
+        self._flush(conn, run, outcome, isolate=isolate)
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")  # outside the try: a lock is no operation's failure
+        mark = len(overlay.undo)
+        dropped: list[_Deferred] = []
+        if isolate:
+            conn.execute("SAVEPOINT op")
+        try:
+            if op.needs is _Needs.DROP_QUEUE:
+                assert isinstance(op.target, bytes)
+                dropped = overlay.of_queue(op.target)
+                for entry in dropped:
+                    overlay.remove(entry)
+            result = op.fn(conn)
+            if op.needs is _Needs.FIRST and result is None:
+                # Deferred messages come after every message of the file.
+                assert isinstance(op.target, bytes)
+                result = overlay.first(op.target)
+        except Exception as exc:
+            if not isolate:
+                raise _OperationFailed from exc
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            overlay.rollback_to(mark)
+            outcome.results[index] = (None, exc)
+            return
+        if isolate:
+            conn.execute("RELEASE op")
+        outcome.results[index] = (result, None)
+        outcome.settled.extend((entry.op, entry.result, None) for entry in dropped)
+
+    def _queue_row(
+        self,
+        conn: sqlite3.Connection,
+        run: _Run,
+        outcome: _Outcome,
+        row: tuple[object, ...],
+        tag: _Tag,
+        *,
+        isolate: bool,
+    ) -> None:
+        run.rows.append(row)
+        run.tags.append(tag)
+        if not isinstance(tag, _DecideRow):
+            run.writes = True
+        if isolate or len(run.rows) >= MAX_BATCH:
+            self._flush(conn, run, outcome, isolate=isolate)
+
+    def _flush(self, conn: sqlite3.Connection, run: _Run, outcome: _Outcome, *, isolate: bool) -> None:
+        """Run the queued rows as one statement: one step out of Python for all.
 
         Each ``sqlite3_step`` gives up the GIL, and under load taking it back from the event
-        loop is what the writer waits for most; so the batch's puts and deletes go in as the
-        rows of one INSERT into the temp view ``ops``, whose trigger runs each in turn, and
-        their outcomes come back as one string.
+        loop is what the writer waits for most; so the rows go in as one INSERT into the
+        temp view ``ops``, whose triggers run each in turn, and their outcomes come back as
+        one string. Decisions alone need no write transaction (they write the temp table
+        only); anything else begins it first.
         """
-        params: list[object] = []
-        for seq, op in enumerate(ops):
-            assert op.row is not None
-            params.append(seq)
-            params.extend(op.row)
-        conn.execute(_OPS_INSERT[len(ops)], params)
-        (codes,) = conn.execute(_OPS_RESULTS, (len(ops),)).fetchone()
-        if codes is None or len(codes) != len(ops):
-            raise AssertionError("ops: an outcome is missing")  # pragma: no cover
-        outcomes: list[tuple[object, BaseException | None]] = []
-        for code in codes:
+        if not run.rows:
+            return
+        if run.writes and not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")  # outside the try: a lock is no operation's failure
+        if isolate:
+            conn.execute("SAVEPOINT op")
+        try:
+            params: list[object] = []
+            for seq, row in enumerate(run.rows):
+                params.append(seq)
+                params.extend(row)
+            conn.execute(_OPS_INSERT[len(run.rows)], params)
+            (joined,) = conn.execute(_OPS_RESULTS, (len(run.rows),)).fetchone()
+        except Exception as exc:
+            if not isolate:
+                raise _OperationFailed from exc
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            (tag,) = run.tags
+            self._failed(tag, exc, outcome)
+        else:
+            if isolate:
+                conn.execute("RELEASE op")
+            codes = [] if joined is None else joined.split(",")
+            if len(codes) != len(run.rows):
+                raise AssertionError("ops: an outcome is missing")  # pragma: no cover
+            for code, tag in zip(codes, run.tags, strict=True):
+                self._read_outcome(code, tag, run, outcome)
+        run.clear()
+
+    def _read_outcome(self, code: str, tag: _Tag, run: _Run, outcome: _Outcome) -> None:
+        if isinstance(tag, _DecideRow):
+            self._decide(code, tag, run, outcome)
+        elif isinstance(tag, _PutRow):
+            result = _OUTCOMES[code]
+            outcome.results[tag.index] = (result, None)
+            if tag.op.on_accepted is not None and result in _STORED:
+                assert isinstance(result, PutResult)
+                outcome.accepted.append((tag.op, result))
+        elif isinstance(tag, _DeleteRow):
             if code == "1":
                 self._deleted_since_checkpoint += 1
-            outcomes.append((_OUTCOMES[code], None))
-        return outcomes
+            outcome.results[tag.index] = (code == "1", None)
+        elif isinstance(tag, _WriteRow):
+            outcome.settled.append((tag.entry.op, tag.entry.result, None))
+        else:
+            outcome.results[tag.index] = (True, None)
+            outcome.settled.append((tag.entry.op, tag.entry.result, None))
+
+    def _decide(self, code: str, tag: _DecideRow, run: _Run, outcome: _Outcome) -> None:
+        """A deferrable put: what the file says, plus the overlay as it stood, plus the run."""
+        put = tag.op.put
+        assert put is not None
+        if code == "N":
+            outcome.results[tag.index] = (PutResult.NO_QUEUE, None)
+            return
+        if code == "D":
+            outcome.results[tag.index] = (PutResult.DUPLICATE, None)
+            return
+        head, _, recipient_hex = code.partition(".")
+        taken = run.taken.get(put.sender_id)
+        if tag.seen or (taken is not None and put.send_id in taken):
+            outcome.results[tag.index] = (PutResult.DUPLICATE, None)
+            return
+        count = int(head[1:]) + tag.count + (0 if taken is None else len(taken))
+        if count >= put.quota:
+            outcome.results[tag.index] = (PutResult.QUOTA, None)
+            return
+        message = put.message
+        if head[0] == "u" or tag.clash or message.msg_id in run.taken_msgs:
+            outcome.results[tag.index] = (None, _clash())
+            return
+        if count == put.quota - 1 and not message.quota_marker:
+            message = dataclasses.replace(message, quota_marker=True)
+        result = PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
+        overlay = self._overlay
+        entry = _Deferred(
+            tag.op,
+            bytes.fromhex(recipient_hex),
+            put.sender_id,
+            put.send_id,
+            message,
+            result,
+            time.monotonic() + self._defer_seconds,
+            overlay.next_seq(),
+        )
+        overlay.add(entry)
+        run.taken.setdefault(put.sender_id, set()).add(put.send_id)
+        run.taken_msgs.add(message.msg_id)
+        outcome.early.append((tag.op, result))  # the put itself is answered later
+
+    def _failed(self, tag: _Tag, exc: BaseException, outcome: _Outcome) -> None:
+        """A row failed alone (``isolate``) and was rolled back to its savepoint."""
+        if isinstance(tag, _WriteRow):
+            # Not written: the put fails, and the message is gone (the overlay lost it).
+            outcome.settled.append((tag.entry.op, None, exc))
+        elif isinstance(tag, _RetireRow):
+            self._overlay.rollback_to(tag.mark)  # not cancelled: it stays deferred
+            outcome.results[tag.index] = (None, exc)
+        else:
+            outcome.results[tag.index] = (None, exc)
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         # Whatever the outcome, the next try waits for another checkpoint_every deletes:
@@ -517,20 +1143,26 @@ class SqliteStore:
     # -- the event-loop side --------------------------------------------------------------
 
     async def _call(
-        self, fn: Callable[[sqlite3.Connection], _T], row: tuple[object, ...] | None = None
+        self,
+        fn: Callable[[sqlite3.Connection], _T] | None,
+        *,
+        put: _Put | None = None,
+        delete: tuple[bytes, bytes] | None = None,
+        on_accepted: Callable[[PutResult], None] | None = None,
+        needs: _Needs = _Needs.WRITE_ALL,
+        target: bytes | int | None = None,
     ) -> _T:
-        """Run ``fn`` on the writer thread inside the next transaction; return after its commit.
+        """Run an operation on the writer thread inside the next transaction; return after its commit.
 
-        ``row``: the same operation as a row of the view ``ops``, which the writer runs
-        together with its neighbours in one statement (``fn`` then serves only when an
-        operation of the batch fails and each must run alone).
+        ``fn``: any operation, run alone (after ``needs`` is done); or ``put``/``delete``,
+        which the writer runs together with its neighbours as rows of the view ``ops``.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         with self._lock:
             if self._closed:
                 raise StoreError("store is closed")
-            self._queue.put(_Op(fn, future, loop, row))
+            self._queue.put(_Op(fn, future, loop, put, delete, on_accepted, needs, target))
         try:
             return await future
         except sqlite3.Error as exc:
@@ -554,7 +1186,7 @@ class SqliteStore:
                 pass
             except sqlite3.Error as exc:
                 raise StoreError(_describe(exc)) from exc
-        return await self._call(fn)
+        return await self._call(fn, needs=_Needs.NOTHING)
 
     def _shut_down(self, future: asyncio.Future[None] | None, loop: asyncio.AbstractEventLoop | None) -> bool:
         with self._lock:
@@ -603,7 +1235,7 @@ class SqliteStore:
                 (queue.recipient_id, queue.sender_id, queue.recipient_key, queue.queue_key, queue.sender_key),
             )
 
-        await self._call(op)
+        await self._call(op, needs=_Needs.NOTHING)
 
     async def queue_by_recipient(self, recipient_id: bytes) -> QueueRecord | None:
         """The queue with this recipient id, if any.
@@ -634,7 +1266,7 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-        return await self._call(op)
+        return await self._call(op, needs=_Needs.NOTHING)
 
     async def delete_queue(self, recipient_id: bytes) -> bool:
         """Delete a queue, its messages and every send id it remembers; False if no such queue.
@@ -657,69 +1289,47 @@ class SqliteStore:
             self._checkpoint_now = True
             return True
 
-        return await self._call(op)
+        # Its deferred messages are dropped with it, never written (their puts return).
+        return await self._call(op, needs=_Needs.DROP_QUEUE, target=recipient_id)
 
     async def put_message(
-        self, sender_id: bytes, send_id: bytes, message: StoredMessage, *, quota: int
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
     ) -> PutResult:
         """Append a message, durably, unless the send id is remembered or the queue is full.
 
-        Returns only after the transaction holding the message has committed.
+        Returns only after the transaction holding the message has committed, or (a
+        deferred message, see the module docstring) the one holding its deletion.
+
+        Args:
+            sender_id: the queue's sender id.
+            send_id: the sender's id of this send, for dedupe.
+            message: the message; its ``quota_marker`` may be set on the way in.
+            quota: messages the queue holds at most.
+            on_accepted: called on this event loop with the result, if it is ``STORED``
+                or ``STORED_MARKED``, as soon as the writer decided the put (before the
+                write when the message is deferred) and before this returns. With it, and
+                ``defer_seconds`` > 0, the write may be deferred.
 
         Raises:
             ValueError: ``quota`` is less than 1.
-            StoreError: ``message.msg_id`` is already stored, or the store failed.
+            StoreError: ``message.msg_id`` is already stored, or the store failed (also
+                when writing a deferred message failed after ``on_accepted``).
         """
         if quota < 1:
             raise ValueError("quota must be at least 1")
-
-        def op(conn: sqlite3.Connection) -> PutResult:
-            # One statement answers all three checks, in the order of the contract.
-            rows = conn.execute(_PUT_CHECKS, (sender_id, send_id, RETIRED_SEND_IDS)).fetchall()
-            if not rows:
-                return PutResult.NO_QUEUE
-            recipient_id, seen, count = rows[0]
-            if seen:
-                return PutResult.DUPLICATE
-            if count >= quota:
-                return PutResult.QUOTA
-            marker = message.quota_marker or count == quota - 1
-            conn.execute(
-                "INSERT INTO messages (recipient_id, qseq, msg_id, send_id, received_at, quota_marker, body)"
-                " VALUES (?, (SELECT COALESCE(MAX(qseq), 0) + 1 FROM messages WHERE recipient_id = ?),"
-                " ?, ?, ?, ?, ?)",
-                (
-                    recipient_id,
-                    recipient_id,
-                    message.msg_id,
-                    send_id,
-                    message.received_at,
-                    int(marker),
-                    message.body,
-                ),
-            )
-            # A row may linger for a send id already forgotten (pruning is lazy, see _retire).
-            conn.execute(
-                "INSERT INTO send_ids (recipient_id, send_id) VALUES (?, ?)"
-                " ON CONFLICT DO UPDATE SET retired = NULL",
-                (recipient_id, send_id),
-            )
-            return PutResult.STORED_MARKED if marker else PutResult.STORED
-
-        row = (
-            "P",
-            sender_id,
-            send_id,
-            message.msg_id,
-            message.received_at,
-            int(message.quota_marker),
-            message.body,
-            quota,
+        result: PutResult = await self._call(
+            None, put=_Put(sender_id, send_id, message, quota), on_accepted=on_accepted
         )
-        return await self._call(op, row)
+        return result
 
     async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
-        """The oldest message on the queue, if any.
+        """The oldest message on the queue, if any (a deferred one too).
 
         Raises:
             StoreError: the store failed.
@@ -738,27 +1348,20 @@ class SqliteStore:
 
         # On the writer thread, not the caller's: it reads a 16 KiB body, and it is ordered
         # after every write queued before it (a delete of the message just acknowledged).
-        return await self._call(op)
+        # When the file holds none of the queue's messages, the writer answers with the
+        # oldest deferred one: no deferred message needs writing for this.
+        return await self._call(op, needs=_Needs.FIRST, target=recipient_id)
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message of this queue; False if it is not on this queue.
 
+        A deferred message is never written: its put returns along with this.
+
         Raises:
             StoreError: the store failed.
         """
-
-        def op(conn: sqlite3.Connection) -> bool:
-            rows = conn.execute(
-                "DELETE FROM messages WHERE recipient_id = ? AND msg_id = ? RETURNING send_id",
-                (recipient_id, msg_id),
-            ).fetchall()
-            if not rows:
-                return False
-            _retire(conn, recipient_id, rows[0][0])
-            self._deleted_since_checkpoint += 1
-            return True
-
-        return await self._call(op, ("X", recipient_id, msg_id, None, None, None, None, None))
+        deleted: bool = await self._call(None, delete=(recipient_id, msg_id))
+        return deleted
 
     async def expire(self, older_than: int) -> int:
         """Delete messages with ``received_at < older_than``; return how many.
@@ -779,7 +1382,9 @@ class SqliteStore:
             self._deleted_since_checkpoint += len(rows)
             return len(rows)
 
-        return await self._call(op)
+        # A queue with a deferred message this deletes is written first (rare: deferred
+        # messages are a few hundredths of a second old).
+        return await self._call(op, needs=_Needs.EXPIRE, target=older_than)
 
 
 _SELECT_QUEUE: Final = "SELECT recipient_id, sender_id, recipient_key, queue_key, sender_key FROM queues"
@@ -798,19 +1403,6 @@ def _select_queue(conn: sqlite3.Connection, column: str, value: bytes) -> QueueR
     return QueueRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]), sender_key)
 
 
-#: put_message's checks: the queue, whether the send id is remembered, and the queue's length.
-#: A send id is remembered while its message waits (``retired`` NULL) or while it is among
-#: the queue's RETIRED_SEND_IDS latest deletions; older rows may linger until pruned.
-_PUT_CHECKS: Final = """
-SELECT q.recipient_id,
-       EXISTS (SELECT 1 FROM send_ids s
-               WHERE s.recipient_id = q.recipient_id AND s.send_id = ?2
-                 AND (s.retired IS NULL
-                      OR s.retired > (SELECT coalesce(max(r.retired), 0) FROM send_ids r
-                                      WHERE r.recipient_id = q.recipient_id) - ?3)),
-       (SELECT count(*) FROM messages m WHERE m.recipient_id = q.recipient_id)
-FROM queues q WHERE q.sender_id = ?1
-"""
 #: Deletions per queue between two prunings of its forgotten send ids.
 _PRUNE_EVERY: Final = 64
 
@@ -819,7 +1411,7 @@ def _retire(conn: sqlite3.Connection, recipient_id: bytes, send_id: bytes) -> No
     """Number ``send_id`` as the queue's latest deletion; now and then, drop the forgotten ones.
 
     Only the latest :data:`RETIRED_SEND_IDS` numbers count as remembered (the check in
-    :data:`_PUT_CHECKS` compares with the queue's latest number), so the rows below that
+    the ``ops`` triggers compares with the queue's latest number), so the rows below that
     window can go in bulk, every :data:`_PRUNE_EVERY` deletions, rather than one per delete.
     """
     rows = conn.execute(
@@ -835,13 +1427,30 @@ def _retire(conn: sqlite3.Connection, recipient_id: bytes, send_id: bytes) -> No
         )
 
 
-#: The writer's program for a batch's puts and deletes (temp objects: per connection, in
-#: memory, not part of the file's schema). A row inserted into the view ``ops`` is not
-#: stored: its INSTEAD OF trigger runs the operation, the same statements as
-#: put_message's and delete_message's ``op``, and records its outcome in ``outcomes``
-#: (keyed by the row's position in the batch; each batch overwrites the previous one's).
-#: Outcome codes: a put N(o queue), D(uplicate), Q(uota), S(tored), M(arked); a delete 1
-#: (deleted) or 0.
+#: Whether the queue ``q`` remembers the send id ``NEW.b``: while its message waits
+#: (``retired`` NULL) or while it is among the queue's RETIRED_SEND_IDS latest deletions;
+#: older rows may linger until pruned.
+_SEEN: Final = f"""EXISTS (SELECT 1 FROM send_ids s
+                       WHERE s.recipient_id = q.recipient_id AND s.send_id = NEW.b
+                         AND (s.retired IS NULL
+                              OR s.retired > (SELECT coalesce(max(r.retired), 0) FROM send_ids r
+                                              WHERE r.recipient_id = q.recipient_id)
+                                             - {RETIRED_SEND_IDS}))"""  # noqa: S608
+
+#: The writer's program for a batch's rows (temp objects: per connection, in memory, not
+#: part of the file's schema). A row inserted into the view ``ops`` is not stored: its
+#: INSTEAD OF trigger runs the operation and records its outcome in ``outcomes`` (keyed
+#: by the row's position in the run; each run overwrites the previous one's). Kinds and
+#: outcome codes:
+#:
+#: - ``P`` a put, written at once: N(o queue), D(uplicate), Q(uota), S(tored), M(arked);
+#: - ``X`` a delete: 1 (deleted) or 0;
+#: - ``C`` a deferrable put's decision, writing nothing: N, D, or ``c<count>.<hex id>``
+#:   (``u`` for ``c`` when the message id is taken): the queue's length and recipient id,
+#:   for the writer to add its overlay;
+#: - ``W`` the write of a deferred message (the decision is made): ``w``;
+#: - ``R`` the retirement of a cancelled deferred message's send id, numbered as the
+#:   queue's latest deletion as ``X`` does, with the same pruning: ``r``.
 _PROGRAM: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS outcomes (seq INTEGER PRIMARY KEY, code TEXT NOT NULL)",
     "CREATE TEMP VIEW IF NOT EXISTS ops (seq, kind, a, b, msg_id, received_at, marker, body, quota) AS"
@@ -858,12 +1467,7 @@ CREATE TEMP TRIGGER IF NOT EXISTS ops_put INSTEAD OF INSERT ON ops WHEN NEW.kind
                 ELSE 'S' END
     FROM (SELECT 1) LEFT JOIN (
         SELECT q.recipient_id,
-               EXISTS (SELECT 1 FROM send_ids s
-                       WHERE s.recipient_id = q.recipient_id AND s.send_id = NEW.b
-                         AND (s.retired IS NULL
-                              OR s.retired > (SELECT coalesce(max(r.retired), 0) FROM send_ids r
-                                              WHERE r.recipient_id = q.recipient_id)
-                                             - {RETIRED_SEND_IDS})) AS seen,
+               {_SEEN} AS seen,
                (SELECT count(*) FROM messages m WHERE m.recipient_id = q.recipient_id) AS count
         FROM queues q WHERE q.sender_id = NEW.a) c;
     INSERT INTO messages (recipient_id, qseq, msg_id, send_id, received_at, quota_marker, body)
@@ -893,16 +1497,52 @@ CREATE TEMP TRIGGER IF NOT EXISTS ops_delete INSTEAD OF INSERT ON ops WHEN NEW.k
     DELETE FROM messages WHERE recipient_id = NEW.a AND msg_id = NEW.b;
 END
 """,  # noqa: S608
+    f"""
+CREATE TEMP TRIGGER IF NOT EXISTS ops_decide INSTEAD OF INSERT ON ops WHEN NEW.kind = 'C' BEGIN
+    INSERT OR REPLACE INTO outcomes (seq, code)
+    SELECT NEW.seq,
+           CASE WHEN c.recipient_id IS NULL THEN 'N'
+                WHEN c.seen THEN 'D'
+                ELSE CASE WHEN c.used THEN 'u' ELSE 'c' END || c.count || '.' || hex(c.recipient_id) END
+    FROM (SELECT 1) LEFT JOIN (
+        SELECT q.recipient_id,
+               {_SEEN} AS seen,
+               (SELECT count(*) FROM messages m WHERE m.recipient_id = q.recipient_id) AS count,
+               EXISTS (SELECT 1 FROM messages m WHERE m.msg_id = NEW.msg_id) AS used
+        FROM queues q WHERE q.sender_id = NEW.a) c;
+END
+""",  # noqa: S608
+    """
+CREATE TEMP TRIGGER IF NOT EXISTS ops_write INSTEAD OF INSERT ON ops WHEN NEW.kind = 'W' BEGIN
+    INSERT OR REPLACE INTO outcomes (seq, code) VALUES (NEW.seq, 'w');
+    INSERT INTO messages (recipient_id, qseq, msg_id, send_id, received_at, quota_marker, body)
+    VALUES (NEW.a, (SELECT coalesce(max(qseq), 0) + 1 FROM messages WHERE recipient_id = NEW.a),
+            NEW.msg_id, NEW.b, NEW.received_at, NEW.marker, NEW.body);
+    INSERT INTO send_ids (recipient_id, send_id) VALUES (NEW.a, NEW.b)
+    ON CONFLICT DO UPDATE SET retired = NULL;
+END
+""",
+    f"""
+CREATE TEMP TRIGGER IF NOT EXISTS ops_retire INSTEAD OF INSERT ON ops WHEN NEW.kind = 'R' BEGIN
+    INSERT OR REPLACE INTO outcomes (seq, code) VALUES (NEW.seq, 'r');
+    INSERT INTO send_ids (recipient_id, send_id, retired)
+    VALUES (NEW.a, NEW.b, (SELECT coalesce(max(retired), 0) + 1 FROM send_ids WHERE recipient_id = NEW.a))
+    ON CONFLICT DO UPDATE SET retired = excluded.retired;
+    DELETE FROM send_ids WHERE recipient_id = NEW.a AND retired <=
+        (SELECT s.retired - {RETIRED_SEND_IDS} FROM send_ids s
+         WHERE s.recipient_id = NEW.a AND s.send_id = NEW.b AND s.retired % {_PRUNE_EVERY} = 0);
+END
+""",  # noqa: S608
 )
-#: The INSERT into ops for a batch of n operations, n = 1 .. MAX_BATCH.
+#: The INSERT into ops for a run of n rows, n = 1 .. MAX_BATCH.
 _OPS_INSERT: Final = {
     n: "INSERT INTO ops (seq, kind, a, b, msg_id, received_at, marker, body, quota) VALUES "  # noqa: S608
     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
     for n in range(1, MAX_BATCH + 1)
 }
-#: The outcomes of the batch's first n operations, in order, as one string.
+#: The outcomes of the run's first n rows, in order, as one string.
 _OPS_RESULTS: Final = (
-    "SELECT group_concat(code, '') FROM (SELECT code FROM outcomes WHERE seq < ? ORDER BY seq)"
+    "SELECT group_concat(code, ',') FROM (SELECT code FROM outcomes WHERE seq < ? ORDER BY seq)"
 )
 _OUTCOMES: Final[dict[str, object]] = {
     "N": PutResult.NO_QUEUE,

@@ -575,7 +575,9 @@ class SqliteStore:
         #: writer thread only: monotonic time of the last checkpoint, and when a deferred one is due
         self._checkpointed_at = float("-inf")
         self._checkpoint_due: float | None = None
-        self._queue: SimpleQueue[_Op | _Close] = SimpleQueue()
+        self._queue: SimpleQueue[list[_Op] | _Close] = SimpleQueue()
+        #: operations of the event loop's current turn, handed over together (see _call)
+        self._outbox: list[_Op] = []
         self._lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -698,28 +700,37 @@ class SqliteStore:
             return
         _resolve(loop, ready, None, None)
         closing: _Close | None = None
+        waiting: deque[_Op] = deque()  # handed over, not yet run (a hand-over may exceed a batch)
         while closing is None:
-            wake = self._wake_at()
-            if wake is None:
-                item = self._queue.get()
-            else:
-                try:
-                    item = self._queue.get(timeout=max(0.0, wake - time.monotonic()))
-                except Empty:
-                    self._idle(conn)  # a deadline passed, and nothing came meanwhile
-                    continue
-            batch: list[_Op] = []
-            while True:
+            if not waiting:
+                wake = self._wake_at()
+                if wake is None:
+                    item = self._queue.get()
+                else:
+                    try:
+                        item = self._queue.get(timeout=max(0.0, wake - time.monotonic()))
+                    except Empty:
+                        self._idle(conn)  # a deadline passed, and nothing came meanwhile
+                        continue
                 if isinstance(item, _Close):
                     closing = item
-                    break
-                batch.append(item)
-                if len(batch) >= MAX_BATCH:
-                    break
+                else:
+                    waiting.extend(item)
+            while closing is None and len(waiting) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
                 except Empty:
                     break
+                if isinstance(item, _Close):
+                    closing = item
+                else:
+                    waiting.extend(item)
+            batch = [waiting.popleft() for _ in range(min(MAX_BATCH, len(waiting)))]
+            if closing is not None and waiting:
+                # Everything queued before the close runs before it: batch after batch.
+                while waiting:
+                    self._run_batch(conn, batch, checkpoint=False)
+                    batch = [waiting.popleft() for _ in range(min(MAX_BATCH, len(waiting)))]
             if batch or (closing is not None and self._overlay):
                 # On close, every deferred message is written with the last batch.
                 self._run_batch(conn, batch, checkpoint=closing is None, write_all=closing is not None)
@@ -738,8 +749,9 @@ class SqliteStore:
                 stray = self._queue.get_nowait()
             except Empty:
                 break
-            if isinstance(stray, _Op):
-                _resolve(stray.loop, stray.future, None, closed)
+            if isinstance(stray, list):
+                for op in stray:
+                    _resolve(op.loop, op.future, None, closed)
         _resolve(closing.loop, closing.future, None, close_error)
 
     def _wake_at(self) -> float | None:
@@ -1162,11 +1174,27 @@ class SqliteStore:
         with self._lock:
             if self._closed:
                 raise StoreError("store is closed")
-            self._queue.put(_Op(fn, future, loop, put, delete, on_accepted, needs, target))
+            self._outbox.append(_Op(fn, future, loop, put, delete, on_accepted, needs, target))
+            first = len(self._outbox) == 1
+        if first:
+            # Handed over at the end of this turn of the loop, with every operation the
+            # turn adds: one wake-up of the writer (and one wait for the interpreter lock
+            # on each side) for all of them, not one per operation.
+            loop.call_soon(self._hand_over)
         try:
             return await future
         except sqlite3.Error as exc:
             raise StoreError(_describe(exc)) from exc
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            ops, self._outbox = self._outbox, []
+            if not self._closed:
+                if ops:
+                    self._queue.put(ops)
+                return
+        for op in ops:  # never, in fact: closing hands the outbox over first
+            _settle(op.future, None, StoreError("store is closed"))
 
     async def _query(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run the read-only ``fn`` right here, on the reader; it sees every committed write.
@@ -1193,6 +1221,9 @@ class SqliteStore:
             if self._closed:
                 return False
             self._closed = True
+            if self._outbox:  # queued before the close: they run before it
+                self._queue.put(self._outbox)
+                self._outbox = []
             self._queue.put(_Close(future, loop))
         with self._read_lock:
             reader, self._reader = self._reader, None

@@ -4,16 +4,21 @@ docs/protocol.md §14.8 (server rules) and §14.9 (what the relay sees and logs)
 
 Theory of operation
 -------------------
-Each WebSocket connection gets a random session value (sent in ``HELLO``) that every
-signed command must cover, so a command recorded on one connection is refused on
-another. A connection's reader takes frames one at a time: it charges the connection's
-token bucket, decodes the frame (a frame that does not decode gets ``ERR CMD`` and the
-connection lives on) and hands the command to a task of its own. Commands of one
-connection therefore run concurrently, up to :data:`_MAX_INFLIGHT` at a time, so that a
-client that pipelines SENDs gets its messages into one group commit of the store
-instead of one fsync each. Two SENDs of one connection still reach the store in the
-order they arrived: each SEND waits for the previous one to have *called*
-``put_message`` before it calls it (the "gate"), but not for it to finish.
+Each WebSocket connection (a :class:`~.link.Link`, websockets' sans-I/O protocol on an
+asyncio protocol) gets a random session value (sent in ``HELLO``) that every signed
+command must cover, so a command recorded on one connection is refused on another. The
+link hands us each frame as it arrives, synchronously: we charge the connection's token
+bucket, decode the frame (a frame that does not decode gets ``ERR CMD`` and the
+connection lives on) and run the command. What needs no store runs there and then
+(PING; an ACK by the subscription's holder, whose next message, from memory, goes out
+at once). What waits for the store runs in a task of its own; commands of one
+connection therefore run concurrently, up to :data:`_MAX_INFLIGHT` at a time (beyond,
+the link reads no more of that connection), so that a client that pipelines SENDs gets
+its messages into one group commit of the store instead of one fsync each. Two SENDs of
+one connection still reach the store in the order they arrived: each SEND waits for
+the previous one to have *called* ``put_message`` before it calls it (the "gate"), but
+not for it to finish. Answers are written to the connection's transport at once; a
+peer that does not read them stops being read (the link's write-buffer pause).
 
 We hold two kinds of state in memory, both small:
 
@@ -25,11 +30,11 @@ We hold two kinds of state in memory, both small:
 
 Delivery rule: a subscription has at most one outstanding message. :meth:`_pump`
 pushes the oldest stored message when there is none outstanding: from the
-subscription's inbox (the bodies the SENDs that stored them had in hand) when it knows
-the queue's content, else read from the store (on the store's thread, in order with its
-writes). An ``ACK`` naming exactly the outstanding id deletes it and pumps again (from
-the inbox even before the delete commits). Any other ``ACK``
-gets ``ERR NO_MSG`` and deletes nothing. A SUB by another connection moves the
+subscription's inbox (the bodies the SENDs that stored them had in hand), synchronously,
+when it knows the queue's content, else read from the store in a task (on the store's
+thread, in order with its writes). An ``ACK`` naming exactly the outstanding id deletes it
+and pumps again (from the inbox even before the delete commits). Any other ``ACK`` gets
+``ERR NO_MSG`` and deletes nothing. A SUB by another connection moves the
 subscription and pushes ``END`` to the old holder, whose ``ACK``s then get ``NO_MSG``;
 the unacknowledged message stays stored and goes to the new holder. Delivery is
 at-least-once: a message whose ACK was lost is delivered again on the next SUB.
@@ -56,20 +61,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import logging
 import os
-import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from http import HTTPStatus
 from typing import Any, Final, assert_never
-
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
-from websockets.http11 import Request, Response
 
 from burnerkit.crypto.aead import AeadKey
 from burnerkit.crypto.keys import VerifyKey, X25519PrivateKey
@@ -119,6 +118,7 @@ from burnerkit.relay.protocol import (
 )
 
 from .config import RelayConfig
+from .link import Link, LinkClosed, Pause
 from .logs import LOGGER_NAME, log_event
 from .mailbox import MailboxCommand, MailboxHub
 from .metrics import Metrics, start_metrics_server
@@ -128,25 +128,19 @@ __all__ = ["RelayServer", "RelayStartError"]
 
 _log = logging.getLogger(LOGGER_NAME)
 
-#: websockets' own logger would write peer addresses and request lines; ours is a
-#: detached, disabled logger, so nothing of it reaches any handler.
-_SILENT = logging.Logger("burnerkit.relay.websockets")
-_SILENT.disabled = True
-
 _ZERO_CORR: Final = bytes(CORR_ID_SIZE)
 _NO_ENTITY: Final = b""
 #: Commands of one connection that may run at once (the group commit of SQLite takes up to 64).
 _MAX_INFLIGHT: Final = 16
-#: Frames websockets buffers per connection before it stops reading the socket (low mark 1).
-_MAX_QUEUE: Final = 4
-#: Bytes of unsent output per connection before a send waits for the socket.
+#: Bytes of unsent output per connection beyond which we stop reading its commands.
 _WRITE_LIMIT: Final = 4 * FRAME_SIZE
-#: Seconds for a closing handshake, and for a graceful stop before connections are cut.
+#: Seconds for the HTTP upgrade, for a closing handshake, and for a graceful stop
+#: before connections are cut.
+_OPEN_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 5.0
 _STOP_GRACE: Final = 10.0
-#: TCP keepalive finds peers that vanished without a FIN. We do not use WebSocket pings
-#: for that: a ping is a small frame of its own size, and every frame of ours is one size.
-_KEEPALIVE: Final = (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 4))
+#: Close code of a relay that stops (RFC 6455 §7.4.1, "going away").
+_GOING_AWAY: Final = 1001
 #: ``outstanding`` while an ACK's delete runs: matches no msg id, and is not None.
 _ACKING: Final = b""
 #: Messages a subscription keeps in memory for delivery (beyond them it reads the store),
@@ -184,31 +178,29 @@ class _Connection:
 
     __slots__ = (
         "gate",
+        "gone",
         "inflight",
-        "reader",
+        "link",
         "session_id",
         "stamp",
         "subscriptions",
         "tokens",
-        "waiter",
-        "ws",
     )
 
-    def __init__(self, ws: ServerConnection, session_id: bytes, tokens: float, stamp: float) -> None:
-        self.ws = ws
+    def __init__(self, link: Link, session_id: bytes, tokens: float, stamp: float) -> None:
+        self.link = link
         self.session_id = session_id
         #: token bucket: tokens left and when it was last refilled (loop time)
         self.tokens = tokens
         self.stamp = stamp
         #: recipient ids this connection holds the subscription of (None until the first SUB)
         self.subscriptions: set[bytes] | None = None
-        #: commands running, and a future resolved when that count falls
+        #: commands running in tasks of their own
         self.inflight = 0
-        self.waiter: asyncio.Future[None] | None = None
         #: resolved once the latest SEND of this connection has called put_message
         self.gate: asyncio.Future[None] | None = None
-        #: the handler task while it waits for a frame (stop() cancels it there)
-        self.reader: asyncio.Task[Any] | None = None
+        #: the TCP connection is gone; its state goes once no command runs any more
+        self.gone = False
 
     def take_token(self, now: float, rate: float, burst: int) -> bool:
         self.tokens = min(float(burst), self.tokens + (now - self.stamp) * rate)
@@ -217,20 +209,6 @@ class _Connection:
             self.tokens -= 1.0
             return True
         return False
-
-    async def wait_below(self, limit: int) -> None:
-        """Wait until fewer than ``limit`` commands are in flight."""
-        while self.inflight >= limit:
-            if self.waiter is None or self.waiter.done():
-                self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-
-    def finished(self, _task: asyncio.Task[Any]) -> None:
-        self.inflight -= 1
-        if self.waiter is not None:
-            if not self.waiter.done():
-                self.waiter.set_result(None)
-            self.waiter = None
 
     def hold(self, recipient_id: bytes) -> None:
         if self.subscriptions is None:
@@ -242,6 +220,14 @@ class _Connection:
             self.subscriptions.discard(recipient_id)
             if not self.subscriptions:
                 self.subscriptions = None
+
+
+class _Pumped(enum.Enum):
+    """What :meth:`RelayServer._pump` did."""
+
+    SENT = enum.auto()  #: a MSG went out
+    NOTHING = enum.auto()  #: nothing to deliver now (none waits, one is outstanding, or a read runs)
+    READ = enum.auto()  #: the store must be read to know (see _pump_read)
 
 
 class _Subscription:
@@ -317,7 +303,7 @@ class RelayServer:
         #: messages held in all inboxes together (at most _INBOX_TOTAL)
         self._inboxed = 0
         self._tasks: set[asyncio.Task[object]] = set()
-        self._ws_server: Server | None = None
+        self._ws_server: asyncio.Server | None = None
         self._metrics_server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         #: pairing mailboxes (§14.12): in memory only, swept by their own task
@@ -343,7 +329,7 @@ class RelayServer:
         """
         if self._ws_server is None:
             raise RuntimeError("the relay is not started")
-        port: int = next(iter(self._ws_server.sockets)).getsockname()[1]
+        port: int = self._ws_server.sockets[0].getsockname()[1]
         return port
 
     @property
@@ -375,23 +361,19 @@ class RelayServer:
             raise RuntimeError("the relay was already started")
         config = self._config
         tls = _tls_context(config)
-        try:
-            self._ws_server = await serve(
-                self._handle,
-                config.host,
-                config.port,
-                ssl=tls,
-                compression=None,
+        loop = asyncio.get_running_loop()
+
+        def link() -> Link:
+            return Link(
+                self,
                 max_size=FRAME_SIZE,
-                max_queue=_MAX_QUEUE,
                 write_limit=_WRITE_LIMIT,
-                ping_interval=None,
-                ping_timeout=None,
+                open_timeout=_OPEN_TIMEOUT,
                 close_timeout=_CLOSE_TIMEOUT,
-                server_header=None,
-                process_request=self._admit,
-                logger=_SILENT,
             )
+
+        try:
+            self._ws_server = await loop.create_server(link, config.host, config.port, ssl=tls)
         except OSError as exc:
             raise RelayStartError(f"cannot listen on {config.host}:{config.port}: {_reason(exc)}") from exc
         if config.metrics_port is not None:
@@ -434,17 +416,23 @@ class RelayServer:
         log_event(_log, "relay_stopping", connections=len(self._connections))
         try:
             if self._ws_server is not None:
-                self._ws_server.close(close_connections=False)
+                self._ws_server.close()
                 for conn in list(self._connections):
-                    if conn.reader is not None:
-                        conn.reader.cancel()
-                try:
+                    conn.link.pause(Pause.STOPPING)
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_STOP_GRACE):
-                        await self._ws_server.wait_closed()
-                except TimeoutError:
-                    for conn in list(self._connections):
-                        conn.ws.transport.abort()
-                    await self._ws_server.wait_closed()
+                        while self._tasks:
+                            await asyncio.gather(*self._tasks, return_exceptions=True)
+                links = [conn.link for conn in self._connections]
+                for link in links:
+                    link.close(_GOING_AWAY, "relay stopping")
+                if links:
+                    _, late = await asyncio.wait([link.closed for link in links], timeout=_CLOSE_TIMEOUT)
+                    if late:
+                        for link in links:
+                            link.abort()
+                        await asyncio.wait([link.closed for link in links])
+                await self._ws_server.wait_closed()
             for sweeper in (self._sweeper, self._mailbox_sweeper):
                 if sweeper is not None:
                     sweeper.cancel()
@@ -494,53 +482,47 @@ class RelayServer:
             for push in self._mailboxes.expire(self._clock()):
                 self._push_to(push.conn, push.token, push.response)
 
-    # -- connections ----------------------------------------------------------------------
+    # -- connections (the LinkHandler protocol of .link) ----------------------------------
 
-    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+    def link_admit(self) -> bool:
         """Refuse the handshake (503) when full or closing."""
-        if self._closing or len(self._connections) >= self._config.max_connections:
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "relay busy\n")
-        return None
+        return not self._closing and len(self._connections) < self._config.max_connections
 
-    async def _handle(self, ws: ServerConnection) -> None:
-        """One connection: HELLO, then read frames until it closes or we stop."""
-        _keepalive(ws)
-        loop = asyncio.get_running_loop()
+    def link_opened(self, link: Link) -> None:
+        """A connection: its session value, then HELLO."""
         conn = _Connection(
-            ws, self._rng.random_bytes(SESSION_ID_SIZE), float(self._config.rate_burst), loop.time()
+            link,
+            self._rng.random_bytes(SESSION_ID_SIZE),
+            float(self._config.rate_burst),
+            asyncio.get_running_loop().time(),
         )
+        link.context = conn
         self._connections.add(conn)
         self.metrics.connections_total += 1
-        try:
-            await ws.send(encode_server_frame(_ZERO_CORR, _NO_ENTITY, Hello(conn.session_id)))
-            while not self._closing:
-                conn.reader = asyncio.current_task()
-                try:
-                    data = await ws.recv()
-                except asyncio.CancelledError:
-                    # stop() cancels readers, and only readers, once it set _closing.
-                    if not self._closing or conn.reader is None:
-                        raise
-                    current = asyncio.current_task()
-                    if current is not None:
-                        current.uncancel()
-                    break
-                finally:
-                    conn.reader = None
-                if self._closing:
-                    break  # read after stop() began: never executed, the client retries
-                await self._receive(conn, data)
-                # Not held while we wait for the next frame (16 KiB a connection).
-                del data
-        except ConnectionClosed:
-            pass
-        finally:
-            await conn.wait_below(1)
-            self._connections.discard(conn)
-            self._drop_subscriptions(conn)
-            self._mailboxes.detach(conn)
+        with contextlib.suppress(LinkClosed):
+            link.send(encode_server_frame(_ZERO_CORR, _NO_ENTITY, Hello(conn.session_id)))
+
+    def link_received(self, link: Link, data: bytes | str) -> None:
+        """One frame of ``link``: run it, unless the relay is stopping."""
+        conn = link.context
+        assert isinstance(conn, _Connection)
         if self._closing:
-            await ws.close(CloseCode.GOING_AWAY, "relay stopping")
+            return  # read after stop() began: never executed, the client retries
+        self._receive(conn, data)
+
+    def link_closed(self, link: Link) -> None:
+        """``link`` is gone; its state goes once its commands are done."""
+        conn = link.context
+        assert isinstance(conn, _Connection)
+        conn.gone = True
+        if not conn.inflight:
+            self._release(conn)
+
+    def _release(self, conn: _Connection) -> None:
+        """The connection is gone and none of its commands runs: forget it."""
+        self._connections.discard(conn)
+        self._drop_subscriptions(conn)
+        self._mailboxes.detach(conn)
 
     def _drop_subscriptions(self, conn: _Connection) -> None:
         for recipient_id in conn.subscriptions or ():
@@ -549,40 +531,59 @@ class RelayServer:
                 self._unregister(sub)
         conn.subscriptions = None
 
-    async def _receive(self, conn: _Connection, data: bytes | str) -> None:
-        """Charge the bucket, decode, and start the command (or answer RATE or CMD)."""
+    def _receive(self, conn: _Connection, data: bytes | str) -> None:
+        """Charge the bucket, decode, and run the command (or answer RATE or CMD)."""
         loop = asyncio.get_running_loop()
         allowed = conn.take_token(loop.time(), self._config.rate_limit, self._config.rate_burst)
         tx: ClientTransmission | None = None
         if isinstance(data, bytes):
             with contextlib.suppress(RemoteProtocolError):
                 tx = decode_client_frame(data)
-        if not allowed:
+        try:
+            if not allowed:
+                if tx is None:
+                    self._send_frame(conn, _ZERO_CORR, _NO_ENTITY, Err(ErrorCode.RATE))
+                else:
+                    self._answer(conn, tx, Err(ErrorCode.RATE))
+                return
             if tx is None:
-                await self._send_frame(conn, _ZERO_CORR, _NO_ENTITY, Err(ErrorCode.RATE))
-            else:
-                await self._answer(conn, tx, Err(ErrorCode.RATE))
+                self._send_frame(conn, _ZERO_CORR, _NO_ENTITY, Err(ErrorCode.CMD))
+                return
+            command = tx.command
+            self.metrics.commands[_COMMAND_NAMES[type(command)]] += 1
+            if isinstance(command, _WITHOUT_ENTITY) == (len(tx.entity) == QUEUE_ID_SIZE):
+                self._answer(conn, tx, Err(ErrorCode.CMD))
+                return
+            if isinstance(command, Ping):
+                self._answer(conn, tx, Pong())
+                return
+            if isinstance(command, Ack) and self._ack_held(conn, tx, command):
+                return
+        except LinkClosed:
             return
-        if tx is None:
-            await self._send_frame(conn, _ZERO_CORR, _NO_ENTITY, Err(ErrorCode.CMD))
-            return
-        command = tx.command
-        self.metrics.commands[_COMMAND_NAMES[type(command)]] += 1
-        if isinstance(command, _WITHOUT_ENTITY) == (len(tx.entity) == QUEUE_ID_SIZE):
-            await self._answer(conn, tx, Err(ErrorCode.CMD))
-            return
-        if isinstance(command, Ping):
-            await self._answer(conn, tx, Pong())
-            return
-        await conn.wait_below(_MAX_INFLIGHT)
         prev: asyncio.Future[None] | None = None
         gate: asyncio.Future[None] | None = None
         if isinstance(command, Send):
             prev, gate = conn.gate, loop.create_future()
             conn.gate = gate
+        self._start(conn, self._run(conn, tx, self._command(conn, tx, prev, gate), gate))
+
+    def _start(self, conn: _Connection, coro: Coroutine[Any, Any, None]) -> None:
+        """Run one of ``conn``'s commands in a task; beyond _MAX_INFLIGHT, read no more of it."""
         conn.inflight += 1
-        task = self._spawn(self._run(conn, tx, prev, gate))
-        task.add_done_callback(conn.finished)
+        if conn.inflight >= _MAX_INFLIGHT:
+            conn.link.pause(Pause.INFLIGHT)
+        task = self._spawn(coro)
+
+        def finished(_task: asyncio.Task[object]) -> None:
+            conn.inflight -= 1
+            if conn.gone:
+                if not conn.inflight:
+                    self._release(conn)
+            elif conn.inflight < _MAX_INFLIGHT:
+                conn.link.resume(Pause.INFLIGHT)
+
+        task.add_done_callback(finished)
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.create_task(coro)
@@ -596,40 +597,24 @@ class RelayServer:
         self,
         conn: _Connection,
         tx: ClientTransmission,
-        prev: asyncio.Future[None] | None,
-        gate: asyncio.Future[None] | None,
+        work: Coroutine[Any, Any, None],
+        gate: asyncio.Future[None] | None = None,
     ) -> None:
-        """Run one command; a store failure answers INTERNAL, a closed connection ends it."""
+        """Run ``work`` for ``tx``; a store failure answers INTERNAL, a closed connection ends it.
+
+        ``gate``: the SEND's gate (see the module docstring), opened whatever happens.
+        """
         try:
-            match tx.command:
-                case New() as command:
-                    await self._new(conn, tx, command)
-                case Sub():
-                    await self._sub(conn, tx)
-                case Key() as command:
-                    await self._key(conn, tx, command)
-                case Send() as command:
-                    assert gate is not None
-                    await self._send(conn, tx, command, prev, gate)
-                case Ack() as command:
-                    await self._ack(conn, tx, command)
-                case Del():
-                    await self._del(conn, tx)
-                case Ping():  # pragma: no cover - answered by the reader
-                    await self._answer(conn, tx, Pong())
-                case MbAlloc() | MbJoin() | MbPut() | MbGet() | MbDel() as command:
-                    await self._mailbox(conn, tx, command)
-                case _:  # pragma: no cover
-                    assert_never(tx.command)
-        except ConnectionClosed:
+            await work
+        except LinkClosed:
             pass
         except StoreError as exc:
             log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
-            await self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
+            self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
         except Exception as exc:
             # A bug of ours; say which kind, never what it held.
             log_event(_log, "internal_error", level=logging.ERROR, error=type(exc).__name__)
-            await self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
+            self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
         finally:
             if gate is not None:
                 if not gate.done():
@@ -637,23 +622,52 @@ class RelayServer:
                 if conn.gate is gate:
                     conn.gate = None
 
+    async def _command(
+        self,
+        conn: _Connection,
+        tx: ClientTransmission,
+        prev: asyncio.Future[None] | None,
+        gate: asyncio.Future[None] | None,
+    ) -> None:
+        """The part of a command that waits for the store (PING and held ACKs never get here)."""
+        match tx.command:
+            case New() as command:
+                await self._new(conn, tx, command)
+            case Sub():
+                await self._sub(conn, tx)
+            case Key() as command:
+                await self._key(conn, tx, command)
+            case Send() as command:
+                assert gate is not None
+                await self._send(conn, tx, command, prev, gate)
+            case Ack() as command:
+                await self._ack(conn, tx, command)
+            case Del():
+                await self._del(conn, tx)
+            case Ping():  # pragma: no cover - answered by the reader
+                self._answer(conn, tx, Pong())
+            case MbAlloc() | MbJoin() | MbPut() | MbGet() | MbDel() as command:
+                self._mailbox(conn, tx, command)
+            case _:  # pragma: no cover
+                assert_never(tx.command)
+
     async def _new(self, conn: _Connection, tx: ClientTransmission, command: New) -> None:
         # Proof of possession: NEW is signed by the key it registers.
         if not verify_signature(command.recipient_key, tx, conn.session_id):
-            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
             return
         server_key = X25519PrivateKey.generate(self._rng)
         try:
             queue_key = derive_queue_key(server_key, command.recipient_dh)
         except RemoteProtocolError:
-            await self._answer(conn, tx, Err(ErrorCode.CMD))
+            self._answer(conn, tx, Err(ErrorCode.CMD))
             return
         ids = QueueIds(self._rng.random_bytes(QUEUE_ID_SIZE), self._rng.random_bytes(QUEUE_ID_SIZE))
         await self._store.create_queue(
             QueueRecord(ids.recipient_id, ids.sender_id, command.recipient_key, queue_key)
         )
         self.metrics.queues_created_total += 1
-        await self._answer(conn, tx, Ids(server_key.public_key.raw, seal_ids(queue_key, ids, self._rng)))
+        self._answer(conn, tx, Ids(server_key.public_key.raw, seal_ids(queue_key, ids, self._rng)))
 
     async def _authorized(self, conn: _Connection, tx: ClientTransmission) -> QueueRecord | None:
         """The queue named by a recipient command, if it exists and the signature is its key's.
@@ -668,7 +682,7 @@ class RelayServer:
     async def _sub(self, conn: _Connection, tx: ClientTransmission) -> None:
         queue = await self._authorized(conn, tx)
         if queue is None:
-            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
             return
         recipient_id = queue.recipient_id
         # A new subscription object even on a re-SUB of the same connection: the
@@ -683,35 +697,35 @@ class RelayServer:
         if old is not None and old.conn is not conn:
             old.conn.release(recipient_id)
             self._push(old.conn, recipient_id, End())
-        await self._answer(conn, tx, Ok())
-        await self._pump(sub)
+        self._answer(conn, tx, Ok())
+        await self._pump_async(sub)
 
     async def _key(self, conn: _Connection, tx: ClientTransmission, command: Key) -> None:
         queue = await self._authorized(conn, tx)
         if queue is None:
-            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
             return
         try:
             # A small-order key would accept forged signatures; refuse it here.
             VerifyKey.from_bytes(command.sender_key)
         except (ValueError, InvalidKeyError):
-            await self._answer(conn, tx, Err(ErrorCode.CMD))
+            self._answer(conn, tx, Err(ErrorCode.CMD))
             return
         if queue.sender_key is not None and queue.sender_key != command.sender_key:
             # A queue is locked once (SimpleX's KEY); repeating the same key is a retry.
-            await self._answer(conn, tx, Err(ErrorCode.CMD))
+            self._answer(conn, tx, Err(ErrorCode.CMD))
             return
         locked = await self._store.set_sender_key(queue.recipient_id, command.sender_key)
         sub = self._subscriptions.get(queue.recipient_id)
         if locked and sub is not None:
             # SENDs to a subscribed queue check the key held here, not the store's.
             sub.queue = dataclasses.replace(sub.queue, sender_key=command.sender_key)
-        await self._answer(conn, tx, Ok() if locked else Err(ErrorCode.AUTH))
+        self._answer(conn, tx, Ok() if locked else Err(ErrorCode.AUTH))
 
     async def _del(self, conn: _Connection, tx: ClientTransmission) -> None:
         queue = await self._authorized(conn, tx)
         if queue is None or not await self._store.delete_queue(queue.recipient_id):
-            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
             return
         sub = self._subscriptions.get(queue.recipient_id)
         if sub is not None:
@@ -719,21 +733,36 @@ class RelayServer:
             sub.conn.release(queue.recipient_id)
             if sub.conn is not conn:
                 self._push(sub.conn, queue.recipient_id, End())
-        await self._answer(conn, tx, Ok())
+        self._answer(conn, tx, Ok())
+
+    def _ack_held(self, conn: _Connection, tx: ClientTransmission, command: Ack) -> bool:
+        """Run an ACK here and now if this connection holds the queue's subscription.
+
+        Returns False when it does not: :meth:`_ack` then runs it in a task (it reads
+        the store). The queue is the one read at SUB (a DEL would have ended the
+        subscription), so the check needs no read of the store, and costs what it costs
+        on the other path.
+        """
+        sub = self._subscriptions.get(tx.entity)
+        if sub is None or sub.conn is not conn:
+            return False
+        if len(tx.signature) == ACK_MAC_SIZE:
+            verified = verify_ack_mac(sub.ack_key, tx, conn.session_id)
+        else:
+            verified = verify_signature(sub.queue.recipient_key, tx, conn.session_id)
+        if not verified:
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+        elif sub.outstanding != command.msg_id:
+            self._answer(conn, tx, Err(ErrorCode.NO_MSG))
+        else:
+            self._acknowledge(conn, tx, sub, command.msg_id)
+        return True
 
     async def _ack(self, conn: _Connection, tx: ClientTransmission, command: Ack) -> None:
-        mac = len(tx.signature) == ACK_MAC_SIZE
-        sub = self._subscriptions.get(tx.entity)
-        if sub is not None and sub.conn is conn:
-            # This connection holds the subscription, so the queue is the one read at SUB
-            # (a DEL would have ended it): the check needs no read of the store, and costs
-            # what it costs on the other path.
-            if mac:
-                verified = verify_ack_mac(sub.ack_key, tx, conn.session_id)
-            else:
-                verified = verify_signature(sub.queue.recipient_key, tx, conn.session_id)
-            queue = sub.queue if verified else None
-        elif mac:
+        """An ACK on a connection that did not hold the subscription when it arrived."""
+        if self._ack_held(conn, tx, command):
+            return
+        if len(tx.signature) == ACK_MAC_SIZE:
             # No key cached for this connection: derive it (from a dummy if the queue is missing).
             queue = await self._store.queue_by_recipient(tx.entity)
             ok = verify_ack_mac_of_queue(None if queue is None else queue.queue_key, tx, conn.session_id)
@@ -741,42 +770,60 @@ class RelayServer:
         else:
             queue = await self._authorized(conn, tx)
         if queue is None:
-            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
             return
         sub = self._subscriptions.get(queue.recipient_id)
         if sub is None or sub.conn is not conn or sub.outstanding != command.msg_id:
-            await self._answer(conn, tx, Err(ErrorCode.NO_MSG))
+            self._answer(conn, tx, Err(ErrorCode.NO_MSG))
             return
+        self._acknowledge(conn, tx, sub, command.msg_id)
+
+    def _acknowledge(
+        self, conn: _Connection, tx: ClientTransmission, sub: _Subscription, msg_id: bytes
+    ) -> None:
+        """``msg_id``, outstanding on ``sub``, is acknowledged: delete it, deliver the next one."""
         if sub.inbox:
             # The recipient has this message: the next one, in memory, answers the ACK at
-            # once, before the delete commits (delivery is at-least-once; the delete is
-            # queued before any later read of the store, so this message is never read
-            # back). Only without a next message does the ACK get its own OK.
+            # once, before the delete commits (delivery is at-least-once). The delete's
+            # task starts before any later read of the store can be queued (tasks start in
+            # order, and the next read waits for the next ACK), so this message is never
+            # read back. Only without a next message does the ACK get its own OK.
             sub.outstanding = None
-            answered = await self._pump(sub, tx.corr_id)
-            try:
-                deleted = await self._store.delete_message(queue.recipient_id, command.msg_id)
-            except BaseException:
-                # It stays stored, ahead of what the inbox holds: read the store again.
-                self._forget(sub)
-                if not answered:
-                    raise
-                # The ACK has its answer already; the message will simply come again.
-                log_event(_log, "store_error", level=logging.ERROR, error="delete failed")
-                return
-            if deleted:
-                self.metrics.messages_acked_total += 1
-            if not answered:
-                await self._answer(conn, tx, Ok())
+            answered = self._pump(sub, tx.corr_id) is _Pumped.SENT
+            self._start(conn, self._run(conn, tx, self._delete_answered(conn, tx, sub, msg_id, answered)))
             return
         # While the delete runs, a second ACK of the same id gets NO_MSG and nothing
         # is pumped: the message is still on the queue and must not go out again.
         sub.outstanding = _ACKING
+        self._start(conn, self._run(conn, tx, self._delete_then_pump(conn, tx, sub, msg_id)))
+
+    async def _delete_answered(
+        self, conn: _Connection, tx: ClientTransmission, sub: _Subscription, msg_id: bytes, answered: bool
+    ) -> None:
         try:
-            deleted = await self._store.delete_message(queue.recipient_id, command.msg_id)
+            deleted = await self._store.delete_message(sub.recipient_id, msg_id)
+        except Exception as exc:
+            # It stays stored, ahead of what the inbox holds: read the store again.
+            self._forget(sub)
+            if not answered:
+                raise
+            # The ACK has its answer already; the message will simply come again.
+            error = type(exc).__name__ if isinstance(exc, StoreError) else "delete failed"
+            log_event(_log, "store_error", level=logging.ERROR, error=error)
+            return
+        if deleted:
+            self.metrics.messages_acked_total += 1
+        if not answered:
+            self._answer(conn, tx, Ok())
+
+    async def _delete_then_pump(
+        self, conn: _Connection, tx: ClientTransmission, sub: _Subscription, msg_id: bytes
+    ) -> None:
+        try:
+            deleted = await self._store.delete_message(sub.recipient_id, msg_id)
         except BaseException:
             if sub.outstanding == _ACKING:
-                sub.outstanding = command.msg_id
+                sub.outstanding = msg_id
             raise
         # Not deleted means the message is already gone (expired, or the queue was
         # deleted): either way the recipient has it; the answer is the next message, or OK.
@@ -784,9 +831,9 @@ class RelayServer:
             self.metrics.messages_acked_total += 1
         if sub.outstanding == _ACKING:
             sub.outstanding = None
-        if self._subscriptions.get(queue.recipient_id) is sub and await self._pump(sub, tx.corr_id):
+        if self._subscriptions.get(sub.recipient_id) is sub and await self._pump_async(sub, tx.corr_id):
             return
-        await self._answer(conn, tx, Ok())
+        self._answer(conn, tx, Ok())
 
     async def _send(
         self,
@@ -797,7 +844,7 @@ class RelayServer:
         gate: asyncio.Future[None],
     ) -> None:
         if len(command.body) > MAX_BODY_SIZE:
-            await self._answer(conn, tx, Err(ErrorCode.LARGE))
+            self._answer(conn, tx, Err(ErrorCode.LARGE))
             return
         held = self._by_sender.get(tx.entity)
         if held is not None and self._subscriptions.get(held.recipient_id) is held:
@@ -807,7 +854,7 @@ class RelayServer:
         if (queue is None or queue.sender_key is not None) and not verify_signature(
             None if queue is None else queue.sender_key, tx, conn.session_id
         ):
-            await self._answer(conn, tx, Err(ErrorCode.AUTH))
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
             return
         assert queue is not None  # verify_signature(None, ...) is always False
         message = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, command.body)
@@ -828,7 +875,7 @@ class RelayServer:
                     message = dataclasses.replace(message, quota_marker=True)
                 self._offer(sub, message)
                 if sub.outstanding is None:
-                    self._spawn(self._pump(sub))
+                    self._pump_soon(sub)
 
         # With the recipient online and its queue known in memory, the store may hold the
         # body back and tell us as soon as it has accepted it: delivery starts before the
@@ -844,17 +891,17 @@ class RelayServer:
                 self.metrics.messages_stored_total += 1
                 if not accepted:
                     deliver(result)
-                await self._answer(conn, tx, Ok())
+                self._answer(conn, tx, Ok())
             case PutResult.DUPLICATE:
-                await self._answer(conn, tx, Ok())
+                self._answer(conn, tx, Ok())
             case PutResult.QUOTA:
-                await self._answer(conn, tx, Err(ErrorCode.QUOTA))
+                self._answer(conn, tx, Err(ErrorCode.QUOTA))
             case PutResult.NO_QUEUE:
-                await self._answer(conn, tx, Err(ErrorCode.AUTH))
+                self._answer(conn, tx, Err(ErrorCode.AUTH))
             case _:  # pragma: no cover
                 assert_never(result)
 
-    async def _mailbox(self, conn: _Connection, tx: ClientTransmission, command: MailboxCommand) -> None:
+    def _mailbox(self, conn: _Connection, tx: ClientTransmission, command: MailboxCommand) -> None:
         """A pairing mailbox command (§14.12): the hub decides, we send.
 
         Frames for other connections go out before the answer, so that what the asker
@@ -864,11 +911,11 @@ class RelayServer:
         response, pushes = self._mailboxes.handle(conn, tx.entity, command, self._clock())
         for push in pushes:
             if not push.after_answer and isinstance(push.conn, _Connection):
-                await self._send_quietly(push.conn, _ZERO_CORR, push.token, push.response)
-        await self._answer(conn, tx, response)
+                self._send_quietly(push.conn, _ZERO_CORR, push.token, push.response)
+        self._answer(conn, tx, response)
         for push in pushes:
             if push.after_answer and isinstance(push.conn, _Connection):
-                await self._send_frame(push.conn, _ZERO_CORR, push.token, push.response)
+                self._send_frame(push.conn, _ZERO_CORR, push.token, push.response)
 
     def _push_to(self, conn: object, entity: bytes, response: ServerResponse) -> None:
         if isinstance(conn, _Connection):
@@ -876,14 +923,45 @@ class RelayServer:
 
     # -- delivery -------------------------------------------------------------------------
 
-    async def _pump(self, sub: _Subscription, answer_to: bytes = _ZERO_CORR) -> bool:
-        """Push the oldest message of ``sub`` unless one is outstanding.
+    def _pump(self, sub: _Subscription, answer_to: bytes = _ZERO_CORR) -> _Pumped:
+        """Push the oldest message of ``sub`` from its inbox unless one is outstanding.
 
         ``answer_to``: the corr_id of an ACK this delivery answers (§14.8 ACK), zeros
-        for a pushed MSG. Returns whether a MSG went out (so the ACK needs no OK).
+        for a pushed MSG. ``READ`` when only the store knows what comes next: the caller
+        then awaits :meth:`_pump_read` (or has :meth:`_pump_soon` start it).
+        """
+        if sub.pumping:
+            sub.again = True  # a read runs; it looks again before it finds the queue empty
+            return _Pumped.NOTHING
+        if self._subscriptions.get(sub.recipient_id) is not sub or sub.outstanding is not None:
+            return _Pumped.NOTHING
+        message = self._take(sub)
+        if message is None:
+            return _Pumped.NOTHING if sub.complete else _Pumped.READ
+        try:
+            self._deliver(sub, message, answer_to)
+        except LinkClosed:
+            return _Pumped.NOTHING
+        return _Pumped.SENT
 
-        Never raises: a store failure is logged and the message stays stored (the next
-        SEND, ACK or SUB pumps again); a closed connection simply ends it.
+    def _pump_soon(self, sub: _Subscription) -> None:
+        """:meth:`_pump` for a pushed MSG, reading the store in a task if it must."""
+        if self._pump(sub) is _Pumped.READ:
+            self._spawn(self._pump_read(sub))
+
+    async def _pump_async(self, sub: _Subscription, answer_to: bytes = _ZERO_CORR) -> bool:
+        """:meth:`_pump`, reading the store if it must; whether a MSG went out."""
+        pumped = self._pump(sub, answer_to)
+        if pumped is _Pumped.READ:
+            return await self._pump_read(sub, answer_to)
+        return pumped is _Pumped.SENT
+
+    async def _pump_read(self, sub: _Subscription, answer_to: bytes = _ZERO_CORR) -> bool:
+        """Deliver the oldest message of ``sub``, reading the store until it knows there is none.
+
+        Returns whether a MSG went out (so an ACK it answers needs no OK). Never raises:
+        a store failure is logged and the message stays stored (the next SEND, ACK or SUB
+        pumps again); a closed connection simply ends it.
         """
         if sub.pumping:
             sub.again = True
@@ -906,24 +984,32 @@ class RelayServer:
                         # message in the inbox from now on.
                         sub.complete = True
                         return False
-                sub.outstanding = message.msg_id
-                sealed = seal_delivery(
-                    sub.sealer,
-                    message.msg_id,
-                    Delivery(message.received_at, message.quota_marker, message.body),
-                    self._rng,
-                )
-                self.metrics.messages_delivered_total += 1
-                await self._send_frame(sub.conn, answer_to, sub.recipient_id, Msg(message.msg_id, sealed))
+                self._deliver(sub, message, answer_to)
                 return True
             return False
-        except ConnectionClosed:
+        except LinkClosed:
             return False
         except StoreError as exc:
             log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
             return False
         finally:
             sub.pumping = False
+
+    def _deliver(self, sub: _Subscription, message: StoredMessage, answer_to: bytes) -> None:
+        """Send ``message`` as ``sub``'s outstanding one.
+
+        Raises:
+            LinkClosed: if the connection is gone (the message stays outstanding and stored).
+        """
+        sub.outstanding = message.msg_id
+        sealed = seal_delivery(
+            sub.sealer,
+            message.msg_id,
+            Delivery(message.received_at, message.quota_marker, message.body),
+            self._rng,
+        )
+        self.metrics.messages_delivered_total += 1
+        self._send_frame(sub.conn, answer_to, sub.recipient_id, Msg(message.msg_id, sealed))
 
     # -- inboxes --------------------------------------------------------------------------
 
@@ -965,37 +1051,33 @@ class RelayServer:
         sub.complete = False
 
     def _push(self, conn: _Connection, entity: bytes, response: ServerResponse) -> None:
-        """Send a pushed frame (END) from a task, so a slow reader never stalls the caller."""
-        self._spawn(self._send_quietly(conn, _ZERO_CORR, entity, response))
+        """Send a pushed frame (END); a closed connection needs none."""
+        self._send_quietly(conn, _ZERO_CORR, entity, response)
 
     # -- output ---------------------------------------------------------------------------
 
-    async def _answer(self, conn: _Connection, tx: ClientTransmission, response: ServerResponse) -> None:
+    def _answer(self, conn: _Connection, tx: ClientTransmission, response: ServerResponse) -> None:
         """Answer ``tx`` with its own corr_id and entity.
 
         Raises:
-            ConnectionClosed: if the connection is gone.
+            LinkClosed: if the connection is gone.
         """
-        await self._send_frame(conn, tx.corr_id, tx.entity, response)
+        self._send_frame(conn, tx.corr_id, tx.entity, response)
 
-    async def _answer_quietly(
-        self, conn: _Connection, tx: ClientTransmission, response: ServerResponse
-    ) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self._answer(conn, tx, response)
+    def _answer_quietly(self, conn: _Connection, tx: ClientTransmission, response: ServerResponse) -> None:
+        with contextlib.suppress(LinkClosed):
+            self._answer(conn, tx, response)
 
-    async def _send_quietly(
+    def _send_quietly(
         self, conn: _Connection, corr_id: bytes, entity: bytes, response: ServerResponse
     ) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self._send_frame(conn, corr_id, entity, response)
+        with contextlib.suppress(LinkClosed):
+            self._send_frame(conn, corr_id, entity, response)
 
-    async def _send_frame(
-        self, conn: _Connection, corr_id: bytes, entity: bytes, response: ServerResponse
-    ) -> None:
+    def _send_frame(self, conn: _Connection, corr_id: bytes, entity: bytes, response: ServerResponse) -> None:
         if isinstance(response, Err):
             self.metrics.errors[response.code] += 1
-        await conn.ws.send(encode_server_frame(corr_id, entity, response))
+        conn.link.send(encode_server_frame(corr_id, entity, response))
 
 
 def _tls_context(config: RelayConfig) -> ssl.SSLContext | None:
@@ -1025,15 +1107,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return os.strerror(exc.errno).lower()
     return str(exc) or type(exc).__name__
-
-
-def _keepalive(ws: ServerConnection) -> None:
-    sock = ws.transport.get_extra_info("socket")
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name, value in _KEEPALIVE:
-            option = getattr(socket, name, None)
-            if option is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)

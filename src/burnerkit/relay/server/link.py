@@ -1,0 +1,323 @@
+"""One WebSocket connection of the relay, as an asyncio protocol over websockets' sans-I/O layer.
+
+docs/protocol.md §14.1 (transport). Why not ``websockets.asyncio.server``: it hands each
+frame to a reader task through a queue and sends each one under an async lock, which
+costs more CPU per frame than everything else the relay does with it (measured in
+``make bench``). Here the frames go straight from ``data_received`` to the server's
+handler, synchronously, and its answers straight into the transport; the protocol
+rules (the HTTP upgrade, masking, fragments, ping and close handshakes, the size limit)
+stay websockets', through :class:`websockets.server.ServerProtocol`.
+
+Theory of operation
+-------------------
+A :class:`Link` starts ``CONNECTING``: it waits (at most ``open_timeout``) for the HTTP
+upgrade request, asks the handler whether to admit it (else answers 503) and, once it
+has answered 101, tells the handler :meth:`LinkHandler.link_opened`. Every complete
+message then goes to :meth:`LinkHandler.link_received` in the order it arrived.
+
+Input stops ("paused") for as long as any of its reasons holds: the transport's write
+buffer is above its high mark (a peer that does not read its answers gets no more
+commands run), or the handler asked (:meth:`Link.pause`, for a connection with too many
+commands in flight). Messages that were already in the bytes read when input paused
+wait in a backlog and go to the handler, in order, once every reason is gone.
+
+Output: :meth:`Link.send` writes a frame at once (asyncio's transport buffers what the
+socket does not take). It raises :class:`LinkClosed` once the connection is closing.
+
+Closing: a close frame from the peer is answered by the sans-I/O layer; we then close
+the TCP connection after the peer's, or after ``close_timeout``. :meth:`Link.close`
+starts the closing handshake from our side. :meth:`LinkHandler.link_closed` is called
+once, when the TCP connection is gone (and only for a link that was opened).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import socket
+from collections import deque
+from typing import Final, Protocol
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+__all__ = ["Link", "LinkClosed", "LinkHandler", "Pause"]
+
+#: websockets' own logger would write peer addresses and request lines; ours is a
+#: detached, disabled logger, so nothing of it reaches any handler.
+_SILENT: Final = logging.Logger("burnerkit.relay.websockets")
+_SILENT.disabled = True
+
+#: TCP keepalive finds peers that vanished without a FIN. We do not use WebSocket pings
+#: for that: a ping is a small frame of its own size, and every frame of ours is one size.
+_KEEPALIVE: Final = (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 4))
+
+_DATA: Final = (Opcode.BINARY, Opcode.TEXT)
+
+
+class LinkClosed(Exception):
+    """The connection is closing or closed: the frame was not sent.
+
+    Internal to the relay server; never leaves it.
+    """
+
+
+class Pause(enum.IntFlag):
+    """Why a link reads no input."""
+
+    WRITING = enum.auto()  #: the peer does not take its answers fast enough
+    INFLIGHT = enum.auto()  #: the handler has enough of this connection's commands running
+    STOPPING = enum.auto()  #: the relay is stopping: nothing more is read, ever
+
+
+class LinkHandler(Protocol):
+    """What the relay server does with its links."""
+
+    def link_admit(self) -> bool:
+        """Whether to accept one more connection (else it gets HTTP 503)."""
+        ...
+
+    def link_opened(self, link: Link) -> None:
+        """The upgrade is done; the link may send and will receive."""
+        ...
+
+    def link_received(self, link: Link, data: bytes | str) -> None:
+        """One complete message (a text message arrives as ``str``)."""
+        ...
+
+    def link_closed(self, link: Link) -> None:
+        """The TCP connection of an opened link is gone."""
+        ...
+
+
+class Link(asyncio.Protocol):
+    """One connection; created by the loop's ``create_server`` for each accepted socket."""
+
+    __slots__ = (
+        "_backlog",
+        "_close_timer",
+        "_fragments",
+        "_handler",
+        "_open_timer",
+        "_opened",
+        "_paused",
+        "_transport",
+        "_write_limit",
+        "_ws",
+        "close_timeout",
+        "closed",
+        "context",
+        "open_timeout",
+    )
+
+    def __init__(
+        self,
+        handler: LinkHandler,
+        *,
+        max_size: int,
+        write_limit: int,
+        open_timeout: float,
+        close_timeout: float,
+    ) -> None:
+        self._handler = handler
+        self._ws = ServerProtocol(max_size=max_size, logger=_SILENT)
+        self._transport: asyncio.Transport | None = None
+        self._write_limit = write_limit
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._paused = Pause(0)
+        self._backlog: deque[bytes | str] = deque()
+        #: the frames of a fragmented message so far (None between messages)
+        self._fragments: list[Frame] | None = None
+        self._opened = False
+        #: resolved once the TCP connection is gone
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: the handler's own state for this connection
+        self.context: object = None
+
+    # -- for the handler ------------------------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """Whether frames can be sent (the upgrade is done and no close has started)."""
+        return self._ws.state is State.OPEN
+
+    def send(self, frame: bytes) -> None:
+        """Send one binary message.
+
+        Raises:
+            LinkClosed: if the connection is closing or closed.
+        """
+        if self._ws.state is not State.OPEN or self._transport is None:
+            raise LinkClosed
+        self._ws.send_binary(frame)
+        self._flush()
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (no-op if one has started)."""
+        if self._ws.state is State.OPEN:
+            self._ws.send_close(code, reason)
+            self._flush()
+            self._expect_close()
+
+    def abort(self) -> None:
+        """Cut the TCP connection at once."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def pause(self, reason: Pause) -> None:
+        """Stop reading input for ``reason`` (in addition to any other)."""
+        if not self._paused and self._transport is not None:
+            with contextlib.suppress(RuntimeError):  # the transport is closing
+                self._transport.pause_reading()
+        self._paused |= reason
+
+    def resume(self, reason: Pause) -> None:
+        """``reason`` no longer holds: read again once no other does."""
+        if not self._paused & reason:
+            return
+        self._paused &= ~reason
+        self._drain_backlog()
+        if not self._paused and self._transport is not None:
+            with contextlib.suppress(RuntimeError):
+                self._transport.resume_reading()
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._write_limit)
+        _keepalive(transport)
+        loop = asyncio.get_running_loop()
+        self._open_timer = loop.call_later(self.open_timeout, self._open_expired)
+
+    def data_received(self, data: bytes) -> None:  # noqa: D102
+        ws = self._ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        self._flush()
+        if ws.close_expected():
+            self._expect_close()
+        for event in events:
+            if isinstance(event, Frame):
+                self._frame(event)
+            elif isinstance(event, Request):
+                self._request(event)
+
+    def eof_received(self) -> bool | None:  # noqa: D102
+        self._ws.receive_eof()
+        self._ws.events_received()
+        self._flush()
+        return None  # close our side too: the peer can no longer finish a close handshake
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
+        self._ws.receive_eof()  # idempotent; the state is now CLOSED
+        for timer in (self._open_timer, self._close_timer):
+            if timer is not None:
+                timer.cancel()
+        self._open_timer = self._close_timer = None
+        self._backlog.clear()
+        self._fragments = None
+        opened, self._opened = self._opened, False
+        self._transport = None
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if opened:
+            self._handler.link_closed(self)
+
+    def pause_writing(self) -> None:  # noqa: D102
+        self.pause(Pause.WRITING)
+
+    def resume_writing(self) -> None:  # noqa: D102
+        self.resume(Pause.WRITING)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _request(self, request: Request) -> None:
+        ws = self._ws
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        response = ws.accept(request) if self._handler.link_admit() else ws.reject(503, "relay busy\n")
+        ws.send_response(response)
+        self._flush()
+        if ws.state is State.OPEN:
+            self._opened = True
+            self._handler.link_opened(self)
+        else:
+            self._expect_close()
+
+    def _frame(self, frame: Frame) -> None:
+        if frame.opcode in _DATA:
+            if frame.fin:
+                data = bytes(frame.data) if not isinstance(frame.data, bytes) else frame.data
+                self._deliver(data if frame.opcode is Opcode.BINARY else _text(data))
+                return
+            self._fragments = [frame]
+        elif frame.opcode is Opcode.CONT and self._fragments is not None:
+            self._fragments.append(frame)
+            if frame.fin:
+                first = self._fragments[0]
+                data = b"".join(part.data for part in self._fragments)
+                self._fragments = None
+                self._deliver(data if first.opcode is Opcode.BINARY else _text(data))
+        # PING, PONG and CLOSE are answered by the sans-I/O layer itself.
+
+    def _deliver(self, data: bytes | str) -> None:
+        if self._paused or self._backlog:
+            self._backlog.append(data)
+            return
+        self._handler.link_received(self, data)
+
+    def _drain_backlog(self) -> None:
+        while self._backlog and not self._paused and self._ws.state is State.OPEN:
+            self._handler.link_received(self, self._backlog.popleft())
+        if self._ws.state is not State.OPEN:
+            self._backlog.clear()
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        for data in self._ws.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                with contextlib.suppress(Exception):  # OSError, or RuntimeError if closing
+                    transport.write_eof()
+            else:
+                transport.close()  # TLS: no half-close
+
+    def _expect_close(self) -> None:
+        if self._close_timer is None and self._transport is not None:
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(self.close_timeout, self.abort)
+
+    def _open_expired(self) -> None:
+        self._open_timer = None
+        if self._ws.state is State.CONNECTING:
+            self.abort()
+
+
+def _text(data: bytes) -> str:
+    # Our protocol has no text messages: the handler only needs to know it got one.
+    return data.decode("utf-8", errors="replace")
+
+
+def _keepalive(transport: asyncio.Transport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in _KEEPALIVE:
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)

@@ -5,10 +5,13 @@ its figure: the relay as ``python -m burnerkit relay serve --port 0 --store <tmp
 (the durable SQLite store, as deployed), the bare echo as ``python -m
 bench._ws_echo_server``. The clients all run in this process, on one asyncio loop,
 over loopback, and speak the relay protocol directly through the sans-IO encoders of
-:mod:`burnerkit.relay.protocol` on raw ``websockets`` connections (not through
-:class:`~burnerkit.relay.client.RelayClient`: clients and servers share the machine's
-processors, and a lean client leaves them to the server). Every frame, both ways, is
-16,384 bytes; every SEND carries a full 15,872-byte body.
+:mod:`burnerkit.relay.protocol` (not through :class:`~burnerkit.relay.client.RelayClient`)
+on the lean WebSocket connections of :mod:`bench._lean_ws` (websockets' sans-I/O client
+protocol on an asyncio protocol, not the ``websockets`` asyncio client): clients and
+servers share the machine's processors, and a lean client leaves them to the server.
+The echo, the relay runs, the latency run, the setup requests and the idle connections
+all use that same client, so ``relay_vs_ws_echo`` compares two servers driven alike.
+Every frame, both ways, is 16,384 bytes; every SEND carries a full 15,872-byte body.
 
 Figures (:func:`measure`):
 
@@ -55,8 +58,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from websockets.asyncio.client import ClientConnection, connect
-
 from burnerkit.crypto.kdf import LABEL_RELAY_AUTH
 from burnerkit.crypto.keys import SigningKey, X25519PrivateKey
 from burnerkit.crypto.rng import SystemRandom
@@ -92,6 +93,8 @@ from burnerkit.relay.protocol import (
     verify_signature,
 )
 
+from . import _lean_ws
+from ._lean_ws import LeanConnection
 from ._timing import rate
 
 __all__ = ["FIGURES", "measure", "method"]
@@ -309,14 +312,8 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS in /proc")
 
 
-async def _connect(port: int) -> ClientConnection:
-    return await connect(
-        f"ws://127.0.0.1:{port}",
-        compression=None,
-        max_size=FRAME_SIZE,
-        ping_interval=None,
-        open_timeout=_STARTUP_TIMEOUT,
-    )
+async def _connect(port: int) -> LeanConnection:
+    return await _lean_ws.open(port, timeout=_STARTUP_TIMEOUT, max_size=FRAME_SIZE)
 
 
 # -- the echo -----------------------------------------------------------------------------
@@ -337,21 +334,20 @@ async def _echo_run(server: _Server, seconds: float) -> _Run:
     frame = os.urandom(FRAME_SIZE)
     counter = _Counter()
 
-    async def pump(ws: ClientConnection) -> None:
+    async def pump(ws: LeanConnection) -> None:
         window = asyncio.Semaphore(ECHO_WINDOW)
 
-        async def read() -> None:
-            async for data in ws:
-                if len(data) != FRAME_SIZE:
-                    raise RuntimeError("echo returned a frame of the wrong size")
-                counter.count += 1
-                window.release()
+        def echoed(data: bytes) -> None:
+            if len(data) != FRAME_SIZE:
+                raise RuntimeError("echo returned a frame of the wrong size")
+            counter.count += 1
+            window.release()
 
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(ws.run(echoed))
         try:
             while not counter.stopped:
                 await window.acquire()
-                await ws.send(frame)
+                ws.send(frame)
             for _ in range(ECHO_WINDOW):  # let every frame in flight come back
                 await window.acquire()
         finally:
@@ -478,11 +474,11 @@ def _fail_fast(tasks: Sequence[asyncio.Future[None]]) -> None:
 
 
 class _Peer:
-    """One raw relay connection and the session value its signatures cover."""
+    """One lean relay connection and the session value its signatures cover."""
 
     __slots__ = ("session_id", "ws")
 
-    def __init__(self, ws: ClientConnection, session_id: bytes) -> None:
+    def __init__(self, ws: LeanConnection, session_id: bytes) -> None:
         self.ws = ws
         self.session_id = session_id
 
@@ -504,7 +500,7 @@ class _Peer:
     ) -> ServerResponse:
         """One command and its answer; only for setup, when nothing is pushed."""
         frame = self.frame(entity, command, key)
-        await self.ws.send(frame)
+        self.ws.send(frame)
         answer = decode_server_frame(_frame(await self.ws.recv()))
         corr_at = 4 + frame[2]  # u16 length, u8 signature length, signature, u8 version
         if answer.corr_id != frame[corr_at : corr_at + CORR_ID_SIZE]:
@@ -512,8 +508,8 @@ class _Peer:
         return answer.response
 
 
-def _frame(data: bytes | str) -> bytes:
-    if not isinstance(data, bytes) or len(data) != FRAME_SIZE:
+def _frame(data: bytes) -> bytes:
+    if len(data) != FRAME_SIZE:
         raise RuntimeError("relay sent a frame of the wrong size")
     return data
 
@@ -640,10 +636,13 @@ def _msg_head(frame: bytes) -> tuple[bool, bytes, bytes] | None:
 
 async def _read_oks(peer: _Peer) -> None:
     """Read a sender connection's answers; each must be OK (the message is durable)."""
-    async for data in peer.ws:
+
+    def answered(data: bytes) -> None:
         frame = _frame(data)
         if not _is_ok(frame):
             raise RuntimeError(f"SEND refused: {decode_server_frame(frame).response}")
+
+    await peer.ws.run(answered)
 
 
 # -- relay throughput -----------------------------------------------------------------------
@@ -671,12 +670,12 @@ async def _relay_run(fleet: _Fleet, seconds: float, server_pid: int) -> _Run:
     windows = {recipient_id: asyncio.Semaphore(RELAY_WINDOW) for recipient_id in lanes}
 
     async def receive(peer: _Peer) -> None:
-        async for data in peer.ws:
+        def received(data: bytes) -> None:
             frame = _frame(data)
             if _is_ok(frame):  # the ACK's delete is committed: the message is done
                 counter.count += 1
                 windows[_entity(frame)].release()
-                continue
+                return
             head = _msg_head(frame)
             if head is None:
                 raise RuntimeError(f"recipient got {decode_server_frame(frame).response}")
@@ -684,13 +683,15 @@ async def _relay_run(fleet: _Fleet, seconds: float, server_pid: int) -> _Run:
             if answering:  # the next message answers the last one's ACK: that one is done
                 counter.count += 1
                 windows[recipient_id].release()
-            await peer.ws.send(lanes[recipient_id].ack_frame(msg_id))
+            peer.ws.send(lanes[recipient_id].ack_frame(msg_id))
+
+        await peer.ws.run(received)
 
     async def send(lane: _Lane) -> None:
         window = windows[lane.queue.recipient_id]
         while not counter.stopped:
             await window.acquire()
-            await lane.sender.ws.send(lane.send_frame(_BODY))
+            lane.sender.ws.send(lane.send_frame(_BODY))
         for _ in range(RELAY_WINDOW):  # every message in flight is acknowledged
             await window.acquire()
 
@@ -724,11 +725,11 @@ async def _latency_run(fleet: _Fleet, plan: Plan) -> tuple[float, float]:
     latency: list[float | None] = [None] * total
     lanes = fleet.by_recipient()
     done = asyncio.Event()
-    received = 0
+    received_count = 0
 
     async def receive(peer: _Peer) -> None:
-        nonlocal received
-        async for data in peer.ws:
+        def received(data: bytes) -> None:
+            nonlocal received_count
             now = loop.time()
             answer = decode_server_frame(_frame(data))
             match answer.response:
@@ -739,14 +740,16 @@ async def _latency_run(fleet: _Fleet, plan: Plan) -> tuple[float, float]:
                     if latency[seq] is not None:
                         raise RuntimeError("a message was delivered twice")
                     latency[seq] = now - scheduled[seq]
-                    received += 1
-                    if received == total:
+                    received_count += 1
+                    if received_count == total:
                         done.set()
-                    await peer.ws.send(lane.ack_frame(msg_id))
+                    peer.ws.send(lane.ack_frame(msg_id))
                 case Ok():
                     pass
                 case other:
                     raise RuntimeError(f"recipient got {other}")
+
+        await peer.ws.run(received)
 
     readers = [asyncio.create_task(receive(peer)) for peer in fleet.recipients] + fleet.read_sender_oks()
     try:
@@ -758,7 +761,7 @@ async def _latency_run(fleet: _Fleet, plan: Plan) -> tuple[float, float]:
                 await asyncio.sleep(delay)
             scheduled[seq] = at
             lane = fleet.lanes[seq % len(fleet.lanes)]
-            await lane.sender.ws.send(lane.send_frame(seq.to_bytes(8, "big") + _BODY[8:]))
+            lane.sender.ws.send(lane.send_frame(seq.to_bytes(8, "big") + _BODY[8:]))
             if seq % 64 == 0:
                 _fail_fast(readers)
         await _until(done, readers)
@@ -930,9 +933,13 @@ def method(quick: bool) -> str:
             "(a fresh file each time: WAL, `synchronous=FULL`, `secure_delete=ON`), the echo as",
             "`python -m bench._ws_echo_server` (websockets, compression off). The clients all run in the",
             "bench process on one asyncio loop, over loopback, and speak the relay protocol through the",
-            "sans-IO encoders of `burnerkit.relay.protocol` on raw websockets connections, not through",
-            "`RelayClient`: clients and servers share this machine's processors, and a lean client leaves",
-            "them to the server. Every frame both ways is 16,384 bytes; every SEND carries a full",
+            "sans-IO encoders of `burnerkit.relay.protocol`, not through `RelayClient`, on the lean",
+            "WebSocket client of `bench._lean_ws` (websockets' sans-I/O `ClientProtocol` under an asyncio",
+            "protocol, no compression, no pings; the timed loops take each message in a callback as it",
+            "arrives) rather than the websockets asyncio client: clients and servers share this machine's",
+            "processors, and a lean client leaves them to the server. The echo, the relay, the latency",
+            "and the memory figures are all driven by that same client, so `relay_vs_ws_echo` compares",
+            "two servers driven alike. Every frame both ways is 16,384 bytes; every SEND carries a full",
             "15,872-byte body.",
         )
     )

@@ -222,6 +222,23 @@ class _Connection:
                 self.subscriptions = None
 
 
+class _Slot:
+    """One of a connection's :data:`_MAX_INFLIGHT` places for a running command."""
+
+    __slots__ = ("conn", "held", "on_free")
+
+    def __init__(self, conn: _Connection, on_free: Callable[[_Connection], None]) -> None:
+        self.conn = conn
+        self.on_free = on_free
+        self.held = True
+
+    def free(self, _task: object = None) -> None:
+        """Give the place back (once; later calls do nothing)."""
+        if self.held:
+            self.held = False
+            self.on_free(self.conn)
+
+
 class _Pumped(enum.Enum):
     """What :meth:`RelayServer._pump` did."""
 
@@ -566,24 +583,28 @@ class RelayServer:
         if isinstance(command, Send):
             prev, gate = conn.gate, loop.create_future()
             conn.gate = gate
-        self._start(conn, self._run(conn, tx, self._command(conn, tx, prev, gate), gate))
+        slot = self._slot(conn)
+        self._start(conn, self._run(conn, tx, self._command(conn, tx, prev, gate, slot), gate), slot)
 
-    def _start(self, conn: _Connection, coro: Coroutine[Any, Any, None]) -> None:
-        """Run one of ``conn``'s commands in a task; beyond _MAX_INFLIGHT, read no more of it."""
+    def _slot(self, conn: _Connection) -> _Slot:
+        """Take one of ``conn``'s places for a running command; at _MAX_INFLIGHT, read no more."""
         conn.inflight += 1
         if conn.inflight >= _MAX_INFLIGHT:
             conn.link.pause(Pause.INFLIGHT)
-        task = self._spawn(coro)
+        return _Slot(conn, self._slot_freed)
 
-        def finished(_task: asyncio.Task[object]) -> None:
-            conn.inflight -= 1
-            if conn.gone:
-                if not conn.inflight:
-                    self._release(conn)
-            elif conn.inflight < _MAX_INFLIGHT:
-                conn.link.resume(Pause.INFLIGHT)
+    def _slot_freed(self, conn: _Connection) -> None:
+        conn.inflight -= 1
+        if conn.gone:
+            if not conn.inflight:
+                self._release(conn)
+        elif conn.inflight < _MAX_INFLIGHT:
+            conn.link.resume(Pause.INFLIGHT)
 
-        task.add_done_callback(finished)
+    def _start(self, conn: _Connection, coro: Coroutine[Any, Any, None], slot: _Slot | None = None) -> None:
+        """Run one of ``conn``'s commands in a task, in ``slot`` or a new one (freed at its end)."""
+        slot = self._slot(conn) if slot is None else slot
+        self._spawn(coro).add_done_callback(slot.free)
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.create_task(coro)
@@ -628,6 +649,7 @@ class RelayServer:
         tx: ClientTransmission,
         prev: asyncio.Future[None] | None,
         gate: asyncio.Future[None] | None,
+        slot: _Slot,
     ) -> None:
         """The part of a command that waits for the store (PING and held ACKs never get here)."""
         match tx.command:
@@ -639,7 +661,7 @@ class RelayServer:
                 await self._key(conn, tx, command)
             case Send() as command:
                 assert gate is not None
-                await self._send(conn, tx, command, prev, gate)
+                await self._send(conn, tx, command, prev, gate, slot)
             case Ack() as command:
                 await self._ack(conn, tx, command)
             case Del():
@@ -842,6 +864,7 @@ class RelayServer:
         command: Send,
         prev: asyncio.Future[None] | None,
         gate: asyncio.Future[None],
+        slot: _Slot,
     ) -> None:
         if len(command.body) > MAX_BODY_SIZE:
             self._answer(conn, tx, Err(ErrorCode.LARGE))
@@ -869,6 +892,10 @@ class RelayServer:
             """The message is on the queue (stored, or held by the store): hand it to delivery."""
             nonlocal accepted, message
             accepted = True
+            # What is left is the wait for the OK (under write-behind, for the recipient's
+            # ACK): the store holds the message, so it no longer takes a place among the
+            # connection's commands, and a sender may pipeline past _MAX_INFLIGHT.
+            slot.free()
             sub = self._subscriptions.get(queue.recipient_id)
             if sub is not None:
                 if result is PutResult.STORED_MARKED:

@@ -80,6 +80,38 @@ deferred message fails, its put raises :class:`StoreError` (although ``on_accept
 was called) and the message is gone; if retiring a cancelled one fails, the delete
 fails and the message stays deferred.
 
+Hot queues
+----------
+The writer thread costs the event loop even when it writes nothing: every hand-over
+and answer crosses threads, and the two threads take the GIL from each other at every
+system call (measured with ``make bench``: about 60 us of the event loop's time per
+relayed message). So a queue that needs none of the writer's state is decided on the
+event loop instead (:mod:`.hot`). A queue gets *hot* when a ``first_message`` finds it
+empty (the writer answers :class:`_Empty`: the queue's sender id and its window of
+retired send ids) and no operation naming the queue (by recipient or sender id, or all
+queues) was handed to the writer after that read (the loop numbers hand-overs): then
+the writer holds nothing of it and will hold nothing while it is hot. While hot:
+
+- a put with ``on_accepted`` is decided by the reference rules against the hot
+  entries and retired send ids (a message id is checked against the hot entries, the
+  writer's unanswered puts and, through the reader, the file), ``on_accepted`` is
+  called at once, and the put waits for its delete or its deadline;
+- a delete of a hot entry answers it and its put at once (the recipient has the
+  message); its send id joins the window of retired ones, in memory;
+- ``first_message`` answers from the entries.
+
+Anything else cools the queue first: a put without ``on_accepted`` or beyond
+:data:`MAX_DEFERRED` hot entries, ``delete_queue``, ``expire`` and operations of unknown
+kind (all hot queues), a deadline reached (``defer_seconds`` unacknowledged), close.
+Cooling hands the writer one operation (:class:`_Adopt`): it records the send ids
+retired on the loop (``R`` rows) and takes the entries into its overlay as deferred
+messages, in order, with their deadlines; from there on they are written, cancelled or
+dropped as any deferred message. The price: the send ids retired on a hot queue reach
+the file only when it cools (or the store closes); a relay killed meanwhile forgets
+them, so a sender that never got its OK retries and the retry is stored again, which
+the recipient's session refuses as a replay (the same window write-behind already
+has; a sender that got its OK never retries).
+
 Reads and checkpoints
 ---------------------
 ``first_message`` runs on the writer thread like a write (it reads a 16 KiB body, and
@@ -138,6 +170,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import functools
 import logging
 import os
 import sqlite3
@@ -150,6 +183,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, Final, TypeVar
 
 from burnerkit.relay.server.store.base import PutResult, QueueRecord, StoredMessage, StoreError
+from burnerkit.relay.server.store.hot import HotEntry, HotQueue
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS
 
 __all__ = ["MAX_BATCH", "MAX_DEFERRED", "SCHEMA_VERSION", "SqliteStore"]
@@ -227,6 +261,29 @@ class _Op:
     on_accepted: Callable[[PutResult], None] | None = None
     needs: _Needs = _Needs.WRITE_ALL
     target: bytes | int | None = None  #: the recipient id or ``older_than`` that ``needs`` is about
+    adopt: _Adopt | None = None  #: a hot queue cooling down (see _plan_adopt)
+
+
+@dataclass(frozen=True, slots=True)
+class _Adopt:
+    """What a cooling hot queue hands the writer: its messages, and the send ids it retired."""
+
+    recipient_id: bytes
+    sender_id: bytes
+    entries: tuple[HotEntry, ...]
+    retired: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Empty:
+    """``first_message``'s answer from the writer when the queue holds no message anywhere.
+
+    With the queue's sender id and its window of retired send ids: what the event loop
+    needs to make the queue hot.
+    """
+
+    sender_id: bytes
+    retired: list[bytes]
 
 
 @dataclass(eq=False, slots=True)
@@ -389,7 +446,12 @@ class _RetireRow:
     mark: int  #: the overlay's undo mark before the entry was removed
 
 
-_Tag = _PutRow | _DeleteRow | _DecideRow | _WriteRow | _RetireRow
+@dataclass(frozen=True, slots=True)
+class _AdoptRow:
+    index: int  #: the adoption's
+
+
+_Tag = _PutRow | _DeleteRow | _DecideRow | _WriteRow | _RetireRow | _AdoptRow
 
 
 @dataclass(slots=True)
@@ -589,6 +651,22 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self.commit_count = 0
+        #: event loop only: the hot queues (see "Hot queues" above), by recipient, sender
+        #: and message id, and their entries in order of deadline
+        self._hot: dict[bytes, HotQueue] = {}
+        self._hot_by_sender: dict[bytes, HotQueue] = {}
+        self._hot_msgs: dict[bytes, HotQueue] = {}
+        self._hot_due: deque[tuple[HotEntry, HotQueue]] = deque()
+        self._hot_timer: asyncio.TimerHandle | None = None
+        #: event loop only: msg ids of puts the writer has and has not answered (clash checks)
+        self._unanswered_msgs: dict[bytes, int] = {}
+        #: event loop only: operations handed over (numbered), the first_message reads the
+        #: writer has not answered, and while there are any, the number of the latest
+        #: operation naming each queue (by recipient or sender id) or every queue
+        self._handed = 0
+        self._firsts = 0
+        self._named: dict[bytes, int] = {}
+        self._named_all = -1
 
     @classmethod
     async def open(
@@ -835,6 +913,8 @@ class SqliteStore:
                     self._plan_put(conn, run, outcome, index, op, isolate=isolate)
                 elif op.delete is not None:
                     self._plan_delete(conn, run, outcome, index, op, isolate=isolate)
+                elif op.adopt is not None:
+                    self._plan_adopt(conn, run, outcome, index, op, isolate=isolate)
                 else:
                     self._run_fn(conn, run, outcome, index, op, isolate=isolate)
             if write_all:
@@ -939,6 +1019,35 @@ class SqliteStore:
             row = ("X", recipient_id, msg_id, None, None, None, None, None)
             self._queue_row(conn, run, outcome, row, _DeleteRow(index), isolate=isolate)
 
+    def _plan_adopt(
+        self, conn: sqlite3.Connection, run: _Run, outcome: _Outcome, index: int, op: _Op, *, isolate: bool
+    ) -> None:
+        """A hot queue cools down: its send ids retired on the loop, then its messages deferred here.
+
+        The writer holds nothing of the queue (that is what made it hot), so its entries
+        become the queue's deferred messages, in order, with their own deadlines; their
+        puts are answered from here on like any deferred put's.
+        """
+        adopt = op.adopt
+        assert adopt is not None
+        for send_id in adopt.retired:
+            row: tuple[object, ...] = ("R", adopt.recipient_id, send_id, None, None, None, None, None)
+            self._queue_row(conn, run, outcome, row, _AdoptRow(index), isolate=isolate)
+        overlay = self._overlay
+        for hot in adopt.entries:
+            entry = _Deferred(
+                _Op(None, hot.future, op.loop),
+                adopt.recipient_id,
+                adopt.sender_id,
+                hot.send_id,
+                hot.message,
+                hot.result,
+                hot.due,
+                overlay.next_seq(),
+            )
+            overlay.add(entry)
+        outcome.results[index] = (True, None)
+
     def _write(
         self, conn: sqlite3.Connection, run: _Run, outcome: _Outcome, entry: _Deferred, *, isolate: bool
     ) -> None:
@@ -992,10 +1101,12 @@ class SqliteStore:
                 for entry in dropped:
                     overlay.remove(entry)
             result = op.fn(conn)
-            if op.needs is _Needs.FIRST and result is None:
+            if op.needs is _Needs.FIRST and (result is None or isinstance(result, _Empty)):
                 # Deferred messages come after every message of the file.
                 assert isinstance(op.target, bytes)
-                result = overlay.first(op.target)
+                deferred = overlay.first(op.target)
+                if deferred is not None:
+                    result = deferred
         except Exception as exc:
             if not isolate:
                 raise _OperationFailed from exc
@@ -1080,6 +1191,8 @@ class SqliteStore:
             outcome.results[tag.index] = (code == "1", None)
         elif isinstance(tag, _WriteRow):
             outcome.settled.append((tag.entry.op, tag.entry.result, None))
+        elif isinstance(tag, _AdoptRow):
+            pass  # its result was set when it was planned (a failure replaces it)
         else:
             outcome.results[tag.index] = (True, None)
             outcome.settled.append((tag.entry.op, tag.entry.result, None))
@@ -1169,22 +1282,174 @@ class SqliteStore:
         ``fn``: any operation, run alone (after ``needs`` is done); or ``put``/``delete``,
         which the writer runs together with its neighbours as rows of the view ``ops``.
         """
+        if fn is not None and needs in (_Needs.WRITE_ALL, _Needs.EXPIRE):
+            self._cool_all()  # the writer must hold every message it is to see
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
+        self._submit(_Op(fn, future, loop, put, delete, on_accepted, needs, target))
+        return await _answer(future)
+
+    def _submit(self, op: _Op) -> int:
+        """Queue ``op`` for the writer; returns its number in the order of hand-over.
+
+        Raises:
+            StoreError: the store is closed.
+        """
         with self._lock:
             if self._closed:
                 raise StoreError("store is closed")
-            self._outbox.append(_Op(fn, future, loop, put, delete, on_accepted, needs, target))
+            self._outbox.append(op)
             first = len(self._outbox) == 1
         if first:
             # Handed over at the end of this turn of the loop, with every operation the
             # turn adds: one wake-up of the writer (and one wait for the interpreter lock
             # on each side) for all of them, not one per operation.
-            loop.call_soon(self._hand_over)
+            op.loop.call_soon(self._hand_over)
+        self._handed += 1
+        number = self._handed
+        if op.put is not None:
+            msg_id = op.put.message.msg_id
+            self._unanswered_msgs[msg_id] = self._unanswered_msgs.get(msg_id, 0) + 1
+            op.future.add_done_callback(functools.partial(self._answered, msg_id))
+        if self._firsts:
+            # Whether a queue may get hot when its first_message finds it empty (see _heat).
+            if op.put is not None:
+                self._named[op.put.sender_id] = number
+            elif op.delete is not None:
+                self._named[op.delete[0]] = number
+            elif op.needs in (_Needs.WRITE_ALL, _Needs.EXPIRE):
+                self._named_all = number
+            elif isinstance(op.target, bytes):
+                self._named[op.target] = number
+        return number
+
+    def _answered(self, msg_id: bytes, _future: object) -> None:
+        left = self._unanswered_msgs[msg_id] - 1
+        if left:
+            self._unanswered_msgs[msg_id] = left
+        else:
+            del self._unanswered_msgs[msg_id]
+
+    # -- hot queues (event loop only) ---------------------------------------------------
+
+    def _heat(self, recipient_id: bytes, empty: _Empty, number: int) -> None:
+        """The writer found the queue empty when it ran read ``number``: make it hot, if still so.
+
+        It is, exactly when no operation that could change it was handed over after that
+        read: the writer holds nothing of it then, and will not (every later operation on
+        a hot queue runs here, or cools it first).
+        """
+        if (
+            self._defer_seconds <= 0
+            or self._closed
+            or recipient_id in self._hot
+            or self._named.get(recipient_id, number) > number
+            or self._named.get(empty.sender_id, -1) > number
+            or self._named_all > number
+        ):
+            return
+        hot = HotQueue(recipient_id, empty.sender_id, empty.retired)
+        self._hot[recipient_id] = hot
+        self._hot_by_sender[empty.sender_id] = hot
+
+    async def _hot_put(
+        self,
+        hot: HotQueue,
+        send_id: bytes,
+        message: StoredMessage,
+        quota: int,
+        on_accepted: Callable[[PutResult], None],
+    ) -> PutResult | None:
+        """A put with ``on_accepted`` to a hot queue; None if it must go to the writer after all."""
+        result, message = hot.decide(send_id, message, quota)
+        if result not in _STORED:
+            return result
+        msg_id = message.msg_id
+        if msg_id in self._hot_msgs or msg_id in self._unanswered_msgs:
+            raise StoreError(_describe(_clash()))
+        in_file = self._msg_in_file(msg_id)
+        if in_file is None:
+            return None  # the reader met a lock: let the writer decide
+        if in_file:
+            raise StoreError(_describe(_clash()))
+        loop = asyncio.get_running_loop()
+        entry = HotEntry(
+            send_id, message, result, time.monotonic() + self._defer_seconds, loop.create_future()
+        )
+        hot.add(entry)
+        self._hot_msgs[msg_id] = hot
+        self._hot_due.append((entry, hot))
+        if self._hot_timer is None:
+            self._hot_timer = loop.call_at(_loop_time(loop, entry.due), self._hot_expired)
         try:
-            return await future
-        except sqlite3.Error as exc:
-            raise StoreError(_describe(exc)) from exc
+            on_accepted(result)
+        except Exception as error:  # the caller's bug; the put goes on
+            loop.call_exception_handler({"message": "on_accepted raised", "exception": error})
+        # Answered by the recipient's delete, or by the writer once the queue cooled down.
+        return await _answer(entry.future)
+
+    def _msg_in_file(self, msg_id: bytes) -> bool | None:
+        """Whether the file holds a message with this id; None if the reader could not tell."""
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                return None
+            try:
+                rows = reader.execute("SELECT 1 FROM messages WHERE msg_id = ?", (msg_id,)).fetchall()
+            except sqlite3.Error:
+                return None
+        return bool(rows)
+
+    def _hot_expired(self) -> None:
+        """Entries waited ``defer_seconds`` unacknowledged: their queues cool (the writer writes them)."""
+        self._hot_timer = None
+        now = time.monotonic()
+        due = self._hot_due
+        while due:
+            entry, hot = due[0]
+            live = hot.entries.get(entry.message.msg_id) is entry and self._hot.get(hot.recipient_id) is hot
+            if live and entry.due > now:
+                break
+            due.popleft()
+            if live:
+                self._cool(hot)
+        if due:
+            loop = asyncio.get_running_loop()
+            self._hot_timer = loop.call_at(_loop_time(loop, due[0][0].due), self._hot_expired)
+
+    def _cool(self, hot: HotQueue) -> None:
+        """``hot`` goes back to the writer: its messages deferred there, its retired send ids recorded."""
+        del self._hot[hot.recipient_id]
+        del self._hot_by_sender[hot.sender_id]
+        entries = tuple(hot.entries.values())
+        retired = tuple(hot.fresh_retired())
+        for entry in entries:
+            msg_id = entry.message.msg_id
+            del self._hot_msgs[msg_id]
+            self._unanswered_msgs[msg_id] = self._unanswered_msgs.get(msg_id, 0) + 1
+            entry.future.add_done_callback(functools.partial(self._answered, msg_id))
+        if not entries and not retired:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        future.add_done_callback(_log_adoption)
+        try:
+            self._submit(
+                _Op(None, future, loop, adopt=_Adopt(hot.recipient_id, hot.sender_id, entries, retired))
+            )
+        except StoreError as exc:  # closed: the messages are lost, their puts fail
+            future.cancel()
+            for entry in entries:
+                if not entry.future.done():
+                    entry.future.set_exception(StoreError(str(exc)))
+
+    def _cool_all(self) -> None:
+        for hot in list(self._hot.values()):
+            self._cool(hot)
+        if self._hot_timer is not None:
+            self._hot_timer.cancel()
+            self._hot_timer = None
+        self._hot_due.clear()
 
     def _hand_over(self) -> None:
         with self._lock:
@@ -1240,6 +1505,8 @@ class SqliteStore:
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
+        if not self._closed:
+            self._cool_all()  # the writer writes every message on close, the hot ones too
         if not self._shut_down(done, loop):
             return
         try:
@@ -1320,6 +1587,9 @@ class SqliteStore:
             self._checkpoint_now = True
             return True
 
+        hot = self._hot.get(recipient_id)
+        if hot is not None:
+            self._cool(hot)
         # Its deferred messages are dropped with it, never written (their puts return).
         return await self._call(op, needs=_Needs.DROP_QUEUE, target=recipient_id)
 
@@ -1354,6 +1624,17 @@ class SqliteStore:
         """
         if quota < 1:
             raise ValueError("quota must be at least 1")
+        hot = self._hot_by_sender.get(sender_id)
+        if hot is not None:
+            if self._closed:
+                raise StoreError("store is closed")
+            if on_accepted is not None and len(self._hot_msgs) < MAX_DEFERRED:
+                decided = await self._hot_put(hot, send_id, message, quota, on_accepted)
+                if decided is not None:
+                    return decided
+            # Written at once, or the writer decides: it must hold the queue's messages first.
+            if self._hot.get(hot.recipient_id) is hot:
+                self._cool(hot)
         result: PutResult = await self._call(
             None, put=_Put(sender_id, send_id, message, quota), on_accepted=on_accepted
         )
@@ -1366,22 +1647,39 @@ class SqliteStore:
             StoreError: the store failed.
         """
 
-        def op(conn: sqlite3.Connection) -> StoredMessage | None:
+        def op(conn: sqlite3.Connection) -> StoredMessage | _Empty | None:
             rows = conn.execute(
                 "SELECT msg_id, received_at, quota_marker, body FROM messages"
                 " WHERE recipient_id = ? ORDER BY qseq LIMIT 1",
                 (recipient_id,),
             ).fetchall()  # to the end: the statement is reset, the read transaction over
-            if not rows:
-                return None
-            row = rows[0]
-            return StoredMessage(bytes(row[0]), int(row[1]), bool(row[2]), bytes(row[3]))
+            if rows:
+                row = rows[0]
+                return StoredMessage(bytes(row[0]), int(row[1]), bool(row[2]), bytes(row[3]))
+            return _empty(conn, recipient_id) if self._defer_seconds > 0 else None
 
+        hot = self._hot.get(recipient_id)
+        if hot is not None:
+            return hot.first()
         # On the writer thread, not the caller's: it reads a 16 KiB body, and it is ordered
         # after every write queued before it (a delete of the message just acknowledged).
         # When the file holds none of the queue's messages, the writer answers with the
         # oldest deferred one: no deferred message needs writing for this.
-        return await self._call(op, needs=_Needs.FIRST, target=recipient_id)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[StoredMessage | _Empty | None] = loop.create_future()
+        self._firsts += 1
+        try:
+            number = self._submit(_Op(op, future, loop, needs=_Needs.FIRST, target=recipient_id))
+            result = await _answer(future)
+            if isinstance(result, _Empty):
+                self._heat(recipient_id, result, number)
+                return None
+            return result
+        finally:
+            self._firsts -= 1
+            if not self._firsts:
+                self._named.clear()
+                self._named_all = -1
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message of this queue; False if it is not on this queue.
@@ -1391,6 +1689,20 @@ class SqliteStore:
         Raises:
             StoreError: the store failed.
         """
+        hot = self._hot.get(recipient_id)
+        if hot is not None:
+            if self._closed:
+                raise StoreError("store is closed")
+            # A hot queue's messages are all here: nothing to write, nothing to wait for.
+            # The recipient has the message (it acknowledges only what it stored), so its
+            # put is answered now; the send id reaches the file when the queue cools.
+            entry = hot.take(msg_id)
+            if entry is None:
+                return False
+            del self._hot_msgs[msg_id]
+            if not entry.future.done():
+                entry.future.set_result(entry.result)
+            return True
         deleted: bool = await self._call(None, delete=(recipient_id, msg_id))
         return deleted
 
@@ -1423,6 +1735,37 @@ _QUEUE_BY: Final = {
     "recipient_id": _SELECT_QUEUE + " WHERE recipient_id = ?",
     "sender_id": _SELECT_QUEUE + " WHERE sender_id = ?",
 }
+
+
+async def _answer(future: asyncio.Future[_T]) -> _T:
+    """Await the writer's answer; its sqlite3 errors become StoreError here."""
+    try:
+        return await future
+    except sqlite3.Error as exc:
+        raise StoreError(_describe(exc)) from exc
+
+
+def _loop_time(loop: asyncio.AbstractEventLoop, monotonic: float) -> float:
+    """``loop.time()`` at the ``time.monotonic()`` instant ``monotonic``."""
+    return loop.time() + (monotonic - time.monotonic())
+
+
+def _log_adoption(future: asyncio.Future[bool]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        _log.warning("a cooling queue's send ids were not recorded: %s", type(future.exception()).__name__)
+
+
+def _empty(conn: sqlite3.Connection, recipient_id: bytes) -> _Empty | None:
+    """What makes a queue with no message in the file hot; None if there is no such queue."""
+    rows = conn.execute("SELECT sender_id FROM queues WHERE recipient_id = ?", (recipient_id,)).fetchall()
+    if not rows:
+        return None
+    retired = conn.execute(
+        "SELECT send_id FROM send_ids WHERE recipient_id = ?1 AND retired IS NOT NULL AND retired >"
+        " (SELECT coalesce(max(retired), 0) FROM send_ids WHERE recipient_id = ?1) - ?2 ORDER BY retired",
+        (recipient_id, RETIRED_SEND_IDS),
+    ).fetchall()
+    return _Empty(bytes(rows[0][0]), [bytes(row[0]) for row in retired])
 
 
 def _select_queue(conn: sqlite3.Connection, column: str, value: bytes) -> QueueRecord | None:

@@ -1,0 +1,254 @@
+"""Hot queues: the SQLite store's write-behind fast path on the event loop (``store/hot.py``).
+
+A queue whose ``first_message`` finds it empty, with nothing handed to the writer for it
+since, is decided on the event loop: its puts with ``on_accepted`` and its deletes never
+reach the writer thread while it stays hot. Each test states one promise of that path;
+the last runs random mixes, awaited one by one so that queues do get hot, against the
+memory store (the reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
+from burnerkit.relay.server.store.memory import MemoryStore
+from burnerkit.relay.server.store.sqlite import SqliteStore
+from tests.contract.test_deferred_writes import LONG, SHORT, Lcg, Pending, canary, every_file
+from tests.contract.test_message_store import BIG_QUOTA, NOW, drain, new_message, new_queue, new_send_id
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "relay.sqlite"
+
+
+async def hot_store(db_path: Path, defer: float = LONG) -> tuple[SqliteStore, QueueRecord]:
+    """A store with one queue made hot: its first read found it empty."""
+    store = await SqliteStore.open(db_path, defer_seconds=defer)
+    queue = new_queue()
+    await store.create_queue(queue)
+    assert await store.first_message(queue.recipient_id) is None
+    return store, queue
+
+
+@pytest.mark.asyncio
+async def test_a_hot_message_acknowledged_in_time_costs_the_writer_nothing(db_path: Path) -> None:
+    store, queue = await hot_store(db_path)
+    commits = store.commit_count
+    body = canary("hot")
+    pending = Pending(store, queue, StoredMessage(new_message().msg_id, NOW, False, body))
+    assert await pending.deferred() is PutResult.STORED
+    assert await store.first_message(queue.recipient_id) == pending.message
+    assert await store.delete_message(queue.recipient_id, pending.message.msg_id) is True
+    assert await pending.result() is PutResult.STORED
+    assert store.commit_count == commits  # no transaction for either
+    assert await store.delete_message(queue.recipient_id, pending.message.msg_id) is False
+    await store.close()
+    assert body not in every_file(db_path.parent)
+
+
+@pytest.mark.asyncio
+async def test_a_retry_of_an_acknowledged_hot_message_is_a_duplicate_even_after_reopen(db_path: Path) -> None:
+    store, queue = await hot_store(db_path)
+    pending = Pending(store, queue, new_message())
+    await pending.deferred()
+    assert await store.delete_message(queue.recipient_id, pending.message.msg_id) is True
+    retry = await store.put_message(
+        queue.sender_id, pending.send_id, new_message(), quota=BIG_QUOTA, on_accepted=lambda _r: None
+    )
+    assert retry is PutResult.DUPLICATE
+    await store.close()  # the cooling queue's retired send id reaches the file
+    reopened = await SqliteStore.open(db_path, defer_seconds=LONG)
+    assert await reopened.first_message(queue.recipient_id) is None  # hot again
+    again = await reopened.put_message(
+        queue.sender_id, pending.send_id, new_message(), quota=BIG_QUOTA, on_accepted=lambda _r: None
+    )
+    assert again is PutResult.DUPLICATE
+    await reopened.close()
+
+
+@pytest.mark.asyncio
+async def test_an_unacknowledged_hot_message_is_written_when_due_and_survives_reopen(db_path: Path) -> None:
+    store, queue = await hot_store(db_path, defer=SHORT)
+    pending = Pending(store, queue, new_message())
+    await pending.deferred()
+    assert await pending.result() is PutResult.STORED  # answered once written
+    await store.close()
+    reopened = await SqliteStore.open(db_path)
+    assert await drain(reopened, queue.recipient_id) == [pending.message]
+    await reopened.close()
+
+
+@pytest.mark.asyncio
+async def test_a_hot_queue_keeps_quota_order_and_marker(db_path: Path) -> None:
+    store, queue = await hot_store(db_path)
+    puts = [Pending(store, queue, new_message(), quota=2) for _ in range(3)]
+    results = [await put.deferred() for put in puts[:2]]
+    assert results == [PutResult.STORED, PutResult.STORED_MARKED]
+    assert await puts[2].result() is PutResult.QUOTA
+    # A put without on_accepted cools the queue: the writer gets its messages, in order, first.
+    assert await store.put_message(queue.sender_id, new_send_id(), new_message(), quota=2) is PutResult.QUOTA
+    marked = StoredMessage(puts[1].message.msg_id, NOW, True, puts[1].message.body)
+    assert await drain(store, queue.recipient_id) == [puts[0].message, marked]
+    assert [await put.result() for put in puts[:2]] == results
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_message_id_in_the_file_clashes_with_a_hot_put(db_path: Path) -> None:
+    store = await SqliteStore.open(db_path, defer_seconds=LONG)
+    cold, hot = new_queue(), new_queue()
+    for queue in (cold, hot):
+        await store.create_queue(queue)
+    taken = new_message()
+    assert await store.put_message(cold.sender_id, new_send_id(), taken, quota=BIG_QUOTA) is PutResult.STORED
+    assert await store.first_message(hot.recipient_id) is None
+    accepted: list[PutResult] = []
+    with pytest.raises(StoreError):
+        await store.put_message(
+            hot.sender_id,
+            new_send_id(),
+            StoredMessage(taken.msg_id, NOW, False, b"x"),
+            quota=BIG_QUOTA,
+            on_accepted=accepted.append,
+        )
+    assert accepted == []
+    assert await store.first_message(hot.recipient_id) is None  # no effect
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_delete_queue_drops_hot_messages_unwritten(db_path: Path) -> None:
+    store, queue = await hot_store(db_path)
+    body = canary("dropped")
+    pending = Pending(store, queue, StoredMessage(new_message().msg_id, NOW, False, body))
+    await pending.deferred()
+    assert await store.delete_queue(queue.recipient_id) is True
+    assert await pending.result() is PutResult.STORED
+    await store.close()
+    assert body not in every_file(db_path.parent)
+
+
+@pytest.mark.asyncio
+async def test_expire_deletes_hot_messages_too(db_path: Path) -> None:
+    store, queue = await hot_store(db_path)
+    pending = Pending(store, queue, StoredMessage(new_message().msg_id, NOW - 100, False, b"old"))
+    await pending.deferred()
+    assert await store.expire(NOW) == 1
+    assert await store.first_message(queue.recipient_id) is None
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_put_handed_over_after_the_read_keeps_the_queue_cold(db_path: Path) -> None:
+    # The read finds the queue empty, but a put queued behind it lands there: had the
+    # queue got hot, the loop would not know that message.
+    store = await SqliteStore.open(db_path, defer_seconds=LONG)
+    queue = new_queue()
+    await store.create_queue(queue)
+    read = asyncio.ensure_future(store.first_message(queue.recipient_id))
+    await asyncio.sleep(0)  # the read is handed over first
+    first = new_message()
+    behind = Pending(store, queue, first)
+    assert await read is None
+    await behind.deferred()
+    assert await store.first_message(queue.recipient_id) == first
+    assert await store.delete_message(queue.recipient_id, first.msg_id) is True
+    assert await behind.result() is PutResult.STORED
+    await store.close()
+
+
+# -- against the reference ----------------------------------------------------------------
+
+
+async def run_steps(store: MessageStore, seed: int, queues: list[QueueRecord]) -> list[tuple[str, object]]:
+    """A seeded mix, each step awaited before the next (puts with on_accepted until accepted).
+
+    Awaited one by one, reads find queues empty with nothing behind them, so queues get
+    hot and the steps after run on the hot path, and cool down again.
+    """
+    rng = Lcg(seed)
+    for queue in queues:
+        await store.create_queue(queue)
+    msg_ids: list[tuple[bytes, bytes]] = []
+    send_ids: list[bytes] = []
+    outcomes: list[tuple[str, object]] = []
+    puts: list[asyncio.Future[Any]] = []
+
+    async def step(awaitable: Any) -> None:
+        try:
+            outcomes.append(("ok", await awaitable))
+        except StoreError as exc:
+            outcomes.append(("error", type(exc).__name__))
+
+    for _ in range(120):
+        queue = queues[rng.below(len(queues))]
+        kind = rng.below(12)
+        if kind < 5:
+            send_id = send_ids[rng.below(len(send_ids))] if send_ids and rng.below(5) == 0 else rng.bytes(16)
+            send_ids.append(send_id)
+            msg_id = msg_ids[rng.below(len(msg_ids))][1] if msg_ids and rng.below(25) == 0 else rng.bytes(24)
+            msg_ids.append((queue.recipient_id, msg_id))
+            message = StoredMessage(msg_id, NOW - 10 + rng.below(20), rng.below(8) == 0, msg_id[:4])
+            if rng.below(5):
+                heard: list[PutResult] = []
+                accepted = asyncio.Event()
+
+                def on_accepted(
+                    result: PutResult, heard: list[PutResult] = heard, event: asyncio.Event = accepted
+                ) -> None:
+                    heard.append(result)
+                    event.set()
+
+                callback: Callable[[PutResult], None] = on_accepted
+                put = asyncio.ensure_future(
+                    store.put_message(queue.sender_id, send_id, message, quota=5, on_accepted=callback)
+                )
+                waiter = asyncio.ensure_future(accepted.wait())
+                await asyncio.wait([put, waiter], timeout=5, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                outcomes.append(("heard", list(heard)))
+                puts.append(put)
+            else:
+                await step(store.put_message(queue.sender_id, send_id, message, quota=5))
+        elif kind < 8 and msg_ids:
+            recipient_id, msg_id = msg_ids[rng.below(len(msg_ids))]
+            if rng.below(6) == 0:
+                recipient_id = queue.recipient_id
+            await step(store.delete_message(recipient_id, msg_id))
+        elif kind < 11:
+            await step(store.first_message(queue.recipient_id))
+        elif rng.below(8) == 0:
+            await step(store.delete_queue(queue.recipient_id))
+        else:
+            await step(store.expire(NOW - 5 + rng.below(4)))
+    for queue in queues:
+        await step(drain(store, queue.recipient_id))
+    results = await asyncio.wait_for(asyncio.gather(*puts, return_exceptions=True), 30)
+    outcomes.extend(
+        ("error", type(result).__name__) if isinstance(result, BaseException) else ("put", result)
+        for result in results
+    )
+    return outcomes
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("defer", [0.002, LONG])
+async def test_a_store_with_hot_queues_answers_like_the_reference(
+    db_path: Path, seed: int, defer: float
+) -> None:
+    queues = [new_queue() for _ in range(2)]
+    expected = await run_steps(MemoryStore(), seed, queues)
+    store = await SqliteStore.open(db_path, defer_seconds=defer)
+    try:
+        got = await run_steps(store, seed, queues)
+    finally:
+        await store.close()
+    assert got == expected

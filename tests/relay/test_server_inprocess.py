@@ -562,6 +562,21 @@ async def test_garbage_gets_cmd_and_the_connection_lives(relay: Relay) -> None:
 
 
 @pytest.mark.asyncio
+async def test_fragments_and_websocket_pings_end_fast_parsing_without_losing_a_command(relay: Relay) -> None:
+    # The link parses whole binary frames itself; anything else (a ping, a fragmented
+    # message) hands the stream to websockets, which must then read every command right.
+    peer = await relay.peer()
+    assert (await peer.request(b"", Ping())).response == Pong()
+    await asyncio.wait_for(await peer.ws.ping(), 5)
+    frame = peer.frame(b"", Ping())
+    await peer.ws.send([frame[:100], frame[100:5000], frame[5000:]])
+    tx = await peer.recv()
+    assert tx.response == Pong()
+    queue = await new_queue(peer)
+    assert (await peer.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+
+
+@pytest.mark.asyncio
 async def test_an_entity_where_none_belongs_is_cmd(relay: Relay) -> None:
     peer = await relay.peer()
     assert (await peer.request(bytes(24), Ping())).response == Err(ErrorCode.CMD)

@@ -37,6 +37,7 @@ Promises:
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from typing import Protocol
 
 from burnerkit.errors import BurnerError
 
-__all__ = ["MessageStore", "PutResult", "QueueRecord", "StoreError", "StoredMessage"]
+__all__ = ["MessageStore", "PutResult", "QueueRecord", "StoreError", "StoredMessage", "notify_accepted"]
 
 
 class StoreError(BurnerError):
@@ -86,6 +87,17 @@ class PutResult(enum.Enum):
     QUOTA = "quota"
     #: No queue has this sender id.
     NO_QUEUE = "no-queue"
+
+
+def notify_accepted(on_accepted: Callable[[PutResult], None], result: PutResult) -> None:
+    """Call ``on_accepted(result)``; what it raises (the caller's bug) goes to the loop's handler.
+
+    Every store calls it this way, so the put (and any other put answered with it) goes on.
+    """
+    try:
+        on_accepted(result)
+    except Exception as exc:
+        asyncio.get_running_loop().call_exception_handler({"message": "on_accepted raised", "exception": exc})
 
 
 class MessageStore(Protocol):

@@ -19,15 +19,11 @@ import asyncio
 import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Final
 
 from burnerkit.relay.server.store.base import PutResult, StoredMessage
-from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS
+from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS, decide_put, retire_send_id
 
 __all__ = ["HotEntry", "HotQueue"]
-
-_DUPLICATE: Final = PutResult.DUPLICATE
-_QUOTA: Final = PutResult.QUOTA
 
 
 @dataclass(eq=False, slots=True)
@@ -64,11 +60,10 @@ class HotQueue:
         Returns the result and the message as it would be stored (marked when it fills
         the queue). DUPLICATE and QUOTA store nothing.
         """
-        if send_id in self.send_ids or send_id in self.retired:
-            return _DUPLICATE, message
         count = len(self.entries)
-        if count >= quota:
-            return _QUOTA, message
+        refused = decide_put(self.send_ids, self.retired, count, send_id, quota)
+        if refused is not None:
+            return refused, message
         if count == quota - 1 and not message.quota_marker:
             message = dataclasses.replace(message, quota_marker=True)
         return (PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED), message
@@ -84,12 +79,8 @@ class HotQueue:
         if entry is None:
             return None
         self.send_ids.discard(entry.send_id)
-        retired = self.retired
-        retired[entry.send_id] = None
-        retired.move_to_end(entry.send_id)
-        while len(retired) > RETIRED_SEND_IDS:
-            retired.popitem(last=False)
-        self.fresh = min(self.fresh + 1, len(retired))
+        retire_send_id(self.retired, entry.send_id)
+        self.fresh = min(self.fresh + 1, len(self.retired))
         return entry
 
     def first(self) -> StoredMessage | None:

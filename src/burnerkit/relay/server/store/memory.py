@@ -30,16 +30,21 @@ before returning, and returns.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from burnerkit.relay.server.store.base import PutResult, QueueRecord, StoredMessage, StoreError
+from burnerkit.relay.server.store.base import (
+    PutResult,
+    QueueRecord,
+    StoredMessage,
+    StoreError,
+    notify_accepted,
+)
 
-__all__ = ["RETIRED_SEND_IDS", "MemoryStore"]
+__all__ = ["RETIRED_SEND_IDS", "MemoryStore", "decide_put", "retire_send_id"]
 
 #: Send ids of deleted messages each queue keeps for deduplication; the oldest deletion is forgotten first.
 RETIRED_SEND_IDS: Final = 256
@@ -57,10 +62,30 @@ class _Queue:
 
     def retire(self, send_id: bytes) -> None:
         self.live_send_ids.discard(send_id)
-        self.retired_send_ids[send_id] = None
-        self.retired_send_ids.move_to_end(send_id)
-        while len(self.retired_send_ids) > RETIRED_SEND_IDS:
-            self.retired_send_ids.popitem(last=False)
+        retire_send_id(self.retired_send_ids, send_id)
+
+
+def retire_send_id(retired: OrderedDict[bytes, None], send_id: bytes) -> None:
+    """Remember ``send_id`` as a queue's latest deletion, forgetting beyond RETIRED_SEND_IDS."""
+    retired[send_id] = None
+    retired.move_to_end(send_id)
+    while len(retired) > RETIRED_SEND_IDS:
+        retired.popitem(last=False)
+
+
+def decide_put(
+    live: set[bytes], retired: OrderedDict[bytes, None], count: int, send_id: bytes, quota: int
+) -> PutResult | None:
+    """The dedupe and quota rules of a put to a queue holding ``count`` messages.
+
+    DUPLICATE or QUOTA (nothing is stored), or None: it is stored (the caller then
+    checks the message id, and marks the message when ``count == quota - 1``).
+    """
+    if send_id in live or send_id in retired:
+        return PutResult.DUPLICATE
+    if count >= quota:
+        return PutResult.QUOTA
+    return None
 
 
 class MemoryStore:
@@ -162,11 +187,10 @@ class MemoryStore:
         if recipient_id is None:
             return PutResult.NO_QUEUE
         entry = self._queues[recipient_id]
-        if send_id in entry.live_send_ids or send_id in entry.retired_send_ids:
-            return PutResult.DUPLICATE
         count = len(entry.messages)
-        if count >= quota:
-            return PutResult.QUOTA
+        refused = decide_put(entry.live_send_ids, entry.retired_send_ids, count, send_id, quota)
+        if refused is not None:
+            return refused
         if message.msg_id in self._msg_owner:
             raise StoreError("message id already in use")
         if count == quota - 1 and not message.quota_marker:
@@ -176,12 +200,7 @@ class MemoryStore:
         self._msg_owner[message.msg_id] = recipient_id
         result = PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
         if on_accepted is not None:
-            try:
-                on_accepted(result)
-            except Exception as exc:
-                asyncio.get_running_loop().call_exception_handler(
-                    {"message": "on_accepted raised", "exception": exc}
-                )
+            notify_accepted(on_accepted, result)
         return result
 
     async def first_message(self, recipient_id: bytes) -> StoredMessage | None:

@@ -182,7 +182,13 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any, Final, TypeVar
 
-from burnerkit.relay.server.store.base import PutResult, QueueRecord, StoredMessage, StoreError
+from burnerkit.relay.server.store.base import (
+    PutResult,
+    QueueRecord,
+    StoredMessage,
+    StoreError,
+    notify_accepted,
+)
 from burnerkit.relay.server.store.hot import HotEntry, HotQueue
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS
 
@@ -520,12 +526,7 @@ def _settle_all(
     outcomes: list[tuple[asyncio.Future[Any], object, BaseException | None]],
 ) -> None:
     for callback, accepted_as in accepted:
-        try:
-            callback(accepted_as)
-        except Exception as error:  # the caller's bug; the futures below must still resolve
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": "on_accepted raised", "exception": error}
-            )
+        notify_accepted(callback, accepted_as)  # the futures below resolve whatever it does
     for future, result, exc in outcomes:
         _settle(future, result, exc)
 
@@ -1381,10 +1382,7 @@ class SqliteStore:
         self._hot_due.append((entry, hot))
         if self._hot_timer is None:
             self._hot_timer = loop.call_at(_loop_time(loop, entry.due), self._hot_expired)
-        try:
-            on_accepted(result)
-        except Exception as error:  # the caller's bug; the put goes on
-            loop.call_exception_handler({"message": "on_accepted raised", "exception": error})
+        notify_accepted(on_accepted, result)
         # Answered by the recipient's delete, or by the writer once the queue cooled down.
         return await _answer(entry.future)
 
@@ -1510,9 +1508,7 @@ class SqliteStore:
         if not self._shut_down(done, loop):
             return
         try:
-            await done
-        except sqlite3.Error as exc:
-            raise StoreError(_describe(exc)) from exc
+            await _answer(done)
         finally:
             if self._thread is not None:
                 self._thread.join()

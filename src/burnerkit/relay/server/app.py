@@ -11,7 +11,8 @@ link hands us each frame as it arrives, synchronously: we charge the connection'
 bucket, decode the frame (a frame that does not decode gets ``ERR CMD`` and the
 connection lives on) and run the command. What needs no store runs there and then
 (PING; an ACK by the subscription's holder, whose next message, from memory, goes out
-at once). What waits for the store runs in a task of its own; commands of one
+at once). A command that waits for the store goes on in a task of its own from its
+first wait (it runs at once until then); commands of one
 connection therefore run concurrently, up to :data:`_MAX_INFLIGHT` at a time (beyond,
 the link reads no more of that connection), so that a client that pipelines SENDs gets
 its messages into one group commit of the store instead of one fsync each. Two SENDs of
@@ -794,9 +795,10 @@ class RelayServer:
         return True
 
     async def _ack(self, conn: _Connection, tx: ClientTransmission, command: Ack) -> None:
-        """An ACK on a connection that did not hold the subscription when it arrived."""
-        if self._ack_held(conn, tx, command):
-            return
+        """An ACK on a connection that did not hold the subscription when it arrived.
+
+        :meth:`_receive` tried :meth:`_ack_held` first, and this starts right after it.
+        """
         if len(tx.signature) == ACK_MAC_SIZE:
             # No key cached for this connection: derive it (from a dummy if the queue is missing).
             queue = await self._store.queue_by_recipient(tx.entity)

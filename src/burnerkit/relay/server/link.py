@@ -179,11 +179,6 @@ class Link(asyncio.Protocol):
 
     # -- for the handler ------------------------------------------------------------------
 
-    @property
-    def open(self) -> bool:
-        """Whether frames can be sent (the upgrade is done and no close has started)."""
-        return self._ws.state is State.OPEN
-
     def send(self, frame: bytes) -> None:
         """Send one binary message.
 

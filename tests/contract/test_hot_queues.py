@@ -19,7 +19,7 @@ import pytest
 from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
 from burnerkit.relay.server.store.memory import MemoryStore
 from burnerkit.relay.server.store.sqlite import SqliteStore
-from tests.contract.test_deferred_writes import LONG, SHORT, Lcg, Pending, canary, every_file
+from tests.contract.test_deferred_writes import LONG, SHORT, WAIT, Lcg, Pending, canary, every_file
 from tests.contract.test_message_store import BIG_QUOTA, NOW, drain, new_message, new_queue, new_send_id
 
 
@@ -120,6 +120,63 @@ async def test_a_message_id_in_the_file_clashes_with_a_hot_put(db_path: Path) ->
         )
     assert accepted == []
     assert await store.first_message(hot.recipient_id) is None  # no effect
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_message_id_committed_after_the_readers_snapshot_began_still_clashes(db_path: Path) -> None:
+    # The clash check's read keeps its snapshot until the writer commits: a row committed
+    # since (and answered, so no longer among the writer's unanswered puts) must be seen.
+    store, hot = await hot_store(db_path)
+    first = Pending(store, hot, new_message())
+    await first.deferred()  # its clash check opened the reader's snapshot
+    cold = new_queue()
+    await store.create_queue(cold)
+    taken = new_message()
+    assert await store.put_message(cold.sender_id, new_send_id(), taken, quota=BIG_QUOTA) is PutResult.STORED
+    accepted: list[PutResult] = []
+    with pytest.raises(StoreError):  # at once: not when the hot entry would be written
+        await asyncio.wait_for(
+            store.put_message(
+                hot.sender_id,
+                new_send_id(),
+                StoredMessage(taken.msg_id, NOW, False, b"x"),
+                quota=BIG_QUOTA,
+                on_accepted=accepted.append,
+            ),
+            WAIT,
+        )
+    assert accepted == []
+    assert await store.queue_by_sender(cold.sender_id) == cold  # a read after a write sees it
+    assert await store.delete_message(hot.recipient_id, first.message.msg_id) is True
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_the_readers_snapshot_never_keeps_deleted_bodies_in_the_wal(db_path: Path) -> None:
+    # A TRUNCATE checkpoint cannot empty the WAL while a reader holds an old snapshot;
+    # the writer ends the reader's snapshot first, so deleted bodies still leave the disk.
+    store = await SqliteStore.open(db_path, defer_seconds=LONG, checkpoint_every=2)
+    hot, cold = new_queue(), new_queue()
+    for queue in (hot, cold):
+        await store.create_queue(queue)
+    secret = canary("deleted")
+    messages = [StoredMessage(new_message().msg_id, NOW, False, secret), new_message()]
+    for message in messages:
+        assert (
+            await store.put_message(cold.sender_id, new_send_id(), message, quota=BIG_QUOTA)
+            is PutResult.STORED
+        )
+    assert await store.first_message(hot.recipient_id) is None
+    pending = Pending(store, hot, new_message())
+    await pending.deferred()  # the reader's snapshot now includes the cold queue's rows
+    for message in messages:
+        assert await store.delete_message(cold.recipient_id, message.msg_id) is True
+    await store.first_message(cold.recipient_id)  # queued behind the checkpoint
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.stat().st_size == 0
+    assert secret not in every_file(db_path.parent)
+    assert await store.delete_message(hot.recipient_id, pending.message.msg_id) is True
     await store.close()
 
 

@@ -118,9 +118,14 @@ Reads and checkpoints
 must come after the delete of the message just acknowledged); it costs no fsync.
 The small reads (``queue_by_recipient``, ``queue_by_sender``) do not queue
 behind the writer's fsyncs: they run at once, on the caller's thread, on a second,
-read-only connection (``query_only``). In WAL mode it reads the last committed state
-without waiting for the writer, and since a write's future resolves only after its
-commit, a read that follows a write sees it. The reader never waits for a lock; on
+read-only connection (``query_only``), as does a hot put's message id check. In WAL
+mode it reads a committed state without waiting for the writer. It keeps one read
+transaction open from read to read, because opening one costs two ``fcntl`` locks (the
+WAL's read marks), more than the read itself (py-spy: over half of a hot put's event-loop time); the
+writer thread ends it after every batch, before it answers the batch or checkpoints.
+So a read that follows a write's answer sees the write (a write's future resolves
+after its commit and that refresh), and no snapshot of the reader keeps a TRUNCATE
+checkpoint from emptying the WAL. The reader never waits for a lock; on
 ``SQLITE_BUSY`` (rare in WAL mode) the read goes to the writer thread instead.
 
 Pragmas: ``journal_mode=WAL``, ``synchronous=FULL``, ``secure_delete=ON`` (deleted
@@ -595,6 +600,19 @@ def _connect_reader(path: str) -> sqlite3.Connection:
     return reader
 
 
+def _begin_read(reader: sqlite3.Connection) -> None:
+    """Open the reader's read transaction unless it is open (its snapshot starts at its first read)."""
+    if not reader.in_transaction:
+        reader.execute("BEGIN")
+
+
+def _end_read(reader: sqlite3.Connection) -> None:
+    """End the reader's read transaction, if one is open (it wrote nothing: nothing is lost)."""
+    if reader.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            reader.execute("ROLLBACK")
+
+
 def _describe(exc: sqlite3.Error) -> str:
     name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
     return f"sqlite store failed ({name})"
@@ -876,6 +894,7 @@ class SqliteStore:
                     outcome.settled.append((entry.op, None, exc))
             self._overlay.purge()
         self._writing = []
+        self._refresh_reader()
         # The checkpoint runs before the batch is answered, so an ACK is answered only
         # once the deleted message's WAL frames are gone too (when it crossed the mark and
         # the interval allowed it; else within checkpoint_interval).
@@ -1258,6 +1277,7 @@ class SqliteStore:
         self._checkpoint_now = False
         self._checkpoint_due = None
         self._checkpointed_at = time.monotonic()
+        self._refresh_reader()  # a snapshot of the reader would keep the WAL from truncating
         try:
             (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
@@ -1393,10 +1413,24 @@ class SqliteStore:
             if reader is None:
                 return None
             try:
+                _begin_read(reader)
                 rows = reader.execute("SELECT 1 FROM messages WHERE msg_id = ?", (msg_id,)).fetchall()
             except sqlite3.Error:
+                _end_read(reader)
                 return None
         return bool(rows)
+
+    def _refresh_reader(self) -> None:
+        """Writer thread, after a commit and before its answers: end the reader's snapshot.
+
+        The reader keeps one read transaction from read to read (see "Reads and
+        checkpoints"); ending it here, before the loop hears of the commit, means that
+        every read that follows an answered write sees it, and that no snapshot of the
+        loop's keeps a checkpoint from truncating the WAL.
+        """
+        with self._read_lock:
+            if self._reader is not None:
+                _end_read(self._reader)
 
     def _hot_expired(self) -> None:
         """Entries waited ``defer_seconds`` unacknowledged: their queues cool (the writer writes them)."""
@@ -1472,10 +1506,12 @@ class SqliteStore:
             if reader is None or self._closed:
                 raise StoreError("store is closed")
             try:
+                _begin_read(reader)
                 return fn(reader)
             except sqlite3.OperationalError:
-                pass
+                _end_read(reader)
             except sqlite3.Error as exc:
+                _end_read(reader)
                 raise StoreError(_describe(exc)) from exc
         return await self._call(fn, needs=_Needs.NOTHING)
 

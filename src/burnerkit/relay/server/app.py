@@ -11,10 +11,11 @@ link hands us each frame as it arrives, synchronously: we charge the connection'
 bucket, decode the frame (a frame that does not decode gets ``ERR CMD`` and the
 connection lives on) and run the command. What needs no store runs there and then
 (PING; an ACK by the subscription's holder, whose next message, from memory, goes out
-at once). A command that waits for the store goes on in a task of its own from its
-first wait (it runs at once until then); commands of one
-connection therefore run concurrently, up to :data:`_MAX_INFLIGHT` at a time (beyond,
-the link reads no more of that connection), so that a client that pipelines SENDs gets
+at once). A command that waits for the store runs at once until its first wait, and
+from there on is resumed by each future it waits on (:class:`_Resumed`, a task without
+the task's cost); commands of one connection therefore run concurrently, up to
+:data:`_MAX_INFLIGHT` at a time (beyond, the link reads no more of that connection),
+so that a client that pipelines SENDs gets
 its messages into one group commit of the store instead of one fsync each. Two SENDs of
 one connection still reach the store in the order they arrived: each SEND waits for
 the previous one to have *called* ``put_message`` before it calls it (the "gate"), but
@@ -63,6 +64,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import functools
 import logging
 import os
 import ssl
@@ -321,6 +323,9 @@ class RelayServer:
         #: messages held in all inboxes together (at most _INBOX_TOTAL)
         self._inboxed = 0
         self._tasks: set[asyncio.Task[object]] = set()
+        #: commands that wait, resumed without a task (see _start), and what stop() awaits
+        self._resumed = 0
+        self._drained: asyncio.Future[None] | None = None
         self._ws_server: asyncio.Server | None = None
         self._metrics_server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -439,8 +444,7 @@ class RelayServer:
                     conn.link.pause(Pause.STOPPING)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_STOP_GRACE):
-                        while self._tasks:
-                            await asyncio.gather(*self._tasks, return_exceptions=True)
+                        await self._drain()
                 links = [conn.link for conn in self._connections]
                 for link in links:
                     link.close(_GOING_AWAY, "relay stopping")
@@ -456,8 +460,7 @@ class RelayServer:
                     sweeper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await sweeper
-            while self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._drain()
             if self._metrics_server is not None:
                 self._metrics_server.close()
                 with contextlib.suppress(TimeoutError):
@@ -605,9 +608,10 @@ class RelayServer:
     def _start(self, conn: _Connection, coro: Coroutine[Any, Any, None], slot: _Slot | None = None) -> None:
         """Run one of ``conn``'s commands, in ``slot`` or a new one (freed at its end).
 
-        It runs here until it first waits, and only then in a task (what Python 3.12
-        calls an eager task): most ACKs and many reads finish without waiting (a hot or
-        in-memory queue), and a task for them would cost more than the command.
+        It runs here until it first waits (as Python 3.12's eager tasks do): most ACKs
+        and many reads finish without waiting (a hot or in-memory queue). From there on,
+        the futures it waits on resume it (:class:`_Resumed`), not a task: a task would
+        cost more than the command.
         """
         slot = self._slot(conn) if slot is None else slot
         try:
@@ -618,7 +622,23 @@ class RelayServer:
         except BaseException:
             slot.free()
             raise
-        self._spawn(_resume(coro, waiting)).add_done_callback(slot.free)
+        self._resumed += 1
+        _Resumed(coro, functools.partial(self._resumed_finished, slot)).wait(waiting)
+
+    def _resumed_finished(self, slot: _Slot) -> None:
+        slot.free()
+        self._resumed -= 1
+        if not self._resumed and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def _drain(self) -> None:
+        """Wait until none of our commands and tasks runs."""
+        while self._tasks or self._resumed:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            else:
+                self._drained = asyncio.get_running_loop().create_future()
+                await self._drained
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.create_task(coro)
@@ -1122,38 +1142,44 @@ class RelayServer:
         conn.link.send(encode_server_frame(corr_id, entity, response))
 
 
-async def _resume(coro: Coroutine[Any, Any, None], waiting: object) -> None:
-    """Go on with ``coro``, started by hand and now waiting for ``waiting``, as a task would.
+class _Resumed:
+    """A command's coroutine, started by hand, resumed by each future it then waits on.
 
-    An asyncio coroutine waits by yielding the future it awaits (or None, to give up one
-    turn of the loop); once that future is done, it is sent None and reads the result
-    itself. A cancellation of this task is thrown into ``coro``.
+    What a task does, without the task: a command that waits at all mostly waits once (a
+    SEND for its OK), and creating, registering and first stepping a task cost more than
+    the rest of that wait (py-spy: about a tenth of a relayed message's event-loop time).
+    An asyncio coroutine waits by yielding the future it awaits, flagged as awaited (or
+    None, to give up one turn of the loop); once that future is done, it is sent None
+    and reads the result itself, failure and cancellation included.
     """
-    while True:
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                assert isinstance(waiting, asyncio.Future)
-                # What a task does with a future its coroutine yields (else the await below
-                # finds it still flagged as being awaited, and refuses).
-                waiting._asyncio_future_blocking = False
-                try:
-                    await waiting
-                except BaseException:
-                    if not waiting.done():
-                        raise
-                    # It failed (or was cancelled with this task): ``coro`` reads that itself.
-        except BaseException as exc:
-            try:
-                waiting = coro.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting = coro.send(None)
-        except StopIteration:
+
+    __slots__ = ("_coro", "_finished")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], finished: Callable[[], None]) -> None:
+        self._coro = coro
+        self._finished = finished
+
+    def wait(self, waiting: object) -> None:
+        """The coroutine yielded ``waiting``: go on once that is done."""
+        if waiting is None:
+            asyncio.get_running_loop().call_soon(self._step)
             return
+        assert isinstance(waiting, asyncio.Future)
+        # What a task does with the future: the coroutine's await checks the flag is off.
+        waiting._asyncio_future_blocking = False
+        waiting.add_done_callback(self._step)
+
+    def _step(self, _future: object = None) -> None:
+        try:
+            waiting = self._coro.send(None)
+        except (StopIteration, asyncio.CancelledError):
+            # A cancelled wait ends the command as it would end a cancelled task: quietly.
+            self._finished()
+        except BaseException:
+            self._finished()
+            raise
+        else:
+            self.wait(waiting)
 
 
 def _tls_context(config: RelayConfig) -> ssl.SSLContext | None:

@@ -10,6 +10,7 @@ memory store (the reference).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,78 @@ async def test_the_readers_snapshot_never_keeps_deleted_bodies_in_the_wal(db_pat
 
 
 @pytest.mark.asyncio
+async def test_a_message_id_stored_before_a_reopen_clashes_with_a_hot_put(db_path: Path) -> None:
+    # The loop learns the ids already in the file when it opens it.
+    store = await SqliteStore.open(db_path, defer_seconds=LONG)
+    cold, hot = new_queue(), new_queue()
+    for queue in (cold, hot):
+        await store.create_queue(queue)
+    taken = new_message()
+    assert await store.put_message(cold.sender_id, new_send_id(), taken, quota=BIG_QUOTA) is PutResult.STORED
+    await store.close()
+    store = await SqliteStore.open(db_path, defer_seconds=LONG)
+    assert await store.first_message(hot.recipient_id) is None
+    accepted: list[PutResult] = []
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(
+            store.put_message(
+                hot.sender_id,
+                new_send_id(),
+                StoredMessage(taken.msg_id, NOW, False, b"x"),
+                quota=BIG_QUOTA,
+                on_accepted=accepted.append,
+            ),
+            WAIT,
+        )
+    assert accepted == []
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_deleted_message_id_is_free_again_for_a_hot_put(db_path: Path) -> None:
+    # As in the reference: ids are unique among stored messages, not forever.
+    store = await SqliteStore.open(db_path, defer_seconds=LONG)
+    cold, hot = new_queue(), new_queue()
+    for queue in (cold, hot):
+        await store.create_queue(queue)
+    message = new_message()
+    assert (
+        await store.put_message(cold.sender_id, new_send_id(), message, quota=BIG_QUOTA) is PutResult.STORED
+    )
+    assert await store.delete_message(cold.recipient_id, message.msg_id) is True
+    assert await store.first_message(hot.recipient_id) is None
+    again = Pending(store, hot, StoredMessage(message.msg_id, NOW, False, b"again"))
+    assert await again.deferred() is PutResult.STORED
+    assert await store.delete_message(hot.recipient_id, message.msg_id) is True
+    assert await again.result() is PutResult.STORED
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_an_id_deleted_while_a_put_stores_it_again_is_still_known_to_be_in_the_file(
+    db_path: Path,
+) -> None:
+    # The delete and a put of the same id run in one batch, the delete first: the id
+    # is in the file again when the delete is answered, and must not be forgotten.
+    store = await SqliteStore.open(db_path, defer_seconds=LONG)
+    first, second = new_queue(), new_queue()
+    for queue in (first, second):
+        await store.create_queue(queue)
+    message = new_message()
+    assert (
+        await store.put_message(first.sender_id, new_send_id(), message, quota=BIG_QUOTA) is PutResult.STORED
+    )
+    delete = asyncio.ensure_future(store.delete_message(first.recipient_id, message.msg_id))
+    again = asyncio.ensure_future(
+        store.put_message(second.sender_id, new_send_id(), message, quota=BIG_QUOTA)
+    )
+    assert await delete is True
+    assert await again is PutResult.STORED
+    assert_file_ids_known(store)
+    await store.close()
+
+
+@pytest.mark.asyncio
 async def test_delete_queue_drops_hot_messages_unwritten(db_path: Path) -> None:
     store, queue = await hot_store(db_path)
     body = canary("dropped")
@@ -224,11 +297,26 @@ async def test_a_put_handed_over_after_the_read_keeps_the_queue_cold(db_path: Pa
 # -- against the reference ----------------------------------------------------------------
 
 
-async def run_steps(store: MessageStore, seed: int, queues: list[QueueRecord]) -> list[tuple[str, object]]:
+def assert_file_ids_known(store: SqliteStore) -> None:
+    """Every message id in the file is among those the loop thinks may be there."""
+    known = store._file_ids
+    assert known is not None
+    reader = sqlite3.connect(f"file:{store._path}?mode=ro", uri=True)
+    try:
+        in_file = {bytes(row[0]) for row in reader.execute("SELECT msg_id FROM messages")}
+    finally:
+        reader.close()
+    assert in_file <= known
+
+
+async def run_steps(
+    store: MessageStore, seed: int, queues: list[QueueRecord], check: Callable[[], None] = lambda: None
+) -> list[tuple[str, object]]:
     """A seeded mix, each step awaited before the next (puts with on_accepted until accepted).
 
     Awaited one by one, reads find queues empty with nothing behind them, so queues get
-    hot and the steps after run on the hot path, and cool down again.
+    hot and the steps after run on the hot path, and cool down again. ``check`` runs
+    after every step.
     """
     rng = Lcg(seed)
     for queue in queues:
@@ -245,6 +333,7 @@ async def run_steps(store: MessageStore, seed: int, queues: list[QueueRecord]) -
             outcomes.append(("error", type(exc).__name__))
 
     for _ in range(120):
+        check()
         queue = queues[rng.below(len(queues))]
         kind = rng.below(12)
         if kind < 5:
@@ -288,6 +377,7 @@ async def run_steps(store: MessageStore, seed: int, queues: list[QueueRecord]) -
     for queue in queues:
         await step(drain(store, queue.recipient_id))
     results = await asyncio.wait_for(asyncio.gather(*puts, return_exceptions=True), 30)
+    check()
     outcomes.extend(
         ("error", type(result).__name__) if isinstance(result, BaseException) else ("put", result)
         for result in results
@@ -305,7 +395,31 @@ async def test_a_store_with_hot_queues_answers_like_the_reference(
     expected = await run_steps(MemoryStore(), seed, queues)
     store = await SqliteStore.open(db_path, defer_seconds=defer)
     try:
-        got = await run_steps(store, seed, queues)
+        got = await run_steps(store, seed, queues, lambda: assert_file_ids_known(store))
+    finally:
+        await store.close()
+    assert got == expected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_store_rebuilding_its_file_ids_at_every_put_answers_like_the_reference(
+    db_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The set of ids that may be in the file is rebuilt from a scan whenever it doubles:
+    # here at every hand-over, so that every scan meets puts in flight and deleted ids.
+    rebuild = SqliteStore._rebuild_file_ids
+
+    def rebuild_at_every_hand_over(store: SqliteStore) -> None:
+        rebuild(store)
+        store._file_ids_rebuild_at = 0
+
+    monkeypatch.setattr(SqliteStore, "_rebuild_file_ids", rebuild_at_every_hand_over)
+    queues = [new_queue() for _ in range(2)]
+    expected = await run_steps(MemoryStore(), seed, queues)
+    store = await SqliteStore.open(db_path, defer_seconds=LONG)
+    try:
+        got = await run_steps(store, seed, queues, lambda: assert_file_ids_known(store))
     finally:
         await store.close()
     assert got == expected

@@ -94,8 +94,13 @@ the writer holds nothing of it and will hold nothing while it is hot. While hot:
 
 - a put with ``on_accepted`` is decided by the reference rules against the hot
   entries and retired send ids (a message id is checked against the hot entries, the
-  writer's unanswered puts and, through the reader, the file), ``on_accepted`` is
-  called at once, and the put waits for its delete or its deadline;
+  writer's unanswered puts and the file), ``on_accepted`` is called at once, and the
+  put waits for its delete or its deadline. For the file, the loop keeps the set of
+  message ids that may be there (read at open, added at every hand-over of a message
+  to the writer, dropped when its delete is answered and no put with it is, rebuilt
+  from the file whenever it doubles, given up beyond :data:`FILE_IDS_MAX`); only an
+  id in that set costs a read (a read costs microseconds in the relay's busy cache,
+  most of a hot put's event-loop time);
 - a delete of a hot entry answers it and its put at once (the recipient has the
   message); its send id joins the window of retired ones, in memory;
 - ``first_message`` answers from the entries.
@@ -204,6 +209,11 @@ MAX_BATCH: Final = 64
 #: Deferred messages (accepted, not yet written) the writer holds at most; a put beyond
 #: that is written at once.
 MAX_DEFERRED: Final = 1024
+#: Message ids the event loop keeps of those that may be in the file (see "Hot queues");
+#: with more, each hot put asks the reader.
+FILE_IDS_MAX: Final = 1 << 20
+#: The fewest ids at which that set is rebuilt (it is rebuilt whenever it has doubled).
+_FILE_IDS_REBUILD_FLOOR: Final = 4096
 #: ``PRAGMA user_version`` of the schema this module writes.
 SCHEMA_VERSION: Final = 2  # 2: no rowids, per-queue message numbers (nothing shipped v1)
 #: The writer's page cache, in KiB (a negative cache_size is KiB).
@@ -679,6 +689,10 @@ class SqliteStore:
         self._hot_timer: asyncio.TimerHandle | None = None
         #: event loop only: msg ids of puts the writer has and has not answered (clash checks)
         self._unanswered_msgs: dict[bytes, int] = {}
+        #: event loop only: every msg id that may be in the file (more, never fewer), or
+        #: None if that is not known; rebuilt from the file once it reaches _file_ids_rebuild_at
+        self._file_ids: set[bytes] | None = None
+        self._file_ids_rebuild_at = 0
         #: event loop only: operations handed over (numbered), the first_message reads the
         #: writer has not answered, and while there are any, the number of the latest
         #: operation naming each queue (by recipient or sender id) or every queue
@@ -746,6 +760,7 @@ class SqliteStore:
             with contextlib.suppress(StoreError):
                 await store.close()
             raise StoreError(_describe(exc)) from exc
+        store._rebuild_file_ids()
         return store
 
     # -- the writer thread ----------------------------------------------------------------
@@ -1329,9 +1344,7 @@ class SqliteStore:
         self._handed += 1
         number = self._handed
         if op.put is not None:
-            msg_id = op.put.message.msg_id
-            self._unanswered_msgs[msg_id] = self._unanswered_msgs.get(msg_id, 0) + 1
-            op.future.add_done_callback(functools.partial(self._answered, msg_id))
+            self._unanswered(op.put.message.msg_id, op.future)
         if self._firsts:
             # Whether a queue may get hot when its first_message finds it empty (see _heat).
             if op.put is not None:
@@ -1343,6 +1356,43 @@ class SqliteStore:
             elif isinstance(op.target, bytes):
                 self._named[op.target] = number
         return number
+
+    def _unanswered(self, msg_id: bytes, future: asyncio.Future[Any]) -> None:
+        """A message with this id goes to the writer, and may reach the file (until ``future``)."""
+        self._unanswered_msgs[msg_id] = self._unanswered_msgs.get(msg_id, 0) + 1
+        future.add_done_callback(functools.partial(self._answered, msg_id))
+        ids = self._file_ids
+        if ids is not None:
+            ids.add(msg_id)
+            if len(ids) >= self._file_ids_rebuild_at:
+                self._rebuild_file_ids()
+
+    def _rebuild_file_ids(self) -> None:
+        """Know again which message ids may be in the file: those it holds, and the unanswered.
+
+        The set loses none (a deleted message's id is dropped only when no put with it is
+        unanswered) but keeps some too many (ids of expired messages, deleted queues and
+        refused puts); this scan, once it has doubled, drops them. The reader's snapshot
+        holds every answered write, and what is not answered is in ``_unanswered_msgs``.
+        Above :data:`FILE_IDS_MAX` ids, or if the reader fails, the set is given up.
+        """
+        self._file_ids = None
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                return
+            try:
+                _begin_read(reader)
+                rows = reader.execute("SELECT msg_id FROM messages LIMIT ?", (FILE_IDS_MAX + 1,)).fetchall()
+            except sqlite3.Error:
+                _end_read(reader)
+                return
+        ids = {bytes(row[0]) for row in rows}
+        ids.update(self._unanswered_msgs)
+        if len(ids) > FILE_IDS_MAX:
+            return
+        self._file_ids = ids
+        self._file_ids_rebuild_at = max(2 * len(ids), _FILE_IDS_REBUILD_FLOOR)
 
     def _answered(self, msg_id: bytes, _future: object) -> None:
         left = self._unanswered_msgs[msg_id] - 1
@@ -1388,11 +1438,14 @@ class SqliteStore:
         msg_id = message.msg_id
         if msg_id in self._hot_msgs or msg_id in self._unanswered_msgs:
             raise StoreError(_describe(_clash()))
-        in_file = self._msg_in_file(msg_id)
-        if in_file is None:
-            return None  # the reader met a lock: let the writer decide
-        if in_file:
-            raise StoreError(_describe(_clash()))
+        file_ids = self._file_ids
+        if file_ids is None or msg_id in file_ids:
+            # A read costs several microseconds with a busy cache: only for an id that may be there.
+            in_file = self._msg_in_file(msg_id)
+            if in_file is None:
+                return None  # the reader met a lock: let the writer decide
+            if in_file:
+                raise StoreError(_describe(_clash()))
         loop = asyncio.get_running_loop()
         entry = HotEntry(
             send_id, message, result, time.monotonic() + self._defer_seconds, loop.create_future()
@@ -1456,10 +1509,8 @@ class SqliteStore:
         entries = tuple(hot.entries.values())
         retired = tuple(hot.fresh_retired())
         for entry in entries:
-            msg_id = entry.message.msg_id
-            del self._hot_msgs[msg_id]
-            self._unanswered_msgs[msg_id] = self._unanswered_msgs.get(msg_id, 0) + 1
-            entry.future.add_done_callback(functools.partial(self._answered, msg_id))
+            del self._hot_msgs[entry.message.msg_id]
+            self._unanswered(entry.message.msg_id, entry.future)
         if not entries and not retired:
             return
         loop = asyncio.get_running_loop()
@@ -1736,6 +1787,10 @@ class SqliteStore:
                 entry.future.set_result(entry.result)
             return True
         deleted: bool = await self._call(None, delete=(recipient_id, msg_id))
+        if deleted and self._file_ids is not None and msg_id not in self._unanswered_msgs:
+            # Gone from the file (ids are unique there); a put with the same id still
+            # unanswered may yet store it again, so the id stays while there is one.
+            self._file_ids.discard(msg_id)
         return deleted
 
     async def expire(self, older_than: int) -> int:

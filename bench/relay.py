@@ -1,11 +1,13 @@
 """The relay's figures for ``make bench``: throughput, latency, memory, and this machine's raw limits.
 
 Every server runs in a process of its own, started here and stopped at the end of
-its figure: the relay as ``python -m burnerkit relay serve --port 0 --store <tmp>.sqlite``
-(the durable SQLite store, as deployed), the bare echo as ``python -m
-bench._ws_echo_server``. The clients all run in this process, on one asyncio loop,
-over loopback, and speak the relay protocol directly through the sans-IO encoders of
-:mod:`burnerkit.relay.protocol` (not through :class:`~burnerkit.relay.client.RelayClient`)
+its figure (the throughput servers, the echo and three relays, all stay up through
+their interleaved rounds, see :func:`_throughput_rounds`): the relay as ``python -m
+burnerkit relay serve --port 0 --store <tmp>.sqlite`` (the durable SQLite store, as
+deployed), the bare echo as ``python -m bench._ws_echo_server``. The clients all run
+in this process, on one asyncio loop, over loopback, and speak the relay protocol
+directly through the sans-IO encoders of :mod:`burnerkit.relay.protocol` (not through
+:class:`~burnerkit.relay.client.RelayClient`)
 on the lean WebSocket connections of :mod:`bench._lean_ws` (websockets' sans-I/O client
 protocol on an asyncio protocol, not the ``websockets`` asyncio client): clients and
 servers share the machine's processors, and a lean client leaves them to the server.
@@ -22,7 +24,8 @@ Figures (:func:`measure`):
   (answered OK once safe), MSG to the recipient, ACK (answered by the next MSG, or by OK
   once deleted). Each queue keeps at most :data:`RELAY_WINDOW` messages between SEND and
   the answer to their ACK; a message counts when that answer arrives.
-  ``relay_vs_ws_echo`` divides it by the echo. The relay runs as deployed, write-behind
+  ``relay_vs_ws_echo`` divides it by the echo of the same round (the median of those
+  ratios). The relay runs as deployed, write-behind
   on; ``relay_write_through_msgs_per_s`` is the same run with ``--write-behind 0``
   (every message written, then deleted), ``relay_memory_store_msgs_per_s`` with
   ``--store :memory:``.
@@ -166,7 +169,7 @@ QUICK = Plan(
     idle_connections=1_000,
 )
 FULL = Plan(
-    runs=3,
+    runs=5,
     seconds=3.0,
     warmup_seconds=1.0,
     latency_seconds=10.0,
@@ -181,28 +184,26 @@ def measure(quick: bool) -> dict[str, float]:
     plan = QUICK if quick else FULL
     _raise_fd_limit(2 * plan.idle_connections + 256)
     figures: dict[str, float] = {}
-    print("  measuring ws_echo_msgs_per_s ...", flush=True)
-    echo = asyncio.run(_echo_figure(plan))
+    print(
+        "  measuring ws_echo_msgs_per_s and relay_msgs_per_s (durable, memory store, write-through),"
+        f" in {plan.runs} interleaved rounds ...",
+        flush=True,
+    )
+    rounds = asyncio.run(_throughput_rounds(plan))
+    echo = _Run.median([run["echo"] for run in rounds])
     figures["ws_echo_msgs_per_s"] = echo.rate
     figures["ws_echo_server_cpu_us_per_msg"] = echo.server_cpu_us
-    print("  measuring relay_msgs_per_s ...", flush=True)
-    relayed = asyncio.run(_relay_throughput_figure(plan))
+    relayed = _Run.median([run["durable"] for run in rounds])
     figures["relay_msgs_per_s"] = relayed.rate
-    figures["relay_vs_ws_echo"] = relayed.rate / echo.rate
+    figures["relay_vs_ws_echo"] = _ratio(rounds, "durable")
     figures["relay_server_cpu_us_per_msg"] = relayed.server_cpu_us
     figures["relay_client_cpu_us_per_msg"] = relayed.client_cpu_us
     figures["relay_event_loop_cpu_cores"] = relayed.server_main_thread_cores
     figures["relay_store_thread_cpu_cores"] = relayed.server_store_thread_cores
-    print(
-        "  measuring relay_memory_store_msgs_per_s (no storage: the event loop's own ceiling) ...", flush=True
-    )
-    unstored = asyncio.run(_relay_throughput_figure(plan, store=MEMORY_STORE))
-    figures["relay_memory_store_msgs_per_s"] = unstored.rate
-    figures["relay_memory_store_vs_ws_echo"] = unstored.rate / echo.rate
-    print("  measuring relay_write_through_msgs_per_s (every message written, then deleted) ...", flush=True)
-    written = asyncio.run(_relay_throughput_figure(plan, options=_WRITE_THROUGH))
-    figures["relay_write_through_msgs_per_s"] = written.rate
-    figures["relay_write_through_vs_ws_echo"] = written.rate / echo.rate
+    figures["relay_memory_store_msgs_per_s"] = _Run.median([run["memory"] for run in rounds]).rate
+    figures["relay_memory_store_vs_ws_echo"] = _ratio(rounds, "memory")
+    figures["relay_write_through_msgs_per_s"] = _Run.median([run["write_through"] for run in rounds]).rate
+    figures["relay_write_through_vs_ws_echo"] = _ratio(rounds, "write_through")
     sign_us, verify_us = _ed25519_us(plan)
     figures["ed25519_sign_us"] = sign_us
     figures["ed25519_verify_us"] = verify_us
@@ -319,14 +320,44 @@ async def _connect(port: int) -> LeanConnection:
 # -- the echo -----------------------------------------------------------------------------
 
 
-async def _echo_figure(plan: Plan) -> _Run:
-    argv = [sys.executable, "-m", "bench._ws_echo_server"]
-    async with _serving(argv) as server:
-        runs = []
-        for index in range(plan.runs + 1):  # the first run is the warm-up
+#: The relays of the throughput rounds: name, ``--store`` (None: a fresh SQLite file),
+#: more options. "durable" is the relay as deployed.
+_THROUGHPUT_RELAYS: Final = (
+    ("durable", None, ()),
+    ("memory", MEMORY_STORE, ()),
+    ("write_through", None, _WRITE_THROUGH),
+)
+
+
+async def _throughput_rounds(plan: Plan) -> list[dict[str, _Run]]:
+    """Every throughput run, in rounds: the echo, then each relay of _THROUGHPUT_RELAYS.
+
+    All servers are up for the whole measurement, each idle while another is timed, so
+    that the runs of one round are seconds apart: this machine's speed drifts by tens of
+    percent over a minute (shared processors), and a ratio of runs minutes apart would
+    measure that drift. A warm-up run of each comes first.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        echo = await stack.enter_async_context(_serving([sys.executable, "-m", "bench._ws_echo_server"]))
+        relays: dict[str, tuple[_Server, _Fleet]] = {}
+        for name, store, options in _THROUGHPUT_RELAYS:
+            server = await stack.enter_async_context(_relay(store, options))
+            fleet = await _Fleet.open(server.port, RELAY_QUEUES, RELAY_CONNECTIONS)
+            stack.push_async_callback(fleet.close)
+            relays[name] = (server, fleet)
+        rounds: list[dict[str, _Run]] = []
+        for index in range(plan.runs + 1):  # the first round is the warm-up
             seconds = plan.warmup_seconds if index == 0 else plan.seconds
-            runs.append(await _echo_run(server, seconds))
-        return _Run.median(runs[1:])
+            runs = {"echo": await _echo_run(echo, seconds)}
+            for name, (server, fleet) in relays.items():
+                runs[name] = await _relay_run(fleet, seconds, server.pid)
+            rounds.append(runs)
+        return rounds[1:]
+
+
+def _ratio(rounds: list[dict[str, _Run]], name: str) -> float:
+    """The median over the rounds of relay ``name``'s rate over the echo's in the same round."""
+    return statistics.median(run[name].rate / run["echo"].rate for run in rounds)
 
 
 async def _echo_run(server: _Server, seconds: float) -> _Run:
@@ -651,19 +682,6 @@ async def _read_oks(peer: _Peer) -> None:
 _BODY = bytes(range(256)) * (MAX_BODY_SIZE // 256)
 
 
-async def _relay_throughput_figure(plan: Plan, store: str | None = None, options: Sequence[str] = ()) -> _Run:
-    async with _relay(store, options) as server:
-        fleet = await _Fleet.open(server.port, RELAY_QUEUES, RELAY_CONNECTIONS)
-        try:
-            runs = []
-            for index in range(plan.runs + 1):  # the first run is the warm-up
-                seconds = plan.warmup_seconds if index == 0 else plan.seconds
-                runs.append(await _relay_run(fleet, seconds, server.pid))
-            return _Run.median(runs[1:])
-        finally:
-            await fleet.close()
-
-
 async def _relay_run(fleet: _Fleet, seconds: float, server_pid: int) -> _Run:
     counter = _Counter()
     lanes = fleet.by_recipient()
@@ -925,11 +943,13 @@ def method(quick: bool) -> str:
     """The relay's method paragraphs for docs/performance.md."""
     plan = QUICK if quick else FULL
     runs = "one timed run" if plan.runs == 1 else f"the median of {plan.runs} timed runs"
+    rounds = "one timed round" if plan.runs == 1 else f"{plan.runs} timed rounds"
     per_connection = RELAY_QUEUES // RELAY_CONNECTIONS
     setup = " ".join(
         (
             "Every server runs in a process of its own, started by the bench and stopped after its",
-            "figure: the relay as `python -m burnerkit relay serve --port 0 --store <tmp>/relay.sqlite`",
+            "figure (the throughput servers, the echo and three relays, after all their rounds):",
+            "the relay as `python -m burnerkit relay serve --port 0 --store <tmp>/relay.sqlite`",
             "(a fresh file each time: WAL, `synchronous=FULL`, `secure_delete=ON`), the echo as",
             "`python -m bench._ws_echo_server` (websockets, compression off). The clients all run in the",
             "bench process on one asyncio loop, over loopback, and speak the relay protocol through the",
@@ -945,8 +965,13 @@ def method(quick: bool) -> str:
     )
     throughput = " ".join(
         (
-            f"Throughput is measured in closed loops: {plan.warmup_seconds:g} s of warm-up, then {runs} of",
-            f"{plan.seconds:g} s. `ws_echo_msgs_per_s`: {ECHO_CONNECTIONS} connections, each keeping",
+            "Throughput is measured in closed loops, in rounds: each round times the echo, the",
+            "durable relay, the relay on the memory store and the write-through relay one after the",
+            "other, all four servers up and the others idle, so that the runs a ratio compares are",
+            "seconds apart (this machine's speed drifts by tens of percent over a minute). A warm-up",
+            f"round of {plan.warmup_seconds:g} s per run, then {rounds} of {plan.seconds:g} s per run; a",
+            "rate is the median over the rounds, and a `_vs_ws_echo` ratio the median of the rounds'",
+            f"ratios to their own echo. `ws_echo_msgs_per_s`: {ECHO_CONNECTIONS} connections, each keeping",
             f"{ECHO_WINDOW} frames in flight; a message is one frame there and back. `relay_msgs_per_s`:",
             f"{RELAY_QUEUES} queues on {RELAY_CONNECTIONS} recipient connections ({per_connection}",
             "subscribed queues each, as a burner holds one queue per contact on one connection) and",

@@ -176,6 +176,32 @@ class RelayStartError(BurnerError):
     """The relay could not start: its address is taken, or its TLS files do not load."""
 
 
+class _Gate:
+    """A SEND's gate: open once the SEND has called ``put_message`` (see the module docstring).
+
+    It makes a future only for a later SEND that must wait: most gates open before the
+    next SEND arrives, and a future per SEND would cost more than the gate's work.
+    """
+
+    __slots__ = ("_waiter", "is_open")
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def open(self) -> None:
+        if not self.is_open:
+            self.is_open = True
+            if self._waiter is not None:
+                self._waiter.set_result(None)
+
+    async def opened(self) -> None:
+        if not self.is_open:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+
 class _Connection:
     """What we keep per connection; kept small on purpose (thousands sit idle)."""
 
@@ -200,8 +226,8 @@ class _Connection:
         self.subscriptions: set[bytes] | None = None
         #: commands running in tasks of their own
         self.inflight = 0
-        #: resolved once the latest SEND of this connection has called put_message
-        self.gate: asyncio.Future[None] | None = None
+        #: the gate of the latest SEND of this connection, until that SEND ends
+        self.gate: _Gate | None = None
         #: the TCP connection is gone; its state goes once no command runs any more
         self.gone = False
 
@@ -558,8 +584,11 @@ class RelayServer:
         allowed = conn.take_token(loop.time(), self._config.rate_limit, self._config.rate_burst)
         tx: ClientTransmission | None = None
         if isinstance(data, bytes):
-            with contextlib.suppress(RemoteProtocolError):
+            # Not contextlib.suppress: this runs for every frame, and a bare try costs nothing.
+            try:  # noqa: SIM105
                 tx = decode_client_frame(data)
+            except RemoteProtocolError:
+                pass
         try:
             if not allowed:
                 if tx is None:
@@ -582,10 +611,10 @@ class RelayServer:
                 return
         except LinkClosed:
             return
-        prev: asyncio.Future[None] | None = None
-        gate: asyncio.Future[None] | None = None
+        prev: _Gate | None = None
+        gate: _Gate | None = None
         if isinstance(command, Send):
-            prev, gate = conn.gate, loop.create_future()
+            prev, gate = conn.gate, _Gate()
             conn.gate = gate
         slot = self._slot(conn)
         self._start(conn, self._run(conn, tx, self._command(conn, tx, prev, gate, slot), gate), slot)
@@ -653,7 +682,7 @@ class RelayServer:
         conn: _Connection,
         tx: ClientTransmission,
         work: Coroutine[Any, Any, None],
-        gate: asyncio.Future[None] | None = None,
+        gate: _Gate | None = None,
     ) -> None:
         """Run ``work`` for ``tx``; a store failure answers INTERNAL, a closed connection ends it.
 
@@ -672,8 +701,7 @@ class RelayServer:
             self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
         finally:
             if gate is not None:
-                if not gate.done():
-                    gate.set_result(None)
+                gate.open()
                 if conn.gate is gate:
                     conn.gate = None
 
@@ -681,8 +709,8 @@ class RelayServer:
         self,
         conn: _Connection,
         tx: ClientTransmission,
-        prev: asyncio.Future[None] | None,
-        gate: asyncio.Future[None] | None,
+        prev: _Gate | None,
+        gate: _Gate | None,
         slot: _Slot,
     ) -> None:
         """The part of a command that waits for the store (PING and held ACKs never get here)."""
@@ -897,8 +925,8 @@ class RelayServer:
         conn: _Connection,
         tx: ClientTransmission,
         command: Send,
-        prev: asyncio.Future[None] | None,
-        gate: asyncio.Future[None],
+        prev: _Gate | None,
+        gate: _Gate,
         slot: _Slot,
     ) -> None:
         if len(command.body) > MAX_BODY_SIZE:
@@ -916,11 +944,11 @@ class RelayServer:
             return
         assert queue is not None  # verify_signature(None, ...) is always False
         message = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, command.body)
-        if prev is not None:
-            await prev
+        if prev is not None and not prev.is_open:
+            await prev.opened()
         # The put's first step runs before any later SEND of this connection wakes up,
         # so the store sees this connection's SENDs in the order they arrived.
-        gate.set_result(None)
+        gate.open()
         accepted = False
 
         def deliver(result: PutResult) -> None:

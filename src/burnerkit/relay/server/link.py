@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import socket
 from collections import deque
@@ -88,12 +87,16 @@ class LinkClosed(Exception):
     """
 
 
-class Pause(enum.IntFlag):
-    """Why a link reads no input."""
+class Pause:
+    """Why a link reads no input: bits of one ``int``.
 
-    WRITING = enum.auto()  #: the peer does not take its answers fast enough
-    INFLIGHT = enum.auto()  #: the handler has enough of this connection's commands running
-    STOPPING = enum.auto()  #: the relay is stopping: nothing more is read, ever
+    Not an :class:`enum.IntFlag`: its operators run in Python, and a link tests and sets
+    these on every command (py-spy: a few microseconds of each relayed message).
+    """
+
+    WRITING: Final = 1  #: the peer does not take its answers fast enough
+    INFLIGHT: Final = 2  #: the handler has enough of this connection's commands running
+    STOPPING: Final = 4  #: the relay is stopping: nothing more is read, ever
 
 
 class LinkHandler(Protocol):
@@ -167,7 +170,7 @@ class Link(asyncio.Protocol):
         self.close_timeout = close_timeout
         self._open_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._paused = Pause(0)
+        self._paused = 0  #: the Pause bits that hold
         self._backlog: deque[bytes | str] = deque()
         #: the frames of a fragmented message so far (None between messages)
         self._fragments: list[Frame] | None = None
@@ -205,14 +208,14 @@ class Link(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def pause(self, reason: Pause) -> None:
+    def pause(self, reason: int) -> None:
         """Stop reading input for ``reason`` (in addition to any other)."""
         if not self._paused and self._transport is not None:
             with contextlib.suppress(RuntimeError):  # the transport is closing
                 self._transport.pause_reading()
         self._paused |= reason
 
-    def resume(self, reason: Pause) -> None:
+    def resume(self, reason: int) -> None:
         """``reason`` no longer holds: read again once no other does."""
         if not self._paused & reason:
             return

@@ -1423,15 +1423,23 @@ class SqliteStore:
         self._hot[recipient_id] = hot
         self._hot_by_sender[empty.sender_id] = hot
 
-    async def _hot_put(
+    def _hot_put(
         self,
         hot: HotQueue,
         send_id: bytes,
         message: StoredMessage,
         quota: int,
         on_accepted: Callable[[PutResult], None],
-    ) -> PutResult | None:
-        """A put with ``on_accepted`` to a hot queue; None if it must go to the writer after all."""
+    ) -> PutResult | asyncio.Future[PutResult] | None:
+        """A put with ``on_accepted`` to a hot queue, decided here.
+
+        Returns its result if it stores nothing, the future its answer comes on if it
+        stores the message (``on_accepted`` has been called), or None if the writer must
+        decide it after all.
+
+        Raises:
+            StoreError: the message id is taken.
+        """
         result, message = hot.decide(send_id, message, quota)
         if result not in _STORED:
             return result
@@ -1456,8 +1464,7 @@ class SqliteStore:
         if self._hot_timer is None:
             self._hot_timer = loop.call_at(_loop_time(loop, entry.due), self._hot_expired)
         notify_accepted(on_accepted, result)
-        # Answered by the recipient's delete, or by the writer once the queue cooled down.
-        return await _answer(entry.future)
+        return entry.future
 
     def _msg_in_file(self, msg_id: bytes) -> bool | None:
         """Whether the file holds a message with this id; None if the reader could not tell."""
@@ -1712,9 +1719,17 @@ class SqliteStore:
             if self._closed:
                 raise StoreError("store is closed")
             if on_accepted is not None and len(self._hot_msgs) < MAX_DEFERRED:
-                decided = await self._hot_put(hot, send_id, message, quota, on_accepted)
-                if decided is not None:
+                decided = self._hot_put(hot, send_id, message, quota, on_accepted)
+                if isinstance(decided, PutResult):
                     return decided
+                if decided is not None:
+                    # Answered by the recipient's delete, or by the writer once the queue
+                    # cooled down. Awaited here, not through _answer: one coroutine less to
+                    # resume on every relayed message.
+                    try:
+                        return await decided
+                    except sqlite3.Error as exc:
+                        raise StoreError(_describe(exc)) from exc
             # Written at once, or the writer decides: it must hold the queue's messages first.
             if self._hot.get(hot.recipient_id) is hot:
                 self._cool(hot)

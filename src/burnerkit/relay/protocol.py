@@ -109,6 +109,7 @@ __all__ = [
     "open_ids",
     "seal_delivery",
     "seal_ids",
+    "server_frame_parts",
     "verify_ack_mac",
     "verify_ack_mac_of_queue",
     "verify_signature",
@@ -439,6 +440,15 @@ def _frame_of(parts: tuple[bytes, ...] | list[bytes], length: int) -> bytes:
     return b"".join((length.to_bytes(2, "big"), *parts, _ZEROS[: FRAME_SIZE - 2 - length]))
 
 
+def _frame_parts(parts: list[bytes | memoryview], length: int) -> list[bytes | memoryview]:
+    """:func:`_frame_of` unjoined: the length, ``parts`` and a view of the padding."""
+    if length > FRAME_SIZE - 2:
+        raise ValueError(f"frame content must be at most {FRAME_SIZE - 2} bytes")
+    parts.insert(0, length.to_bytes(2, "big"))
+    parts.append(_ZEROS[: FRAME_SIZE - 2 - length])
+    return parts
+
+
 def decode_frame(frame: bytes) -> bytes:
     """The content of one frame.
 
@@ -747,14 +757,38 @@ def encode_server_frame(corr_id: bytes, entity: bytes, response: ServerResponse)
     """One server frame."""
     kind = type(response)
     if kind is Ok or kind is Msg or kind is Err:  # the relay's hot path: one join (same bytes)
+        return b"".join(server_frame_parts(corr_id, entity, response))
+    return _encode_other(corr_id, entity, response)
+
+
+def server_frame_parts(corr_id: bytes, entity: bytes, response: ServerResponse) -> list[bytes | memoryview]:
+    """The bytes of :func:`encode_server_frame`, in pieces that concatenate to it.
+
+    For a sender that joins them with other output anyway (the relay's links join all
+    frames of one loop turn into one write): one copy of a 16 KiB frame fewer.
+    """
+    if type(response) is Ok:
         head = _head(corr_id, entity)
-        if isinstance(response, Msg):
-            sealed = response.sealed
-            fields = (_TAG_MSG, _exact(response.msg_id, MSG_ID_SIZE), len(sealed).to_bytes(2, "big"), sealed)
-            return _frame_of((head, *fields), len(head) + 1 + MSG_ID_SIZE + 2 + len(sealed))
-        if isinstance(response, Err):
-            return _frame_of((head, _TAG_ERR, response.code.to_bytes(1, "big")), len(head) + 2)
-        return _frame_of((head, _TAG_OK), len(head) + 1)
+        return _frame_parts([head, _TAG_OK], len(head) + 1)
+    if type(response) is Msg:
+        head = _head(corr_id, entity)
+        sealed = response.sealed
+        fields: list[bytes | memoryview] = [
+            head,
+            _TAG_MSG,
+            _exact(response.msg_id, MSG_ID_SIZE),
+            len(sealed).to_bytes(2, "big"),
+            sealed,
+        ]
+        return _frame_parts(fields, len(head) + 1 + MSG_ID_SIZE + 2 + len(sealed))
+    if isinstance(response, Err):
+        head = _head(corr_id, entity)
+        return _frame_parts([head, _TAG_ERR, response.code.to_bytes(1, "big")], len(head) + 2)
+    return [_encode_other(corr_id, entity, response)]
+
+
+def _encode_other(corr_id: bytes, entity: bytes, response: ServerResponse) -> bytes:
+    """:func:`encode_server_frame` of the responses off the hot path, through a Writer."""
     w = Writer().u8(PROTOCOL_VERSION).raw(_exact(corr_id, CORR_ID_SIZE))
     _entity(w, entity)
     match response:

@@ -45,6 +45,7 @@ from burnerkit.relay.protocol import (
     open_ids,
     seal_delivery,
     seal_ids,
+    server_frame_parts,
     verify_ack_mac,
     verify_ack_mac_of_queue,
     verify_signature,
@@ -92,6 +93,28 @@ def test_every_server_frame_is_exactly_frame_size_and_roundtrips(entity, respons
     frame = encode_server_frame(CORR, entity, response)
     assert len(frame) == FRAME_SIZE
     assert decode_server_frame(frame).response == response
+
+
+@pytest.mark.parametrize(("entity", "response"), RESPONSES)
+def test_server_frame_parts_join_to_the_frame(entity, response):
+    assert b"".join(server_frame_parts(CORR, entity, response)) == encode_server_frame(CORR, entity, response)
+
+
+@given(
+    corr=st.binary(min_size=CORR_ID_SIZE, max_size=CORR_ID_SIZE),
+    sealed=st.binary(max_size=FRAME_SIZE - 80),
+    code=st.sampled_from(list(ErrorCode)),
+)
+def test_hot_path_server_frames_in_parts_are_the_frames(corr, sealed, code):
+    for response in (Ok(), Err(code), Msg(bytes(range(24)), sealed)):
+        parts = server_frame_parts(corr, QID, response)
+        assert sum(len(part) for part in parts) == FRAME_SIZE
+        assert b"".join(parts) == encode_server_frame(corr, QID, response)
+
+
+def test_a_msg_too_large_for_a_frame_is_refused_in_parts_too():
+    with pytest.raises(ValueError):
+        server_frame_parts(CORR, QID, Msg(bytes(24), bytes(FRAME_SIZE)))
 
 
 def test_frame_with_nonzero_padding_is_rejected():

@@ -115,6 +115,7 @@ from burnerkit.relay.protocol import (
     encode_server_frame,
     seal_delivery,
     seal_ids,
+    server_frame_parts,
     verify_ack_mac,
     verify_ack_mac_of_queue,
     verify_signature,
@@ -1167,7 +1168,7 @@ class RelayServer:
     def _send_frame(self, conn: _Connection, corr_id: bytes, entity: bytes, response: ServerResponse) -> None:
         if isinstance(response, Err):
             self.metrics.errors[response.code] += 1
-        conn.link.send(encode_server_frame(corr_id, entity, response))
+        conn.link.send_parts(server_frame_parts(corr_id, entity, response), FRAME_SIZE)
 
 
 class _Resumed:

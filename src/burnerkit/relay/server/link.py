@@ -163,7 +163,7 @@ class Link(asyncio.Protocol):
         self._fast_ended = False
         self._buffer = b""
         #: frames (header, payload, ...) queued in this turn of the loop
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._transport: asyncio.Transport | None = None
         self._write_limit = write_limit
         self.open_timeout = open_timeout
@@ -195,6 +195,23 @@ class Link(asyncio.Protocol):
             self._loop.call_soon(self._write_pending)
         pending.append(_header(len(frame)))
         pending.append(frame)
+
+    def send_parts(self, parts: list[bytes | memoryview], length: int) -> None:
+        """Send one binary message of ``length`` bytes, the concatenation of ``parts``.
+
+        The parts are joined with the rest of this turn's output, so the message is
+        copied once on its way to the transport, not once more to make it one object.
+
+        Raises:
+            LinkClosed: if the connection is closing or closed.
+        """
+        if self._ws.state is not State.OPEN or self._transport is None:
+            raise LinkClosed
+        pending = self._pending
+        if not pending:
+            self._loop.call_soon(self._write_pending)
+        pending.append(_header(length))
+        pending.extend(parts)
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (no-op if one has started)."""

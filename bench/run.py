@@ -533,8 +533,8 @@ def relay_bound_note(figures: Mapping[str, float]) -> str:
             f"{_fmt(loop)} of a core (`relay_event_loop_cpu_cores`), the clients {_fmt(client)} us per",
             "message. With storage taken out altogether (`--store :memory:`) the same relay moves",
             f"{_fmt(unstored_rate)} msgs/s, {_fmt(unstored)}x the echo; the difference to the durable",
-            "figure is a SEND's wait for its recipient's ACK (a task per SEND; the memory store",
-            "answers at once) and the hot queue's bookkeeping,",
+            "figure is a SEND's wait for its recipient's ACK (a future per SEND, which resumes",
+            "the command; the memory store answers at once) and the hot queue's bookkeeping,",
             verdict,
         )
     )

@@ -124,6 +124,24 @@ async def test_a_message_id_in_the_file_clashes_with_a_hot_put(db_path: Path) ->
     await store.close()
 
 
+async def assert_clash_refused_at_once(store: SqliteStore, hot: QueueRecord, msg_id: bytes) -> None:
+    """A hot put with a taken message id fails at once (not when its entry would be
+    written), and is never accepted."""
+    accepted: list[PutResult] = []
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(
+            store.put_message(
+                hot.sender_id,
+                new_send_id(),
+                StoredMessage(msg_id, NOW, False, b"x"),
+                quota=BIG_QUOTA,
+                on_accepted=accepted.append,
+            ),
+            WAIT,
+        )
+    assert accepted == []
+
+
 @pytest.mark.asyncio
 async def test_a_message_id_committed_after_the_readers_snapshot_began_still_clashes(db_path: Path) -> None:
     # The clash check's read keeps its snapshot until the writer commits: a row committed
@@ -135,19 +153,7 @@ async def test_a_message_id_committed_after_the_readers_snapshot_began_still_cla
     await store.create_queue(cold)
     taken = new_message()
     assert await store.put_message(cold.sender_id, new_send_id(), taken, quota=BIG_QUOTA) is PutResult.STORED
-    accepted: list[PutResult] = []
-    with pytest.raises(StoreError):  # at once: not when the hot entry would be written
-        await asyncio.wait_for(
-            store.put_message(
-                hot.sender_id,
-                new_send_id(),
-                StoredMessage(taken.msg_id, NOW, False, b"x"),
-                quota=BIG_QUOTA,
-                on_accepted=accepted.append,
-            ),
-            WAIT,
-        )
-    assert accepted == []
+    await assert_clash_refused_at_once(store, hot, taken.msg_id)
     assert await store.queue_by_sender(cold.sender_id) == cold  # a read after a write sees it
     assert await store.delete_message(hot.recipient_id, first.message.msg_id) is True
     await store.close()
@@ -193,19 +199,7 @@ async def test_a_message_id_stored_before_a_reopen_clashes_with_a_hot_put(db_pat
     await store.close()
     store = await SqliteStore.open(db_path, defer_seconds=LONG)
     assert await store.first_message(hot.recipient_id) is None
-    accepted: list[PutResult] = []
-    with pytest.raises(StoreError):
-        await asyncio.wait_for(
-            store.put_message(
-                hot.sender_id,
-                new_send_id(),
-                StoredMessage(taken.msg_id, NOW, False, b"x"),
-                quota=BIG_QUOTA,
-                on_accepted=accepted.append,
-            ),
-            WAIT,
-        )
-    assert accepted == []
+    await assert_clash_refused_at_once(store, hot, taken.msg_id)
     await store.close()
 
 

@@ -188,13 +188,7 @@ class Link(asyncio.Protocol):
         Raises:
             LinkClosed: if the connection is closing or closed.
         """
-        if self._ws.state is not State.OPEN or self._transport is None:
-            raise LinkClosed
-        pending = self._pending
-        if not pending:
-            self._loop.call_soon(self._write_pending)
-        pending.append(_header(len(frame)))
-        pending.append(frame)
+        self.send_parts([frame], len(frame))
 
     def send_parts(self, parts: list[bytes | memoryview], length: int) -> None:
         """Send one binary message of ``length`` bytes, the concatenation of ``parts``.

@@ -1377,16 +1377,13 @@ class SqliteStore:
         Above :data:`FILE_IDS_MAX` ids, or if the reader fails, the set is given up.
         """
         self._file_ids = None
-        with self._read_lock:
-            reader = self._reader
-            if reader is None:
-                return
-            try:
-                _begin_read(reader)
-                rows = reader.execute("SELECT msg_id FROM messages LIMIT ?", (FILE_IDS_MAX + 1,)).fetchall()
-            except sqlite3.Error:
-                _end_read(reader)
-                return
+        rows = self._read_here(
+            lambda reader: reader.execute(
+                "SELECT msg_id FROM messages LIMIT ?", (FILE_IDS_MAX + 1,)
+            ).fetchall()
+        )
+        if rows is None:
+            return
         ids = {bytes(row[0]) for row in rows}
         ids.update(self._unanswered_msgs)
         if len(ids) > FILE_IDS_MAX:
@@ -1468,17 +1465,23 @@ class SqliteStore:
 
     def _msg_in_file(self, msg_id: bytes) -> bool | None:
         """Whether the file holds a message with this id; None if the reader could not tell."""
+        rows = self._read_here(
+            lambda reader: reader.execute("SELECT 1 FROM messages WHERE msg_id = ?", (msg_id,)).fetchall()
+        )
+        return None if rows is None else bool(rows)
+
+    def _read_here(self, fn: Callable[[sqlite3.Connection], list[Any]]) -> list[Any] | None:
+        """The rows ``fn`` reads on the reader, now, on this thread; None if it could not read."""
         with self._read_lock:
             reader = self._reader
             if reader is None:
                 return None
             try:
                 _begin_read(reader)
-                rows = reader.execute("SELECT 1 FROM messages WHERE msg_id = ?", (msg_id,)).fetchall()
+                return fn(reader)
             except sqlite3.Error:
                 _end_read(reader)
                 return None
-        return bool(rows)
 
     def _refresh_reader(self) -> None:
         """Writer thread, after a commit and before its answers: end the reader's snapshot.

@@ -55,6 +55,30 @@ async def test_a_hot_message_acknowledged_in_time_costs_the_writer_nothing(db_pa
 
 
 @pytest.mark.asyncio
+async def test_a_hot_delete_is_done_at_once_and_answers_its_deferred_put(db_path: Path) -> None:
+    store, queue = await hot_store(db_path)
+    commits = store.commit_count
+    pending = Pending(store, queue, new_message())
+    assert await pending.deferred() is PutResult.STORED
+    assert store.delete_message_now(queue.recipient_id, pending.message.msg_id) is True
+    assert await pending.result() is PutResult.STORED
+    assert store.delete_message_now(queue.recipient_id, pending.message.msg_id) is False
+    assert store.commit_count == commits
+    # A queue that is not hot: the writer must delete, so nothing is done here.
+    cold = new_queue()
+    await store.create_queue(cold)
+    waiting = new_message()
+    assert (
+        await store.put_message(cold.sender_id, new_send_id(), waiting, quota=BIG_QUOTA) is PutResult.STORED
+    )
+    assert store.delete_message_now(cold.recipient_id, waiting.msg_id) is None
+    assert await store.first_message(cold.recipient_id) == waiting
+    await store.close()
+    # A closed store has no hot queue left: it decides nothing here either.
+    assert store.delete_message_now(queue.recipient_id, new_message().msg_id) is None
+
+
+@pytest.mark.asyncio
 async def test_a_retry_of_an_acknowledged_hot_message_is_a_duplicate_even_after_reopen(db_path: Path) -> None:
     store, queue = await hot_store(db_path)
     pending = Pending(store, queue, new_message())
@@ -361,7 +385,12 @@ async def run_steps(
             recipient_id, msg_id = msg_ids[rng.below(len(msg_ids))]
             if rng.below(6) == 0:
                 recipient_id = queue.recipient_id
-            await step(store.delete_message(recipient_id, msg_id))
+            if rng.below(2):
+                await step(store.delete_message(recipient_id, msg_id))
+            elif (done := store.delete_message_now(recipient_id, msg_id)) is not None:
+                outcomes.append(("ok", done))
+            else:  # the store must wait: nothing was done, the awaited delete does it
+                await step(store.delete_message(recipient_id, msg_id))
         elif kind < 11:
             await step(store.first_message(queue.recipient_id))
         elif rng.below(8) == 0:

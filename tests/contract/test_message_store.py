@@ -480,6 +480,31 @@ async def test_delete_message_deletes_only_the_named_message(store: MessageStore
 
 
 @pytest.mark.asyncio
+async def test_delete_message_now_deletes_as_delete_message_does_or_does_nothing(store: MessageStore) -> None:
+    queue = new_queue()
+    await store.create_queue(queue)
+    assert await store.first_message(queue.recipient_id) is None  # a SQLite queue read empty may get hot
+    first, second = new_message(b"first"), new_message(b"second")
+    for message in (first, second):
+        await put(store, queue, message)
+    done = store.delete_message_now(queue.recipient_id, first.msg_id)
+    if isinstance(store, MemoryStore):
+        assert done is True  # an in-memory store never waits
+    if done is None:
+        # Nothing was done here: the message is still first, and the awaited delete deletes it.
+        assert await store.first_message(queue.recipient_id) == first
+        assert await store.delete_message(queue.recipient_id, first.msg_id) is True
+    else:
+        assert done is True
+    assert await store.first_message(queue.recipient_id) == second
+    # What is gone stays gone, either way; another queue's id is not this queue's.
+    assert store.delete_message_now(queue.recipient_id, first.msg_id) in (False, None)
+    assert await store.delete_message(queue.recipient_id, first.msg_id) is False
+    assert store.delete_message_now(queue.sender_id, second.msg_id) in (False, None)
+    assert await drain(store, queue.recipient_id) == [second]
+
+
+@pytest.mark.asyncio
 async def test_expire_deletes_only_older_messages(store: MessageStore) -> None:
     a, b = new_queue(), new_queue()
     await store.create_queue(a)

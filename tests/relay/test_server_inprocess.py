@@ -617,6 +617,46 @@ async def test_a_store_failure_is_internal(start_relay: StartRelay) -> None:
     assert (await peer.request(b"", Ping())).response == Pong()
 
 
+class FailingDeletes(MemoryStore):
+    failing = True
+
+    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool:
+        if self.failing:
+            raise StoreError("disk full")  # delete_message fails too: it calls this
+        return super().delete_message_now(recipient_id, msg_id)
+
+
+@pytest.mark.asyncio
+async def test_a_failed_delete_keeps_the_message_for_the_next_subscriber(start_relay: StartRelay) -> None:
+    relay = await start_relay(store=FailingDeletes())
+    recipient, sender = await relay.peer(), await relay.peer()
+    queue = await new_queue(recipient)
+    assert (await recipient.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+    for body in (b"one", b"two"):
+        assert (await sender.request(queue.sender_id, Send(send_id(), body))).response == Ok()
+    first_id, first = opened(queue, await recipient.push())
+    # The next message, from memory, answers the ACK before its delete fails (at once, in
+    # the store's synchronous path); the last one's ACK has only the failure to answer.
+    answer = await recipient.request(queue.recipient_id, Ack(first_id), queue.recipient_key)
+    second_id, second = opened(queue, answer, answering=True)
+    assert (first.body, second.body) == (b"one", b"two")
+    failed = await recipient.request(queue.recipient_id, Ack(second_id), queue.recipient_key)
+    assert failed.response == Err(ErrorCode.INTERNAL)
+    # Nothing was deleted: a new subscriber gets both again, in order, once deletes work.
+    store = relay.store
+    assert isinstance(store, FailingDeletes)
+    store.failing = False
+    other = await relay.peer()
+    assert (await other.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+    again_id, again = opened(queue, await other.push())
+    assert (again_id, again.body) == (first_id, b"one")
+    answer = await other.request(queue.recipient_id, Ack(again_id), queue.recipient_key)
+    last_id, last = opened(queue, answer, answering=True)
+    assert (last_id, last.body) == (second_id, b"two")
+    assert (await other.request(queue.recipient_id, Ack(last_id), queue.recipient_key)).response == Ok()
+    assert await store.first_message(queue.recipient_id) is None
+
+
 @pytest.mark.asyncio
 async def test_the_sweeper_expires_old_messages(start_relay: StartRelay) -> None:
     now = [1_700_000_000.0]

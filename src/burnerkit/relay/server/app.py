@@ -695,18 +695,22 @@ class RelayServer:
             await work
         except LinkClosed:
             pass
-        except StoreError as exc:
-            log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
-            self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
         except Exception as exc:
-            # A bug of ours; say which kind, never what it held.
-            log_event(_log, "internal_error", level=logging.ERROR, error=type(exc).__name__)
-            self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
+            self._failed(conn, tx, exc)
         finally:
             if gate is not None:
                 gate.open()
                 if conn.gate is gate:
                     conn.gate = None
+
+    def _failed(self, conn: _Connection, tx: ClientTransmission, exc: Exception) -> None:
+        """``tx`` failed: answer INTERNAL.
+
+        On a store failure, or on a bug of ours: logged by its kind, never by what it held.
+        """
+        event = "store_error" if isinstance(exc, StoreError) else "internal_error"
+        log_event(_log, event, level=logging.ERROR, error=type(exc).__name__)
+        self._answer_quietly(conn, tx, Err(ErrorCode.INTERNAL))
 
     def _command(
         self,
@@ -882,18 +886,38 @@ class RelayServer:
         """``msg_id``, outstanding on ``sub``, is acknowledged: delete it, deliver the next one."""
         if sub.inbox:
             # The recipient has this message: the next one, in memory, answers the ACK at
-            # once, before the delete commits (delivery is at-least-once). The delete's
-            # task starts before any later read of the store can be queued (tasks start in
-            # order, and the next read waits for the next ACK), so this message is never
-            # read back. Only without a next message does the ACK get its own OK.
+            # once, before the delete commits (delivery is at-least-once). The delete is
+            # done here (most often: the store needs no wait), or its command starts here,
+            # before any later read of the store can be queued (the next read waits for the
+            # next ACK), so this message is never read back. Only without a next message
+            # does the ACK get its own OK.
             sub.outstanding = None
             answered = self._pump(sub, tx.corr_id) is _Pumped.SENT
-            self._start(conn, self._run(conn, tx, self._delete_answered(conn, tx, sub, msg_id, answered)))
+            if not self._delete_now(conn, tx, sub, msg_id, answered):
+                self._start(conn, self._run(conn, tx, self._delete_answered(conn, tx, sub, msg_id, answered)))
             return
         # While the delete runs, a second ACK of the same id gets NO_MSG and nothing
         # is pumped: the message is still on the queue and must not go out again.
         sub.outstanding = _ACKING
         self._start(conn, self._run(conn, tx, self._delete_then_pump(conn, tx, sub, msg_id)))
+
+    def _delete_now(
+        self, conn: _Connection, tx: ClientTransmission, sub: _Subscription, msg_id: bytes, answered: bool
+    ) -> bool:
+        """:meth:`_delete_answered` here and now, if the store needs no wait; whether it did.
+
+        Raises:
+            LinkClosed: if the connection is gone.
+        """
+        try:
+            deleted = self._store.delete_message_now(sub.recipient_id, msg_id)
+        except Exception as exc:
+            self._delete_failed(conn, tx, sub, exc, answered)
+            return True
+        if deleted is None:
+            return False
+        self._deleted(conn, tx, deleted, answered)
+        return True
 
     async def _delete_answered(
         self, conn: _Connection, tx: ClientTransmission, sub: _Subscription, msg_id: bytes, answered: bool
@@ -901,18 +925,28 @@ class RelayServer:
         try:
             deleted = await self._store.delete_message(sub.recipient_id, msg_id)
         except Exception as exc:
-            # It stays stored, ahead of what the inbox holds: read the store again.
-            self._forget(sub)
-            if not answered:
-                raise
-            # The ACK has its answer already; the message will simply come again.
-            error = type(exc).__name__ if isinstance(exc, StoreError) else "delete failed"
-            log_event(_log, "store_error", level=logging.ERROR, error=error)
+            self._delete_failed(conn, tx, sub, exc, answered)
             return
+        self._deleted(conn, tx, deleted, answered)
+
+    def _deleted(self, conn: _Connection, tx: ClientTransmission, deleted: bool, answered: bool) -> None:
+        """An ACK's delete is done: the ACK gets its OK unless the next message answered it."""
         if deleted:
             self.metrics.messages_acked_total += 1
         if not answered:
             self._answer(conn, tx, _OK)
+
+    def _delete_failed(
+        self, conn: _Connection, tx: ClientTransmission, sub: _Subscription, exc: Exception, answered: bool
+    ) -> None:
+        """An ACK's delete failed: the message stays stored, ahead of the inbox (read the store again)."""
+        self._forget(sub)
+        if not answered:
+            self._failed(conn, tx, exc)
+            return
+        # The ACK has its answer already; the message will simply come again.
+        error = type(exc).__name__ if isinstance(exc, StoreError) else "delete failed"
+        log_event(_log, "store_error", level=logging.ERROR, error=error)
 
     async def _delete_then_pump(
         self, conn: _Connection, tx: ClientTransmission, sub: _Subscription, msg_id: bytes

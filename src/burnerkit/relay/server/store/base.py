@@ -32,6 +32,8 @@ Promises:
   for puts, because of the dedupe rule).
 - Messages of one queue come out in the order they were stored.
 - ``delete_message`` deletes exactly the named message of the named queue, nothing else.
+  ``delete_message_now`` is the same delete, done at once when the store needs to wait
+  for nothing (an in-memory store always; SQLite for a hot queue), or not at all (None).
 - No error from the backing library escapes: each is raised as ``StoreError``.
 """
 
@@ -152,6 +154,16 @@ class MessageStore(Protocol):
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message; False if it is not on this queue."""
+        ...
+
+    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool | None:
+        """:meth:`delete_message` here and now, if the store needs to wait for nothing.
+
+        Returns what ``delete_message`` would return, with every effect it has taken
+        (a deferred put it answers is answered); None if the store would have to wait:
+        nothing was done, and the caller awaits ``delete_message``. The relay deletes
+        most acknowledged messages this way, without a coroutine per ACK.
+        """
         ...
 
     async def expire(self, older_than: int) -> int:

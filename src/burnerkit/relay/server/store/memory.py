@@ -222,6 +222,14 @@ class MemoryStore:
         Raises:
             StoreError: if the store is closed.
         """
+        return self.delete_message_now(recipient_id, msg_id)
+
+    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool:
+        """:meth:`delete_message`, which never waits here.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
         self._check_open()
         entry = self._queues.get(recipient_id)
         if entry is None or msg_id not in entry.messages:

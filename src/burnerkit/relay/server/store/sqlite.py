@@ -1790,26 +1790,37 @@ class SqliteStore:
         Raises:
             StoreError: the store failed.
         """
-        hot = self._hot.get(recipient_id)
-        if hot is not None:
-            if self._closed:
-                raise StoreError("store is closed")
-            # A hot queue's messages are all here: nothing to write, nothing to wait for.
-            # The recipient has the message (it acknowledges only what it stored), so its
-            # put is answered now; the send id reaches the file when the queue cools.
-            entry = hot.take(msg_id)
-            if entry is None:
-                return False
-            del self._hot_msgs[msg_id]
-            if not entry.future.done():
-                entry.future.set_result(entry.result)
-            return True
+        done = self.delete_message_now(recipient_id, msg_id)
+        if done is not None:
+            return done
         deleted: bool = await self._call(None, delete=(recipient_id, msg_id))
         if deleted and self._file_ids is not None and msg_id not in self._unanswered_msgs:
             # Gone from the file (ids are unique there); a put with the same id still
             # unanswered may yet store it again, so the id stays while there is one.
             self._file_ids.discard(msg_id)
         return deleted
+
+    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool | None:
+        """:meth:`delete_message` of a hot queue, here and now; None for any other queue.
+
+        Raises:
+            StoreError: the store is closed.
+        """
+        hot = self._hot.get(recipient_id)
+        if hot is None:
+            return None
+        if self._closed:
+            raise StoreError("store is closed")
+        # A hot queue's messages are all here: nothing to write, nothing to wait for.
+        # The recipient has the message (it acknowledges only what it stored), so its
+        # put is answered now; the send id reaches the file when the queue cools.
+        entry = hot.take(msg_id)
+        if entry is None:
+            return False
+        del self._hot_msgs[msg_id]
+        if not entry.future.done():
+            entry.future.set_result(entry.result)
+        return True
 
     async def expire(self, older_than: int) -> int:
         """Delete messages with ``received_at < older_than``; return how many.

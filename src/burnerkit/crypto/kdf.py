@@ -37,6 +37,7 @@ __all__ = [
     "LABEL_VAULT_INDEX",
     "LABEL_VAULT_KEY_WRAP",
     "LABEL_VAULT_RECORD",
+    "KeyedMac",
     "LabelledHash",
     "chain_step",
     "hkdf",
@@ -128,6 +129,29 @@ class LabelledHash:
         h = self._base.copy()
         h.update(data)
         return h.finalize()
+
+
+class KeyedMac:
+    """HMAC-SHA256 under one key of ``prefix ‖ data``, with the key and the prefix absorbed once.
+
+    ``mac(data)`` equals ``hmac_sha256(key, prefix + data)``: for a key that MACs many
+    messages with a common prefix, it saves keying an HMAC and joining the prefix each time.
+    """
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes, prefix: bytes = b"") -> None:
+        self._base = _hmac.HMAC(key, _SHA256)
+        self._base.update(prefix)
+
+    def mac(self, data: bytes) -> bytes:
+        """``HMAC-SHA256(key, prefix ‖ data)``."""
+        h = self._base.copy()
+        h.update(data)
+        return h.finalize()
+
+    def __repr__(self) -> str:
+        return "KeyedMac(<key>)"
 
 
 def hkdf(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:

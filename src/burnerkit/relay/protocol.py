@@ -38,6 +38,7 @@ from burnerkit.crypto.kdf import (
     LABEL_RELAY_AUTH,
     LABEL_RELAY_IDS,
     LABEL_RELAY_QUEUE,
+    KeyedMac,
     hkdf,
     hmac_sha256,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "SEND_ID_SIZE",
     "SESSION_ID_SIZE",
     "Ack",
+    "AckMac",
     "ClientCommand",
     "ClientTransmission",
     "Delivery",
@@ -738,6 +740,27 @@ def verify_ack_mac(ack_key: bytes | None, transmission: ClientTransmission, sess
     expected = _ack_mac(key, session_id, transmission.signed)
     good = hmac.compare_digest(expected, transmission.signature)
     return good and ack_key is not None and isinstance(transmission.command, Ack)
+
+
+class AckMac:
+    """:func:`verify_ack_mac` under one ack key and session, keyed once.
+
+    The relay keeps one per subscription: an ACK's check then costs one copy of a keyed
+    HMAC state instead of keying an HMAC, and answers exactly as ``verify_ack_mac``.
+    """
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, ack_key: bytes, session_id: bytes) -> None:
+        self._mac = KeyedMac(ack_key, LABEL_RELAY_AUTH + session_id)
+
+    def verify(self, transmission: ClientTransmission) -> bool:
+        """Whether ``transmission`` is an ACK carrying the right MAC."""
+        good = hmac.compare_digest(self._mac.mac(transmission.signed), transmission.signature)
+        return good and isinstance(transmission.command, Ack)
+
+    def __repr__(self) -> str:
+        return "AckMac(<key>)"
 
 
 def verify_ack_mac_of_queue(

@@ -8,7 +8,7 @@ import hmac
 import pytest
 
 from burnerkit.crypto import kdf
-from burnerkit.crypto.kdf import LABELS, chain_step, hkdf, hmac_sha256, sha256
+from burnerkit.crypto.kdf import LABELS, KeyedMac, chain_step, hkdf, hmac_sha256, sha256
 from tests.vectorio import load
 
 HKDF = load("hkdf_rfc5869")
@@ -63,6 +63,16 @@ def test_hkdf_too_long_output_raises_value_error():
 )
 def test_hmac_sha256_matches_stdlib(key, data):
     assert hmac_sha256(key, data) == _stdlib_hmac(key, data)
+
+
+@pytest.mark.parametrize(
+    ("key", "prefix"), [(b"", b""), (b"key", b"burner/v1/prefix"), (bytes(100), b"\x00" * 70)]
+)
+def test_a_keyed_mac_is_hmac_of_prefix_and_data_every_time(key, prefix):
+    mac = KeyedMac(key, prefix)
+    for data in (b"", b"one", b"two" * 40):  # the keyed state is copied, never used up
+        assert mac.mac(data) == _stdlib_hmac(key, prefix + data)
+    assert repr(mac) == "KeyedMac(<key>)"
 
 
 def test_sha256_hashes_the_concatenation_of_its_parts():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from burnerkit.relay.protocol import (
     FRAME_SIZE,
     MAX_BODY_SIZE,
     Ack,
+    AckMac,
     ClientTransmission,
     Del,
     Delivery,
@@ -316,3 +318,33 @@ def test_fast_send_and_ack_parser_agrees_with_the_general_parser(content, flips,
     if fast is not None:
         assert fast == general
     assert (decode_client_frame(encode_frame(data)) if general is not None else None) == general
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    queue_key=st.binary(min_size=32, max_size=32),
+    session=st.binary(min_size=32, max_size=32),
+    msg_id=st.binary(min_size=24, max_size=24),
+    use_mac=st.sampled_from(["right", "other session", "signature", "none"]),
+    flip=st.integers(min_value=-1, max_value=31),
+)
+def test_a_keyed_ack_mac_answers_as_verify_ack_mac(
+    queue_key: bytes, session: bytes, msg_id: bytes, use_mac: str, flip: int
+) -> None:
+    ack_key = derive_ack_key(queue_key, session)
+    if use_mac == "signature":
+        frame = encode_client_frame(CORR, QID, Ack(msg_id), session_id=session, signing_key=KEY)
+    elif use_mac == "none":
+        frame = encode_client_frame(CORR, QID, Sub(), session_id=session)
+    else:
+        key = ack_key if use_mac == "right" else derive_ack_key(queue_key, bytes(32))
+        frame = encode_client_frame(CORR, QID, Ack(msg_id), session_id=session, ack_key=key)
+    tx = decode_client_frame(frame)
+    if flip >= 0 and len(tx.signature) > flip:  # a MAC or signature one bit off
+        signature = bytearray(tx.signature)
+        signature[flip] ^= 1
+        tx = dataclasses.replace(tx, signature=bytes(signature))
+    expected = verify_ack_mac(ack_key, tx, session)
+    assert AckMac(ack_key, session).verify(tx) is expected
+    assert expected is (use_mac == "right" and flip < 0)
+    assert repr(AckMac(ack_key, session)) == "AckMac(<key>)"  # no secret in a repr

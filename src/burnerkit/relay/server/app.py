@@ -49,8 +49,9 @@ connection that holds the queue's subscription is checked against the recipient 
 read at ``SUB`` (the key never changes, and ``DEL`` ends the subscription), which saves
 one read of the store per delivered message. An ``ACK`` may carry an HMAC instead of a
 signature (docs/protocol.md §14.4): its key, derived from the queue key and the session,
-is computed once at ``SUB`` and kept in the subscription; without a subscription on this
-connection it is derived from the stored queue key, or from a dummy one, at equal cost.
+is computed once at ``SUB`` and kept in the subscription, already keyed (``AckMac``);
+without a subscription on this connection it is derived from the stored queue key, or
+from a dummy one, at equal cost.
 A SEND to a subscribed queue finds the queue in memory (``_by_sender``), not in the store.
 
 Nothing here can decrypt: the server holds each queue's key for the server-to-recipient
@@ -86,6 +87,7 @@ from burnerkit.relay.protocol import (
     QUEUE_ID_SIZE,
     SESSION_ID_SIZE,
     Ack,
+    AckMac,
     ClientTransmission,
     Del,
     Delivery,
@@ -116,7 +118,6 @@ from burnerkit.relay.protocol import (
     seal_delivery,
     seal_ids,
     server_frame_parts,
-    verify_ack_mac,
     verify_ack_mac_of_queue,
     verify_signature,
 )
@@ -290,7 +291,7 @@ class _Subscription:
     """
 
     __slots__ = (
-        "ack_key",
+        "ack_mac",
         "again",
         "complete",
         "conn",
@@ -308,8 +309,8 @@ class _Subscription:
         #: the queue as read at SUB: its recipient key checks the holder's ACKs, its
         #: queue key seals deliveries (neither ever changes; DEL ends the subscription)
         self.queue = queue
-        #: the key of the MACs of this connection's ACKs on this queue (§14.4)
-        self.ack_key = derive_ack_key(queue.queue_key, conn.session_id)
+        #: checks the MACs of this connection's ACKs on this queue (§14.4), keyed once
+        self.ack_mac = AckMac(derive_ack_key(queue.queue_key, conn.session_id), conn.session_id)
         #: the queue key, set up once for sealing this subscription's deliveries
         self.sealer = AeadKey(queue.queue_key)
         #: msg id delivered and not yet acknowledged; _ACKING while its delete runs
@@ -848,7 +849,7 @@ class RelayServer:
         if sub is None or sub.conn is not conn:
             return False
         if len(tx.signature) == ACK_MAC_SIZE:
-            verified = verify_ack_mac(sub.ack_key, tx, conn.session_id)
+            verified = sub.ack_mac.verify(tx)
         else:
             verified = verify_signature(sub.queue.recipient_key, tx, conn.session_id)
         if not verified:

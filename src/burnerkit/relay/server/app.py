@@ -123,7 +123,7 @@ from burnerkit.relay.protocol import (
 )
 
 from .config import RelayConfig
-from .link import Link, LinkClosed, Pause
+from .link import Link, LinkClosed, Outbox, Pause
 from .logs import LOGGER_NAME, log_event
 from .mailbox import MailboxCommand, MailboxHub
 from .metrics import Metrics, start_metrics_server
@@ -416,6 +416,8 @@ class RelayServer:
         tls = _tls_context(config)
         loop = asyncio.get_running_loop()
 
+        outbox = Outbox(loop)
+
         def link() -> Link:
             return Link(
                 self,
@@ -423,6 +425,7 @@ class RelayServer:
                 write_limit=_WRITE_LIMIT,
                 open_timeout=_OPEN_TIMEOUT,
                 close_timeout=_CLOSE_TIMEOUT,
+                outbox=outbox,
             )
 
         try:

@@ -30,11 +30,11 @@ which then sees every byte to the end, from a frame boundary.
 
 Output: :meth:`Link.send` queues a frame, and every frame queued during one turn of
 the event loop goes out in one write at the end of it (one system call for all the
-answers and deliveries of a turn, not one each); asyncio's transport buffers what the
-socket does not take. Our frames are unmasked binary messages, so we write their
-header ourselves; the sans-I/O layer's own output (pong, close) follows the frames
-queued before it. :meth:`Link.send` raises :class:`LinkClosed` once the connection
-is closing.
+answers and deliveries of a turn, not one each; one :class:`Outbox` callback writes
+every link's); asyncio's transport buffers what the socket does not take. Our frames
+are unmasked binary messages, so we write their header ourselves; the sans-I/O layer's
+own output (pong, close) follows the frames queued before it. :meth:`Link.send` raises
+:class:`LinkClosed` once the connection is closing.
 
 Closing: a close frame from the peer is answered by the sans-I/O layer; we then close
 the TCP connection after the peer's, or after ``close_timeout``. :meth:`Link.close`
@@ -61,7 +61,7 @@ try:  # the C version websockets ships; the pure Python one where it did not bui
 except ImportError:  # pragma: no cover
     from websockets.utils import apply_mask
 
-__all__ = ["Link", "LinkClosed", "LinkHandler", "Pause"]
+__all__ = ["Link", "LinkClosed", "LinkHandler", "Outbox", "Pause"]
 
 #: websockets' own logger would write peer addresses and request lines; ours is a
 #: detached, disabled logger, so nothing of it reaches any handler.
@@ -119,6 +119,34 @@ class LinkHandler(Protocol):
         ...
 
 
+class Outbox:
+    """The links that queued frames in this turn of the loop, written by one callback after it.
+
+    Links share one (the relay's): a callback of each link for each turn would cost the
+    loop a handle per link and turn, about one and a half per relayed message.
+    """
+
+    __slots__ = ("_links", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._links: list[Link] = []
+
+    def add(self, link: Link) -> None:
+        """``link`` queued its first frame of this turn."""
+        if not self._links:
+            self._loop.call_soon(self._write)
+        self._links.append(link)
+
+    def _write(self) -> None:
+        links, self._links = self._links, []
+        for link in links:
+            try:
+                link._write_pending()
+            except Exception as exc:  # a bug: the other links still get their frames out
+                self._loop.call_exception_handler({"message": "link write failed", "exception": exc})
+
+
 class Link(asyncio.Protocol):
     """One connection; created by the loop's ``create_server`` for each accepted socket."""
 
@@ -134,6 +162,7 @@ class Link(asyncio.Protocol):
         "_max_size",
         "_open_timer",
         "_opened",
+        "_outbox",
         "_paused",
         "_pending",
         "_transport",
@@ -153,9 +182,12 @@ class Link(asyncio.Protocol):
         write_limit: int,
         open_timeout: float,
         close_timeout: float,
+        outbox: Outbox | None = None,
     ) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
+        #: writes this link's frames of a turn after it (shared with other links, or its own)
+        self._outbox = Outbox(self._loop) if outbox is None else outbox
         self._ws = ServerProtocol(max_size=max_size, logger=_SILENT)
         self._max_size = max_size
         #: fast mode (see the module docstring), and the bytes of a frame it has in part
@@ -203,7 +235,7 @@ class Link(asyncio.Protocol):
             raise LinkClosed
         pending = self._pending
         if not pending:
-            self._loop.call_soon(self._write_pending)
+            self._outbox.add(self)
         pending.append(_header(length))
         pending.extend(parts)
 
@@ -384,6 +416,7 @@ class Link(asyncio.Protocol):
             self._backlog.clear()
 
     def _write_pending(self) -> None:
+        """Write the frames queued in this turn (called by the outbox, or before other output)."""
         if self._pending and self._transport is not None:
             self._transport.write(b"".join(self._pending))
         self._pending.clear()

@@ -1,10 +1,11 @@
 """The benchmark runner behind ``make bench``: ``.venv/bin/python -m bench.run`` from the repo root.
 
-Measures, in this one process and in this order: the raw-crypto ceilings
-(:mod:`bench.crypto_limit`), the peer (:mod:`bench.peer_doubleratchet`), then
-burnerkit's own figures from the optional module ``bench.ours``. Every figure is warmed
-up once, then timed 3 times (``BENCH_QUICK=1``: once, with shorter runs) and the median
-kept. Then the relay (:mod:`bench.relay`: its servers run in processes of their own,
+Measures, in this one process: the raw-crypto ceilings (:mod:`bench.crypto_limit`),
+the peer (:mod:`bench.peer_doubleratchet`) and burnerkit's own figures from the optional
+module ``bench.ours``. Every figure is warmed up once, then timed in 5 rounds
+(``BENCH_QUICK=1``: one, with shorter runs), each round timing every figure once, in
+that order; a figure is its median over the rounds, a ratio the median of the rounds'
+ratios. Then the relay (:mod:`bench.relay`: its servers run in processes of their own,
 the clients here). Prints a table, writes ``bench/results.json`` (one flat JSON object)
 and ``docs/performance.md``.
 
@@ -182,21 +183,24 @@ LIMITS_AND_PEERS: tuple[tuple[str, Callable[[float], float]], ...] = (
 
 METHOD = """\
 The figures of the first table (all but the relay's) are measured in one Python process, single-threaded,
-one after another, with the garbage collector left on. Each figure is warmed up once, then timed 3 times
-(quick mode: once, for a shorter time) and the median kept; a timed run calls the operation in a loop,
-reads `time.perf_counter()` after each call and divides the calls made by the time spent. The peer is the
-PyPI package `doubleratchet`, configured as its documentation recommends (X25519 DH ratchet, HKDF-SHA-256
-root chain, separate-HMAC-SHA-256 message chains, AES-256-CBC + HMAC-SHA-256 AEAD, at most 1,000 skipped
-keys) and driven through one asyncio event loop per measurement, with its initial-message setup outside
-the clock and 256-byte messages: a one-way message is one encrypt plus one decrypt on the same chain; a
-ping-pong message is the same with the direction alternating, so every receipt takes a DH ratchet step.
-The crypto limits (`bench/crypto_limit.py`) time only the primitive calls our design needs, through
-`burnerkit.crypto`, for our fixed 15,872-byte envelope (2,312-byte header and 13,504-byte body, each
-sealed with AES-256-GCM): one symmetric chain step per one-way message, one full hybrid X25519 +
-ML-KEM-768 ratchet step per ping-pong message, and both sides of a PQXDH-style handshake; their docstrings
-list exactly what is counted. Our figures come from `bench/ours.py`. Our messages are 15,872-byte padded
-envelopes with a post-quantum step where the peer's are 256 bytes and classical, so the comparison is per
-message as a user sees it, not per byte.
+with the garbage collector left on. Each figure is warmed up once, then timed in 5 rounds (quick mode:
+one, for a shorter time), each round timing every crypto limit, every peer figure and ours once, in that
+order; a figure is its median over the rounds, and a ratio the median of each round's ratio, so that the
+two figures of a ratio are timed seconds apart (this machine's speed drifts by tens of percent over a
+minute, and a ratio of figures timed a minute apart would measure the drift). A timed run calls the
+operation in a loop, reads `time.perf_counter()` after each call and divides the calls made by the time
+spent. The peer is the PyPI package `doubleratchet`, configured as its documentation recommends (X25519 DH
+ratchet, HKDF-SHA-256 root chain, separate-HMAC-SHA-256 message chains, AES-256-CBC + HMAC-SHA-256 AEAD,
+at most 1,000 skipped keys) and driven through one asyncio event loop per measurement, with its
+initial-message setup outside the clock and 256-byte messages: a one-way message is one encrypt plus one
+decrypt on the same chain; a ping-pong message is the same with the direction alternating, so every
+receipt takes a DH ratchet step. The crypto limits (`bench/crypto_limit.py`) time only the primitive calls
+our design needs, through `burnerkit.crypto`, for our fixed 15,872-byte envelope (2,312-byte header and
+13,504-byte body, each sealed with AES-256-GCM): one symmetric chain step per one-way message, one full
+hybrid X25519 + ML-KEM-768 ratchet step per ping-pong message, and both sides of a PQXDH-style handshake;
+their docstrings list exactly what is counted. Our figures come from `bench/ours.py`. Our messages are
+15,872-byte padded envelopes with a post-quantum step where the peer's are 256 bytes and classical, so the
+comparison is per message as a user sees it, not per byte.
 """
 
 
@@ -207,7 +211,7 @@ class Settings:
     quick: bool
     seconds: float  # each timed run
     warmup_seconds: float
-    runs: int
+    runs: int  # rounds, each timing every figure once
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -215,7 +219,7 @@ class Settings:
         quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
         if quick:
             return cls(quick=True, seconds=0.5, warmup_seconds=0.2, runs=1)
-        return cls(quick=False, seconds=3.0, warmup_seconds=1.0, runs=3)
+        return cls(quick=False, seconds=2.0, warmup_seconds=1.0, runs=5)
 
 
 def round_figure(value: float) -> float:
@@ -229,9 +233,11 @@ def round_figure(value: float) -> float:
     return round(value, max(1, digits))
 
 
-def _median_figure(fn: Callable[[float], float], settings: Settings) -> float:
-    fn(settings.warmup_seconds)
-    return statistics.median(fn(settings.seconds) for _ in range(settings.runs))
+def _check_ours(run: Mapping[str, float]) -> dict[str, float]:
+    missing = [key for key in OURS_REQUIRED if key not in run]
+    if missing:
+        raise ValueError(f"bench.ours.measure() did not return {', '.join(missing)}")
+    return {key: float(value) for key, value in run.items()}
 
 
 def _load_ours() -> Callable[[float], Mapping[str, float]] | None:
@@ -249,28 +255,34 @@ def _load_ours() -> Callable[[float], Mapping[str, float]] | None:
     return measure
 
 
-def _measure_ours(measure: Callable[[float], Mapping[str, float]], settings: Settings) -> dict[str, float]:
-    measure(settings.warmup_seconds)
-    runs = [measure(settings.seconds) for _ in range(settings.runs)]
-    missing = [key for key in OURS_REQUIRED if any(key not in run for run in runs)]
-    if missing:
-        raise ValueError(f"bench.ours.measure() did not return {', '.join(missing)}")
-    return {key: statistics.median(float(run[key]) for run in runs) for key in runs[0]}
-
-
 def measure_all(settings: Settings) -> dict[str, float]:
-    """Every figure, unrounded, including the ratios when our figures are available."""
-    figures: dict[str, float] = {}
-    for name, fn in LIMITS_AND_PEERS:
-        print(f"  measuring {name} ...", flush=True)
-        figures[name] = _median_figure(fn, settings)
+    """Every figure, unrounded, including the ratios when our figures are available.
+
+    In rounds: each round times every limit, every peer figure and ours once, in that
+    order, so that a ratio's two figures are seconds apart; a figure is the median over
+    the rounds, a ratio the median of each round's ratio. (This machine's speed drifts by
+    tens of percent over a minute: figures timed a minute apart would measure the drift.)
+    """
     measure = _load_ours()
+    print(
+        f"  warming up, then {settings.runs} round(s) of every limit, peer and burnerkit figure ...",
+        flush=True,
+    )
+    for _, fn in LIMITS_AND_PEERS:
+        fn(settings.warmup_seconds)
     if measure is not None:
-        print("  measuring bench.ours ...", flush=True)
-        figures.update(_measure_ours(measure, settings))
-        for name, num, den in RATIOS:
-            if num in figures and figures.get(den):
-                figures[name] = figures[num] / figures[den]
+        measure(settings.warmup_seconds)
+    rounds: list[dict[str, float]] = []
+    for index in range(settings.runs):
+        print(f"  round {index + 1} of {settings.runs} ...", flush=True)
+        run = {name: fn(settings.seconds) for name, fn in LIMITS_AND_PEERS}
+        if measure is not None:
+            run.update(_check_ours(measure(settings.seconds)))
+        rounds.append(run)
+    figures = {key: statistics.median(run[key] for run in rounds) for key in rounds[0]}
+    for name, num, den in RATIOS:
+        if num in figures and all(run.get(den) for run in rounds):
+            figures[name] = statistics.median(run[num] / run[den] for run in rounds)
     figures.update(relay.measure(settings.quick))
     return figures
 
@@ -417,9 +429,9 @@ def markdown_report(figures: Mapping[str, float], settings: Settings, ours_loade
     env = environment()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     mode = (
-        f"quick (`BENCH_QUICK=1`: 1 run of {settings.seconds:g} s per figure)"
+        f"quick (`BENCH_QUICK=1`: 1 round, a run of {settings.seconds:g} s per figure)"
         if settings.quick
-        else f"full (median of {settings.runs} runs of {settings.seconds:g} s per figure)"
+        else f"full (median of {settings.runs} rounds, a run of {settings.seconds:g} s per figure in each)"
     )
     lines = [
         "# Performance",
@@ -549,8 +561,8 @@ def main() -> int:
     settings = Settings.from_env()
     print(
         f"burnerkit bench ({'quick' if settings.quick else 'full'}): "
-        f"{settings.runs} run(s) of {settings.seconds:g} s per figure after a {settings.warmup_seconds:g} s"
-        " warm-up",
+        f"{settings.runs} round(s), a run of {settings.seconds:g} s per figure in each, after a"
+        f" {settings.warmup_seconds:g} s warm-up",
         flush=True,
     )
     figures = measure_all(settings)

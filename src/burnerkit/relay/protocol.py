@@ -737,16 +737,14 @@ def verify_ack_mac(ack_key: bytes | None, transmission: ClientTransmission, sess
     computed, under a fixed dummy key, so both failures cost the same; the answer is False.
     """
     key = _DUMMY_QUEUE_KEY if ack_key is None else ack_key
-    expected = _ack_mac(key, session_id, transmission.signed)
-    good = hmac.compare_digest(expected, transmission.signature)
-    return good and ack_key is not None and isinstance(transmission.command, Ack)
+    return AckMac(key, session_id).verify(transmission) and ack_key is not None
 
 
 class AckMac:
-    """:func:`verify_ack_mac` under one ack key and session, keyed once.
+    """The check of ACK MACs under one ack key and session, keyed once (``verify_ack_mac``'s).
 
     The relay keeps one per subscription: an ACK's check then costs one copy of a keyed
-    HMAC state instead of keying an HMAC, and answers exactly as ``verify_ack_mac``.
+    HMAC state instead of keying an HMAC.
     """
 
     __slots__ = ("_mac",)

@@ -182,12 +182,12 @@ class Link(asyncio.Protocol):
         write_limit: int,
         open_timeout: float,
         close_timeout: float,
-        outbox: Outbox | None = None,
+        outbox: Outbox,
     ) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
-        #: writes this link's frames of a turn after it (shared with other links, or its own)
-        self._outbox = Outbox(self._loop) if outbox is None else outbox
+        #: writes this link's frames of a turn after it (shared with the server's other links)
+        self._outbox = outbox
         self._ws = ServerProtocol(max_size=max_size, logger=_SILENT)
         self._max_size = max_size
         #: fast mode (see the module docstring), and the bytes of a frame it has in part

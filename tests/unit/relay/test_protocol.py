@@ -337,7 +337,9 @@ def test_a_keyed_ack_mac_answers_as_verify_ack_mac(
     elif use_mac == "none":
         frame = encode_client_frame(CORR, QID, Sub(), session_id=session)
     else:
-        key = ack_key if use_mac == "right" else derive_ack_key(queue_key, bytes(32))
+        # The other session differs from this one in one bit, whatever hypothesis draws.
+        other_session = bytes([session[0] ^ 1]) + session[1:]
+        key = ack_key if use_mac == "right" else derive_ack_key(queue_key, other_session)
         frame = encode_client_frame(CORR, QID, Ack(msg_id), session_id=session, ack_key=key)
     tx = decode_client_frame(frame)
     if flip >= 0 and len(tx.signature) > flip:  # a MAC or signature one bit off

@@ -69,3 +69,25 @@ def test_errors_are_one_line_without_traceback(people, tmp_path):
             assert line == message, args
     # With --burner the crowded home works.
     assert other.json("contacts", "--burner", "other") == []
+
+
+def test_a_bad_relay_setting_is_one_line_without_traceback(people, tmp_path):
+    (operator,) = people("operator")
+    store = str(tmp_path / "relay.sqlite")
+    cases = [
+        (("--rate-limit", "0"), "burner: rate limit must be a positive number"),
+        (("--rate-limit", "inf"), "burner: rate limit must be a positive number"),
+        (("--rate-limit", "nan"), "burner: rate limit must be a positive number"),
+        (("--rate-burst", "0"), "burner: rate burst must be at least 1"),
+        (("--sweep-interval", "inf"), "burner: sweep interval must be a positive number"),
+        (("--mailbox-ttl", "-1"), "burner: mailbox ttl must be a positive number"),
+        (("--quota", "0"), "burner: quota must be at least 1"),
+    ]
+    outcomes = together(
+        *(operator.start("relay", "serve", "--port", "0", "--store", store, *args) for args, _ in cases),
+        expect=None,
+    )
+    for (args, message), outcome in zip(cases, outcomes, strict=True):
+        assert outcome.returncode == 2, outcome.describe()
+        assert outcome.error == message, args
+    assert not (tmp_path / "relay.sqlite").exists()  # refused before anything was opened

@@ -151,6 +151,46 @@ async def test_queue_quota_is_enforced_at_the_default_of_128(relays: Relays) -> 
 
 
 @pytest.mark.asyncio
+async def test_command_flood_from_one_connection_is_rate_limited(relays: Relays) -> None:
+    """Each command beyond a connection's token bucket gets ``ERR RATE`` and takes no effect;
+    the flooding connection stays open and other connections are not slowed."""
+    burst = 6
+    # One token back per 100 s: none comes back while the test runs.
+    relay = relays.start("--rate-limit", "0.01", "--rate-burst", str(burst))
+    maker, reader, flooder, honest = await peers(relay.port, 4)
+    queue = await new_queue(maker)
+    bodies: dict[bytes, bytes] = {}
+    for number in range(burst + 4):  # all sent before any answer is read
+        frame = flooder.frame(queue.sender_id, Send(send_id(), f"flood {number}".encode()))
+        bodies[corr_id_of(frame)] = f"flood {number}".encode()
+        await flooder.send_raw(frame)
+    answers: dict[bytes, object] = {}
+    for _ in bodies:
+        tx = decode_server_frame(await flooder.recv_raw())
+        answers[tx.corr_id] = tx.response
+    assert sorted(answers) == sorted(bodies)
+    accepted = [bodies[corr_id] for corr_id, answer in answers.items() if answer == Ok()]
+    assert len(accepted) == burst
+    assert [answer for answer in answers.values() if answer != Ok()] == [Err(ErrorCode.RATE)] * 4
+    # The next command on the flooding connection is refused too, and the connection lives.
+    assert (await flooder.request(b"", Ping())).response == Err(ErrorCode.RATE)
+    # Another connection still has its whole bucket.
+    assert (await honest.request(queue.sender_id, Send(send_id(), b"honest"))).response == Ok()
+    # Exactly the accepted messages were stored (the honest one waits behind them).
+    assert (await reader.request(queue.recipient_id, Sub(), queue.recipient_key)).response == Ok()
+    msg_id, delivery = opened(queue, await reader.push())
+    delivered = [delivery.body]
+    for _ in range(burst - 1):  # the reader's bucket: SUB and five ACKs
+        ack = reader.frame(queue.recipient_id, Ack(msg_id), queue.recipient_key)
+        msg_id, delivery = opened(queue, (await reader.request_raw(ack))[0], answering=True)
+        delivered.append(delivery.body)
+    assert sorted(delivered) == sorted(accepted)
+    for peer in (maker, reader, flooder, honest):
+        await peer.close()
+    await relay.astop()
+
+
+@pytest.mark.asyncio
 async def test_expired_messages_are_swept(relays: Relays) -> None:
     relay = relays.start("--ttl", "1", "--sweep-interval", "1")
     async with client(relay.url) as recipient, client(relay.url) as sender:

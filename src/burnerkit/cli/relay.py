@@ -40,6 +40,16 @@ def serve(
     mailbox_ttl: Annotated[
         float | None, typer.Option(metavar="SECONDS", help="Lifetime of a pairing mailbox [default: 600].")
     ] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            metavar="N", help="Commands per second one connection may send on average [default: 500]."
+        ),
+    ] = None,
+    rate_burst: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Commands one connection may send at once [default: 1000]."),
+    ] = None,
     write_behind: Annotated[
         float | None,
         typer.Option(
@@ -61,6 +71,8 @@ def serve(
             ("ttl", ttl),
             ("sweep_interval", sweep_interval),
             ("mailbox_ttl", mailbox_ttl),
+            ("rate_limit", rate_limit),
+            ("rate_burst", rate_burst),
             ("write_behind", write_behind),
         )
         if value is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -74,16 +75,16 @@ class RelayConfig:
             raise ValueError("quota must be at least 1")
         if self.ttl < 1:
             raise ValueError("ttl must be at least 1 second")
-        if not self.sweep_interval > 0:
-            raise ValueError("sweep interval must be positive")
-        if not self.rate_limit > 0:
-            raise ValueError("rate limit must be positive")
+        if not 0 < self.sweep_interval < math.inf:
+            raise ValueError("sweep interval must be a positive number")
+        if not 0 < self.rate_limit < math.inf:
+            raise ValueError("rate limit must be a positive number")
         if self.rate_burst < 1:
             raise ValueError("rate burst must be at least 1")
         if self.max_connections < 1:
             raise ValueError("max connections must be at least 1")
-        if not self.mailbox_ttl > 0:
-            raise ValueError("mailbox ttl must be positive")
+        if not 0 < self.mailbox_ttl < math.inf:
+            raise ValueError("mailbox ttl must be a positive number")
         if not 1 <= self.max_mailboxes <= 65_535:
             raise ValueError("max mailboxes must be between 1 and 65535")
         if self.mailboxes_per_connection < 1:

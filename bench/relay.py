@@ -283,6 +283,12 @@ async def _serving(argv: Sequence[str]) -> AsyncIterator[_Server]:
 #: The relay with its write-behind off: every message is written before it is delivered.
 _WRITE_THROUGH: Final = ("--write-behind", "0")
 
+#: A per-connection rate limit no throughput run reaches. A bench connection carries the
+#: traffic of many burners: at 25,000 msgs/s each of the 32 sends about 800 commands/s,
+#: beyond the 500/s of a deployed relay, whose bucket would answer ERR RATE. The bucket
+#: is charged for every command whatever its limit, so the relay's work is unchanged.
+_UNLIMITED_RATE: Final = ("--rate-limit", "1000000", "--rate-burst", "1000000")
+
 
 @contextlib.asynccontextmanager
 async def _relay(store: str | None = None, options: Sequence[str] = ()) -> AsyncIterator[_Server]:
@@ -319,12 +325,6 @@ async def _connect(port: int) -> LeanConnection:
 
 # -- the echo -----------------------------------------------------------------------------
 
-
-#: A per-connection rate limit no throughput run reaches. A bench connection carries the
-#: traffic of many burners: at 25,000 msgs/s each of the 32 sends about 800 commands/s,
-#: beyond the 500/s of a deployed relay, whose bucket would answer ERR RATE. The bucket
-#: is charged for every command whatever its limit, so the relay's work is unchanged.
-_UNLIMITED_RATE: Final = ("--rate-limit", "1000000", "--rate-burst", "1000000")
 
 #: The relays of the throughput rounds: name, ``--store`` (None: a fresh SQLite file),
 #: more options. "durable" is the relay as deployed, but for :data:`_UNLIMITED_RATE`.

@@ -481,6 +481,12 @@ class RelayServer:
                 links = [conn.link for conn in self._connections]
                 for link in links:
                     link.close(_GOING_AWAY, "relay stopping")
+                    # The client's answering close frame comes in on input we paused above:
+                    # unread, no handshake could complete, and every link would wait out its
+                    # close timeout and be cut. Reading again runs nothing (link_received drops
+                    # every frame while closing, and a closing link drops its backlog); only a
+                    # peer that does not read (Pause.WRITING) stays paused, and is cut.
+                    link.resume(Pause.STOPPING | Pause.INFLIGHT)
                 if links:
                     _, late = await asyncio.wait([link.closed for link in links], timeout=_CLOSE_TIMEOUT)
                     if late:

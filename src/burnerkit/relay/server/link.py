@@ -96,7 +96,7 @@ class Pause:
 
     WRITING: Final = 1  #: the peer does not take its answers fast enough
     INFLIGHT: Final = 2  #: the handler has enough of this connection's commands running
-    STOPPING: Final = 4  #: the relay is stopping: nothing more is read, ever
+    STOPPING: Final = 4  #: the relay is stopping: no command is read before its close is sent
 
 
 class LinkHandler(Protocol):

@@ -15,9 +15,15 @@ Two things we add around the package:
   once, so a forged message would burn the state. We keep the state serialized after
   ``start`` and run each ``finish`` on a fresh copy: a message that fails leaves
   :class:`PakeState` exactly as it was.
+- **No weak points, in any spelling.** Before ``spake2`` sees a message we refuse every
+  encoding of the identity and of the other small-order (torsion) points of Ed25519,
+  canonical or not (y ≥ p, or the sign bit set where x = 0), and every non-canonical
+  encoding at all: ``spake2`` recognises only the canonical identity, and accepted
+  ``y = 1`` with the sign bit, ``y = p + 1`` and both, a message that contributes
+  nothing to the key. Honest peers only ever send canonical prime-order points.
 - **One typed error.** Every way a message can be unusable (length, side byte, not a
-  point, wrong subgroup, our own message reflected) ends in
-  :class:`~burnerkit.errors.InvalidKeyError` with no detail.
+  point, a weak or non-canonical point, wrong subgroup, our own message reflected)
+  ends in :class:`~burnerkit.errors.InvalidKeyError` with no detail.
 """
 
 from __future__ import annotations
@@ -38,6 +44,17 @@ PAKE_MESSAGE_SIZE: Final = 33
 #: The shared key both sides derive when their passwords match.
 PAKE_KEY_SIZE: Final = 32
 _SIDE_SYMMETRIC: Final = b"S"
+#: The field prime of Ed25519.
+_P: Final = 2**255 - 19
+_Y_MASK: Final = (1 << 255) - 1
+#: y of a point of order 8 (RFC 8032 point encoding, little-endian); its negation p - y is
+#: the y of the other two.
+_Y_ORDER_8: Final = int.from_bytes(
+    bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"), "little"
+)
+#: The y coordinates of the eight points of order dividing 8: the identity (y = 1), the
+#: point of order 2 (y = -1), the two of order 4 (y = 0) and the four of order 8.
+_SMALL_ORDER_Y: Final = frozenset({1, _P - 1, 0, _Y_ORDER_8, _P - _Y_ORDER_8})
 
 
 class PakeState:
@@ -66,6 +83,7 @@ class PakeState:
         if (
             len(their_message) != PAKE_MESSAGE_SIZE
             or their_message[:1] != _SIDE_SYMMETRIC
+            or _weak_or_noncanonical(their_message[1:])
             or hmac.compare_digest(their_message, self.message)
         ):
             raise InvalidKeyError("invalid PAKE message")
@@ -82,6 +100,17 @@ class PakeState:
 
     def __repr__(self) -> str:
         return "PakeState(<secret>)"
+
+
+def _weak_or_noncanonical(point: bytes) -> bool:
+    """Whether ``point`` encodes a small-order point, or anything with y ≥ p.
+
+    The y coordinate of a point fixes x up to sign, so testing y (reduced mod p) catches
+    every spelling of the eight small-order points, including the sign bit set on x = 0;
+    y ≥ p is never what an honest encoder writes.
+    """
+    y = int.from_bytes(point, "little") & _Y_MASK
+    return y >= _P or y in _SMALL_ORDER_Y
 
 
 def start(password: bytes, identity: bytes, rng: Random) -> PakeState:

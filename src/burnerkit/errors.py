@@ -30,7 +30,8 @@ BurnerError
 │   └── VaultCorruptedError          a record failed authentication (tampering or damage)
 ├── PairingError
 │   ├── PairingCodeError             the short code was wrong (or guessed): the code is destroyed
-│   └── PairingTimeoutError          the peer did not show up in time
+│   ├── PairingTimeoutError          the peer did not show up in time
+│   └── PairingAttackError           it stopped after our confirmation went out: maybe a guessing relay
 └── UsageError                       the user asked for something that cannot be done as asked
     ├── NotFoundError                no such burner, contact or relay queue
     └── AlreadyExistsError           the name is taken
@@ -62,6 +63,7 @@ __all__ = [
     "RelayUnavailableError",
     "LocalProtocolError",
     "NotFoundError",
+    "PairingAttackError",
     "PairingCodeError",
     "PairingError",
     "PairingTimeoutError",
@@ -188,6 +190,16 @@ class PairingCodeError(PairingError):
 
 class PairingTimeoutError(PairingError):
     """The other side did not complete pairing in time."""
+
+
+class PairingAttackError(PairingError):
+    """Pairing stopped after our key confirmation was sent: someone may be guessing the code.
+
+    Whoever ran the other end of the exchange (a hostile relay can) holds our
+    confirmation and so knows offline whether its guess of the code was right; going
+    silent after a wrong guess would look like a timeout and invite a retry, which is
+    another guess (docs/protocol.md §16.6). Not a timeout, so the user is told.
+    """
 
 
 class UsageError(BurnerError):

@@ -13,6 +13,7 @@
 | 8 | pairing failed (wrong code, timeout) |
 | 9 | a contact's identity is in doubt (changed key, safety code mismatch) |
 | 10 | the name is taken |
+| 11 | pairing cut after our confirmation was sent: maybe a guesser (not 8: do not just retry) |
 | 70 | an internal error (a bug); ``BURNER_DEBUG=1`` shows the traceback |
 | 130 | interrupted |
 """
@@ -28,6 +29,7 @@ from burnerkit.errors import (
     IdentityError,
     IdentityExpiredError,
     NotFoundError,
+    PairingAttackError,
     PairingError,
     ProtocolError,
     RelayError,
@@ -50,6 +52,7 @@ _CODES: Final[tuple[tuple[type[BurnerError], int], ...]] = (
     (IdentityExpiredError, 5),
     (IdentityError, 9),
     (RelayError, 6),
+    (PairingAttackError, 11),
     (PairingError, 8),
     (CryptoError, 7),
     (ProtocolError, 7),

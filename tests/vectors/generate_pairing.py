@@ -5,7 +5,8 @@ the key schedule or the pairing messages::
 
     .venv/bin/python -m tests.vectors.generate_pairing
 
-One transcript, code to payloads: the code's words come from one seeded
+One transcript, code to payloads, for a 2-word code (the top level) and one for a
+3-word code (``three_words``, same layout): the code's words come from one seeded
 ``DeterministicRandom``, each side's SPAKE2 scalar and payload nonce from its own, so
 every byte is reproducible. ``tests/unit/protocol/test_pairing.py`` replays it byte for
 byte and re-derives the confirmations and payload keys with ``hmac`` and pyca alone.
@@ -22,7 +23,7 @@ from burnerkit.crypto.kdf import LABEL_PAIRING_PAKE
 from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.protocol.pairing import Pairing, ShortCode, Side
 
-__all__ = ["NAMEPLATE", "SEEDS", "build", "main"]
+__all__ = ["NAMEPLATE", "SEEDS", "SEEDS_3_WORDS", "build", "main", "transcript"]
 
 HERE = Path(__file__).parent
 NAMEPLATE = 7
@@ -31,15 +32,25 @@ SEEDS = {
     "a": b"burnerkit pairing vectors v1 side A",
     "b": b"burnerkit pairing vectors v1 side B",
 }
+SEEDS_3_WORDS = {**SEEDS, "code": b"burnerkit pairing vectors v1 code, 3 words"}
 PAYLOAD_A = b"an invitation would go here"
 PAYLOAD_B = b"ack"
 
 
 def build() -> dict[str, Any]:
-    """The transcript, from the seeds alone."""
-    code = ShortCode.generate(NAMEPLATE, DeterministicRandom(SEEDS["code"]))
-    a = Pairing(code, Side.A, PAYLOAD_A, rng=DeterministicRandom(SEEDS["a"]))
-    b = Pairing(code, Side.B, PAYLOAD_B, rng=DeterministicRandom(SEEDS["b"]))
+    """The transcripts, from the seeds alone."""
+    return {
+        "source": "burnerkit, tests/vectors/generate_pairing.py (docs/protocol.md §16)",
+        **transcript(SEEDS, words=2),
+        "three_words": transcript(SEEDS_3_WORDS, words=3),
+    }
+
+
+def transcript(seeds: dict[str, bytes], *, words: int) -> dict[str, Any]:
+    """One pairing of a ``words``-word code, code to payloads."""
+    code = ShortCode.generate(NAMEPLATE, DeterministicRandom(seeds["code"]), words=words)
+    a = Pairing(code, Side.A, PAYLOAD_A, rng=DeterministicRandom(seeds["a"]))
+    b = Pairing(code, Side.B, PAYLOAD_B, rng=DeterministicRandom(seeds["b"]))
     a_pake, b_pake = a.start(), b.start()
     a_confirm, b_confirm = a.receive(b_pake), b.receive(a_pake)
     if a_confirm is None or b_confirm is None:
@@ -54,10 +65,9 @@ def build() -> dict[str, Any]:
     # The SPAKE2 key itself, for the independent re-derivation: the machine draws its
     # scalar first, so a fresh stream of the same seed gives the same exchange.
     identity = LABEL_PAIRING_PAKE + NAMEPLATE.to_bytes(2, "big")
-    key = pake.start(code.password, identity, DeterministicRandom(SEEDS["a"])).finish(b_pake[3:])
+    key = pake.start(code.password, identity, DeterministicRandom(seeds["a"])).finish(b_pake[3:])
     return {
-        "source": "burnerkit, tests/vectors/generate_pairing.py (docs/protocol.md §16)",
-        "seeds": {name: seed.hex() for name, seed in SEEDS.items()},
+        "seeds": {name: seed.hex() for name, seed in seeds.items()},
         "nameplate": NAMEPLATE,
         "code": code.text,
         "password": code.password.hex(),

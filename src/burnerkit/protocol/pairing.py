@@ -1,7 +1,7 @@
 """Pairing by short code, sans-IO: the code, the messages and the machine (docs/protocol.md §16).
 
 Two people who can talk (in person, by voice) exchange a code like ``7-aardvark-adroitness``:
-a nameplate the relay allocated, then two words of the PGP word list
+a nameplate the relay allocated, then two words (three on request) of the PGP word list
 (:mod:`burnerkit.protocol.wordlist`). Each side's :class:`Pairing` runs symmetric SPAKE2
 with the whole code as the password, confirms the key, then sends one sealed payload
 (side A's invitation, side B's answer) and opens the other's. The messages travel through
@@ -30,7 +30,11 @@ Rules, each a defence a test reproduces:
 - **One wrong code ends it.** A confirmation that does not verify means the two passwords
   differed (or a guesser raced in): the machine moves to FAILED, raises
   :class:`~burnerkit.errors.PairingCodeError`, and the caller destroys the mailbox, so a
-  guesser gets exactly one try per code.
+  guesser gets exactly one try per exchange.
+- **Our confirmation is a guess's verdict.** Whoever ran the other end of the exchange
+  learns offline from our confirmation whether its password was right, and need not
+  answer; :attr:`Pairing.confirmation_sent` tells the caller that a pairing cut from then
+  on may be a guesser hiding a wrong guess, not a network fault (§16.6).
 - **No payload before confirmation.** Our payload goes out only after the other side has
   proved it derived the same key.
 - **Everything is bound.** SPAKE2's identity is ``LABEL_PAIRING_PAKE ‖ nameplate``; the
@@ -75,6 +79,7 @@ from .wordlist import EVEN_WORDS, ODD_WORDS
 
 __all__ = [
     "CODE_WORDS",
+    "CODE_WORD_COUNTS",
     "CONFIRM_SIZE",
     "MAX_NAMEPLATE",
     "MAX_PAYLOAD_SIZE",
@@ -90,8 +95,10 @@ __all__ = [
     "encode_message",
 ]
 
-#: Words after the nameplate: 2 words of 8 bits, 16 bits a guesser must hit in one try.
+#: Words after the nameplate by default: 2 words of 8 bits, 16 bits a guesser must hit.
 CODE_WORDS: Final = 2
+#: The word counts a code may have: the default, or 3 (24 bits) when asked for.
+CODE_WORD_COUNTS: Final = (2, 3)
 #: Nameplates are 1..65,535 (the relay allocates small ones first).
 MAX_NAMEPLATE: Final = 65_535
 #: Largest payload either side may send (an invitation is about 1.5 KB).
@@ -180,7 +187,7 @@ _DATA_SIZES: Final = MappingProxyType(
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ShortCode:
-    """A pairing code: ``<nameplate>-<even word>-<odd word>``.
+    """A pairing code: ``<nameplate>-<even word>-<odd word>[-<even word>]``.
 
     Secret until it is used: its repr shows the nameplate only (the relay knows that
     much). :attr:`text` is the code to show or say.
@@ -195,20 +202,22 @@ class ShortCode:
     def __post_init__(self) -> None:
         if not 1 <= self.nameplate <= MAX_NAMEPLATE:
             raise ValueError(f"nameplate must be between 1 and {MAX_NAMEPLATE}")
-        if len(self.words) != CODE_WORDS:
-            raise ValueError(f"a code has {CODE_WORDS} words")
+        if len(self.words) not in CODE_WORD_COUNTS:
+            raise ValueError("a code has 2 or 3 words")
         for position, word in enumerate(self.words):
             if word not in (_EVEN_INDEX if position % 2 == 0 else _ODD_INDEX):
                 raise ValueError(f"word {position + 1} of the code is not in its word list")
 
     @classmethod
-    def generate(cls, nameplate: int, rng: Random) -> ShortCode:
-        """A fresh code for ``nameplate``: each word one uniformly random byte.
+    def generate(cls, nameplate: int, rng: Random, *, words: int = CODE_WORDS) -> ShortCode:
+        """A fresh code for ``nameplate``: ``words`` words, each one uniformly random byte.
 
         Raises:
-            ValueError: for a nameplate out of range.
+            ValueError: for a nameplate out of range, or ``words`` not 2 or 3.
         """
-        draws = rng.random_bytes(CODE_WORDS)
+        if words not in CODE_WORD_COUNTS:
+            raise ValueError("a code has 2 or 3 words")
+        draws = rng.random_bytes(words)
         words = tuple((EVEN_WORDS if i % 2 == 0 else ODD_WORDS)[b] for i, b in enumerate(draws))
         return cls(nameplate, words)
 
@@ -218,14 +227,16 @@ class ShortCode:
 
         Case does not matter; hyphens and spaces separate equally, and repeated or
         surrounding separators are ignored (``" 7 Aardvark--adroitness "`` is
-        ``7-aardvark-adroitness``). The messages never repeat a word of the input.
+        ``7-aardvark-adroitness``). Two or three words parse: the joining side need not
+        know which length the offering side chose. The messages never repeat a word of the
+        input.
 
         Raises:
             ValueError: with a message fit for the user, if it is not a code.
         """
         parts = [part for part in _SEPARATORS.split(text.strip().lower()) if part]
-        if len(parts) != 1 + CODE_WORDS or not _NAMEPLATE_TEXT.fullmatch(parts[0]):
-            raise ValueError("a code is a number and two words, like 7-aardvark-adroitness")
+        if len(parts) - 1 not in CODE_WORD_COUNTS or not _NAMEPLATE_TEXT.fullmatch(parts[0]):
+            raise ValueError("a code is a number and two or three words, like 7-aardvark-adroitness")
         nameplate = int(parts[0])
         if not 1 <= nameplate <= MAX_NAMEPLATE:
             raise ValueError(f"the number of a code is between 1 and {MAX_NAMEPLATE}")
@@ -360,6 +371,15 @@ class Pairing:
     def side(self) -> Side:
         """Our side."""
         return self._side
+
+    @property
+    def confirmation_sent(self) -> bool:
+        """Whether our key confirmation has been handed out (and the pairing is not over).
+
+        From then on the other end knows whether its password was right, whoever it is:
+        if the pairing stops here, report a possible guessing attack, not a timeout.
+        """
+        return self._state in (PairingState.AWAITING_CONFIRM, PairingState.AWAITING_PAYLOAD)
 
     @property
     def nameplate(self) -> int:

@@ -131,16 +131,18 @@ def test_any_text_parses_or_raises_value_error(text):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "a number and two words"),
-        ("7-acme", "a number and two words"),
-        ("7-acme-adroitness-acme", "a number and two words"),
-        ("acme-7-adroitness", "a number and two words"),
+        ("", "a number and two or three words"),
+        ("7-acme", "a number and two or three words"),
+        ("7-acme-adroitness-acme-adroitness", "a number and two or three words"),
+        ("7-acme-adroitness-adroitness", "word 3 of the code is out of place"),
+        ("7-acme-adroitness-acmee", "word 3 of the code is not a code word"),
+        ("acme-7-adroitness", "a number and two or three words"),
         ("0-acme-adroitness", "between 1 and 65535"),
         ("65536-acme-adroitness", "between 1 and 65535"),
         ("7-acmee-adroitness", "word 1 of the code is not a code word"),
         ("7-acme-crossbow", "word 2 of the code is not a code word"),
         ("7-adroitness-acme", "out of place"),
-        ("\u0667-acme-adroitness", "a number and two words"),  # a non-ASCII digit
+        ("\u0667-acme-adroitness", "a number and two or three words"),  # a non-ASCII digit
     ],
 )
 def test_bad_codes_get_a_clear_error_without_echoing_the_input(text, message):
@@ -154,6 +156,40 @@ def test_code_repr_shows_the_nameplate_only():
     assert repr(CODE) == "ShortCode(nameplate=7, words=<secret>)"
     assert "acme" not in str(CODE)
     assert CODE.text == "7-acme-adroitness"
+
+
+@settings(max_examples=100, deadline=None)
+@given(nameplate=st.integers(1, 65_535), seed=st.binary(min_size=1, max_size=8))
+def test_three_word_code_parses_without_being_told_its_length(nameplate, seed):
+    code = ShortCode.generate(nameplate, DeterministicRandom(seed), words=3)
+    first, second, third = DeterministicRandom(seed).random_bytes(3)
+    assert code.words == (EVEN_WORDS[first], ODD_WORDS[second], EVEN_WORDS[third])
+    assert ShortCode.parse(code.text.upper().replace("-", " ")) == code
+    assert code.password == code.text.encode()
+
+
+@pytest.mark.parametrize("count", [0, 1, 4, 8])
+def test_other_word_counts_are_refused(count):
+    with pytest.raises(ValueError, match="2 or 3 words"):
+        ShortCode.generate(7, DeterministicRandom(b"x"), words=count)
+    words = tuple((EVEN_WORDS if i % 2 == 0 else ODD_WORDS)[i] for i in range(count))
+    with pytest.raises(ValueError, match="2 or 3 words"):
+        ShortCode(7, words)
+    with pytest.raises(ValueError, match="a number and two or three words"):
+        ShortCode.parse("-".join(("7", *words)))
+
+
+def test_three_word_codes_pair_and_differ_from_their_two_word_prefix():
+    long = ShortCode(7, ("acme", "adroitness", "aardvark"))
+    a, b = machines(code_a=long, code_b=long)
+    run(a, b)
+    assert (a.state, b.state) == (PairingState.DONE, PairingState.DONE)
+    a, b = machines(code_a=long, code_b=CODE)
+    a_pake, b_pake = a.start(), b.start()
+    b_confirm = answer(b, a_pake)
+    answer(a, b_pake)
+    with pytest.raises(PairingCodeError):
+        a.receive(b_confirm)
 
 
 def test_code_words_are_uniform_draws():
@@ -206,6 +242,30 @@ def test_wrong_code_fails_on_both_sides_and_nothing_is_revealed():
             machine.receive(a_confirm)
         with pytest.raises(LocalProtocolError):
             _ = machine.peer_payload
+
+
+def test_confirmation_sent_marks_where_a_guesser_can_test_its_guess_offline():
+    """From our CONFIRM on, the other end can check its password against it without answering."""
+    a, guesser = machines(code_b=WRONG)
+    assert not a.confirmation_sent
+    a_pake, guesser_pake = a.start(), guesser.start()
+    assert not a.confirmation_sent
+    a_confirm = answer(a, guesser_pake)
+    assert a.confirmation_sent
+    # The guesser's verdict, offline: our confirmation does not verify under its password.
+    answer(guesser, a_pake)
+    with pytest.raises(PairingCodeError):
+        guesser.receive(a_confirm)
+    # An honest run: still true while our payload waits for theirs, false once done.
+    a, b = machines()
+    a_pake, b_pake = a.start(), b.start()
+    b_confirm = answer(b, a_pake)
+    a_confirm = answer(a, b_pake)
+    b_payload = answer(b, a_confirm)
+    answer(a, b_confirm)
+    assert a.confirmation_sent
+    a.receive(b_payload)
+    assert not a.confirmation_sent
 
 
 def test_guesser_confirmation_cannot_be_retried():
@@ -348,6 +408,8 @@ def test_misuse_raises_local_errors():
 # -- the frozen transcript -------------------------------------------------------------------------
 
 V = vectorio.load("pairing_v1")
+#: The 2-word transcript (the top level) and the 3-word one, in the same layout.
+TRANSCRIPTS = pytest.mark.parametrize("t", [V, V["three_words"]], ids=["2-words", "3-words"])
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
@@ -364,21 +426,28 @@ def test_pairing_vector_regenerates_byte_for_byte():
     assert build() == V
 
 
-def test_pairing_vector_rederived_independently():
-    m = {name: bytes.fromhex(value) for name, value in V["messages"].items()}
-    nameplate = V["nameplate"].to_bytes(2, "big")
-    assert bytes.fromhex(V["password"]) == V["code"].encode()
-    assert bytes.fromhex(V["spake2_identity"]) == b"burner/v1/pairing/spake2" + nameplate
+def test_pairing_vector_has_a_three_word_code():
+    assert len(V["code"].split("-")) == 3
+    assert len(V["three_words"]["code"].split("-")) == 4
+    assert ShortCode.parse(V["three_words"]["code"]).words[2] in EVEN_WORDS
+
+
+@TRANSCRIPTS
+def test_pairing_vector_rederived_independently(t):
+    m = {name: bytes.fromhex(value) for name, value in t["messages"].items()}
+    nameplate = t["nameplate"].to_bytes(2, "big")
+    assert bytes.fromhex(t["password"]) == t["code"].encode()
+    assert bytes.fromhex(t["spake2_identity"]) == b"burner/v1/pairing/spake2" + nameplate
     assert m["a_pake"][:3] == b"\x01\x01A"
     assert m["b_pake"][:3] == b"\x01\x01B"
     transcript = hashlib.sha256(b"burner/v1/pairing/spake2" + nameplate + m["a_pake"] + m["b_pake"]).digest()
-    key = bytes.fromhex(V["spake2_key"])
+    key = bytes.fromhex(t["spake2_key"])
     for side, confirm in ((b"A", m["a_confirm"]), (b"B", m["b_confirm"])):
         confirm_key = hkdf_sha256(key, transcript, b"burner/v1/pairing/confirm" + side, 32)
         assert confirm == b"\x01\x02" + side + hmac.digest(confirm_key, transcript, "sha256")
     for side, sealed, payload in (
-        (b"A", m["a_payload"], bytes.fromhex(V["payload_a"])),
-        (b"B", m["b_payload"], bytes.fromhex(V["payload_b"])),
+        (b"A", m["a_payload"], bytes.fromhex(t["payload_a"])),
+        (b"B", m["b_payload"], bytes.fromhex(t["payload_b"])),
     ):
         payload_key = hkdf_sha256(key, transcript, b"burner/v1/pairing/payload" + side, 32)
         head = b"\x01\x03" + side
@@ -389,14 +458,15 @@ def test_pairing_vector_rederived_independently():
         assert plain == (len(payload).to_bytes(2, "big") + payload).ljust(2 + 4096, b"\0")
 
 
-def test_pairing_vector_replays_on_a_fresh_machine():
-    code = ShortCode.parse(V["code"])
-    m = {name: bytes.fromhex(value) for name, value in V["messages"].items()}
+@TRANSCRIPTS
+def test_pairing_vector_replays_on_a_fresh_machine(t):
+    code = ShortCode.parse(t["code"])
+    m = {name: bytes.fromhex(value) for name, value in t["messages"].items()}
     b = Pairing(
-        code, Side.B, bytes.fromhex(V["payload_b"]), rng=DeterministicRandom(bytes.fromhex(V["seeds"]["b"]))
+        code, Side.B, bytes.fromhex(t["payload_b"]), rng=DeterministicRandom(bytes.fromhex(t["seeds"]["b"]))
     )
     assert b.start() == m["b_pake"]
     assert b.receive(m["a_pake"]) == m["b_confirm"]
     assert b.receive(m["a_confirm"]) == m["b_payload"]
     assert b.receive(m["a_payload"]) is None
-    assert b.peer_payload == bytes.fromhex(V["payload_a"])
+    assert b.peer_payload == bytes.fromhex(t["payload_a"])

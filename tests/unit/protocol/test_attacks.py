@@ -505,6 +505,47 @@ def test_small_order_ephemeral_in_acceptance_is_rejected(field, point):
     assert_completes(pending, genuine)
 
 
+def _header_with(pair: SessionPair, *, dh: bytes | None = None, kem: bytes | None = None) -> bytes:
+    """A message from Bob opening a new chain, whose header announces ``dh`` or ``kem``.
+
+    Only a holder of Bob's header key could write this header; the test plays one.
+    """
+    crafted = pair.clone(BOB)
+    assert crafted._ratchet._ns == 0  # a new chain: Alice will use the announced keys
+    prefix = crafted._ratchet._header_prefix
+    if dh is not None:
+        prefix = dh + prefix[32:]
+    if kem is not None:
+        prefix = prefix[:32] + kem + prefix[32 + len(kem) :]
+    crafted._ratchet._header_prefix = prefix
+    return crafted.send(b"crafted", now=pair.now)
+
+
+@pytest.mark.parametrize("point", list(SMALL_ORDER_POINTS.values()), ids=list(SMALL_ORDER_POINTS))
+def test_invalid_x25519_point_in_a_ratchet_header_is_rejected(monkeypatch, point):
+    pair = _pair_after_round_trip()
+    forged = _header_with(pair, dh=point)
+    counter = Counter(monkeypatch)
+    error = assert_refused(pair, forged, to=ALICE, error=DecryptionError)
+    assert str(error) == OPAQUE
+    # Refused for its all-zero DH output (§3.5) before the root KDF, not by a body that fails later.
+    assert isinstance(error.__cause__, InvalidKeyError)
+    assert counter.calls["_root_kdf"] == 0
+    assert_genuine_works(pair, BOB)
+
+
+def test_invalid_kem_key_in_a_ratchet_header_is_rejected():
+    pair = _pair_after_round_trip()
+    # The KEM key in a header is for Alice's next step, not this message's keys: a valid
+    # stranger's key there is read without complaint, so only the key check refuses this one.
+    valid = KemPrivateKey.generate(DeterministicRandom(b"another kem")).public_key.raw
+    forged = _header_with(pair, kem=b"\xff" * len(valid))  # fails the FIPS 203 modulus check
+    error = assert_refused(pair, forged, to=ALICE, error=DecryptionError)
+    assert str(error) == OPAQUE
+    assert isinstance(error.__cause__, InvalidKeyError)
+    assert pair.deliver(_header_with(pair, kem=valid), to=ALICE) != []
+
+
 def test_small_order_signing_key_in_acceptance_is_rejected():
     pending, _, _, genuine = fresh_invitation()
     identity_point = (1).to_bytes(32, "little")  # verifies a forged signature for every message
@@ -610,6 +651,27 @@ def test_acceptance_with_swapped_kem_ciphertext_fails():
     resigned = forge_acceptance(genuine, raw, bob._ours.signing, kem_ct=other_ct)
     assert_handshake_refused(pending, resigned, HandshakeError, DecryptionError)
     assert_completes(pending, genuine)
+
+
+# ------------------------------------------------------------- identity key substitution
+
+
+def test_identity_key_substitution_makes_the_safety_codes_differ():
+    # Mallory carries Alice's invitation to Bob: she accepts it herself and hands Bob an
+    # invitation of her own, then relays between two sessions that each work perfectly.
+    rng = DeterministicRandom(b"substitution")
+    alice_pending, alice_raw = create_invitation(rng=rng, now=T0, lifetime=3600, reply_address=b"q")
+    mallory_to_alice, first = accept_invitation(alice_raw, content=b"hi", rng=rng, now=T0)
+    alice, _ = alice_pending.complete(first, now=T0)
+    mallory_pending, mallory_raw = create_invitation(rng=rng, now=T0, lifetime=3600, reply_address=b"q")
+    bob, first = accept_invitation(mallory_raw, content=b"hi", rng=rng, now=T0)
+    mallory_to_bob, _ = mallory_pending.complete(first, now=T0)
+    assert alice.safety_code == mallory_to_alice.safety_code
+    assert bob.safety_code == mallory_to_bob.safety_code
+    # Read out to each other, the codes Alice and Bob see do not match: the defence.
+    assert alice.safety_code != bob.safety_code
+    assert alice.their_identity != bob.our_identity
+    assert bob.their_identity != alice.our_identity
 
 
 # ----------------------------------------------------------------------------- expiry

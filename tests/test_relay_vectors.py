@@ -146,3 +146,63 @@ def test_ack_mac_is_hmac_under_a_session_bound_key_rederived_independently():
     tx = decode_client_frame(frame(V["client_frames"]["ack_mac"]))
     assert tx.command == Ack(h("msg_id"))
     assert tx.signature == mac
+
+
+def test_new_carries_a_flags_byte_and_a_secured_new_sets_bit_zero():
+    """§14.4: NEW = tag ‖ recipient_key[32] ‖ recipient_dh[32] ‖ u8(flags), signed by recipient_key."""
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(h("recipient_seed")).public_key()
+    dh = x25519.X25519PrivateKey.from_private_bytes(h("recipient_dh_private")).public_key()
+    for name, flags in (("new", 0), ("new_secured", 1)):
+        content = bytes.fromhex(V["client_frames"][name])[2:]
+        assert content[0] == 64
+        signature, signed = content[1:65], content[65:]
+        assert signed[1:25] == h("corr_id")
+        assert signed[25] == 0  # no entity
+        command = signed[26:]
+        assert command == b"\x01" + key.public_bytes_raw() + dh.public_bytes_raw() + bytes([flags])
+        key.verify(signature, b"burner/v1/relay/auth" + h("session_id") + signed)
+        assert decode_client_frame(frame(V["client_frames"][name])).command == New(
+            key.public_bytes_raw(), dh.public_bytes_raw(), flags == 1
+        )
+
+
+def test_a_new_without_its_flags_byte_is_an_unsecured_new():
+    """Clients before the flags byte send 64 bytes of fields: read as flags = 0."""
+    content = bytes.fromhex(V["client_frames"]["new_secured"])[2:-1]
+    legacy = len(content).to_bytes(2, "big") + content
+    assert decode_client_frame(frame(legacy.hex())).command == New(
+        content[-64:-32], content[-32:], sender_secured=False
+    )
+
+
+def test_signed_send_carries_its_sender_key_after_the_body_and_is_signed_by_it():
+    """§14.4: SEND = tag ‖ send_id[16] ‖ var16(body) ‖ sender_key[32], signed by sender_key."""
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(h("sender_seed")).public_key()
+    content = bytes.fromhex(V["client_frames"]["send_signed"])[2:]
+    assert content[0] == 64
+    signature, signed = content[1:65], content[65:]
+    assert signed[25] == 24
+    assert signed[26:50] == h("sender_id")
+    body = h("body")
+    assert signed[50:] == (
+        b"\x04" + h("send_id") + len(body).to_bytes(2, "big") + body + key.public_bytes_raw()
+    )
+    key.verify(signature, b"burner/v1/relay/auth" + h("session_id") + signed)
+    tx = decode_client_frame(frame(V["client_frames"]["send_signed"]))
+    assert tx.command == Send(h("send_id"), body, key.public_bytes_raw())
+
+
+def test_refused_sender_notice_is_a_delivery_with_flag_bit_one_and_no_body():
+    """§14.7: flags bit 1, SENDER_REFUSED; the body is empty, the delivery as long as any."""
+    sealed = h("sealed_delivery_sender_refused")
+    assert len(sealed) == len(h("sealed_delivery"))
+    plain = AESGCM(h("queue_key")).decrypt(
+        sealed[:12], sealed[12:], b"burner/v1/relay/queue-layer" + h("refused_msg_id")
+    )
+    assert plain[:8] == (1_800_000_001).to_bytes(8, "big")
+    assert plain[8] == 0x02
+    assert plain[9:] == bytes(len(plain) - 9)
+    delivery = open_delivery(h("queue_key"), h("refused_msg_id"), sealed)
+    assert (delivery.sender_refused, delivery.quota_marker, delivery.body) == (True, False, b"")
+    msg = decode_server_frame(frame(V["server_frames"]["msg_sender_refused"]))
+    assert msg.response == Msg(h("refused_msg_id"), sealed)

@@ -87,10 +87,11 @@ def build() -> dict[str, Any]:
 
     client: list[tuple[str, bytes, ClientCommand, SigningKey | None]] = [
         ("new", b"", New(recipient.verify_key.raw, recipient_dh.public_key.raw), recipient),
+        ("new_secured", b"", New(recipient.verify_key.raw, recipient_dh.public_key.raw, True), recipient),
         ("sub", ids.recipient_id, Sub(), recipient),
         ("key", ids.recipient_id, Key(sender.verify_key.raw), recipient),
         ("send_unsigned", ids.sender_id, Send(send_id, body), None),
-        ("send_signed", ids.sender_id, Send(send_id, body), sender),
+        ("send_signed", ids.sender_id, Send(send_id, body, sender.verify_key.raw), sender),
         ("ack", ids.recipient_id, Ack(msg_id), recipient),
         ("del", ids.recipient_id, Del(), recipient),
         ("ping", b"", Ping(), None),
@@ -122,6 +123,11 @@ def build() -> dict[str, Any]:
         ("mb_end", zeros, token, MbEnd(MailboxEndReason.CROWDED)),
         ("err_mailbox", corr_id, b"", Err(ErrorCode.MAILBOX)),
     ]
+    # Sender-secured queues (§14.8): a refused-sender notice, its nonce drawn after the
+    # mailbox values so that none of those moves.
+    refused_msg_id = rng.random_bytes(24)
+    sealed_refused = seal_delivery(queue_key, refused_msg_id, Delivery(1_800_000_001, False, b"", True), rng)
+    server += [("msg_sender_refused", zeros, ids.recipient_id, Msg(refused_msg_id, sealed_refused))]
     credentials = QueueCredentials(ids.recipient_id, ids.sender_id, recipient, queue_key)
     # The MAC'd ACK (§14.4): deterministic, draws nothing from the seed.
     ack_key = derive_ack_key(queue_key, session_id)
@@ -151,6 +157,8 @@ def build() -> dict[str, Any]:
         "ack_key": ack_key.hex(),
         "sealed_ids": sealed_ids.hex(),
         "sealed_delivery": sealed_delivery.hex(),
+        "refused_msg_id": refused_msg_id.hex(),
+        "sealed_delivery_sender_refused": sealed_refused.hex(),
         "credentials": credentials.to_bytes().hex(),
         "nameplate": nameplate,
         "mailbox_token": token.hex(),

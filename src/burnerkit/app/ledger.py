@@ -4,22 +4,34 @@ No relay I/O here: the :class:`~burnerkit.app.messenger.Messenger` opens the tra
 calls these functions inside it and talks to relays only before or after. Keeping them
 apart makes the rule of the Messenger's theory of operation visible in the imports: what
 decrypts and stores a delivery cannot acknowledge it.
+
+The rule the Messenger relies on (docs/protocol.md §17.6): :func:`process_delivery`
+always leaves the delivery accounted for in the transaction, as a stored message, as a
+typed event with its reason, or as a :class:`PendingDelivery` kept for a contact whose
+acceptance has not been processed yet; so acknowledging it after the commit never
+loses it. Which record owns a queue is looked up inside the transaction, never taken
+from before it: an acceptance processed a moment ago turns an invitation's queue into
+its contact's.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Protocol
+from typing import Final, Protocol
 
 from burnerkit.app.addresses import QueueAddress
 from burnerkit.app.content import Hello, Text, decode_content
-from burnerkit.app.queues import QueueOwner, orphan_bytes
+from burnerkit.app.queues import QueueOwner, orphan_bytes, owners
 from burnerkit.app.records import (
+    ALERT_KINDS,
     CONTACT_ID_SIZE,
+    SENDER_KEY_SIZE,
+    Alert,
     Contact,
     EventKind,
     EventRecord,
     Invite,
+    PendingDelivery,
     StoredMessage,
     replace,
 )
@@ -35,6 +47,7 @@ from burnerkit.errors import (
     RemoteProtocolError,
     TooManySkippedMessagesError,
 )
+from burnerkit.protocol.envelope import EnvelopeType, envelope_type
 from burnerkit.protocol.events import Event, ForkDetected, GapDetected, MessageReceived, MessageReordered
 from burnerkit.protocol.handshake import PendingInvitation
 from burnerkit.protocol.session import Session
@@ -42,14 +55,29 @@ from burnerkit.relay.client import QueueCredentials
 from burnerkit.vault import VaultTransaction
 
 __all__ = [
+    "IDENTITY_ALERTS",
+    "MAX_PENDING",
     "RecordReader",
+    "alert_of",
     "all_contacts",
+    "clear_alerts",
+    "drop_pending",
     "find_contact",
+    "owner_of",
     "process_delivery",
     "record_event",
     "store_contact",
     "take_unshown",
 ]
+
+#: Deliveries kept for one invitation's queue before its acceptance (the relay's quota).
+MAX_PENDING: Final = 128
+#: The alerts a matching safety code answers: it proves who holds the contact's keys.
+#: Clone, replay and forgery alerts stay until the user clears them: a clone has the
+#: same keys, so the code cannot tell it apart.
+IDENTITY_ALERTS: Final = frozenset(
+    {EventKind.KEY_CHANGED, EventKind.SECOND_ACCEPTANCE, EventKind.SENDER_REFUSED, EventKind.CODE_MISMATCH}
+)
 
 
 class RecordReader(Protocol):
@@ -84,9 +112,40 @@ def find_contact(reader: RecordReader, alias: str) -> Contact:
 def record_event(
     tx: VaultTransaction, rng: Random, contact_id: bytes, kind: EventKind, detail: str, now: float
 ) -> None:
-    """Keep one anomaly for the debrief (``contact_id`` empty when there is no contact)."""
+    """Keep one anomaly for the debrief (``contact_id`` empty when there is no contact).
+
+    An alert kind (:data:`~burnerkit.app.records.ALERT_KINDS`) about a contact also puts
+    that contact on alert until the user clears it.
+    """
     record = EventRecord(rng.random_bytes(16), contact_id, int(now), kind, detail)
     tx.put("event", record.event_id, record.to_bytes())
+    if contact_id and kind in ALERT_KINDS:
+        old = alert_of(tx, contact_id)
+        alert = Alert(frozenset({kind}), int(now), int(now)) if old is None else old.with_kind(kind, int(now))
+        tx.put("alert", contact_id, alert.to_bytes())
+
+
+def alert_of(reader: RecordReader, contact_id: bytes) -> Alert | None:
+    """The contact's alerts not yet cleared, if any."""
+    data = reader.get("alert", contact_id)
+    return None if data is None else Alert.from_bytes(data)
+
+
+def clear_alerts(tx: VaultTransaction, contact_id: bytes, kinds: frozenset[EventKind] | None = None) -> None:
+    """Clear the contact's alerts of ``kinds`` (all when None)."""
+    old = alert_of(tx, contact_id)
+    if old is None:
+        return
+    left = frozenset() if kinds is None else old.kinds - kinds
+    if left:
+        tx.put("alert", contact_id, Alert(left, old.first_at, old.last_at).to_bytes())
+    else:
+        tx.delete("alert", contact_id)
+
+
+def owner_of(reader: RecordReader, recipient_id: bytes) -> QueueOwner | None:
+    """Who owns our queue ``recipient_id`` now: a contact, an open invitation, or nobody."""
+    return owners(all_contacts(reader), reader.items("invite")).get(recipient_id)
 
 
 def store_contact(
@@ -105,9 +164,11 @@ def store_contact(
     """Add a contact, or re-pair an existing alias (which flags a changed identity key).
 
     A re-paired alias keeps its contact id (and so its history); its old queue becomes an
-    orphan, deleted from its relay by a later run.
+    orphan, deleted from its relay by a later run. Either way the contact gets a fresh
+    sender key: its first SEND to ``peer`` locks that sender-secured queue to it.
     """
     identity = session.their_identity.to_bytes()
+    sender_key = rng.random_bytes(SENDER_KEY_SIZE)
     try:
         old: Contact | None = find_contact(tx, alias)
     except NotFoundError:
@@ -123,6 +184,7 @@ def store_contact(
             session=session.to_bytes(),
             identity=identity,
             verified=verified,
+            sender_key=sender_key,
         )
     else:
         changed = not hmac.compare_digest(old.identity, identity)
@@ -135,6 +197,7 @@ def store_contact(
             identity=identity,
             verified=verified,
             key_changed=(old.key_changed or changed) and not verified,
+            sender_key=sender_key,
         )
         if changed:
             record_event(tx, rng, old.contact_id, EventKind.KEY_CHANGED, f"re-paired by {via}", now)
@@ -144,25 +207,57 @@ def store_contact(
 
 
 def process_delivery(
-    tx: VaultTransaction, rng: Random, owner: QueueOwner, envelope: bytes, now: float
+    tx: VaultTransaction,
+    rng: Random,
+    recipient_id: bytes,
+    envelope: bytes,
+    now: float,
+    *,
+    sender_refused: bool = False,
 ) -> None:
-    """Decrypt one delivery and store what it carries, or record why not.
+    """Decrypt one delivery on our queue ``recipient_id`` and store what it carries.
 
     The session is read from ``tx`` and written back to it, so the ratchet advances in
     the same transaction that stores the plaintext. A delivery that is refused (a replay,
-    a fork, a forgery) leaves every record as it was but one anomaly event.
+    a fork, a forgery) leaves every record as it was but one anomaly event; one that
+    comes before the acceptance it follows is kept as a :class:`PendingDelivery`.
+    ``sender_refused``: the relay says it refused another sender on this queue since
+    the last delivery (an empty ``envelope`` is such a notice alone).
     """
+    owner = owner_of(tx, recipient_id)
+    contact_id = owner.key if owner is not None and owner.kind == "contact" else b""
+    if sender_refused:
+        record_event(
+            tx,
+            rng,
+            contact_id,
+            EventKind.SENDER_REFUSED,
+            "the relay refused another sender on this contact's queue: the invitation was accepted "
+            "twice or its address leaked; compare safety codes",
+            now,
+        )
+        if not envelope:
+            return
+    if owner is None:
+        record_event(tx, rng, b"", EventKind.ABANDONED, "a delivery on a queue no longer in use", now)
+        return
+    if owner.kind == "invite" and envelope_type(envelope) is not EnvelopeType.ACCEPT:
+        _keep_pending(tx, rng, recipient_id, envelope, now)
+        return
+    _open(tx, rng, owner, envelope, now)
+
+
+def _open(tx: VaultTransaction, rng: Random, owner: QueueOwner, envelope: bytes, now: float) -> None:
+    """Decrypt ``envelope`` for ``owner`` (an open invitation or a contact) and store it."""
     contact_id = owner.key if owner.kind == "contact" else b""
     try:
         if owner.kind == "invite":
             data = tx.get("invite", owner.key)
-            if data is None:
-                return
+            assert data is not None, "owner_of found it in this transaction"
             contact, events = _complete_invite(tx, rng, Invite.from_bytes(data), envelope, now)
         else:
             data = tx.get("contact", owner.key)
-            if data is None:
-                return
+            assert data is not None, "owner_of found it in this transaction"
             contact = Contact.from_bytes(data)
             session = Session.from_bytes(contact.session, rng=rng)
             events = session.receive(envelope, now=now)
@@ -171,6 +266,10 @@ def process_delivery(
         contact_id = contact.contact_id
         contact = _record_session_events(tx, rng, contact, events, now)
         tx.put("contact", contact.contact_id, contact.to_bytes())
+    except _AheadOfAcceptance:
+        # The acceptor's later message came first (its messages are acceptances until it
+        # hears back): keep it for the acceptance that carries the Hello.
+        _keep_pending(tx, rng, owner.creds.recipient_id, envelope, now)
     except DuplicateMessageError:
         record_event(tx, rng, contact_id, EventKind.REPLAY, "a message already received arrived again", now)
     except ForkDetectedError:
@@ -187,6 +286,59 @@ def process_delivery(
         record_event(tx, rng, contact_id, EventKind.UNDECRYPTABLE, "a delivery did not decrypt", now)
     except RemoteProtocolError:
         record_event(tx, rng, contact_id, EventKind.MALFORMED, "a delivery that does not parse", now)
+    else:
+        if owner.kind == "invite":
+            _open_pending(tx, rng, contact, now)
+
+
+def _pending_of(tx: VaultTransaction, recipient_id: bytes) -> list[tuple[bytes, PendingDelivery]]:
+    """The deliveries kept for queue ``recipient_id``, in arrival order."""
+    kept = [
+        (key, PendingDelivery.from_bytes(data))
+        for key, data in tx.items("pending")
+        if hmac.compare_digest(key[: len(recipient_id)], recipient_id)
+    ]
+    return sorted(kept, key=lambda item: item[1].order)
+
+
+def _keep_pending(
+    tx: VaultTransaction, rng: Random, recipient_id: bytes, envelope: bytes, now: float
+) -> None:
+    kept = _pending_of(tx, recipient_id)
+    if len(kept) >= MAX_PENDING:
+        record_event(
+            tx, rng, b"", EventKind.MALFORMED, "too many deliveries before an invitation's acceptance", now
+        )
+        return
+    order = kept[-1][1].order + 1 if kept else 0
+    pending = PendingDelivery(recipient_id, order, int(now), envelope)
+    tx.put("pending", pending.key, pending.to_bytes())
+
+
+def _open_pending(tx: VaultTransaction, rng: Random, contact: Contact, now: float) -> None:
+    """Open what arrived on the contact's queue before its acceptance, in arrival order."""
+    owner = QueueOwner("contact", contact.contact_id, contact.queue_relay, contact.queue)
+    for key, pending in _pending_of(tx, contact.queue.recipient_id):
+        tx.delete("pending", key)
+        _open(tx, rng, owner, pending.envelope, now)
+
+
+def drop_pending(tx: VaultTransaction, rng: Random, recipient_id: bytes, now: float) -> None:
+    """Drop what was kept for an invitation that will never be accepted now, as events."""
+    for key, _ in _pending_of(tx, recipient_id):
+        tx.delete("pending", key)
+        record_event(
+            tx,
+            rng,
+            b"",
+            EventKind.ABANDONED,
+            "a delivery kept for an invitation that expired unaccepted",
+            now,
+        )
+
+
+class _AheadOfAcceptance(Exception):
+    """An authentic acceptance that carries a chat message, not the Hello that comes first."""
 
 
 def _complete_invite(
@@ -196,6 +348,8 @@ def _complete_invite(
     session, events = pending.complete(envelope, now=now)
     first = next((e for e in events if isinstance(e, MessageReceived)), None)
     content = decode_content(first.content) if first is not None else None
+    if isinstance(content, Text):
+        raise _AheadOfAcceptance
     if not isinstance(content, Hello):
         raise RemoteProtocolError("an acceptance must start with the acceptor's address")
     contact = store_contact(

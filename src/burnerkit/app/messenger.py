@@ -30,7 +30,7 @@ import concurrent.futures
 import contextlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Final, Self
 
 from burnerkit.app import pairing
@@ -38,8 +38,13 @@ from burnerkit.app.addresses import QueueAddress, decode_link, encode_link
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text
 from burnerkit.app.home import BURNING_MARKER, Home, check_name
 from burnerkit.app.ledger import (
+    IDENTITY_ALERTS,
+    alert_of,
     all_contacts,
+    clear_alerts,
+    drop_pending,
     find_contact,
+    owner_of,
     process_delivery,
     record_event,
     store_contact,
@@ -47,6 +52,7 @@ from burnerkit.app.ledger import (
 )
 from burnerkit.app.queues import QueueOwner, delete_queues, orphan_bytes, orphan_owner, owners
 from burnerkit.app.records import (
+    ALERT_KINDS,
     Contact,
     EventKind,
     EventRecord,
@@ -67,6 +73,7 @@ from burnerkit.app.views import (
     SendReceipt,
     VerifyResult,
 )
+from burnerkit.crypto.keys import SigningKey
 from burnerkit.crypto.passphrase import KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import (
@@ -75,6 +82,7 @@ from burnerkit.errors import (
     IdentityChangedError,
     IdentityError,
     IdentityExpiredError,
+    InvitationConsumedError,
     NotFoundError,
     PairingTimeoutError,
     RelayError,
@@ -106,6 +114,8 @@ DEFAULT_LIFETIME: Final = 7 * 86400
 DEFAULT_INVITE_LIFETIME: Final = 86400
 _PROFILE_KEY: Final = b"burner"
 _SEND_ID_SIZE: Final = 16
+#: Seconds between tries of the vault's lock held by another process's outbox flush.
+_LOCK_POLL: Final = 0.02
 #: How long the inbox keeps listening after the last delivery before it stops.
 DEFAULT_IDLE: Final = 0.5
 
@@ -136,6 +146,8 @@ class Messenger:
         self._relay_timeout = relay_timeout
         #: What became of each outbox entry this run sent: "delivered" or "refused".
         self._outcomes: dict[bytes, str] = {}
+        #: One outbox flush at a time in this process; the vault's lock orders processes.
+        self._flush_mutex = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -301,6 +313,7 @@ class Messenger:
                     tx.put(
                         "orphan", invite.queue.recipient_id, orphan_bytes(invite.queue_relay, invite.queue)
                     )
+                    drop_pending(tx, self._rng, invite.queue.recipient_id, now)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -326,15 +339,38 @@ class Messenger:
 
     def _view(self, contact: Contact) -> ContactView:
         session = Session.from_bytes(contact.session, rng=self._rng)
+        alert = alert_of(self._vault, contact.contact_id)
+        alerts = [] if alert is None else alert.sorted_kinds()
         return ContactView(
             contact.alias,
             contact.peer.relay_url,
-            contact.verified,
+            # A contact on alert is not shown as verified, whatever was verified before.
+            contact.verified and not contact.key_changed and not alerts,
             contact.key_changed,
             contact.timer,
             contact.burn_on_read,
             session.safety_code,
+            alerts,
         )
+
+    def contact(self, alias: str) -> ContactView:
+        """One contact, by alias.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        return self._view(find_contact(self._vault, alias))
+
+    def clear_alerts(self, alias: str) -> ContactView:
+        """Clear every alert of ``alias`` (the events stay for the debrief).
+
+        Raises:
+            NotFoundError: no such contact.
+        """
+        with self._vault.transaction() as tx:
+            contact = find_contact(tx, alias)
+            clear_alerts(tx, contact.contact_id)
+        return self._view(contact)
 
     def history(self, alias: str) -> list[HistoryEntry]:
         """Every stored message with ``alias``, oldest first (burned-on-read ones are gone)."""
@@ -363,7 +399,10 @@ class Messenger:
                 seen.add(key)
                 records.append(EventRecord.from_bytes(data))
         records.sort(key=lambda e: e.at)
-        return [EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail) for e in records]
+        return [
+            EventView(aliases.get(e.contact_id, ""), e.at, e.kind.value, e.detail, e.kind in ALERT_KINDS)
+            for e in records
+        ]
 
     def _news(self, seen_events: set[bytes], known_contacts: set[str], unreachable: list[str]) -> InboxResult:
         """What arrived since ``seen_events`` and ``known_contacts`` were taken (both updated).
@@ -390,17 +429,34 @@ class Messenger:
             contact = find_contact(tx, alias)
             expected = Session.from_bytes(contact.session, rng=self._rng).safety_code
             if code is None:
-                return VerifyResult(alias, expected, contact.verified and not contact.key_changed)
+                return VerifyResult(alias, expected, self._view(contact).verified)
             given = "".join(ch for ch in code if ch.isdigit())
-            if not hmac.compare_digest(given.encode(), expected.replace(" ", "").encode()):
-                raise IdentityError(
-                    f"the safety code does not match {alias!r}'s: someone may be in the middle; "
-                    "do not trust this contact"
+            matches = hmac.compare_digest(given.encode(), expected.replace(" ", "").encode())
+            if matches:
+                tx.put(
+                    "contact",
+                    contact.contact_id,
+                    replace(contact, verified=True, key_changed=False).to_bytes(),
                 )
-            tx.put(
-                "contact", contact.contact_id, replace(contact, verified=True, key_changed=False).to_bytes()
+                # The code proves who holds the contact's keys: the identity alerts are
+                # answered. A clone holds the same keys, so clone alerts stay.
+                clear_alerts(tx, contact.contact_id, IDENTITY_ALERTS)
+            else:
+                tx.put("contact", contact.contact_id, replace(contact, verified=False).to_bytes())
+                record_event(
+                    tx,
+                    self._rng,
+                    contact.contact_id,
+                    EventKind.CODE_MISMATCH,
+                    "the safety code compared did not match",
+                    self.now(),
+                )
+        if not matches:
+            raise IdentityError(
+                f"the safety code does not match {alias!r}'s: someone may be in the middle; "
+                "do not trust this contact"
             )
-            return VerifyResult(alias, expected, True)
+        return VerifyResult(alias, expected, self._view(find_contact(self._vault, alias)).verified)
 
     # -- relays --------------------------------------------------------------------------------
 
@@ -425,7 +481,8 @@ class Messenger:
         alias = self._free_alias(alias)
         relay_url = self.relay_url
         async with self._client(relay_url) as client:
-            creds = await client.create_queue()
+            # Sender-secured: the first acceptance locks the queue to its acceptor (§14.8).
+            creds = await client.create_queue(sender_secured=True)
         now = self.now()
         pending, raw = create_invitation(
             rng=self._rng,
@@ -481,13 +538,16 @@ class Messenger:
             raise UsageError("the invitation link is damaged") from exc
         if self.now() >= invitation.expires_at:
             raise HandshakeError("the invitation has expired; ask for a new one")
+        self._refuse_known_invitation(invitation.invitation_id, peer)
         relay_url = self.relay_url
         async with self._client(relay_url) as client:
-            creds = await client.create_queue()
+            creds = await client.create_queue(sender_secured=True)
         now = self.now()
         hello = Hello(QueueAddress(relay_url, creds.sender_id)).encode()
         session, envelope = accept_invitation(raw, content=hello, rng=self._rng, now=now)
         with self._vault.transaction() as tx:
+            previous = _contact_or_none(tx, alias)
+            previous_alert = None if previous is None else tx.get("alert", previous.contact_id)
             contact = store_contact(
                 tx, self._rng, alias, session, relay_url, creds, peer, verified=verified, now=now, via="link"
             )
@@ -501,30 +561,94 @@ class Messenger:
             )
             tx.put("outbox", entry.send_id, entry.to_bytes())
         await self.flush_outbox()
+        if self._outcomes.get(entry.send_id) == "refused":
+            self._undo_acceptance(contact, previous, previous_alert)
+            await self._drop_orphans()
+            raise InvitationConsumedError(
+                "this invitation was already used: it may have been intercepted; ask for a new one"
+            )
         await self._drop_orphans()
         return self._view(contact)
+
+    def _refuse_known_invitation(self, invitation_id: bytes, peer: QueueAddress) -> None:
+        """Refuse our own invitation, and one we accepted already, before anything is made.
+
+        Raises:
+            UsageError: the invitation is ours, or was accepted by this burner already.
+        """
+        ours = self._vault.get("invite", invitation_id) is not None
+        for contact in all_contacts(self._vault):
+            if hmac.compare_digest(contact.queue.sender_id, peer.sender_id):
+                ours = True
+            elif hmac.compare_digest(contact.peer.sender_id, peer.sender_id):
+                raise UsageError(
+                    f"this burner already accepted this invitation: it is contact {contact.alias!r}"
+                )
+        if ours:
+            raise UsageError("this is this burner's own invitation: hand it to the other side to accept")
+
+    def _undo_acceptance(
+        self, contact: Contact, previous: Contact | None, previous_alert: bytes | None
+    ) -> None:
+        """Take back an acceptance the inviter's relay refused: someone else accepted first.
+
+        The contact goes (or the re-paired one comes back as it was); the queue we made
+        for it becomes an orphan, deleted from its relay by the next step. One event says
+        what happened.
+        """
+        with self._vault.transaction() as tx:
+            tx.put("orphan", contact.queue.recipient_id, orphan_bytes(contact.queue_relay, contact.queue))
+            if previous is None:
+                tx.delete("contact", contact.contact_id)
+                clear_alerts(tx, contact.contact_id)
+            else:
+                tx.put("contact", previous.contact_id, previous.to_bytes())
+                tx.delete("orphan", previous.queue.recipient_id)
+                if previous_alert is None:
+                    tx.delete("alert", previous.contact_id)
+                else:
+                    tx.put("alert", previous.contact_id, previous_alert)
+            record_event(
+                tx,
+                self._rng,
+                b"",
+                EventKind.INVITATION_USED,
+                "an invitation we accepted was already used by someone else: it may have been intercepted",
+                self.now(),
+            )
 
     # -- pairing by short code ---------------------------------------------------------------------
 
     async def pair_offer(
-        self, alias: str | None, on_code: Callable[[str], None], *, timeout: float = 600.0
+        self,
+        alias: str | None,
+        on_code: Callable[[str], None],
+        *,
+        timeout: float = 600.0,
+        words: int = pairing.CODE_WORDS,
     ) -> ContactView:
         """Pair by a short code we show: wait for the peer to type it, then for its acceptance.
 
         The invitation travels inside the code-authenticated channel, so the contact
-        starts verified.
+        starts verified, but only if that exchange finished with both confirmations: until
+        then the invitation is an unverified one, and a pairing that fails leaves none.
 
         Raises:
+            ValueError: ``words`` is not 2 or 3.
             PairingCodeError: the peer typed a different code (it is now destroyed).
             PairingTimeoutError: nobody came in time.
+            PairingAttackError: it stopped after our confirmation was sent: maybe a guesser.
             RelayError: our relay failed.
         """
-        view = await self.invite(alias, verified=True, lifetime=max(int(timeout), 60))
+        if words not in pairing.CODE_WORD_COUNTS:
+            raise ValueError("a code has 2 or 3 words")
+        view = await self.invite(alias, verified=False, lifetime=max(int(timeout), 60))
         raw = decode_link(view.link)
         invite_id = Invitation.from_bytes(raw).invitation_id
         try:
             async with self._client(self.relay_url) as client:
-                await pairing.offer(client, raw, rng=self._rng, on_code=on_code, timeout=timeout)
+                await pairing.offer(client, raw, rng=self._rng, on_code=on_code, timeout=timeout, words=words)
+            self._mark_code_paired(invite_id)
             await self._drain(timeout=timeout, until_invite=invite_id)
             if self._vault.get("invite", invite_id) is not None:
                 raise PairingTimeoutError("the peer took the code but its acceptance did not arrive in time")
@@ -535,6 +659,18 @@ class Messenger:
             raise
         await self._drop_orphans()
         return self._view(find_contact(self._vault, view.alias))
+
+    def _mark_code_paired(self, invite_id: bytes) -> None:
+        """The code exchange finished, both confirmations verified: the invitation is verified.
+
+        Only now: whoever held the invitation before (a guesser the relay let in that then
+        went silent) must not get a verified contact. If another process on this vault
+        already took the acceptance, that contact stays unverified: the safe side.
+        """
+        with self._vault.transaction() as tx:
+            data = tx.get("invite", invite_id)
+            if data is not None:
+                tx.put("invite", invite_id, replace(Invite.from_bytes(data), verified=True).to_bytes())
 
     def _withdraw_invite(self, invite_id: bytes) -> None:
         with self._vault.transaction() as tx:
@@ -549,9 +685,14 @@ class Messenger:
     ) -> ContactView:
         """Pair by a short code the peer read out: fetch its invitation and accept it.
 
+        The contact starts verified: :func:`pairing.join` returns only once the exchange
+        finished with both confirmations verified.
+
         Raises:
-            UsageError: the code is not of the form ``7-word-word``.
+            UsageError: the code is not of the form ``7-word-word`` or ``7-word-word-word``.
             PairingCodeError: the code is wrong (it is now destroyed).
+            PairingTimeoutError: the other side did not come in time.
+            PairingAttackError: it stopped after our confirmation was sent: maybe a guesser.
             RelayError: the relay failed.
         """
         self._check_alive()
@@ -636,11 +777,33 @@ class Messenger:
         return SendReceipt(alias, seq, status)
 
     async def flush_outbox(self) -> list[str]:
-        """Send whatever waits in the outbox, oldest first; returns relays that stayed unreachable."""
+        """Send whatever waits in the outbox, oldest first; returns relays that stayed unreachable.
+
+        One flush at a time per vault, across processes too (an ``inbox --follow`` and a
+        ``send`` share the outbox): a second waits for the first and then sends only what
+        is still there, so no entry goes out twice at once. The relay's idempotency key
+        still covers a resend after a crash.
+        """
+        async with self._flush_lock():
+            return await self._flush_outbox()
+
+    @contextlib.asynccontextmanager
+    async def _flush_lock(self) -> AsyncIterator[None]:
+        async with self._flush_mutex:
+            lock = self._vault.exclusive()
+            try:
+                while not lock.try_acquire():
+                    await asyncio.sleep(_LOCK_POLL)
+                yield
+            finally:
+                lock.release()
+
+    async def _flush_outbox(self) -> list[str]:
         entries = sorted(
             (OutboxEntry.from_bytes(data) for _, data in self._vault.items("outbox")),
             key=lambda e: e.created_at,
         )
+        keys = {c.contact_id: c.sender_key for c in all_contacts(self._vault)}
         by_relay: dict[str, list[OutboxEntry]] = {}
         for entry in entries:
             by_relay.setdefault(entry.peer.relay_url, []).append(entry)
@@ -650,12 +813,19 @@ class Messenger:
             try:
                 async with self._client(url) as client:
                     for entry in batch:
+                        seed = keys.get(entry.contact_id, b"")
                         try:
-                            await client.send(entry.peer.sender_id, entry.envelope, send_id=entry.send_id)
+                            await client.send(
+                                entry.peer.sender_id,
+                                entry.envelope,
+                                send_id=entry.send_id,
+                                sender_key=SigningKey.from_bytes(seed) if seed else None,
+                            )
                         except RelayRejectedError as exc:
                             if exc.code == ErrorCode.QUOTA:
                                 continue  # their queue is full: try again later
-                            # AUTH: their queue is gone (burned); LARGE cannot happen.
+                            # AUTH: their queue is gone (burned), or locked to someone
+                            # else (our acceptance came second); LARGE cannot happen.
                             self._sent(entry, delivered=False, dropped=f"relay refused ({exc.code})")
                             continue
                         self._sent(entry, delivered=True)
@@ -676,7 +846,19 @@ class Messenger:
                     tx.delete("message", entry.message_key)
                 else:
                     tx.put("message", entry.message_key, replace(message, delivered=delivered).to_bytes())
-            if dropped:
+            if dropped and not entry.message_key:
+                # Our acceptance itself was refused: the inviter's queue is locked to
+                # whoever accepted first (or gone). The contact will never hear from us.
+                record_event(
+                    tx,
+                    self._rng,
+                    entry.contact_id,
+                    EventKind.INVITATION_USED,
+                    "our acceptance was refused: the invitation was already used (intercepted?) or "
+                    "withdrawn; ask for a new one",
+                    self.now(),
+                )
+            elif dropped:
                 record_event(
                     tx,
                     self._rng,
@@ -750,12 +932,15 @@ class Messenger:
         Without ``until_invite``: stop once the relays were quiet for ``idle`` seconds after
         the first delivery, or after ``timeout`` if nothing came. With it: stop as soon as
         that invitation has been accepted, or after ``timeout``. With ``on_delivery``: never
-        stop by itself, and call it after each delivery.
+        stop by itself, call it after each delivery, and subscribe each quiet second to
+        the queues made meanwhile (by an ``invite`` in another process, say) on our relay.
         """
-        owners = self._owners()
+        queues = self._owners()
         by_relay: dict[str, list[QueueOwner]] = {}
-        for owner in owners.values():
+        for owner in queues.values():
             by_relay.setdefault(owner.relay_url, []).append(owner)
+        if on_delivery is not None:
+            by_relay.setdefault(self.relay_url, [])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         got_first = asyncio.Event()
@@ -765,12 +950,19 @@ class Messenger:
         def finished() -> bool:
             return until_invite is not None and self._vault.get("invite", until_invite) is None
 
-        async def one_relay(url: str, queues: list[QueueOwner]) -> None:
+        async def subscribe(
+            client: RelayClient, owners: list[QueueOwner], held: dict[bytes, QueueOwner]
+        ) -> None:
+            for owner in owners:
+                held[owner.creds.recipient_id] = owner
+                with contextlib.suppress(RelayRejectedError):  # AUTH: the queue is gone
+                    await client.subscribe(owner.creds)
+
+        async def one_relay(url: str, owners: list[QueueOwner]) -> None:
+            held: dict[bytes, QueueOwner] = {}
             try:
                 async with self._client(url) as client:
-                    for owner in queues:
-                        with contextlib.suppress(RelayRejectedError):  # AUTH: the queue is gone
-                            await client.subscribe(owner.creds)
+                    await subscribe(client, owners, held)
                     while not done.is_set():
                         remaining = deadline - loop.time()
                         if on_delivery is not None:
@@ -787,11 +979,17 @@ class Messenger:
                             event = await client.next_delivery(timeout=limit)
                         except RelayTimeoutError:
                             if on_delivery is not None:
+                                fresh = [o for o in self._owners().values() if o.relay_url == url]
+                                await subscribe(
+                                    client, [o for o in fresh if o.creds.recipient_id not in held], held
+                                )
                                 continue
                             if until_invite is None and (got_first.is_set() or loop.time() >= deadline):
                                 return
                             continue
-                        await self._handle(client, owners, event)
+                        owner = held.get(event.recipient_id)
+                        if owner is not None:
+                            await self._handle(client, owner, event)
                         got_first.set()
                         if on_delivery is not None:
                             on_delivery()
@@ -800,14 +998,18 @@ class Messenger:
             except RelayError:
                 failed.append(url)
 
-        await asyncio.gather(*(one_relay(url, queues) for url, queues in by_relay.items()))
+        await asyncio.gather(*(one_relay(url, owners) for url, owners in by_relay.items()))
         if by_relay and len(failed) == len(by_relay) and until_invite is None:
             _raise_unreachable(failed)
         return failed
 
-    async def _handle(self, client: RelayClient, owners: dict[bytes, QueueOwner], event: RelayEvent) -> None:
-        owner = owners.get(event.recipient_id)
-        contact_id = owner.key if owner is not None and owner.kind == "contact" else b""
+    async def _handle(self, client: RelayClient, owner: QueueOwner, event: RelayEvent) -> None:
+        """Store what one relay event means, then acknowledge it (never before the commit).
+
+        ``owner`` is who owned the queue when we subscribed; who owns it now (an
+        acceptance may have turned an invitation's queue into a contact's) is looked up
+        inside the transaction that stores the delivery.
+        """
         if isinstance(event, SubscriptionEnded):
             detail = (
                 "another device subscribed to our queue: this burner's keys may be cloned"
@@ -815,25 +1017,29 @@ class Messenger:
                 else f"the relay ended the subscription ({event.code})"
             )
             with self._vault.transaction() as tx:
+                now_owner = owner_of(tx, event.recipient_id)
+                contact_id = now_owner.key if now_owner is not None and now_owner.kind == "contact" else b""
                 record_event(tx, self._rng, contact_id, EventKind.DISPLACED, detail, self.now())
             return
-        if owner is None:  # pragma: no cover - the client only delivers subscribed queues
-            return
+        now = self.now()
         if isinstance(event, ReceivedMessage):
-            now = self.now()
             with self._vault.transaction() as tx:
-                process_delivery(tx, self._rng, owner, event.body, now)
+                process_delivery(
+                    tx, self._rng, event.recipient_id, event.body, now, sender_refused=event.sender_refused
+                )
         else:  # the relay's queue layer did not open
             with self._vault.transaction() as tx:
+                now_owner = owner_of(tx, event.recipient_id)
+                contact_id = now_owner.key if now_owner is not None and now_owner.kind == "contact" else b""
                 record_event(
                     tx,
                     self._rng,
                     contact_id,
                     EventKind.UNREADABLE_DELIVERY,
                     "a delivery's relay layer did not open",
-                    self.now(),
+                    now,
                 )
-        # Only now, with the plaintext committed, may the relay delete the message.
+        # Only now, with what it means committed, may the relay delete the message.
         await client.ack(owner.creds, event.msg_id)
 
     async def _drop_orphans(self) -> None:
@@ -884,6 +1090,13 @@ def finish_burn(home: Home, name: str) -> None:
         marker.unlink()
     with contextlib.suppress(OSError):
         directory.rmdir()
+
+
+def _contact_or_none(tx: VaultTransaction, alias: str) -> Contact | None:
+    try:
+        return find_contact(tx, alias)
+    except NotFoundError:
+        return None
 
 
 def _check_relay_url(url: str) -> None:

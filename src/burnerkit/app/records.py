@@ -13,13 +13,15 @@ later layout can still read the earlier one.
 | `outbox`  | send id (16)               | :class:`OutboxEntry`                     |
 | `event`   | event id (16)              | :class:`EventRecord`                     |
 | `orphan`  | recipient id (24)          | :class:`Orphan`                          |
+| `alert`   | contact id (16)            | :class:`Alert`                           |
+| `pending` | recipient id (24) ‖ u64 order | :class:`PendingDelivery`              |
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from typing import Final, Self
+from typing import ClassVar, Final, Self
 
 from burnerkit.app.addresses import QueueAddress
 from burnerkit.errors import RemoteProtocolError, VaultCorruptedError
@@ -27,19 +29,26 @@ from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.relay.client import QueueCredentials
 
 __all__ = [
+    "ALERT_KINDS",
     "CONTACT_ID_SIZE",
+    "SENDER_KEY_SIZE",
+    "Alert",
     "Contact",
     "EventKind",
     "EventRecord",
     "Invite",
     "Orphan",
     "OutboxEntry",
+    "PendingDelivery",
     "Profile",
     "StoredMessage",
     "replace",
 ]
 
 CONTACT_ID_SIZE: Final = 16
+#: An Ed25519 seed: the key our SENDs to a contact's queue are signed with (§14.8).
+SENDER_KEY_SIZE: Final = 32
+_RECIPIENT_ID_SIZE: Final = 24
 _ID16: Final = 16
 _MESSAGE_ID_SIZE: Final = 8
 _V1: Final = 1
@@ -66,9 +75,15 @@ def _r_bool(r: Reader) -> bool:
 
 
 class _Record:
-    """Shared parse wrapper: a record that does not parse is a corrupted vault."""
+    """Shared parse wrapper: a record that does not parse is a corrupted vault.
+
+    ``VERSION`` is the layout a record is written in; :meth:`read_version` reads the
+    earlier layouts a vault may still hold (a record is rewritten in the current one the
+    next time it changes).
+    """
 
     __slots__ = ()
+    VERSION: ClassVar[int] = _V1
 
     def write(self, w: Writer) -> None:
         raise NotImplementedError
@@ -77,9 +92,16 @@ class _Record:
     def read(cls, r: Reader) -> Self:
         raise NotImplementedError
 
+    @classmethod
+    def read_version(cls, r: Reader, version: int) -> Self:
+        """Read the fields of layout ``version``; only the current one unless overridden."""
+        if version != cls.VERSION:
+            raise CodecError("unknown record version")
+        return cls.read(r)
+
     def to_bytes(self) -> bytes:
-        """``u8 version (1) ‖ fields`` (docs/protocol.md §17.4)."""
-        w = Writer().u8(_V1)
+        """``u8 version ‖ fields`` (docs/protocol.md §17.4)."""
+        w = Writer().u8(self.VERSION)
         self.write(w)
         return w.getvalue()
 
@@ -93,9 +115,7 @@ class _Record:
         """
         try:
             r = Reader(bytes(data))
-            if r.u8() != _V1:
-                raise CodecError("unknown record version")
-            record = cls.read(r)
+            record = cls.read_version(r, r.u8())
             r.end()
             return record
         except (CodecError, UnicodeDecodeError, ValueError, RemoteProtocolError) as exc:
@@ -132,8 +152,13 @@ class Contact(_Record):
 
     ``identity`` is their per-contact public identity (64 bytes) as first paired; a
     re-pairing under the same alias with another identity sets ``key_changed``, which
-    blocks sending until the safety code is verified again.
+    blocks sending until the safety code is verified again. ``sender_key`` (layout 2) is
+    the Ed25519 seed our SENDs to ``peer`` are signed with, which locks their
+    sender-secured queue to us (§14.8); empty for a contact paired by layout 1, whose
+    queue takes unsigned SENDs.
     """
+
+    VERSION: ClassVar[int] = 2
 
     contact_id: bytes
     alias: str
@@ -147,9 +172,12 @@ class Contact(_Record):
     key_changed: bool = False
     timer: int = 0
     burn_on_read: bool = False
+    sender_key: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
+        if self.sender_key:
+            _check_size("sender_key", self.sender_key, SENDER_KEY_SIZE)
 
     def write(self, w: Writer) -> None:  # noqa: D102
         w.raw(self.contact_id)
@@ -159,9 +187,23 @@ class Contact(_Record):
         w.var16(self.queue.to_bytes()).var16(self.peer.to_bytes()).var32(self.session)
         w.var16(self.identity)
         w.u8(self.verified).u8(self.key_changed).u32(self.timer).u8(self.burn_on_read)
+        w.var16(self.sender_key)
 
     @classmethod
     def read(cls, r: Reader) -> Contact:  # noqa: D102
+        return replace(cls._read_v1(r), sender_key=r.var16())
+
+    @classmethod
+    def read_version(cls, r: Reader, version: int) -> Contact:  # noqa: D102
+        # Not super(): a slotted dataclass is a new class, which zero-argument super() misses.
+        if version == _V1:
+            return cls._read_v1(r)
+        if version == cls.VERSION:
+            return cls.read(r)
+        raise CodecError("unknown record version")
+
+    @classmethod
+    def _read_v1(cls, r: Reader) -> Contact:
         return cls(
             contact_id=r.take(CONTACT_ID_SIZE),
             alias=_r_str(r),
@@ -322,6 +364,26 @@ class EventKind(enum.Enum):
     KEY_CHANGED = "key-changed"  #: a contact re-paired with another identity key
     SECOND_ACCEPTANCE = "second-acceptance"  #: a one-time invitation was accepted again
     UNDELIVERABLE = "undeliverable"  #: the peer's relay no longer has their queue
+    CODE_MISMATCH = "code-mismatch"  #: a safety code compared by the user did not match
+    SENDER_REFUSED = "sender-refused"  #: the relay refused another sender on our queue
+    INVITATION_USED = "invitation-used"  #: our acceptance was refused: someone accepted first
+    ABANDONED = "abandoned"  #: a delivery kept for an invitation that expired unaccepted
+
+
+#: The anomalies that put a contact on alert (shown by ``contacts``, ``history`` and
+#: ``inbox``, and no longer verified) until the user clears it; in this order on disk.
+ALERT_KINDS: Final = (
+    EventKind.FORK,
+    EventKind.DISPLACED,
+    EventKind.REPLAY,
+    EventKind.UNDECRYPTABLE,
+    EventKind.KEY_CHANGED,
+    EventKind.SECOND_ACCEPTANCE,
+    EventKind.CODE_MISMATCH,
+    EventKind.SENDER_REFUSED,
+    EventKind.INVITATION_USED,
+    EventKind.COUNTER_BOMB,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,3 +426,69 @@ class Orphan(_Record):
     @classmethod
     def read(cls, r: Reader) -> Orphan:  # noqa: D102
         return cls(_r_str(r), QueueCredentials.from_bytes(r.var16()))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert(_Record):
+    """A contact's alerts not yet cleared: which kinds, first and last seen.
+
+    Kept apart from the :class:`Contact` so that recording an alert never races with
+    the transaction that advances the contact's session.
+    """
+
+    kinds: frozenset[EventKind]
+    first_at: int
+    last_at: int
+
+    def __post_init__(self) -> None:
+        if not self.kinds or not self.kinds <= set(ALERT_KINDS):
+            raise ValueError("an alert names one or more alert kinds")
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.u16(sum(1 << i for i, kind in enumerate(ALERT_KINDS) if kind in self.kinds))
+        w.u64(self.first_at).u64(self.last_at)
+
+    @classmethod
+    def read(cls, r: Reader) -> Alert:  # noqa: D102
+        bits = r.u16()
+        if bits >> len(ALERT_KINDS) or not bits:
+            raise CodecError("bad alert kinds")
+        kinds = frozenset(kind for i, kind in enumerate(ALERT_KINDS) if bits >> i & 1)
+        return cls(kinds, r.u64(), r.u64())
+
+    def with_kind(self, kind: EventKind, at: int) -> Alert:
+        """This alert with ``kind`` added, seen at ``at``."""
+        return Alert(self.kinds | {kind}, self.first_at, max(self.last_at, at))
+
+    def sorted_kinds(self) -> list[str]:
+        """The kinds' names, in :data:`ALERT_KINDS` order."""
+        return [kind.value for kind in ALERT_KINDS if kind in self.kinds]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery(_Record):
+    """A delivery that arrived on an invitation's queue before the acceptance it follows.
+
+    It was acknowledged to the relay once stored here; the acceptance's transaction
+    opens it with the new session (docs/protocol.md §17.6). ``order`` keeps arrival order.
+    """
+
+    recipient_id: bytes
+    order: int
+    received_at: int
+    envelope: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_size("recipient_id", self.recipient_id, _RECIPIENT_ID_SIZE)
+
+    @property
+    def key(self) -> bytes:
+        """The vault key: recipient id ‖ u64(order), so a queue's entries sort in order."""
+        return self.recipient_id + self.order.to_bytes(8, "big")
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.recipient_id).u64(self.order).u64(self.received_at).var32(self.envelope)
+
+    @classmethod
+    def read(cls, r: Reader) -> PendingDelivery:  # noqa: D102
+        return cls(r.take(_RECIPIENT_ID_SIZE), r.u64(), r.u64(), r.var32())

@@ -45,7 +45,11 @@ class BurnerInfo:
 
 @dataclass(frozen=True, slots=True)
 class ContactView:
-    """One contact as the user sees it."""
+    """One contact as the user sees it.
+
+    ``alerts``: the kinds of anomaly that put the contact on alert, until the user clears
+    them (``burner alerts --clear``); a contact on alert is never ``verified``.
+    """
 
     alias: str
     relay_url: str
@@ -54,6 +58,7 @@ class ContactView:
     timer: int
     burn_on_read: bool
     safety_code: str
+    alerts: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {
@@ -64,6 +69,7 @@ class ContactView:
             "disappear_seconds": self.timer,
             "burn_on_read": self.burn_on_read,
             "safety_code": self.safety_code,
+            "alerts": list(self.alerts),
         }
 
 
@@ -126,6 +132,7 @@ class InboxMessage:
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {
+            "type": "message",
             "from": self.alias,
             "text": self.text,
             "sent_at": self.sent_at,
@@ -137,15 +144,27 @@ class InboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class EventView:
-    """An anomaly worth the user's attention (a gap, a replay, a clone alert)."""
+    """An anomaly worth the user's attention (a gap, a replay, a clone alert).
+
+    ``alert``: its kind puts a contact on alert (a clone, a replay, a forgery, a changed
+    or doubtful identity), not merely a fact for the debrief (a gap, a late message).
+    """
 
     alias: str
     at: int
     kind: str
     detail: str
+    alert: bool = False
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
-        return {"contact": self.alias, "at": self.at, "kind": self.kind, "detail": self.detail}
+        return {
+            "type": "event",
+            "contact": self.alias,
+            "at": self.at,
+            "kind": self.kind,
+            "detail": self.detail,
+            "alert": self.alert,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +175,11 @@ class InboxResult:
     events: list[EventView]
     unreachable: list[str]
     new_contacts: list[str]
+
+    @property
+    def alerts(self) -> list[EventView]:
+        """The events among :attr:`events` that put a contact on alert."""
+        return [event for event in self.events if event.alert]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +196,7 @@ class HistoryEntry:
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {
+            "type": "message",
             "direction": "out" if self.outgoing else "in",
             "text": self.text,
             "sent_at": self.sent_at,

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
-from burnerkit.cli.output import console, err_console, print_json, print_qr, stamp
+from burnerkit.cli.output import alert_json, alert_line, console, err_console, print_json, print_qr, stamp
+from burnerkit.errors import UsageError
 
-__all__ = ["accept", "contacts", "invite", "pair", "register", "verify"]
+__all__ = ["accept", "alerts", "contacts", "invite", "pair", "register", "verify"]
 
 AliasOpt = Annotated[str | None, typer.Option("--name", metavar="ALIAS", help="What to call the contact.")]
 
@@ -111,7 +112,41 @@ def contacts(burner: BurnerOpt = None, home: HomeOpt = None, json_out: JsonOpt =
         trust = "KEY CHANGED" if view.key_changed else ("verified" if view.verified else "unverified")
         timer = f", disappearing after {view.timer}s" if view.timer else ""
         read = ", burn-on-read" if view.burn_on_read else ""
-        console.print(f"{view.alias}  [{trust}]  via {view.relay_url}{timer}{read}", markup=False)
+        alert = f"  ALERT: {', '.join(view.alerts)}" if view.alerts else ""
+        console.print(f"{view.alias}  [{trust}]{alert}  via {view.relay_url}{timer}{read}", markup=False)
+
+
+def alerts(
+    alias: Annotated[str | None, typer.Argument(help="Only this contact.")] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Clear the contact's alerts (after you dealt with them).")
+    ] = False,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the alerts (clones, replays, forgeries, doubtful identities) and what caused them."""
+    if clear and alias is None:
+        raise UsageError("say whose alerts to clear: 'burner alerts --clear NAME'")
+    with open_messenger(home, burner) as messenger:
+        if clear:
+            assert alias is not None
+            messenger.clear_alerts(alias)
+        views = [messenger.contact(alias)] if alias is not None else messenger.contacts()
+        events = [e for e in messenger.events() if e.alert and (alias is None or e.alias == alias)]
+    on_alert = [view for view in views if view.alerts]
+    if json_out:
+        print_json([alert_json(view) for view in on_alert] + [e.to_json() for e in events])
+        return
+    if clear:
+        console.print(f"alerts of {alias} cleared (the events stay for the debrief)", markup=False)
+        return
+    if not on_alert:
+        console.print("no alerts")
+    for view in on_alert:
+        err_console.print(alert_line(view), style="bold red", markup=False)
+    for e in events:
+        console.print(f"[{stamp(e.at)}] {e.alias or 'relay'}: {e.kind}: {e.detail}", markup=False)
 
 
 def verify(
@@ -144,3 +179,4 @@ def register(app: typer.Typer) -> None:
     app.command("pair")(pair)
     app.command("contacts")(contacts)
     app.command("verify")(verify)
+    app.command("alerts")(alerts)

@@ -14,6 +14,8 @@
 | 9 | a contact's identity is in doubt (changed key, safety code mismatch) |
 | 10 | the name is taken |
 | 11 | pairing cut after our confirmation was sent: maybe a guesser (not 8: do not just retry) |
+| 12 | the invitation was already used (someone accepted it first: it may have been intercepted) |
+| 13 | ``burner inbox`` printed an alert (a clone, a replay, a forgery, a doubtful identity) |
 | 70 | an internal error (a bug); ``BURNER_DEBUG=1`` shows the traceback |
 | 130 | interrupted |
 """
@@ -28,6 +30,7 @@ from burnerkit.errors import (
     CryptoError,
     IdentityError,
     IdentityExpiredError,
+    InvitationConsumedError,
     NotFoundError,
     PairingAttackError,
     PairingError,
@@ -46,6 +49,7 @@ EXIT_INTERRUPTED: Final = 130
 # Most specific first: the first class that matches decides.
 _CODES: Final[tuple[tuple[type[BurnerError], int], ...]] = (
     (AlreadyExistsError, 10),
+    (InvitationConsumedError, 12),
     (NotFoundError, 3),
     (UsageError, EXIT_USAGE),
     (VaultError, 4),

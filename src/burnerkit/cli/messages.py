@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
 from burnerkit.app.durations import parse_duration
 from burnerkit.app.views import InboxResult
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
-from burnerkit.cli.output import console, err_console, print_json, stamp
+from burnerkit.cli.output import alert_json, alert_line, console, err_console, print_json, stamp
 from burnerkit.errors import UsageError
 
 __all__ = ["history", "inbox", "register", "send"]
@@ -71,6 +71,10 @@ def _read_message() -> str:
     return text
 
 
+#: ``burner inbox`` printed an alert (docs: src/burnerkit/cli/errors.py).
+EXIT_ALERT: Final = 13
+
+
 def inbox(
     wait: Annotated[
         float, typer.Option("--wait", metavar="SECONDS", help="Wait up to this long for a first message.")
@@ -82,25 +86,41 @@ def inbox(
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Fetch, decrypt, store and acknowledge new messages; each is shown once."""
+    """Fetch, decrypt, store and acknowledge new messages; each is shown once.
+
+    Exits 13 when it printed an alert (a clone, a replay, a forgery, a doubtful identity).
+    """
+    alerted = False
     with open_messenger(home, burner) as messenger:
         if follow:
             # One JSON document per line in --follow mode: a stream, not one list.
             show = _show_json_lines if json_out else _show
+
+            def shown(result: InboxResult) -> None:
+                nonlocal alerted
+                alerted = alerted or bool(result.alerts)
+                show(result)
+
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(messenger.follow(show))
-            return
-        result = asyncio.run(messenger.receive(wait=max(0.0, wait)))
-    if json_out:
-        print_json([m.to_json() for m in result.messages])
-        _warn(result)
-        return
-    _show(result, say_if_empty=True)
+                asyncio.run(messenger.follow(shown))
+        else:
+            result = asyncio.run(messenger.receive(wait=max(0.0, wait)))
+            alerted = bool(result.alerts)
+            if json_out:
+                # Events next to messages, each tagged with its "type".
+                print_json([m.to_json() for m in result.messages] + [e.to_json() for e in result.events])
+                _warn(result)
+            else:
+                _show(result, say_if_empty=True)
+    if alerted:
+        raise typer.Exit(EXIT_ALERT)
 
 
 def _show_json_lines(result: InboxResult) -> None:
     for m in result.messages:
         print_json(m.to_json())
+    for e in result.events:
+        print_json(e.to_json())
     _warn(result)
 
 
@@ -117,7 +137,15 @@ def _show(result: InboxResult, *, say_if_empty: bool = False) -> None:
 
 def _warn(result: InboxResult) -> None:
     for event in result.events:
-        err_console.print(f"warning: {event.alias or 'relay'}: {event.kind}: {event.detail}", markup=False)
+        who = event.alias or "relay"
+        if event.alert:
+            err_console.print(
+                f"ALERT: {who}: {event.kind}: {event.detail} (it stays until 'burner alerts --clear {who}')",
+                style="bold red",
+                markup=False,
+            )
+        else:
+            err_console.print(f"warning: {who}: {event.kind}: {event.detail}", markup=False)
     for url in result.unreachable:
         err_console.print(f"warning: relay unreachable: {url}", markup=False)
 
@@ -131,9 +159,12 @@ def history(
     """Show the stored conversation with a contact, oldest first."""
     with open_messenger(home, burner) as messenger:
         entries = messenger.history(alias)
+        view = messenger.contact(alias)
     if json_out:
-        print_json([e.to_json() for e in entries])
+        print_json([e.to_json() for e in entries] + ([alert_json(view)] if view.alerts else []))
         return
+    if view.alerts:
+        err_console.print(alert_line(view), style="bold red", markup=False)
     for e in entries:
         who = "me" if e.outgoing else alias
         text = e.text if e.text or not e.burn_on_read else "(burn-on-read message)"

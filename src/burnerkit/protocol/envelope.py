@@ -33,6 +33,7 @@ __all__ = [
     "body_size",
     "chain_start",
     "envelope_prefix",
+    "envelope_type",
     "message_hash",
 ]
 
@@ -214,3 +215,17 @@ class ReceiveLog:
 def envelope_prefix(kind: EnvelopeType, accept_fields: bytes = b"") -> bytes:
     """``version ‖ type ‖ (accept fields)``: the part of an envelope before the ratchet message."""
     return bytes([PROTOCOL_VERSION, kind]) + accept_fields
+
+
+def envelope_type(envelope: bytes) -> EnvelopeType | None:
+    """What an envelope says it is (its first two bytes), unauthenticated; None if unknown.
+
+    For routing only (an acceptance versus a message, §17.6): whatever it says is
+    checked again by the machine that opens it.
+    """
+    if len(envelope) != ENVELOPE_SIZE or envelope[0] != PROTOCOL_VERSION:
+        return None
+    try:
+        return EnvelopeType(envelope[1])
+    except ValueError:
+        return None

@@ -218,6 +218,10 @@ class ReceivedMessage:
     received_at: int  #: relay clock when it stored the message, whole seconds
     quota_marker: bool  #: the queue filled up here; senders were refused after it
     body: bytes = field(repr=False)
+    #: not a message but the relay's notice (``body`` is empty): it refused a SEND to this
+    #: sender-secured queue, unsigned or signed by another key than the one it is locked to
+    #: (someone else holds the sender id: an intercepted invitation). ``ack`` it as any.
+    sender_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,13 +426,18 @@ class RelayClient:
 
     # -- queues ----------------------------------------------------------------------------
 
-    async def create_queue(self, *, timeout: float | None = None) -> QueueCredentials:
+    async def create_queue(
+        self, *, sender_secured: bool = False, timeout: float | None = None
+    ) -> QueueCredentials:
         """Create a queue owned by a fresh Ed25519 key (``NEW``).
 
         The relay's answer is sealed to a fresh X25519 key of ours; the same exchange
         keys the queue layer of every later delivery.
 
         Args:
+            sender_secured: the first ``send`` signed with a ``sender_key`` locks the queue
+                to that key; unsigned sends, and sends signed by any other key, are refused
+                (``AUTH``) and leave a delivery with ``sender_refused`` (docs/protocol.md §14.8).
             timeout: overall time limit, the client's default when None.
 
         Returns:
@@ -443,7 +452,7 @@ class RelayClient:
         """
         signing_key = SigningKey.generate(self._rng)
         dh_key = X25519PrivateKey.generate(self._rng)
-        command = New(signing_key.verify_key.raw, dh_key.public_key.raw)
+        command = New(signing_key.verify_key.raw, dh_key.public_key.raw, sender_secured)
         response = await self._request(
             b"", command, key=signing_key, repeatable=False, limit=self._limit(timeout)
         )
@@ -530,14 +539,16 @@ class RelayClient:
         Args:
             sender_id: the queue's sender id, from its recipient.
             body: at most :data:`~burnerkit.relay.protocol.MAX_BODY_SIZE` bytes.
-            sender_key: signs the command, for a queue locked to its verify key.
+            sender_key: signs the command and carries its verify key: for a queue locked
+                to that key, or a sender-secured queue, which the first signed send locks.
             send_id: the idempotency key, 16 bytes; random when None.
             timeout: overall time limit for every attempt, the client's default when None.
 
         Raises:
             ValueError: if ``sender_id`` is not 24 bytes, ``send_id`` not 16, or ``body`` is too long.
             RelayRejectedError: the relay refused for good (``QUOTA``: the queue is
-                full; ``LARGE``; ``AUTH``: no such queue, or locked to another key).
+                full; ``LARGE``; ``AUTH``: no such queue, locked to another key, or
+                sender-secured and the send unsigned).
             RelayUnavailableError: the relay was unreachable until ``timeout``.
             RelayTimeoutError: connected, but no final answer within ``timeout``. The
                 message may be stored; calling ``send`` again may store it twice, so
@@ -549,7 +560,7 @@ class RelayClient:
         if send_id is None:
             send_id = self._rng.random_bytes(SEND_ID_SIZE)
         _check_size("send_id", send_id, SEND_ID_SIZE)
-        command = Send(bytes(send_id), bytes(body))
+        command = Send(bytes(send_id), bytes(body), None if sender_key is None else sender_key.verify_key.raw)
         response = await self._request(
             bytes(sender_id), command, key=sender_key, repeatable=True, limit=self._limit(timeout)
         )
@@ -1059,7 +1070,14 @@ class RelayClient:
             self._events.put_nowait(UnreadableMessage(recipient_id, msg_id))
             return
         self._events.put_nowait(
-            ReceivedMessage(recipient_id, msg_id, delivery.received_at, delivery.quota_marker, delivery.body)
+            ReceivedMessage(
+                recipient_id,
+                msg_id,
+                delivery.received_at,
+                delivery.quota_marker,
+                delivery.body,
+                delivery.sender_refused,
+            )
         )
 
     async def _lose(self, conn: _Connection) -> None:

@@ -145,7 +145,13 @@ MAILBOX_MESSAGES: Final = 8
 MAILBOX_TTL: Final = 600
 
 _SIG_SIZE: Final = 64
+#: NEW's flags byte (§14.4): bit 0, the queue is sender-secured; every other bit must be 0.
+_NEW_SENDER_SECURED: Final = 0x01
+#: A delivery's flags byte (§14.7): bit 0 the quota marker, bit 1 a refused-sender notice.
 _FLAG_QUOTA: Final = 0x01
+_FLAG_SENDER_REFUSED: Final = 0x02
+_DELIVERY_FLAGS: Final = _FLAG_QUOTA | _FLAG_SENDER_REFUSED
+_KEY_SIZE: Final = 32
 _DUMMY_KEY_RAW: Final = SigningKey.from_bytes(bytes(range(32))).verify_key.raw
 #: What a MAC'd ACK to a missing queue is checked against (a fixed value: the check fails
 #: anyway, since the answer is AUTH whatever the MAC; it only makes both paths cost the same).
@@ -233,10 +239,15 @@ _HEAD_TO_TAG: Final = 1 + CORR_ID_SIZE + 1 + QUEUE_ID_SIZE
 
 @dataclass(frozen=True, slots=True)
 class New:
-    """Create a queue owned by ``recipient_key``; ``recipient_dh`` keys the queue layer."""
+    """Create a queue owned by ``recipient_key``; ``recipient_dh`` keys the queue layer.
+
+    ``sender_secured``: the first SEND signed by a key locks the queue to that key, and
+    unsigned SENDs are refused (docs/protocol.md §14.8, sender-secured queues).
+    """
 
     recipient_key: bytes  #: Ed25519 public key, 32 bytes
     recipient_dh: bytes  #: X25519 public key, 32 bytes
+    sender_secured: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +264,15 @@ class Key:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Leave ``body`` on the queue named by the entity id (a sender id)."""
+    """Leave ``body`` on the queue named by the entity id (a sender id).
+
+    ``sender_key``: the Ed25519 key the SEND is signed by, carried so that the first
+    SEND to a sender-secured queue can lock it to that key (docs/protocol.md §14.4).
+    """
 
     send_id: bytes  #: 16 random bytes; a retry with the same id is stored once
     body: bytes = field(repr=False)
+    sender_key: bytes | None = None  #: Ed25519 public key, 32 bytes, or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +434,9 @@ class Delivery:
     received_at: int  #: server clock, whole seconds
     quota_marker: bool  #: the queue filled up at this point; senders were refused after it
     body: bytes = field(repr=False)
+    #: a notice, not a message (body empty): the relay refused a SEND to this
+    #: sender-secured queue, unsigned or signed by another key than its sender's
+    sender_refused: bool = False
 
 
 # -- frames -------------------------------------------------------------------------------
@@ -486,19 +505,23 @@ def _command_bytes(command: ClientCommand) -> bytes:
         return b"".join((_TAG_ACK, _exact(command.msg_id, MSG_ID_SIZE)))
     if type(command) is Send:
         body = command.body
+        key = b"" if command.sender_key is None else _exact(command.sender_key, _KEY_SIZE)
         return b"".join(
-            (_TAG_SEND, _exact(command.send_id, SEND_ID_SIZE), len(body).to_bytes(2, "big"), body)
+            (_TAG_SEND, _exact(command.send_id, SEND_ID_SIZE), len(body).to_bytes(2, "big"), body, key)
         )
     w = Writer()
     match command:
-        case New(recipient_key, recipient_dh):
+        case New(recipient_key, recipient_dh, sender_secured):
             w.u8(_Tag.NEW).raw(_exact(recipient_key, 32)).raw(_exact(recipient_dh, 32))
+            w.u8(_NEW_SENDER_SECURED if sender_secured else 0)
         case Sub():
             w.u8(_Tag.SUB)
         case Key(sender_key):
             w.u8(_Tag.KEY).raw(_exact(sender_key, 32))
-        case Send(send_id, body):
+        case Send(send_id, body, sender_key):
             w.u8(_Tag.SEND).raw(_exact(send_id, SEND_ID_SIZE)).var16(body)
+            if sender_key is not None:
+                w.raw(_exact(sender_key, _KEY_SIZE))
         case Ack(msg_id):
             w.u8(_Tag.ACK).raw(_exact(msg_id, MSG_ID_SIZE))
         case Del():
@@ -641,9 +664,15 @@ def _decode_send_or_ack(data: bytes, first: int = 0, end: int | None = None) -> 
         command: ClientCommand = Ack(data[at + 1 : end])
     elif tag == _SEND and sig_len != ACK_MAC_SIZE:
         body_at = at + 1 + SEND_ID_SIZE + 2
-        if end < body_at or end != body_at + int.from_bytes(data[body_at - 2 : body_at], "big"):
+        if end < body_at:
             return None
-        command = Send(data[at + 1 : body_at - 2], data[body_at:end])
+        body_end = body_at + int.from_bytes(data[body_at - 2 : body_at], "big")
+        if end == body_end:
+            command = Send(data[at + 1 : body_at - 2], data[body_at:end])
+        elif end == body_end + _KEY_SIZE:
+            command = Send(data[at + 1 : body_at - 2], data[body_at:body_end], data[body_end:end])
+        else:
+            return None
     else:
         return None
     return ClientTransmission(
@@ -670,7 +699,12 @@ def _parse_command(r: Reader) -> ClientCommand:
     tag = r.u8()
     match tag:
         case _Tag.NEW:
-            return New(r.take(32), r.take(32))
+            recipient_key, recipient_dh = r.take(32), r.take(32)
+            # A 64-byte NEW (clients before the flags byte) is a queue without flags.
+            flags = r.rest()
+            if len(flags) > 1 or (flags and flags[0] & ~_NEW_SENDER_SECURED):
+                raise CodecError("bad NEW flags")
+            return New(recipient_key, recipient_dh, bool(flags and flags[0] & _NEW_SENDER_SECURED))
         case _Tag.SUB:
             return Sub()
         case _Tag.KEY:
@@ -678,7 +712,12 @@ def _parse_command(r: Reader) -> ClientCommand:
         case _Tag.SEND:
             # A body over MAX_BODY_SIZE still parses (the frame bounds it), so that the
             # server can answer LARGE instead of CMD.
-            return Send(r.take(SEND_ID_SIZE), r.var16())
+            send_id, body = r.take(SEND_ID_SIZE), r.var16()
+            # The sender key is optional: present (32 bytes) or absent, nothing else.
+            key = r.rest()
+            if len(key) not in (0, _KEY_SIZE):
+                raise CodecError("bad SEND sender key")
+            return Send(send_id, body, key or None)
         case _Tag.ACK:
             return Ack(r.take(MSG_ID_SIZE))
         case _Tag.DEL:
@@ -931,7 +970,9 @@ def seal_delivery(queue_key: bytes | aead.AeadKey, msg_id: bytes, delivery: Deli
     """
     if len(delivery.body) > MAX_BODY_SIZE:
         raise ValueError(f"body must be at most {MAX_BODY_SIZE} bytes")
-    flags = _FLAG_QUOTA if delivery.quota_marker else 0
+    flags = (_FLAG_QUOTA if delivery.quota_marker else 0) | (
+        _FLAG_SENDER_REFUSED if delivery.sender_refused else 0
+    )
     body = delivery.body
     plain = b"".join(
         (
@@ -960,6 +1001,11 @@ def open_delivery(queue_key: bytes, msg_id: bytes, sealed: bytes) -> Delivery:
     )
     received_at, flags, length = _DELIVERY_HEAD.unpack_from(plain)
     end = _DELIVERY_HEAD.size + length
-    if flags & ~_FLAG_QUOTA or length > MAX_BODY_SIZE or not plain.endswith(_ZEROS[: len(plain) - end]):
+    if flags & ~_DELIVERY_FLAGS or length > MAX_BODY_SIZE or not plain.endswith(_ZEROS[: len(plain) - end]):
         raise DecryptionError
-    return Delivery(received_at, bool(flags & _FLAG_QUOTA), plain[_DELIVERY_HEAD.size : end])
+    return Delivery(
+        received_at,
+        bool(flags & _FLAG_QUOTA),
+        plain[_DELIVERY_HEAD.size : end],
+        bool(flags & _FLAG_SENDER_REFUSED),
+    )

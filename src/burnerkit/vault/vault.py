@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hmac
 import os
 import sqlite3
@@ -55,6 +56,8 @@ DB_FILE: Final = "vault.sqlite"
 SCHEMA_VERSION: Final = 1
 
 _HEADER_TMP: Final = "vault.key.tmp"
+#: An empty file that processes sharing the vault lock to take turns (``Vault.exclusive``).
+LOCK_FILE: Final = "vault.lock"
 # -journal cannot appear in WAL mode, but a crash before WAL was switched on could leave one.
 _DB_FILES: Final = (f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", DB_FILE)
 _BUSY_TIMEOUT: Final = 5.0
@@ -144,6 +147,43 @@ def _shred_file(path: Path, *, random: bool) -> None:
             os.close(fd)
     with contextlib.suppress(FileNotFoundError, IsADirectoryError):
         path.unlink()
+
+
+class ExclusiveLock:
+    """An advisory lock on a file (``flock``): held by one open file at a time, across processes."""
+
+    __slots__ = ("_fd", "_path")
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it; False if somebody does.
+
+        Raises:
+            VaultError: the lock file could not be opened.
+        """
+        if self._fd is not None:
+            raise RuntimeError("the lock is already held by this object")
+        with _storage_errors():
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Give the lock back (closing the file releases it); nothing if not held."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
@@ -407,7 +447,7 @@ class Vault:
             for name in (HEADER_FILE, _HEADER_TMP):
                 _shred_file(directory / name, random=True)
             _fsync_dir(directory)
-            for name in _DB_FILES:
+            for name in (*_DB_FILES, LOCK_FILE):
                 _shred_file(directory / name, random=False)
             _fsync_dir(directory)
             try:
@@ -415,6 +455,14 @@ class Vault:
             except OSError as exc:
                 if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                     raise
+
+    def exclusive(self) -> ExclusiveLock:
+        """A lock over this vault shared by every process that opens it (not yet taken).
+
+        For work that must not run twice at once across processes, such as sending the
+        outbox; a process that dies releases it.
+        """
+        return ExclusiveLock(self._directory / LOCK_FILE)
 
     def __enter__(self) -> Vault:
         return self

@@ -352,6 +352,8 @@ class RelayServer:
         self._by_sender: dict[bytes, _Subscription] = {}
         #: messages held in all inboxes together (at most _INBOX_TOTAL)
         self._inboxed = 0
+        #: recipient ids whose refused-sender notice is being put (one at a time per queue)
+        self._noticing: set[bytes] = set()
         self._tasks: set[asyncio.Task[object]] = set()
         #: commands that wait, resumed without a task (see _start), and what stop() awaits
         self._resumed = 0
@@ -775,7 +777,13 @@ class RelayServer:
             return
         ids = QueueIds(self._rng.random_bytes(QUEUE_ID_SIZE), self._rng.random_bytes(QUEUE_ID_SIZE))
         await self._store.create_queue(
-            QueueRecord(ids.recipient_id, ids.sender_id, command.recipient_key, queue_key)
+            QueueRecord(
+                ids.recipient_id,
+                ids.sender_id,
+                command.recipient_key,
+                queue_key,
+                sender_secured=command.sender_secured,
+            )
         )
         self.metrics.queues_created_total += 1
         self._answer(conn, tx, Ids(server_key.public_key.raw, seal_ids(queue_key, ids, self._rng)))
@@ -826,12 +834,25 @@ class RelayServer:
             # A queue is locked once (SimpleX's KEY); repeating the same key is a retry.
             self._answer(conn, tx, Err(ErrorCode.CMD))
             return
-        locked = await self._store.set_sender_key(queue.recipient_id, command.sender_key)
-        sub = self._subscriptions.get(queue.recipient_id)
-        if locked and sub is not None:
-            # SENDs to a subscribed queue check the key held here, not the store's.
-            sub.queue = dataclasses.replace(sub.queue, sender_key=command.sender_key)
-        self._answer(conn, tx, _OK if locked else Err(ErrorCode.AUTH))
+        # Conditional, like a sender-secured queue's first SEND: whichever of the two
+        # the store runs first locks the queue, and the other is refused.
+        if not await self._store.lock_sender_key(queue.recipient_id, command.sender_key):
+            still = await self._store.queue_by_recipient(queue.recipient_id)
+            self._answer(conn, tx, Err(ErrorCode.AUTH if still is None else ErrorCode.CMD))
+            return
+        self._locked(queue.recipient_id, command.sender_key)
+        self._answer(conn, tx, _OK)
+
+    def _locked(self, recipient_id: bytes, sender_key: bytes) -> None:
+        """The store locked the queue to ``sender_key``: so does its subscription's copy.
+
+        SENDs to a subscribed queue check the key held here, not the store's. A copy
+        read before the lock (a SUB racing it) may still say unlocked: a SEND then asks
+        the store to lock, which answers for the key already set.
+        """
+        sub = self._subscriptions.get(recipient_id)
+        if sub is not None and sub.queue.sender_key is None:
+            sub.queue = dataclasses.replace(sub.queue, sender_key=sender_key)
 
     async def _del(self, conn: _Connection, tx: ClientTransmission) -> None:
         queue = await self._authorized(conn, tx)
@@ -994,12 +1015,31 @@ class RelayServer:
             queue: QueueRecord | None = held.queue
         else:
             queue = await self._store.queue_by_sender(tx.entity)
-        if (queue is None or queue.sender_key is not None) and not verify_signature(
-            None if queue is None else queue.sender_key, tx, conn.session_id
+        if queue is None or queue.sender_key is not None:
+            key = None if queue is None else queue.sender_key
+        elif queue.sender_secured:
+            # Not locked yet: the first SEND signed by the key it carries locks it (§14.8).
+            # Unsigned, or carrying no key: checked against the dummy key, as a missing queue.
+            key = command.sender_key
+        else:
+            key = None  # an open queue: anyone who knows the sender id may send
+        if (queue is None or key is not None or queue.sender_secured) and not verify_signature(
+            key, tx, conn.session_id
         ):
             self._answer(conn, tx, Err(ErrorCode.AUTH))
+            if queue is not None and queue.sender_secured:
+                self._sender_refused(queue.recipient_id)
             return
         assert queue is not None  # verify_signature(None, ...) is always False
+        if queue.sender_key is None and key is not None:
+            # Locked before the message is stored, so the lock is durable no later than the
+            # message: a crash between the two leaves the queue locked to this key, and
+            # the sender's retry (same key, same send id) is stored then.
+            if not await self._store.lock_sender_key(queue.recipient_id, key):
+                self._answer(conn, tx, Err(ErrorCode.AUTH))  # another key locked it first
+                self._sender_refused(queue.recipient_id)
+                return
+            self._locked(queue.recipient_id, key)
         message = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, command.body)
         if prev is not None and not prev.is_open:
             await prev.opened()
@@ -1047,6 +1087,36 @@ class RelayServer:
                 self._answer(conn, tx, Err(ErrorCode.AUTH))
             case _:  # pragma: no cover
                 assert_never(result)
+
+    def _sender_refused(self, recipient_id: bytes) -> None:
+        """A SEND to this sender-secured queue was refused: leave its recipient a notice.
+
+        After the refusal is answered (the refused sender's answer is AUTH, when and as a
+        missing queue's), in a task of its own; the store keeps at most one waiting per
+        queue, and none if the queue is full. Nothing is logged: it would be per queue.
+        """
+        if recipient_id in self._noticing:
+            return  # one is on its way to the store already
+        self._noticing.add(recipient_id)
+        self._spawn(self._put_notice(recipient_id))
+
+    async def _put_notice(self, recipient_id: bytes) -> None:
+        notice = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, b"", True)
+        try:
+            result = await self._store.put_notice(recipient_id, notice, quota=self._config.quota)
+        except StoreError as exc:
+            log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
+            return
+        finally:
+            self._noticing.discard(recipient_id)
+        if result is PutResult.STORED or result is PutResult.STORED_MARKED:
+            self.metrics.messages_stored_total += 1
+            sub = self._subscriptions.get(recipient_id)
+            if sub is not None:
+                # Read from the store, in order with the queue's other messages, rather
+                # than guess where the notice sits among the ones in memory.
+                self._forget(sub)
+                self._pump_soon(sub)
 
     def _mailbox(self, conn: _Connection, tx: ClientTransmission, command: MailboxCommand) -> None:
         """A pairing mailbox command (§14.12): the hub decides, we send.
@@ -1152,7 +1222,7 @@ class RelayServer:
         sealed = seal_delivery(
             sub.sealer,
             message.msg_id,
-            Delivery(message.received_at, message.quota_marker, message.body),
+            Delivery(message.received_at, message.quota_marker, message.body, message.sender_refused),
             self._rng,
         )
         self.metrics.messages_delivered_total += 1

@@ -28,6 +28,13 @@ Promises:
   no-queue, then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
 - Message ids are unique across the store; a clash raises ``StoreError`` with no effect.
 - ``set_sender_key`` replaces any key already set (the server decides whether to allow it).
+  ``lock_sender_key`` sets a key only if none is set, in one step: of two concurrent
+  calls with different keys exactly one gets True, and the lock is durable when it
+  returns (the server locks a sender-secured queue with it before storing the SEND).
+- ``put_notice`` stores a refused-sender notice (``sender_refused``, empty body) unless
+  the queue already holds one or is full: at most one waits per queue, and it takes a
+  quota slot like any message (``quota_marker`` by the same rule). It needs no send id
+  and leaves none to remember.
 - A closed store raises ``StoreError``; a cancelled call may still take effect (harmless
   for puts, because of the dedupe rule).
 - Messages of one queue come out in the order they were stored.
@@ -63,6 +70,9 @@ class QueueRecord:
     recipient_key: bytes = field(repr=False)  #: Ed25519 public key the recipient signs with
     queue_key: bytes = field(repr=False)  #: 32-byte secret of the server-to-recipient layer
     sender_key: bytes | None = field(default=None, repr=False)  #: set by KEY; then sends must be signed
+    #: created sender-secured (NEW flag): the first signed SEND sets ``sender_key``,
+    #: unsigned SENDs are refused
+    sender_secured: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,8 @@ class StoredMessage:
     received_at: int  #: server clock, whole seconds
     quota_marker: bool  #: the queue reached its quota with this message
     body: bytes = field(repr=False)
+    #: a refused-sender notice (``put_notice``): empty body, delivered with flag bit 1
+    sender_refused: bool = False
 
 
 @enum.unique
@@ -119,6 +131,24 @@ class MessageStore(Protocol):
 
     async def set_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
         """Lock a queue to a sender key; False if no such queue."""
+        ...
+
+    async def lock_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
+        """Set the queue's sender key if none is set; whether it is now locked to ``sender_key``.
+
+        True if this call locked it or it was locked to ``sender_key`` already; False if
+        it is locked to another key or there is no such queue. Atomic, and durable on return.
+        """
+        ...
+
+    async def put_notice(self, recipient_id: bytes, message: StoredMessage, *, quota: int) -> PutResult:
+        """Store ``message`` (a refused-sender notice) unless one waits or the queue is full.
+
+        ``STORED`` or ``STORED_MARKED`` (it filled the queue: quota marker set), durably;
+        ``DUPLICATE`` if a notice already waits on the queue, ``QUOTA`` if it is full,
+        ``NO_QUEUE``. The stored message carries ``sender_refused=True`` whatever the
+        caller passed, after every message stored before it.
+        """
         ...
 
     async def delete_queue(self, recipient_id: bytes) -> bool:

@@ -48,6 +48,9 @@ __all__ = ["RETIRED_SEND_IDS", "MemoryStore", "decide_put", "retire_send_id"]
 
 #: Send ids of deleted messages each queue keeps for deduplication; the oldest deletion is forgotten first.
 RETIRED_SEND_IDS: Final = 256
+#: What a refused-sender notice has for a send id: no SEND carries it (theirs are 16
+#: bytes), so it is never a duplicate of one, and it is never remembered.
+_NOTICE_SEND_ID: Final = b""
 
 
 @dataclass(slots=True)
@@ -61,6 +64,8 @@ class _Queue:
     retired_send_ids: OrderedDict[bytes, None] = dataclasses.field(default_factory=OrderedDict)
 
     def retire(self, send_id: bytes) -> None:
+        if send_id == _NOTICE_SEND_ID:
+            return  # a notice's: no sender will ever retry it
         self.live_send_ids.discard(send_id)
         retire_send_id(self.retired_send_ids, send_id)
 
@@ -145,6 +150,47 @@ class MemoryStore:
             return False
         entry.record = dataclasses.replace(entry.record, sender_key=sender_key)
         return True
+
+    async def lock_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
+        """Set the sender key if none is set; whether the queue is now locked to ``sender_key``.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        if entry is None:
+            return False
+        if entry.record.sender_key is None:
+            entry.record = dataclasses.replace(entry.record, sender_key=sender_key)
+        return entry.record.sender_key == sender_key
+
+    async def put_notice(self, recipient_id: bytes, message: StoredMessage, *, quota: int) -> PutResult:
+        """Store a refused-sender notice unless one waits on the queue or it is full.
+
+        Raises:
+            ValueError: if ``quota`` is less than 1.
+            StoreError: if ``message.msg_id`` is already stored, or the store is closed.
+        """
+        if quota < 1:
+            raise ValueError("quota must be at least 1")
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        if entry is None:
+            return PutResult.NO_QUEUE
+        if any(waiting.sender_refused for _, waiting in entry.messages.values()):
+            return PutResult.DUPLICATE
+        count = len(entry.messages)
+        if count >= quota:
+            return PutResult.QUOTA
+        if message.msg_id in self._msg_owner:
+            raise StoreError("message id already in use")
+        message = dataclasses.replace(
+            message, sender_refused=True, quota_marker=message.quota_marker or count == quota - 1
+        )
+        entry.messages[message.msg_id] = (_NOTICE_SEND_ID, message)
+        self._msg_owner[message.msg_id] = recipient_id
+        return PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
 
     async def delete_queue(self, recipient_id: bytes) -> bool:
         """Delete a queue, its messages and every send id it remembers; False if no such queue.

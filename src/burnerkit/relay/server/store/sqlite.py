@@ -162,10 +162,16 @@ Needs SQLite 3.35 or later (``RETURNING``, ``ON CONFLICT DO UPDATE`` without a t
 
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
-    queues(recipient_id BLOB PK, sender_id BLOB UNIQUE, recipient_key, queue_key, sender_key NULL)
-                                                                  WITHOUT ROWID
+    queues(recipient_id BLOB PK, sender_id BLOB UNIQUE, recipient_key, queue_key, sender_key NULL,
+           sender_secured)                                        WITHOUT ROWID
     messages(recipient_id FK CASCADE, qseq, msg_id BLOB UNIQUE, send_id, received_at,
-             quota_marker, body, PK (recipient_id, qseq))         WITHOUT ROWID, index (received_at)
+             quota_marker, body, sender_refused, PK (recipient_id, qseq))
+                                                                  WITHOUT ROWID, index (received_at)
+
+A file of version 2 (before sender-secured queues) is migrated when it opens: the two
+flag columns are added with their default 0 (no queue of it is secured, no message of it
+is a notice). A refused-sender notice (``put_notice``) has an empty send id, which no
+SEND has, so it never has a ``send_ids`` row: its deletion retires nothing.
 
 No rowid and no global counter anywhere: nothing on disk orders queues by creation, or
 messages of different queues by arrival, finer than the whole-second ``received_at``.
@@ -215,7 +221,7 @@ FILE_IDS_MAX: Final = 1 << 20
 #: The fewest ids at which that set is rebuilt (it is rebuilt whenever it has doubled).
 _FILE_IDS_REBUILD_FLOOR: Final = 4096
 #: ``PRAGMA user_version`` of the schema this module writes.
-SCHEMA_VERSION: Final = 2  # 2: no rowids, per-queue message numbers (nothing shipped v1)
+SCHEMA_VERSION: Final = 3  # 2: no rowids, per-queue message numbers (nothing shipped v1); 3: flags
 #: The writer's page cache, in KiB (a negative cache_size is KiB).
 _CACHE_KIB: Final = -16_384
 #: RETURNING and ON CONFLICT without a target.
@@ -230,7 +236,8 @@ CREATE TABLE queues (
     sender_id     BLOB NOT NULL UNIQUE,
     recipient_key BLOB NOT NULL,
     queue_key     BLOB NOT NULL,
-    sender_key    BLOB
+    sender_key    BLOB,
+    sender_secured INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE messages (
     recipient_id  BLOB NOT NULL REFERENCES queues (recipient_id) ON DELETE CASCADE,
@@ -240,6 +247,7 @@ CREATE TABLE messages (
     received_at   INTEGER NOT NULL,
     quota_marker  INTEGER NOT NULL,
     body          BLOB NOT NULL,
+    sender_refused INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (recipient_id, qseq)
 ) WITHOUT ROWID;
 CREATE INDEX messages_by_age ON messages (received_at);
@@ -252,6 +260,13 @@ CREATE TABLE send_ids (
 CREATE INDEX send_ids_by_retirement ON send_ids (recipient_id, retired);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+#: From version 2 to 3: sender-secured queues and refused-sender notices. The triggers
+#: of _PROGRAM name their columns, so rows they insert take the default 0.
+_MIGRATE_2_TO_3: Final = (
+    "ALTER TABLE queues ADD COLUMN sender_secured INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE messages ADD COLUMN sender_refused INTEGER NOT NULL DEFAULT 0",
+    "PRAGMA user_version = 3",
+)
 
 
 class _Needs(enum.Enum):
@@ -262,6 +277,7 @@ class _Needs(enum.Enum):
     DROP_QUEUE = enum.auto()  #: delete_queue: the queue's deferred messages go with it, unwritten
     EXPIRE = enum.auto()  #: expire: queues with a deferred message it would delete are written first
     FIRST = enum.auto()  #: first_message: if the file holds none of the queue's, the oldest deferred one
+    WRITE_QUEUE = enum.auto()  #: put_notice: the queue's deferred messages are written first (FIFO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -788,6 +804,9 @@ class SqliteStore:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                elif version == 2:
+                    for statement in _MIGRATE_2_TO_3:
+                        conn.execute(statement)
                 elif version != SCHEMA_VERSION:
                     raise StoreError("sqlite store has an unsupported schema version")
                 conn.execute("COMMIT")
@@ -1122,6 +1141,10 @@ class SqliteStore:
             ]:
                 for entry in overlay.of_queue(recipient_id):
                     self._write(conn, run, outcome, entry, isolate=isolate)
+        elif op.needs is _Needs.WRITE_QUEUE:
+            assert isinstance(op.target, bytes)
+            for entry in overlay.of_queue(op.target):
+                self._write(conn, run, outcome, entry, isolate=isolate)
         self._flush(conn, run, outcome, isolate=isolate)
         if not conn.in_transaction:
             conn.execute("BEGIN IMMEDIATE")  # outside the try: a lock is no operation's failure
@@ -1621,9 +1644,17 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, sender_key)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (queue.recipient_id, queue.sender_id, queue.recipient_key, queue.queue_key, queue.sender_key),
+                "INSERT INTO queues"
+                " (recipient_id, sender_id, recipient_key, queue_key, sender_key, sender_secured)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    queue.recipient_id,
+                    queue.sender_id,
+                    queue.recipient_key,
+                    queue.queue_key,
+                    queue.sender_key,
+                    int(queue.sender_secured),
+                ),
             )
 
         await self._call(op, needs=_Needs.NOTHING)
@@ -1658,6 +1689,69 @@ class SqliteStore:
             return cursor.rowcount == 1
 
         return await self._call(op, needs=_Needs.NOTHING)
+
+    async def lock_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
+        """Set the sender key if none is set; whether the queue is now locked to ``sender_key``.
+
+        One conditional UPDATE on the writer thread, committed before this returns: of
+        two concurrent calls with different keys, the one the writer runs first wins.
+
+        Raises:
+            StoreError: the store failed.
+        """
+
+        def op(conn: sqlite3.Connection) -> bool:
+            rows = conn.execute(
+                "UPDATE queues SET sender_key = coalesce(sender_key, ?2) WHERE recipient_id = ?1"
+                " RETURNING sender_key",
+                (recipient_id, sender_key),
+            ).fetchall()
+            return bool(rows) and bytes(rows[0][0]) == sender_key
+
+        return await self._call(op, needs=_Needs.NOTHING)
+
+    async def put_notice(self, recipient_id: bytes, message: StoredMessage, *, quota: int) -> PutResult:
+        """Store a refused-sender notice unless one waits on the queue or it is full.
+
+        Written at once, after the queue's deferred and hot messages (its order on the
+        queue is its order of arrival); it is never deferred.
+
+        Raises:
+            ValueError: ``quota`` is less than 1.
+            StoreError: ``message.msg_id`` is already stored, or the store failed.
+        """
+        if quota < 1:
+            raise ValueError("quota must be at least 1")
+
+        def op(conn: sqlite3.Connection) -> PutResult:
+            count, waiting = conn.execute(
+                "SELECT count(*), coalesce(max(sender_refused), 0) FROM messages WHERE recipient_id = ?",
+                (recipient_id,),
+            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM queues WHERE recipient_id = ?", (recipient_id,)).fetchall()
+            if not exists:
+                return PutResult.NO_QUEUE
+            if waiting:
+                return PutResult.DUPLICATE
+            if count >= quota:
+                return PutResult.QUOTA
+            marker = message.quota_marker or count == quota - 1
+            conn.execute(
+                "INSERT INTO messages (recipient_id, qseq, msg_id, send_id, received_at, quota_marker, body,"
+                " sender_refused) VALUES (?1, (SELECT coalesce(max(qseq), 0) + 1 FROM messages"
+                " WHERE recipient_id = ?1), ?2, x'', ?3, ?4, ?5, 1)",
+                (recipient_id, message.msg_id, message.received_at, int(marker), message.body),
+            )
+            return PutResult.STORED_MARKED if marker else PutResult.STORED
+
+        hot = self._hot.get(recipient_id)
+        if hot is not None:
+            self._cool(hot)  # the writer must hold the queue's messages: the notice comes after them
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PutResult] = loop.create_future()
+        self._submit(_Op(op, future, loop, needs=_Needs.WRITE_QUEUE, target=recipient_id))
+        self._unanswered(message.msg_id, future)  # its id may reach the file: hot puts must see it
+        return await _answer(future)
 
     async def delete_queue(self, recipient_id: bytes) -> bool:
         """Delete a queue, its messages and every send id it remembers; False if no such queue.
@@ -1750,13 +1844,13 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> StoredMessage | _Empty | None:
             rows = conn.execute(
-                "SELECT msg_id, received_at, quota_marker, body FROM messages"
+                "SELECT msg_id, received_at, quota_marker, body, sender_refused FROM messages"
                 " WHERE recipient_id = ? ORDER BY qseq LIMIT 1",
                 (recipient_id,),
             ).fetchall()  # to the end: the statement is reset, the read transaction over
             if rows:
                 row = rows[0]
-                return StoredMessage(bytes(row[0]), int(row[1]), bool(row[2]), bytes(row[3]))
+                return StoredMessage(bytes(row[0]), int(row[1]), bool(row[2]), bytes(row[3]), bool(row[4]))
             return _empty(conn, recipient_id) if self._defer_seconds > 0 else None
 
         hot = self._hot.get(recipient_id)
@@ -1846,7 +1940,9 @@ class SqliteStore:
         return await self._call(op, needs=_Needs.EXPIRE, target=older_than)
 
 
-_SELECT_QUEUE: Final = "SELECT recipient_id, sender_id, recipient_key, queue_key, sender_key FROM queues"
+_SELECT_QUEUE: Final = (
+    "SELECT recipient_id, sender_id, recipient_key, queue_key, sender_key, sender_secured FROM queues"
+)
 _QUEUE_BY: Final = {
     "recipient_id": _SELECT_QUEUE + " WHERE recipient_id = ?",
     "sender_id": _SELECT_QUEUE + " WHERE sender_id = ?",
@@ -1890,7 +1986,7 @@ def _select_queue(conn: sqlite3.Connection, column: str, value: bytes) -> QueueR
         return None
     row = rows[0]
     sender_key = None if row[4] is None else bytes(row[4])
-    return QueueRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]), sender_key)
+    return QueueRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]), sender_key, bool(row[5]))
 
 
 #: Deletions per queue between two prunings of its forgotten send ids.

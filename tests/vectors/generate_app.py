@@ -24,7 +24,17 @@ from typing import Any
 from burnerkit.app.addresses import QueueAddress, encode_link
 from burnerkit.app.content import Hello, Text
 from burnerkit.app.queues import orphan_bytes as _orphan_bytes
-from burnerkit.app.records import Contact, EventKind, EventRecord, Invite, OutboxEntry, Profile, StoredMessage
+from burnerkit.app.records import (
+    Alert,
+    Contact,
+    EventKind,
+    EventRecord,
+    Invite,
+    OutboxEntry,
+    PendingDelivery,
+    Profile,
+    StoredMessage,
+)
 from burnerkit.crypto.keys import SigningKey
 from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.protocol.handshake import create_invitation
@@ -47,6 +57,8 @@ def fields_of(value: Any) -> Any:
         return value.to_bytes().hex()
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, frozenset):
+        return sorted(fields_of(item) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: fields_of(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
@@ -125,7 +137,14 @@ def build() -> dict[str, Any]:
         "event_no_contact": EventRecord(
             rng.random_bytes(16), b"", NOW + 90, EventKind.DISPLACED, "another device subscribed"
         ),
+        "alert": Alert(frozenset({EventKind.FORK, EventKind.SENDER_REFUSED}), NOW + 60, NOW + 90),
+        "pending": PendingDelivery(credentials.recipient_id, 3, NOW + 30, b"an envelope would go here"),
     }
+    # Drawn last, so that adding it (Contact layout 2) left every earlier value as it was.
+    records["contact"] = dataclasses.replace(records["contact"], sender_key=rng.random_bytes(32))
+    # Layout 1 is layout 2 without its last field (the sender key); vaults still hold it.
+    contact_v2 = records["contact"].to_bytes()
+    contact_v1 = b"\x01" + contact_v2[1 : -(2 + 32)]
     return {
         "source": "burnerkit, tests/vectors/generate_app.py (docs/protocol.md §17)",
         "seed": SEED.hex(),
@@ -143,6 +162,10 @@ def build() -> dict[str, Any]:
         },
         "records": {
             name: {"fields": fields_of(r), "bytes": r.to_bytes().hex()} for name, r in records.items()
+        },
+        "contact_v1": {
+            "fields": fields_of(dataclasses.replace(records["contact"], sender_key=b"")),
+            "bytes": contact_v1.hex(),
         },
         "orphan": {
             "key": credentials.recipient_id.hex(),

@@ -48,7 +48,15 @@ from burnerkit.errors import AlreadyExistsError, VaultCorruptedError, VaultError
 
 from .format import HEADER_SIZE, VAULT_KEY_SIZE, RecordKeys, open_header, seal_header
 
-__all__ = ["DB_FILE", "HEADER_FILE", "SCHEMA_VERSION", "Vault", "VaultTransaction"]
+__all__ = [
+    "DB_FILE",
+    "HEADER_FILE",
+    "LOCK_FILE",
+    "SCHEMA_VERSION",
+    "ExclusiveLock",
+    "Vault",
+    "VaultTransaction",
+]
 
 HEADER_FILE: Final = "vault.key"
 DB_FILE: Final = "vault.sqlite"

@@ -10,13 +10,16 @@ from burnerkit.app.addresses import QueueAddress
 from burnerkit.app.queues import orphan_bytes as _orphan_bytes
 from burnerkit.app.queues import orphan_owner as _orphan_from_bytes
 from burnerkit.app.records import (
+    ALERT_KINDS,
     CONTACT_ID_SIZE,
+    Alert,
     Contact,
     EventKind,
     EventRecord,
     Invite,
     Orphan,
     OutboxEntry,
+    PendingDelivery,
     Profile,
     StoredMessage,
     replace,
@@ -34,6 +37,7 @@ SECRET_PENDING = b"PENDING-SECRET-STATE"
 SECRET_ENVELOPE = b"ENVELOPE-CIPHERTEXT"
 SECRET_TEXT = "the text nobody may log"
 IDENTITY = b"I" * 64
+SENDER_KEY = b"K" * 32
 
 
 def credentials(seed: bytes = b"creds") -> QueueCredentials:
@@ -78,6 +82,7 @@ def records() -> dict[str, Any]:
             key_changed=True,
             timer=30,
             burn_on_read=True,
+            sender_key=SENDER_KEY,
         ),
         "contact_defaults": Contact(CONTACT_ID, "b", 0, URL, credentials(), PEER, b"", b""),
         "invite": Invite(b"V" * 16, "contact-1", T0, T0 + 3600, URL, credentials(), SECRET_PENDING, True),
@@ -87,6 +92,8 @@ def records() -> dict[str, Any]:
         "outbox_no_message": OutboxEntry(b"o" * 16, CONTACT_ID, PEER, SECRET_ENVELOPE, 0, b""),
         "event": EventRecord(b"E" * 16, CONTACT_ID, T0, EventKind.FORK, "at 3: \N{WARNING SIGN}"),
         "event_no_contact": EventRecord(b"e" * 16, b"", T0, EventKind.DISPLACED, ""),
+        "alert": Alert(frozenset({EventKind.FORK, EventKind.COUNTER_BOMB}), T0, T0 + 9),
+        "pending": PendingDelivery(b"R" * 24, 7, T0, SECRET_ENVELOPE),
     }
 
 
@@ -98,7 +105,7 @@ NAMES = sorted(RECORDS)
 def test_round_trip(name: str) -> None:
     record = RECORDS[name]
     data = record.to_bytes()
-    assert data[0] == 0x01
+    assert data[0] == type(record).VERSION
     assert type(record).from_bytes(data) == record
     assert type(record).from_bytes(bytearray(data)) == record
 
@@ -122,13 +129,27 @@ def test_contact_layout() -> None:
     data = contact.to_bytes()
     queue, peer = contact.queue.to_bytes(), contact.peer.to_bytes()
     expected = (
-        b"\x01" + CONTACT_ID + b"\x00\x05alice" + T0.to_bytes(8, "big") + len(URL).to_bytes(2, "big")
+        b"\x02" + CONTACT_ID + b"\x00\x05alice" + T0.to_bytes(8, "big") + len(URL).to_bytes(2, "big")
         + URL.encode() + b"\x00\x71" + queue + len(peer).to_bytes(2, "big") + peer
         + len(SECRET_SESSION).to_bytes(4, "big") + SECRET_SESSION + b"\x00\x40" + IDENTITY
-        + b"\x01\x01" + (30).to_bytes(4, "big") + b"\x01"
+        + b"\x01\x01" + (30).to_bytes(4, "big") + b"\x01" + b"\x00\x20" + SENDER_KEY
     )  # fmt: skip
     assert data == expected
     assert len(queue) == 113
+    # Layout 1 (no sender key) still loads, as a contact whose SENDs go unsigned.
+    legacy = Contact.from_bytes(b"\x01" + data[1:-34])
+    assert legacy == replace(contact, sender_key=b"")
+
+
+def test_alert_kinds_are_bits_in_a_fixed_order() -> None:
+    data = RECORDS["alert"].to_bytes()
+    bits = (1 << ALERT_KINDS.index(EventKind.FORK)) | (1 << ALERT_KINDS.index(EventKind.COUNTER_BOMB))
+    assert data == b"\x01" + bits.to_bytes(2, "big") + T0.to_bytes(8, "big") + (T0 + 9).to_bytes(8, "big")
+    for bad in (0, 1 << len(ALERT_KINDS)):
+        with pytest.raises(VaultCorruptedError):
+            Alert.from_bytes(b"\x01" + bad.to_bytes(2, "big") + data[3:])
+    with pytest.raises(ValueError, match="alert kinds"):
+        Alert(frozenset({EventKind.GAP}), T0, T0)
 
 
 def test_message_key_is_contact_id_then_message_id() -> None:
@@ -155,7 +176,7 @@ def test_trailing_bytes_are_corruption(name: str, extra: bytes) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("version", [0, 2, 0xFF])
+@pytest.mark.parametrize("version", [0, 3, 0xFF])
 def test_unknown_version_is_corruption(name: str, version: int) -> None:
     record = RECORDS[name]
     data = record.to_bytes()

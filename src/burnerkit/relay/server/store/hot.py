@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from burnerkit.relay.server.store.base import PutResult, StoredMessage
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS, decide_put, retire_send_id
@@ -35,6 +35,24 @@ class HotEntry:
     result: PutResult  #: what its put answers
     due: float  #: monotonic time by which it must be in the file (or acknowledged)
     future: asyncio.Future[PutResult]  #: its put waits on it
+    #: one future per retry of this put (same send id) that came while it waits: each is
+    #: answered with it, DUPLICATE or its failure, never before (§14.8 Durability). Not
+    #: ``future`` itself: cancelling one SEND's wait must not cancel another's.
+    retries: list[asyncio.Future[PutResult]] = field(default_factory=list)
+
+    def answer(self) -> None:
+        """The recipient acknowledged the message: its put and every retry are answered."""
+        if not self.future.done():
+            self.future.set_result(self.result)
+        for retry in self.retries:
+            if not retry.done():
+                retry.set_result(PutResult.DUPLICATE)
+
+    def fail(self, exc: BaseException) -> None:
+        """The message is lost before it was safe: its put and every retry fail with ``exc``."""
+        for future in (self.future, *self.retries):
+            if not future.done():
+                future.set_exception(exc)
 
 
 class HotQueue:
@@ -47,8 +65,8 @@ class HotQueue:
         self.sender_id = sender_id
         #: msg id -> entry, oldest first
         self.entries: dict[bytes, HotEntry] = {}
-        #: send ids of the entries
-        self.send_ids: set[bytes] = set()
+        #: send id -> its entry
+        self.send_ids: dict[bytes, HotEntry] = {}
         #: the window of retired send ids, oldest retirement first (the file's, then ours)
         self.retired: OrderedDict[bytes, None] = OrderedDict.fromkeys(retired[-RETIRED_SEND_IDS:])
         #: how many of the newest ``retired`` were retired here, so not yet in the file
@@ -58,7 +76,8 @@ class HotQueue:
         """The reference decision of a put (no queue is not a case: a hot queue exists).
 
         Returns the result and the message as it would be stored (marked when it fills
-        the queue). DUPLICATE and QUOTA store nothing.
+        the queue). DUPLICATE and QUOTA store nothing; a DUPLICATE of a waiting entry
+        (see :meth:`waiting`) must not be answered before that entry is.
         """
         count = len(self.entries)
         refused = decide_put(self.send_ids, self.retired, count, send_id, quota)
@@ -68,17 +87,21 @@ class HotQueue:
             message = dataclasses.replace(message, quota_marker=True)
         return (PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED), message
 
+    def waiting(self, send_id: bytes) -> HotEntry | None:
+        """The entry with this send id, if one waits (None if the send id is retired or unknown)."""
+        return self.send_ids.get(send_id)
+
     def add(self, entry: HotEntry) -> None:
         """Append a message stored by :meth:`decide`'s rules."""
         self.entries[entry.message.msg_id] = entry
-        self.send_ids.add(entry.send_id)
+        self.send_ids[entry.send_id] = entry
 
     def take(self, msg_id: bytes) -> HotEntry | None:
         """Delete the message ``msg_id`` (its send id becomes the latest retired one)."""
         entry = self.entries.pop(msg_id, None)
         if entry is None:
             return None
-        self.send_ids.discard(entry.send_id)
+        del self.send_ids[entry.send_id]
         retire_send_id(self.retired, entry.send_id)
         self.fresh = min(self.fresh + 1, len(self.retired))
         return entry

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,7 +79,7 @@ def retire_send_id(retired: OrderedDict[bytes, None], send_id: bytes) -> None:
 
 
 def decide_put(
-    live: set[bytes], retired: OrderedDict[bytes, None], count: int, send_id: bytes, quota: int
+    live: Container[bytes], retired: OrderedDict[bytes, None], count: int, send_id: bytes, quota: int
 ) -> PutResult | None:
     """The dedupe and quota rules of a put to a queue holding ``count`` messages.
 

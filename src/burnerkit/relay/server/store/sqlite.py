@@ -336,6 +336,17 @@ class _Deferred:
     due: float  #: monotonic time by which it is written
     seq: int  #: order of acceptance
     live: bool = True  #: still deferred (not written, cancelled or dropped)
+    #: puts with the same send id that came while it was deferred (retries): each is
+    #: answered with it, DUPLICATE or its failure, never before (see "Duplicates")
+    retries: list[_Op] = dataclasses.field(default_factory=list)
+
+    def answers(
+        self, result: object, exc: BaseException | None
+    ) -> list[tuple[_Op, object, BaseException | None]]:
+        """Its put's answer and its retries' (DUPLICATE, or the same failure)."""
+        out = [(self.op, result, exc)]
+        out.extend((retry, None if exc is not None else PutResult.DUPLICATE, exc) for retry in self.retries)
+        return out
 
 
 class _Overlay:
@@ -348,7 +359,7 @@ class _Overlay:
 
     def __init__(self) -> None:
         self.queues: dict[bytes, dict[bytes, _Deferred]] = {}  # recipient id -> msg id -> entry
-        self.send_ids: dict[bytes, set[bytes]] = {}  # recipient id -> its entries' send ids
+        self.send_ids: dict[bytes, dict[bytes, _Deferred]] = {}  # recipient id -> send id -> entry
         self.by_msg: dict[bytes, _Deferred] = {}
         self.by_sender: dict[bytes, bytes] = {}  # sender id -> recipient id, queues with entries
         #: every entry in order of acceptance, hence of ``due``; entries no longer live
@@ -428,10 +439,10 @@ class _Overlay:
         queue = self.queues.get(recipient_id)
         if queue is None:
             queue = self.queues[recipient_id] = {}
-            self.send_ids[recipient_id] = set()
+            self.send_ids[recipient_id] = {}
             self.by_sender[entry.sender_id] = recipient_id
         queue[entry.message.msg_id] = entry
-        self.send_ids[recipient_id].add(entry.send_id)
+        self.send_ids[recipient_id][entry.send_id] = entry
         self.by_msg[entry.message.msg_id] = entry
         entry.live = True
 
@@ -439,7 +450,7 @@ class _Overlay:
         recipient_id = entry.recipient_id
         queue = self.queues[recipient_id]
         del queue[entry.message.msg_id]
-        self.send_ids[recipient_id].discard(entry.send_id)
+        del self.send_ids[recipient_id][entry.send_id]
         del self.by_msg[entry.message.msg_id]
         if not queue:
             del self.queues[recipient_id]
@@ -464,10 +475,11 @@ class _DeleteRow:
 class _DecideRow:
     index: int
     op: _Op
-    #: the overlay's share when the row was queued: the queue's deferred count, whether
-    #: they hold the send id, whether the message id is deferred (anywhere)
+    #: the overlay's share when the row was queued: the queue's deferred count, the
+    #: deferred message with this send id (if any), whether the message id is deferred
+    #: (anywhere)
     count: int
-    seen: bool
+    seen: _Deferred | None
     clash: bool
 
 
@@ -501,9 +513,9 @@ class _Run:
     #: message ids and senders of the decisions queued (their outcome is not known yet)
     undecided_msgs: set[bytes] = dataclasses.field(default_factory=set)
     undecided_senders: set[bytes] = dataclasses.field(default_factory=set)
-    #: while the outcomes are read: send ids (per sender) and msg ids the run's earlier
-    #: decisions deferred
-    taken: dict[bytes, set[bytes]] = dataclasses.field(default_factory=dict)
+    #: while the outcomes are read: send ids (per sender, with their entries) and msg ids
+    #: the run's earlier decisions deferred
+    taken: dict[bytes, dict[bytes, _Deferred]] = dataclasses.field(default_factory=dict)
     taken_msgs: set[bytes] = dataclasses.field(default_factory=set)
 
     def clear(self) -> None:
@@ -528,6 +540,8 @@ class _Outcome:
     accepted: list[tuple[_Op, PutResult]] = dataclasses.field(default_factory=list)
     #: on_accepted calls of puts deferred in this cycle: made before its commit (see _transact)
     early: list[tuple[_Op, PutResult]] = dataclasses.field(default_factory=list)
+    #: deferred messages that got a retry in this cycle, in order (undone on rollback)
+    followed: list[_Deferred] = dataclasses.field(default_factory=list)
 
 
 class _OperationFailed(Exception):
@@ -873,7 +887,8 @@ class SqliteStore:
             close_error = exc
         closed = StoreError("store is closed")
         for entry in self._overlay.entries():  # none: the last batch wrote or failed them all
-            _resolve(entry.op.loop, entry.op.future, None, closed)
+            for op, _, _ in entry.answers(None, closed):
+                _resolve(op.loop, op.future, None, closed)
         # Nothing can be queued after the close request (the lock sees to it), but be sure.
         while True:
             try:
@@ -925,7 +940,7 @@ class SqliteStore:
             for entry in self._writing:
                 if entry.live:
                     self._overlay.remove(entry)
-                    outcome.settled.append((entry.op, None, exc))
+                    outcome.settled.extend(entry.answers(None, exc))
             self._overlay.purge()
         self._writing = []
         self._refresh_reader()
@@ -993,6 +1008,8 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             overlay.rollback_to(0)
+            for entry in reversed(outcome.followed):  # the batch runs again, or fails whole
+                entry.retries.pop()
             raise
         finally:
             overlay.recording = False
@@ -1018,11 +1035,12 @@ class SqliteStore:
             and len(overlay) + len(run.undecided_msgs) < MAX_DEFERRED
         ):
             recipient_id = overlay.by_sender.get(put.sender_id)
+            seen: _Deferred | None
             if recipient_id is None:
-                count, seen = 0, False
+                count, seen = 0, None
             else:
                 count = len(overlay.queues[recipient_id])
-                seen = put.send_id in overlay.send_ids[recipient_id]
+                seen = overlay.send_ids[recipient_id].get(put.send_id)
             tag = _DecideRow(index, op, count, seen, msg_id in overlay.by_msg)
             row: tuple[object, ...] = ("C", put.sender_id, put.send_id, msg_id, None, None, None, put.quota)
             run.undecided_msgs.add(msg_id)
@@ -1098,6 +1116,7 @@ class SqliteStore:
                 hot.result,
                 hot.due,
                 overlay.next_seq(),
+                retries=[_Op(None, retry, op.loop) for retry in hot.retries],
             )
             overlay.add(entry)
         outcome.results[index] = (True, None)
@@ -1176,7 +1195,8 @@ class SqliteStore:
         if isolate:
             conn.execute("RELEASE op")
         outcome.results[index] = (result, None)
-        outcome.settled.extend((entry.op, entry.result, None) for entry in dropped)
+        for entry in dropped:
+            outcome.settled.extend(entry.answers(entry.result, None))
 
     def _queue_row(
         self,
@@ -1248,12 +1268,12 @@ class SqliteStore:
                 self._deleted_since_checkpoint += 1
             outcome.results[tag.index] = (code == "1", None)
         elif isinstance(tag, _WriteRow):
-            outcome.settled.append((tag.entry.op, tag.entry.result, None))
+            outcome.settled.extend(tag.entry.answers(tag.entry.result, None))
         elif isinstance(tag, _AdoptRow):
             pass  # its result was set when it was planned (a failure replaces it)
         else:
             outcome.results[tag.index] = (True, None)
-            outcome.settled.append((tag.entry.op, tag.entry.result, None))
+            outcome.settled.extend(tag.entry.answers(tag.entry.result, None))
 
     def _decide(self, code: str, tag: _DecideRow, run: _Run, outcome: _Outcome) -> None:
         """A deferrable put: what the file says, plus the overlay as it stood, plus the run."""
@@ -1267,8 +1287,13 @@ class SqliteStore:
             return
         head, _, recipient_hex = code.partition(".")
         taken = run.taken.get(put.sender_id)
-        if tag.seen or (taken is not None and put.send_id in taken):
-            outcome.results[tag.index] = (PutResult.DUPLICATE, None)
+        original = tag.seen or (None if taken is None else taken.get(put.send_id))
+        if original is not None:
+            # A retry of a message not in the file: answered with it, once it is safe
+            # (see "Duplicates"). It is not answered yet: its answer comes when a later
+            # row of this run, or a later cycle, writes, cancels or drops the original.
+            original.retries.append(tag.op)
+            outcome.followed.append(original)
             return
         count = int(head[1:]) + tag.count + (0 if taken is None else len(taken))
         if count >= put.quota:
@@ -1293,7 +1318,7 @@ class SqliteStore:
             overlay.next_seq(),
         )
         overlay.add(entry)
-        run.taken.setdefault(put.sender_id, set()).add(put.send_id)
+        run.taken.setdefault(put.sender_id, {})[put.send_id] = entry
         run.taken_msgs.add(message.msg_id)
         outcome.early.append((tag.op, result))  # the put itself is answered later
 
@@ -1301,7 +1326,7 @@ class SqliteStore:
         """A row failed alone (``isolate``) and was rolled back to its savepoint."""
         if isinstance(tag, _WriteRow):
             # Not written: the put fails, and the message is gone (the overlay lost it).
-            outcome.settled.append((tag.entry.op, None, exc))
+            outcome.settled.extend(tag.entry.answers(None, exc))
         elif isinstance(tag, _RetireRow):
             self._overlay.rollback_to(tag.mark)  # not cancelled: it stays deferred
             outcome.results[tag.index] = (None, exc)
@@ -1453,8 +1478,9 @@ class SqliteStore:
     ) -> PutResult | asyncio.Future[PutResult] | None:
         """A put with ``on_accepted`` to a hot queue, decided here.
 
-        Returns its result if it stores nothing, the future its answer comes on if it
-        stores the message (``on_accepted`` has been called), or None if the writer must
+        Returns its result if it stores nothing and is answered now, the future its answer
+        comes on if it stores the message (``on_accepted`` has been called) or repeats a
+        waiting one (answered with it, see "Duplicates"), or None if the writer must
         decide it after all.
 
         Raises:
@@ -1462,7 +1488,12 @@ class SqliteStore:
         """
         result, message = hot.decide(send_id, message, quota)
         if result not in _STORED:
-            return result
+            original = hot.waiting(send_id) if result is PutResult.DUPLICATE else None
+            if original is None:
+                return result  # refused, or a retry of an acknowledged message: safe
+            retry: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
+            original.retries.append(retry)
+            return retry
         msg_id = message.msg_id
         if msg_id in self._hot_msgs or msg_id in self._unanswered_msgs:
             raise StoreError(_describe(_clash()))
@@ -1553,11 +1584,10 @@ class SqliteStore:
             self._submit(
                 _Op(None, future, loop, adopt=_Adopt(hot.recipient_id, hot.sender_id, entries, retired))
             )
-        except StoreError as exc:  # closed: the messages are lost, their puts fail
+        except StoreError as exc:  # closed: the messages are lost, their puts (and retries) fail
             future.cancel()
             for entry in entries:
-                if not entry.future.done():
-                    entry.future.set_exception(StoreError(str(exc)))
+                entry.fail(StoreError(str(exc)))
 
     def _cool_all(self) -> None:
         for hot in list(self._hot.values()):
@@ -1912,8 +1942,7 @@ class SqliteStore:
         if entry is None:
             return False
         del self._hot_msgs[msg_id]
-        if not entry.future.done():
-            entry.future.set_result(entry.result)
+        entry.answer()
         return True
 
     async def expire(self, older_than: int) -> int:

@@ -16,6 +16,10 @@ link between them, and the same secret keys the server-to-recipient layer: each
 delivered message is re-sealed under it with a fresh nonce, so the bytes a sender
 uploads and the bytes the recipient downloads cannot be matched.
 
+A queue may be created sender-secured (``NEW``'s flags): then the first ``SEND``
+signed by the key it carries locks the queue to that key, and a refused ``SEND``
+leaves the recipient a delivery flagged ``sender_refused`` (§14.8).
+
 Pairing mailboxes (§14.12) ride on the same frames: a short-lived, in-memory box
 named by a small number (the nameplate) where two sides of a short-code pairing leave
 each other a handful of small messages. A side is authenticated by a random 24-byte

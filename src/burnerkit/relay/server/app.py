@@ -44,7 +44,11 @@ at-least-once: a message whose ACK was lost is delivered again on the next SUB.
 Authentication of recipient commands always costs one signature check: a missing
 queue is checked against a fixed dummy key (``verify_signature``), so a missing queue
 and a wrong key answer the same ``ERR AUTH`` after the same work. SEND to a queue that
-is missing or locked to a sender key is checked the same way. An ``ACK`` on the
+is missing or locked to a sender key is checked the same way, and so is SEND to a
+sender-secured queue not yet locked (against the key the SEND carries, or the dummy
+key): the first that verifies locks the queue through the store's conditional
+``lock_sender_key`` before its message is put. A SEND a sender-secured queue refuses
+leaves its recipient a notice (``put_notice``, in a task, after the answer). An ``ACK`` on the
 connection that holds the queue's subscription is checked against the recipient key
 read at ``SUB`` (the key never changes, and ``DEL`` ends the subscription), which saves
 one read of the store per delivered message. An ``ACK`` may carry an HMAC instead of a

@@ -135,8 +135,9 @@ class Person:
         return self.start("new", self.name, "--relay", relay_url, "--expires", expires)
 
     def inbox(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = self.json("inbox")
-        return messages
+        """The messages a fresh ``burner inbox --json`` shows (its events left out)."""
+        items: list[dict[str, Any]] = self.json("inbox")
+        return [item for item in items if item["type"] == "message"]
 
     def texts(self) -> list[str]:
         """The texts a fresh ``burner inbox --json`` shows."""

@@ -10,7 +10,7 @@ from typing import Annotated, Final
 import typer
 
 from burnerkit.app.durations import parse_duration
-from burnerkit.app.views import InboxResult
+from burnerkit.app.views import ContactView, InboxResult
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
 from burnerkit.cli.output import alert_json, alert_line, console, err_console, print_json, stamp
 from burnerkit.errors import UsageError
@@ -88,12 +88,14 @@ def inbox(
 ) -> None:
     """Fetch, decrypt, store and acknowledge new messages; each is shown once.
 
-    Exits 13 when it printed an alert (a clone, a replay, a forgery, a doubtful identity).
+    Every run also shows the contacts on alert (a clone, a replay, a forgery, a doubtful
+    identity) until the alert is cleared, and then exits 13.
     """
     alerted = False
     with open_messenger(home, burner) as messenger:
         if follow:
             # One JSON document per line in --follow mode: a stream, not one list.
+            alerted = _show_on_alert(messenger.contacts(), json_lines=json_out)
             show = _show_json_lines if json_out else _show
 
             def shown(result: InboxResult) -> None:
@@ -105,15 +107,31 @@ def inbox(
                 asyncio.run(messenger.follow(shown))
         else:
             result = asyncio.run(messenger.receive(wait=max(0.0, wait)))
-            alerted = bool(result.alerts)
+            on_alert = [view for view in messenger.contacts() if view.alerts]
+            alerted = bool(on_alert)
             if json_out:
-                # Events next to messages, each tagged with its "type".
-                print_json([m.to_json() for m in result.messages] + [e.to_json() for e in result.events])
+                # Events and contacts on alert next to messages, each tagged with its "type".
+                print_json(
+                    [m.to_json() for m in result.messages]
+                    + [e.to_json() for e in result.events]
+                    + [alert_json(view) for view in on_alert]
+                )
                 _warn(result)
             else:
                 _show(result, say_if_empty=True)
+            _show_on_alert(on_alert, json_lines=False)
     if alerted:
         raise typer.Exit(EXIT_ALERT)
+
+
+def _show_on_alert(views: list[ContactView], *, json_lines: bool) -> bool:
+    """Say which contacts are on alert (on stderr; as JSON lines too with ``json_lines``)."""
+    on_alert = [view for view in views if view.alerts]
+    for view in on_alert:
+        if json_lines:
+            print_json(alert_json(view))
+        err_console.print(alert_line(view), style="bold red", markup=False)
+    return bool(on_alert)
 
 
 def _show_json_lines(result: InboxResult) -> None:
@@ -139,11 +157,7 @@ def _warn(result: InboxResult) -> None:
     for event in result.events:
         who = event.alias or "relay"
         if event.alert:
-            err_console.print(
-                f"ALERT: {who}: {event.kind}: {event.detail} (it stays until 'burner alerts --clear {who}')",
-                style="bold red",
-                markup=False,
-            )
+            err_console.print(f"ALERT: {who}: {event.kind}: {event.detail}", style="bold red", markup=False)
         else:
             err_console.print(f"warning: {who}: {event.kind}: {event.detail}", markup=False)
     for url in result.unreachable:

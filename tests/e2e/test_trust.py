@@ -1,0 +1,122 @@
+"""The orders of steps people really walk, and what hostile events look like, over real ``burner`` runs.
+
+Each test reproduces a way the landed path lost a message, reported a hijacked
+invitation as success, or raised an alert that did not stick (docs/protocol.md §17.6).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+from tests.e2e.helpers import mint, pair_by_link, together
+
+#: ``burner accept`` of an invitation somebody accepted first (src/burnerkit/cli/errors.py).
+EXIT_INVITATION_USED = 12
+#: ``burner inbox`` printed an alert.
+EXIT_ALERT = 13
+
+
+def test_message_written_right_after_accepting_arrives_once(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    link = alice.json("invite", "--for", "bob")["link"]
+    bob.run("accept", link, "--name", "alice")
+    assert bob.run("send", "alice", "hi").stdout == "sent to alice (#2)\n"  # before Alice's inbox
+    first = alice.run("inbox")
+    assert first.stdout.splitlines()[0] == "new contact bob accepted your invitation"
+    assert first.stdout.splitlines()[1].endswith("bob #2: hi")
+    bob.run("send", "alice", "and again")
+    assert alice.texts() == ["and again"]  # no gap, nothing twice
+    assert [h["text"] for h in alice.json("history", "bob")] == ["hi", "and again"]
+
+
+def test_messages_written_while_the_inviter_follows_arrive_once(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    link = alice.json("invite", "--for", "bob")["link"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "burnerkit", "inbox", "--follow", "--json"],
+        env=alice.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as follower:
+        assert follower.stdout is not None
+        try:
+            bob.run("accept", link, "--name", "alice")
+            for text in ("one", "two"):
+                bob.run("send", "alice", text)
+            got = []
+            while len(got) < 2:
+                item = json.loads(follower.stdout.readline())
+                if item["type"] == "message":
+                    got.append(item["text"])
+            follower.send_signal(signal.SIGINT)
+            rest, errors = follower.communicate(timeout=30)
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+    assert got == ["one", "two"]
+    assert follower.returncode == 0
+    assert rest == ""
+    assert "Traceback" not in errors
+    assert alice.inbox() == []
+    assert [c["alias"] for c in alice.json("contacts")] == ["bob"]
+
+
+def test_hijacked_invitation_is_refused_with_its_own_exit_code_and_the_inviter_is_alerted(relay, people):
+    alice, bob, mallory = people("alice", "bob", "mallory")
+    mint(relay.url, alice, bob, mallory)
+    link = alice.json("invite", "--for", "bob")["link"]
+    mallory.run("accept", link, "--name", "alice")  # intercepted on the way
+    refused = bob.run("accept", link, "--name", "alice", expect=EXIT_INVITATION_USED)
+    assert refused.error == (
+        "burner: this invitation was already used: it may have been intercepted; ask for a new one"
+    )
+    assert bob.json("contacts") == []
+    inbox = alice.run("inbox", expect=EXIT_ALERT)
+    assert "new contact bob accepted your invitation" in inbox.stdout
+    assert "ALERT: bob: sender-refused:" in inbox.stderr
+    (contact,) = alice.json("contacts")
+    assert contact["alerts"] == ["sender-refused"]
+    assert contact["verified"] is False
+    # The alert sticks: later runs keep showing it until it is cleared.
+    assert "ALERT: sender-refused" in alice.run("contacts").stdout
+    again = alice.run("inbox", expect=EXIT_ALERT)
+    assert again.stdout == "no new messages\n"
+    assert again.error.startswith("ALERT on bob: sender-refused")
+    alice.run("alerts", "--clear", "bob")
+    assert alice.json("contacts")[0]["alerts"] == []
+    assert alice.run("inbox").stdout == "no new messages\n"  # exit 0 again
+
+
+def test_accepting_our_own_invitation_or_one_link_twice_is_refused(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    link = alice.json("invite", "--for", "bob")["link"]
+    own = alice.run("accept", link, "--name", "me", expect=2)
+    assert "own invitation" in own.error
+    bob.run("accept", link, "--name", "alice")
+    twice = bob.run("accept", link, "--name", "alice2", expect=2)
+    assert twice.error == "burner: this burner already accepted this invitation: it is contact 'alice'"
+    assert [c["alias"] for c in bob.json("contacts")] == ["alice"]
+
+
+def test_inbox_json_shows_alert_events_next_to_messages(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    failed = alice.run("verify", "bob", "--code", "1" * 60, expect=9)
+    assert "does not match" in failed.error
+    bob.run("send", "alice", "hello")
+    items = alice.run("inbox", "--json", expect=EXIT_ALERT).json()
+    assert items == [
+        {**items[0], "type": "message", "from": "bob", "text": "hello"},
+        {"type": "alert", "contact": "bob", "alerts": ["code-mismatch"]},
+    ]
+    contacts, history = together(alice.start("contacts", "--json"), alice.start("history", "bob", "--json"))
+    assert contacts.json()[0]["alerts"] == ["code-mismatch"]
+    assert history.json()[-1] == {"type": "alert", "contact": "bob", "alerts": ["code-mismatch"]}

@@ -122,6 +122,31 @@ def test_short_code_pairing(relay, people):
     assert [(m["from"], m["text"]) for m in alice_got.json()] == [("bob", "and back")]
 
 
+def test_short_code_pairing_with_three_words(relay, people):
+    """``--words 3`` on the offering side only: the joiner takes the longer code as it is."""
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+
+    refused = bob.run("pair", "7-acme-adroitness", "--words", "3", expect=2)
+    assert refused.error == "burner: --words is for making a code; the code you were told works as it is"
+    offer = alice.start("pair", "--name", "bob", "--json", "--words", "3", "--timeout", "30")
+    code = _offer_code(offer)
+    nameplate, *words = code.split("-")
+    assert nameplate.isdigit()
+    assert [w in EVEN_WORDS for w in words] == [True, False, True]
+    joined = bob.run("pair", code.upper(), "--name", "alice", "--json", "--timeout", "30")
+    offered = offer.finish(0)
+    for_alice = json.loads(offered.stdout.splitlines()[-1])
+    for_bob = json.loads(joined.stdout.splitlines()[-1])
+    assert (for_alice["alias"], for_alice["verified"], for_bob["alias"], for_bob["verified"]) == (
+        "bob",
+        True,
+        "alice",
+        True,
+    )
+    assert for_alice["safety_code"] == for_bob["safety_code"]
+
+
 def test_wrong_short_code_fails_and_destroys_the_code(relay, people):
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)

@@ -171,10 +171,10 @@ async def test_offerer_cut_after_giving_its_invitation_leaves_no_verified_contac
         await mallory.accept(relay.stolen[0], "alice")
         alice_elsewhere = Messenger.open(Home(tmp_path / "alice"), "alice", PASS)
         assert (await alice_elsewhere.receive(wait=10)).new_contacts == ["bob"]
+        assert [(c.alias, c.verified) for c in alice_elsewhere.contacts()] == [("bob", False)]
         await relay.end(MailboxEndReason.EXPIRED)
         with pytest.raises(PairingAttackError, match="someone may be guessing the code"):
             await offering
-        assert [(c.alias, c.verified) for c in alice_elsewhere.contacts()] == [("bob", False)]
         assert [(c.alias, c.verified) for c in alice.contacts()] == [("bob", False)]
         for messenger in (alice, alice_elsewhere, mallory):
             messenger.close()

@@ -73,11 +73,20 @@ def pair(
         str | None, typer.Option("--relay", metavar="URL", help="Meet on this relay [default: the burner's].")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="How long to wait.")] = 600.0,
+    words: Annotated[
+        int,
+        typer.Option(
+            "--words", min=2, max=3, help="Words in the code made: 2, or 3 to make guessing 256x harder."
+        ),
+    ] = 2,
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Pair by a short code read aloud: without CODE make one and wait; with CODE join."""
+    if code is not None and words != 2:
+        # The joining side takes the code as it comes, 2 or 3 words.
+        raise UsageError("--words is for making a code; the code you were told works as it is")
 
     def show_code(text: str) -> None:
         if json_out:
@@ -87,7 +96,7 @@ def pair(
 
     with open_messenger(home, burner) as messenger:
         if code is None:
-            view = asyncio.run(messenger.pair_offer(alias, show_code, timeout=timeout))
+            view = asyncio.run(messenger.pair_offer(alias, show_code, timeout=timeout, words=words))
         else:
             view = asyncio.run(
                 messenger.pair_join(code, alias or "contact", relay_url=relay, timeout=timeout)

@@ -477,7 +477,8 @@ class RelayClient:
 
         Raises:
             ValueError: unless ``sender_verify_key`` is 32 bytes.
-            RelayRejectedError: the relay refused (``AUTH``: no such queue, or locked).
+            RelayRejectedError: the relay refused (``AUTH``: no such queue; ``CMD``: locked
+                to another key already, by KEY or, on a sender-secured queue, by a SEND).
             RelayUnavailableError: unreachable, or the connection broke after the
                 command went out (whether the lock took effect is unknown).
             RelayTimeoutError: no answer within ``timeout``.

@@ -189,14 +189,14 @@ class HostileRelay:
                 await self._send(ws, tx.corr_id, tx.entity, MbOpen(nameplate, game.token))
             case MbPut(_, body):
                 await self._send(ws, tx.corr_id, tx.entity, Ok())
-                game = self._game(tx.entity)
+                played = self._game(tx.entity)
                 self.heard.set()
-                if game is not None and not game.silent and not self.mute:
-                    await self._play(game, body)
+                if played is not None and not played.silent and not self.mute:
+                    await self._play(played, body)
             case MbGet():
                 await self._send(ws, tx.corr_id, tx.entity, Ok())
-                game = self._game(tx.entity)
-                for index, body in enumerate(game.pushed if game is not None else []):
+                again = self._game(tx.entity)
+                for index, body in enumerate(again.pushed if again is not None else []):
                     await self._send(ws, _PUSHED, tx.entity, MbMsg(index, body))
             case MbDel():
                 await self._send(ws, tx.corr_id, tx.entity, Ok())

@@ -218,8 +218,8 @@ class ShortCode:
         if words not in CODE_WORD_COUNTS:
             raise ValueError("a code has 2 or 3 words")
         draws = rng.random_bytes(words)
-        words = tuple((EVEN_WORDS if i % 2 == 0 else ODD_WORDS)[b] for i, b in enumerate(draws))
-        return cls(nameplate, words)
+        chosen = tuple((EVEN_WORDS if i % 2 == 0 else ODD_WORDS)[b] for i, b in enumerate(draws))
+        return cls(nameplate, chosen)
 
     @classmethod
     def parse(cls, text: str) -> ShortCode:

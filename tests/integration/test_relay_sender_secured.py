@@ -27,7 +27,9 @@ from burnerkit.relay.protocol import (
     Send,
     ServerTransmission,
     Sub,
+    decode_frame,
     derive_queue_key,
+    encode_frame,
     open_ids,
 )
 from tests.integration.harness import (
@@ -340,4 +342,35 @@ async def test_an_open_queue_is_as_before(relays: Relays) -> None:
             (b"other", False),
         ]
         await nothing_delivered(alice, 0.2)
+    await relay.astop()
+
+
+async def test_small_order_sender_key_cannot_lock_a_secured_queue(relays: Relays) -> None:
+    """A SEND carrying the identity point as its key, with the signature (R = identity,
+    S = 0) that a lax verifier accepts for any message under it: refused as a missing queue
+    would be, and the queue stays free for a real key."""
+    relay = relays.start()
+    (sender,) = await peers(relay.port, 1)
+    async with client(relay.url) as alice:
+        queue = await alice.create_queue(sender_secured=True)
+        identity = b"\x01" + bytes(31)
+        forged_signature = identity + bytes(32)
+        command = Send(send_id(), b"forged", identity)
+        corr_id = corr()
+
+        def forged(entity: bytes) -> bytes:
+            unsigned = decode_frame(sender.frame(entity, command, None, corr_id))
+            return encode_frame(b"\x40" + forged_signature + unsigned[1:])
+
+        tx, answer = await sender.request_raw(forged(queue.sender_id))
+        assert tx.response == Err(ErrorCode.AUTH)
+        missing = RNG.random_bytes(QUEUE_ID_SIZE)
+        _, missing_answer = await sender.request_raw(forged(missing))
+        assert answer == missing_answer.replace(missing, queue.sender_id)
+        key = SigningKey.generate(RNG)
+        assert (await sender.request(queue.sender_id, keyed_send(b"real", key), key)).response == Ok()
+        await alice.subscribe(queue)
+        got = await drain(alice, queue, 2)
+        assert sorted((m.body, m.sender_refused) for m in got) == [(b"", True), (b"real", False)]
+    await sender.close()
     await relay.astop()

@@ -25,11 +25,22 @@ def test_message_written_right_after_accepting_arrives_once(relay, people):
     link = alice.json("invite", "--for", "bob")["link"]
     bob.run("accept", link, "--name", "alice")
     assert bob.run("send", "alice", "hi").stdout == "sent to alice (#2)\n"  # before Alice's inbox
-    first = alice.run("inbox")
-    assert first.stdout.splitlines()[0] == "new contact bob accepted your invitation"
-    assert first.stdout.splitlines()[1].endswith("bob #2: hi")
+    # An inbox stops after half a second of quiet, which a loaded machine can exceed between
+    # two deliveries: read until the message shows (each run shows only what is new).
+    lines: list[str] = []
+    for _ in range(10):
+        lines += [line for line in alice.run("inbox").stdout.splitlines() if line != "no new messages"]
+        if any(line.endswith("bob #2: hi") for line in lines):
+            break
+    assert lines[0] == "new contact bob accepted your invitation"
+    assert [line.split("] ", 1)[1] for line in lines[1:]] == ["bob #2: hi"]
     bob.run("send", "alice", "and again")
-    assert alice.texts() == ["and again"]  # no gap, nothing twice
+    texts: list[str] = []
+    for _ in range(10):
+        texts += alice.texts()
+        if texts:
+            break
+    assert texts == ["and again"]  # no gap, nothing twice
     assert [h["text"] for h in alice.json("history", "bob")] == ["hi", "and again"]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from burnerkit.errors import RelayError, RelayTimeoutError
+from burnerkit.errors import RelayError, RelayRejectedError, RelayTimeoutError
 from burnerkit.relay.client import QueueCredentials, ReceivedMessage, RelayClient
 from burnerkit.relay.protocol import Send, decode_client_frame
 from tests.integration.harness import (
@@ -250,3 +251,203 @@ async def wait_for_messages(store: Path, count: int) -> None:
     while await asyncio.to_thread(count_messages, store) != count:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.005)
+
+
+# -- a retried SEND's OK, then kill -9 (issue 12) ----------------------------------------------
+
+
+async def deliveries_acknowledged(
+    recipient: RelayClient, creds: QueueCredentials, quiet: float = 0.5
+) -> list[ReceivedMessage]:
+    """Every delivery until none comes for ``quiet`` seconds, each acknowledged as it comes."""
+    deliveries: list[ReceivedMessage] = []
+    while True:
+        try:
+            event = await recipient.next_delivery(quiet)
+        except RelayTimeoutError:
+            return deliveries
+        assert isinstance(event, ReceivedMessage), event
+        deliveries.append(event)
+        with contextlib.suppress(RelayError):  # not deleted, then: it comes again
+            await recipient.ack(creds, event.msg_id)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("write_behind", ["0", "0.25"], ids=["write-through", "write-behind"])
+async def test_kill_9_right_after_a_resent_sends_ok_loses_nothing(relays: Relays, write_behind: str) -> None:
+    """The outbox's resend after a timeout gets OK; the relay is killed at that instant; the
+    message must come through after the restart.
+
+    The recipient is online and holds an earlier message unacknowledged, so under
+    write-behind the relay keeps the new message in memory until its deadline writes it.
+    The first SEND's call gives up after 0.05 s (as the messenger's outbox does on a
+    timeout; nothing resends that call), and the resend (same ``send_id``, another
+    connection) is a duplicate of a message the relay holds only in memory. Its OK used
+    to come at once; the kill then lost a message whose sender had been told OK.
+    """
+    relay = relays.start("--write-behind", write_behind)
+    async with (
+        client(relay.url, timeout=30.0) as recipient,
+        client(relay.url, timeout=30.0) as outbox,
+        client(relay.url, timeout=30.0) as resender,
+    ):
+        creds = await recipient.create_queue()
+        await recipient.subscribe(creds)
+        await outbox.send(creds.sender_id, b"held")
+        held = await received(recipient)
+        assert held.body == b"held"  # delivered, and not acknowledged: the queue's outstanding one
+
+        send_id = os.urandom(16)
+        with contextlib.suppress(RelayTimeoutError):  # the outbox gives up on this call
+            await outbox.send(creds.sender_id, b"after", send_id=send_id, timeout=0.05)
+        await resender.send(creds.sender_id, b"after", send_id=send_id)
+        await relay.akill()  # right after the OK
+        await relay.astart()
+
+        # The recipient reconnects and resubscribes: the held message again, then the other.
+        bodies = [m.body for m in await deliveries_acknowledged(recipient, creds)]
+        assert b"after" in bodies
+        assert set(bodies) == {b"held", b"after"}
+    await relay.astop()
+    assert count_messages(relay.store_path) == 0
+
+
+@dataclass
+class Soak:
+    """What a run of :func:`_soak` saw."""
+
+    ok: dict[bytes, bytes] = field(default_factory=dict)  #: body -> send id, for each send answered OK
+    delivered: dict[bytes, set[bytes]] = field(default_factory=dict)  #: body -> msg ids it came with
+    oks: int = 0
+    kills: int = 0
+    timeouts: int = 0
+
+
+async def _outbox(
+    name: int,
+    count: int,
+    clients: list[RelayClient],
+    creds: QueueCredentials,
+    dice: Dice,
+    kill: Callable[[], object],
+    soak: Soak,
+) -> None:
+    """Send ``count`` messages one after the other, each until it is answered OK.
+
+    Like the messenger's outbox: one ``send_id`` per message, and after a timeout the
+    same message again, with the same ``send_id``, on another connection.
+    """
+    for number in range(count):
+        body = f"{name}:{number}".encode()
+        send_id = os.urandom(16)
+        attempt = 0
+        while True:
+            sender = clients[(name + attempt) % len(clients)]
+            # Often shorter than the write-behind deadline: the resend then repeats a
+            # message the relay holds only in memory.
+            timeout = dice.uniform(0.05, 0.4) if dice.below(2) else 30.0
+            try:
+                await sender.send(creds.sender_id, body, send_id=send_id, timeout=timeout)
+            except RelayRejectedError:
+                raise
+            except RelayError:
+                soak.timeouts += 1
+                attempt += 1
+                continue
+            break
+        soak.ok[body] = send_id
+        soak.oks += 1
+        kill()  # the relay may die right after this OK
+
+
+async def _slow_recipient(recipient: RelayClient, creds: QueueCredentials, dice: Dice, soak: Soak) -> None:
+    """Acknowledge a third of the deliveries after longer than the write-behind deadline
+    (the messages behind them wait in the relay's memory meanwhile), the rest at once."""
+    await recipient.subscribe(creds)
+    while True:
+        event = await recipient.next_delivery(None)
+        assert isinstance(event, ReceivedMessage), event
+        soak.delivered.setdefault(event.body, set()).add(event.msg_id)
+        if dice.below(3) == 0:
+            await asyncio.sleep(dice.uniform(0.26, 0.4))
+        with contextlib.suppress(RelayError):  # not deleted, then: it comes again after the reconnect
+            await recipient.ack(creds, event.msg_id)
+
+
+async def _soak(relays: Relays, *, cycles: int, outboxes: int, per_outbox: int, seed: bytes) -> Soak:
+    """Outboxes send to one queue whose recipient is slow; the relay is killed right after
+    ``cycles`` seeded OKs and restarted; returns what was answered OK and what came through."""
+    relay = relays.start("--write-behind", "0.25")
+    dice = Dice(seed)
+    soak = Soak()
+    total = outboxes * per_outbox
+    kill_after = set(dice.sample(range(1, total), cycles))
+
+    def kill() -> None:
+        if soak.oks in kill_after:
+            # Synchronously, on the event loop: nothing of ours runs between the OK and the
+            # kill, and the clients meet a dead relay, then a fresh one on the same file.
+            relay.kill()
+            soak.kills += 1
+            relay.start()
+
+    recorder = Recorder()
+    async with (
+        client(relay.url, timeout=30.0) as recipient,
+        recording_client(relay.url, recorder, timeout=30.0, backoff=(0.02, 0.2)) as one,
+        recording_client(relay.url, recorder, timeout=30.0, backoff=(0.02, 0.2)) as two,
+    ):
+        creds = await recipient.create_queue()
+        reader = asyncio.create_task(_slow_recipient(recipient, creds, dice, soak))
+        await asyncio.gather(
+            *(_outbox(name, per_outbox, [one, two], creds, dice, kill, soak) for name in range(outboxes))
+        )
+        deadline = time.monotonic() + 60
+        while not set(soak.ok) <= set(soak.delivered):
+            assert time.monotonic() < deadline, sorted(set(soak.ok) - set(soak.delivered))
+            assert not reader.done(), reader
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)  # a last redelivery, if any, is counted too
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+    await relay.astop()
+    assert soak.kills == cycles
+    # Each copy the relay stored came from a SEND frame of its own (a resend, or the
+    # client library's repeat after a cut connection): a second copy, never more.
+    sent = Counter(
+        tx.command.body
+        for tx in map(decode_client_frame, recorder.outgoing())
+        if isinstance(tx.command, Send)
+    )
+    assert all(len(ids) <= sent[body] for body, ids in soak.delivered.items())
+    return soak
+
+
+@pytest.mark.asyncio
+async def test_resends_to_a_slow_recipient_through_kills_lose_no_acknowledged_message(relays: Relays) -> None:
+    """Every send answered OK is delivered, whatever was killed right after an OK.
+
+    A few seconds: 3 outboxes of 8 messages, 3 kills. ``make soak`` runs the long one.
+    """
+    soak = await _soak(relays, cycles=3, outboxes=3, per_outbox=8, seed=b"issue 12 quick")
+    assert set(soak.ok) == {f"{n}:{m}".encode() for n in range(3) for m in range(8)}
+    assert set(soak.ok) <= set(soak.delivered)
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seed", range(4))
+async def test_soak_resends_to_a_slow_recipient_through_hundreds_of_kills(
+    relays: Relays, seed: int, record_property: Callable[[str, object], None]
+) -> None:
+    """The same, long: 90 kills per seed (360 in all), 8 outboxes of 60 messages."""
+    soak = await _soak(relays, cycles=90, outboxes=8, per_outbox=60, seed=f"issue 12 soak {seed}".encode())
+    assert len(soak.ok) == 8 * 60
+    assert set(soak.ok) <= set(soak.delivered)
+    second_copies = sum(len(ids) - 1 for ids in soak.delivered.values())
+    print(
+        f"\nsoak: {soak.oks} OKs, {soak.kills} kills, {soak.timeouts} resends, {second_copies} second copies"
+    )
+    for name, value in (("kills", soak.kills), ("resends", soak.timeouts), ("second_copies", second_copies)):
+        record_property(name, value)

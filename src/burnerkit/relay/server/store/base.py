@@ -5,9 +5,13 @@ implementation; the in-memory store is the reference, not a mock.
 
 Promises:
 
-- ``put_message`` returns only after the message is safe (for SQLite: committed with
-  ``synchronous=FULL``); the server answers ``OK`` only after that. "Safe" is either
-  of: the message is durable, or (write-behind, below) a ``delete_message`` of it is.
+- The one rule (docs/protocol.md §14.8 Durability): ``put_message`` returns only once the
+  message its ``send_id`` names is *safe*: committed (for SQLite: with
+  ``synchronous=FULL``), or deleted by its recipient's acknowledgement
+  (``delete_message``/``delete_message_now``). The server answers ``OK`` when it returns,
+  so an ``OK`` is never given for a message a crash could lose. This holds for every
+  result: ``STORED``/``STORED_MARKED`` (this message) and ``DUPLICATE`` (the message it
+  repeats, below). Should the message fail to become safe, the put raises ``StoreError``.
 - Write-behind: a caller that passes ``on_accepted`` learns the outcome early. The store
   decides the put at once (same rules, same order) and, if it is ``STORED`` or
   ``STORED_MARKED``, calls ``on_accepted(result)`` on the caller's event loop before the
@@ -17,15 +21,19 @@ Promises:
   all: the put returns the same result once the delete is durable, and the send id is
   remembered as a deleted one. Every other operation sees a deferred message exactly
   as a stored one (order, quota, dedupe, ``first_message``, ``expire``,
-  ``delete_queue``). Should its write fail, the put raises ``StoreError`` although
-  ``on_accepted`` was called. ``on_accepted`` must not raise (an exception goes to the
-  loop's exception handler); it is called even if the awaiting coroutine was cancelled,
-  since the message is on the queue all the same.
+  ``delete_queue``; a ``delete_queue`` answers its put as if deleted). Should its write
+  fail, the put raises ``StoreError`` although ``on_accepted`` was called.
+  ``on_accepted`` must not raise (an exception goes to the loop's exception handler); it
+  is called even if the awaiting coroutine was cancelled, since the message is on the
+  queue all the same.
 - A ``send_id`` is remembered per queue while its message waits and, after the message
   is deleted (ACK or expiry), among the queue's 256 most recently deleted send ids; a
   put with a remembered ``send_id`` is not stored again (``DUPLICATE``), so a client
-  retrying an unacknowledged send never creates a second copy. ``put_message`` checks
-  no-queue, then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
+  retrying an unacknowledged send never creates a second copy. A ``DUPLICATE`` of a
+  message that is not safe yet (held back, above) returns with that message's put, never
+  before it: ``DUPLICATE`` once it is safe, its ``StoreError`` if its write fails (the
+  client then retries, and finds the send id forgotten). ``put_message`` checks no-queue,
+  then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
 - Message ids are unique across the store; a clash raises ``StoreError`` with no effect.
 - ``set_sender_key`` replaces any key already set (the server decides whether to allow it).
   ``lock_sender_key`` sets a key only if none is set, in one step: of two concurrent

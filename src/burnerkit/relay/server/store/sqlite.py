@@ -115,7 +115,24 @@ dropped as any deferred message. The price: the send ids retired on a hot queue 
 the file only when it cools (or the store closes); a relay killed meanwhile forgets
 them, so a sender that never got its OK retries and the retry is stored again, which
 the recipient's session refuses as a replay (the same window write-behind already
-has; a sender that got its OK never retries).
+has; a sender that got its OK never retries, and no retry got an OK before its
+original was safe: see "Duplicates").
+
+Duplicates
+----------
+A put whose send id the store remembers is stored nothing, but it is answered only once
+the message it repeats is safe (docs/protocol.md §14.8 Durability: an ``OK`` is never
+given for a message a kill -9 could still lose). A message in the file, committed or
+retired, is safe: such a duplicate is answered with its batch, after its commit. A
+message still held in memory is not: the duplicate joins that message's ``retries`` (a
+hot entry's on the loop, a deferred entry's on the writer; an adopted hot entry hands
+its retries to the writer with it) and is answered with it: ``DUPLICATE`` once it is
+written, acknowledged or dropped with its queue, the same ``StoreError`` if its write
+fails. This covers a retry decided in the same run of rows as its original (the run's
+``taken``) and a retry decided against the overlay as it stood when the row was queued
+(``_DecideRow.seen``). A retry attached in a batch that is rolled back is detached again
+(``_Outcome.followed``). It costs nothing on the hot path: one lookup, for duplicates
+only, which are rare.
 
 Reads and checkpoints
 ---------------------

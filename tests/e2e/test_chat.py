@@ -9,6 +9,7 @@ import sys
 
 from burnerkit.protocol.wordlist import EVEN_WORDS
 from tests.e2e.helpers import Running, mint, pair_by_link, queue_ids, together
+from tests.integration.harness import Lines, RelayProcess, free_port, wait_until
 
 
 def test_link_pairing_then_chat_both_ways(relay, people):
@@ -180,10 +181,17 @@ def test_wrong_short_code_fails_and_destroys_the_code(relay, people):
     assert queue_ids(relay.store_path) == queues_before
 
 
-def test_inbox_follow_prints_each_message_as_it_arrives_until_interrupted(relay, people):
+def test_inbox_follow_prints_each_message_as_it_arrives_until_interrupted(relays, people):
+    # A relay of this test alone, so that its subscription count is the follower's.
+    relay: RelayProcess = relays.start("--metrics-port", str(free_port()))
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)
     pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+
+    def subscribed() -> float:
+        return relay.metric("subscriptions_active")
+
+    wait_until(lambda: subscribed() == 0, "the relay has let go of the inbox runs' subscriptions")
     with subprocess.Popen(
         [sys.executable, "-m", "burnerkit", "inbox", "--follow", "--json"],
         env=bob.env(),
@@ -191,18 +199,23 @@ def test_inbox_follow_prints_each_message_as_it_arrives_until_interrupted(relay,
         stderr=subprocess.PIPE,
         text=True,
     ) as follower:
-        assert follower.stdout is not None
+        lines = Lines(follower)
         try:
+            # Write only once the follower listens: sent earlier, a message would wait in
+            # the queue and come with the subscription, which is the offline path, not this.
+            wait_until(lambda: subscribed() >= 1, "the follower has subscribed")
             for text in ("first while following", "second while following"):
                 alice.run("send", "bob", text)
-                line = follower.stdout.readline()  # arrives while the follower keeps running
-                assert json.loads(line)["text"] == text
+                assert json.loads(lines.next())["text"] == text  # while the follower keeps running
             follower.send_signal(signal.SIGINT)
-            rest, errors = follower.communicate(timeout=30)
+            follower.wait(timeout=30)
+            rest = lines.rest()
+            assert follower.stderr is not None
+            errors = follower.stderr.read()
         finally:
             if follower.poll() is None:
                 follower.kill()
-    assert follower.returncode == 0
+    assert follower.returncode == 0, errors
     assert rest == ""
     assert "Traceback" not in errors
     assert bob.inbox() == []  # both were stored, acknowledged and shown once

@@ -22,12 +22,15 @@ import asyncio
 import base64
 import contextlib
 import json
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +260,24 @@ class RelayProcess:
     async def akill(self) -> None:
         await asyncio.to_thread(self.kill)
 
+    # -- what it counts ---------------------------------------------------------------------
+
+    @property
+    def metrics_port(self) -> int:
+        """The ``--metrics-port`` it was started with."""
+        assert "--metrics-port" in self.args, "started without --metrics-port"
+        return int(self.args[self.args.index("--metrics-port") + 1])
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample of its ``GET /metrics`` page (``subscriptions_active``, ...)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as page:
+            text = page.read().decode()
+        for line in text.splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+        raise AssertionError(f"no metric {name!r} in {text!r}")
+
     # -- what it wrote ----------------------------------------------------------------------
 
     def log_text(self) -> str:
@@ -313,6 +334,61 @@ class Relays:
             relay.check_output()
         for relay, returncode in left:
             assert returncode == 0, f"{relay.name} exited with {returncode} on SIGTERM"
+
+
+# -- waiting for a condition ---------------------------------------------------------------
+
+#: Seconds a condition may take to come true before the test fails (a hang guard only: no
+#: test asserts how long anything takes).
+CONDITION_TIMEOUT = 60.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = CONDITION_TIMEOUT) -> None:
+    """Poll ``condition`` until it holds; fail (not hang) if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.01)
+
+
+class Lines:
+    """The lines a child process writes to a pipe, each read with a deadline.
+
+    ``pipe.readline()`` blocks for as long as the child lives: a line that never comes
+    would hang the whole run. A thread reads instead, and :meth:`next` fails after
+    ``timeout`` with what the child said on stderr.
+    """
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._process = process
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: Any) -> None:
+        for line in pipe:
+            self._lines.put(line)
+        self._lines.put("")  # end of output
+
+    def next(self, timeout: float = CONDITION_TIMEOUT) -> str:
+        """The next line (without its newline); fails at the end of output or after ``timeout``."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout} s from {self._process.args!r}") from None
+        assert line, f"{self._process.args!r} ended its output (exit {self._process.poll()})"
+        return line.rstrip("\n")
+
+    def rest(self) -> str:
+        """Everything after the lines read, once the child has closed its stdout."""
+        self._thread.join(CONDITION_TIMEOUT)
+        assert not self._thread.is_alive(), "the child never closed its stdout"
+        out = []
+        while (line := self._lines.get_nowait()) != "":
+            out.append(line)
+        return "".join(out)
 
 
 # -- raw peers -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from tests.e2e.helpers import mint, pair_by_link, together
+from tests.integration.harness import Lines, RelayProcess, free_port, wait_until
 
 #: ``burner accept`` of an invitation somebody accepted first (src/burnerkit/cli/errors.py).
 EXIT_INVITATION_USED = 12
@@ -44,7 +45,9 @@ def test_message_written_right_after_accepting_arrives_once(relay, people):
     assert [h["text"] for h in alice.json("history", "bob")] == ["hi", "and again"]
 
 
-def test_messages_written_while_the_inviter_follows_arrive_once(relay, people):
+def test_messages_written_while_the_inviter_follows_arrive_once(relays, people):
+    # A relay of this test alone, so that its subscription count is the follower's.
+    relay: RelayProcess = relays.start("--metrics-port", str(free_port()))
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)
     link = alice.json("invite", "--for", "bob")["link"]
@@ -55,23 +58,29 @@ def test_messages_written_while_the_inviter_follows_arrive_once(relay, people):
         stderr=subprocess.PIPE,
         text=True,
     ) as follower:
-        assert follower.stdout is not None
+        lines = Lines(follower)
         try:
+            # Bob accepts and writes only once the follower listens on the invitation's
+            # queue: the case where the acceptance turns that queue into Bob's under it.
+            wait_until(lambda: relay.metric("subscriptions_active") >= 1, "the follower has subscribed")
             bob.run("accept", link, "--name", "alice")
             for text in ("one", "two"):
                 bob.run("send", "alice", text)
             got = []
             while len(got) < 2:
-                item = json.loads(follower.stdout.readline())
+                item = json.loads(lines.next())
                 if item["type"] == "message":
                     got.append(item["text"])
             follower.send_signal(signal.SIGINT)
-            rest, errors = follower.communicate(timeout=30)
+            follower.wait(timeout=30)
+            rest = lines.rest()
+            assert follower.stderr is not None
+            errors = follower.stderr.read()
         finally:
             if follower.poll() is None:
                 follower.kill()
     assert got == ["one", "two"]
-    assert follower.returncode == 0
+    assert follower.returncode == 0, errors
     assert rest == ""
     assert "Traceback" not in errors
     assert alice.inbox() == []

@@ -66,7 +66,7 @@ def test_messages_written_while_the_inviter_follows_arrive_once(relays, people):
             bob.run("accept", link, "--name", "alice")
             for text in ("one", "two"):
                 bob.run("send", "alice", text)
-            got = []
+            got: list[str] = []
             while len(got) < 2:
                 item = json.loads(lines.next())
                 if item["type"] == "message":

@@ -201,6 +201,10 @@ def store_contact(
         )
         if changed:
             record_event(tx, rng, old.contact_id, EventKind.KEY_CHANGED, f"re-paired by {via}", now)
+        if verified:
+            # Paired over a code-authenticated channel: as good as a matching safety code,
+            # which answers the identity alerts (the events stay for the debrief).
+            clear_alerts(tx, old.contact_id, IDENTITY_ALERTS)
         tx.put("orphan", old.queue.recipient_id, orphan_bytes(old.queue_relay, old.queue))
     tx.put("contact", contact.contact_id, contact.to_bytes())
     return contact

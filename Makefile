@@ -17,8 +17,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/burner demo
 
+# In parallel (pytest-xdist), one worker per CPU unless TEST_WORKERS says otherwise. Each
+# worker has its own session fixtures (the e2e shared relay), tmp paths and relay ports;
+# --dist loadgroup keeps the tests of one @pytest.mark.xdist_group(name) on one worker.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The long randomized crash runs (hundreds of kill -9 cycles); minutes, not seconds.
 soak: $(STAMP)

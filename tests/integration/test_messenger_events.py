@@ -133,11 +133,12 @@ def test_second_acceptance_envelope_is_recorded_and_changes_no_session(people: P
     # The relay refuses a second acceptor's SEND on a sender-secured queue (the e2e hijack
     # test); here a second acceptance of the same invitation reaches Alice all the same.
     # Her invitation record is gone once accepted, so the envelope goes to Bob's session,
-    # where it does not authenticate: recorded as undecryptable, not as a second acceptance.
+    # which names it by its invitation id (protocol §5.10): a second acceptance, not a
+    # mere undecryptable delivery.
     alice, bob, link = people
     _, envelope = accept_invitation(decode_link(link), content=b"mallory", rng=SystemRandom(), now=NOW)
 
     def second_acceptance(session: Session, content: bytes, now: float) -> bytes:
         return envelope
 
-    assert_refused_with(alice, bob, second_acceptance, "undecryptable")
+    assert_refused_with(alice, bob, second_acceptance, "second-acceptance")

@@ -18,7 +18,7 @@ import enum
 from typing import Final
 
 from burnerkit.crypto.rng import Random
-from burnerkit.errors import BurnerError, DecryptionError, RemoteProtocolError
+from burnerkit.errors import BurnerError, DecryptionError, InvitationConsumedError, RemoteProtocolError
 
 from .codec import PROTOCOL_VERSION, CodecError, Reader, Writer
 from .envelope import (
@@ -42,6 +42,8 @@ __all__ = ["Role", "Session"]
 _STATE_VERSION: Final = 1
 _MESSAGE_PREFIX: Final = envelope_prefix(EnvelopeType.MESSAGE)
 _MESSAGE_BODY_SIZE: Final = body_size(len(_MESSAGE_PREFIX))
+#: The accept fields start with the invitation's id (§7.3).
+_INVITATION_ID_SIZE: Final = 16
 
 
 @enum.unique
@@ -178,6 +180,8 @@ class Session:
             DuplicateMessageError: it was already received (a replay).
             ForkDetectedError: an authentic message conflicts with one already received.
             TooManySkippedMessagesError: its counter jumps beyond the limit.
+            InvitationConsumedError: (inviter) an ACCEPT envelope of another acceptance of
+                the invitation this session came from.
         """
         if len(envelope) == ENVELOPE_SIZE and envelope[:2] == _MESSAGE_PREFIX:
             prefix_len = 2  # the common case, checked inline
@@ -187,6 +191,14 @@ class Session:
         if prefix_len != len(_MESSAGE_PREFIX) and (
             self.role is not Role.INVITER or envelope[2:prefix_len] != self._accept_fields
         ):
+            if (
+                self.role is Role.INVITER
+                and envelope[2 : 2 + _INVITATION_ID_SIZE] == self._accept_fields[:_INVITATION_ID_SIZE]
+            ):
+                # Another acceptance of the invitation this session came from (§5.10). Not
+                # authenticated (its pending invitation is gone): it names the anomaly, and
+                # like any refused envelope it changes nothing.
+                raise InvitationConsumedError("the invitation of this session was accepted again")
             raise DecryptionError
         body = self._ratchet.decrypt(
             memoryview(envelope)[prefix_len:],

@@ -16,7 +16,7 @@ from burnerkit.app.home import Home
 from burnerkit.app.messenger import Messenger
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.errors import IdentityExpiredError, UsageError
-from tests.integration.harness import Relays
+from tests.integration.harness import RelayProcess, Relays, free_port, wait_until
 
 PASS = "correct horse battery"
 
@@ -48,8 +48,13 @@ def pair(alice: Messenger, bob: Messenger) -> None:
 
 
 @pytest.fixture
-def url(relays: Relays) -> str:
-    return relays.start().url
+def relay(relays: Relays) -> RelayProcess:
+    return relays.start("--metrics-port", str(free_port()))
+
+
+@pytest.fixture
+def url(relay: RelayProcess) -> str:
+    return relay.url
 
 
 def test_expired_burner_refuses_even_when_the_clock_is_turned_back(tmp_path: Path, url: str) -> None:
@@ -131,7 +136,9 @@ def test_cloned_burner_sending_raises_a_fork_alert_at_the_peer(tmp_path: Path, u
         messenger.close()
 
 
-def test_clone_subscribing_to_our_queue_is_recorded_as_a_displacement(tmp_path: Path, url: str) -> None:
+def test_clone_subscribing_to_our_queue_is_recorded_as_a_displacement(
+    tmp_path: Path, relay: RelayProcess, url: str
+) -> None:
     """The relay tells the first subscriber when another connection takes its queue."""
     clock = Clock(1_900_000_000.0)
     alice, bob = mint(tmp_path, "alice", url, clock), mint(tmp_path, "bob", url, clock)
@@ -141,9 +148,15 @@ def test_clone_subscribing_to_our_queue_is_recorded_as_a_displacement(tmp_path: 
     original = reopen(tmp_path, "bob", clock)
     clone = Messenger.open(Home(tmp_path / "bob-image"), "bob", PASS, clock=clock)
 
+    def subscriptions() -> float:
+        return relay.metric("subscriptions_active")
+
+    wait_until(lambda: subscriptions() == 0, "the pairing's receive has let go of its subscriptions")
+
     async def both() -> None:
-        waiting = asyncio.create_task(original.receive(wait=3.0, idle=2.0))
-        await asyncio.sleep(1.0)  # the original is subscribed and listening
+        # The original listens until the relay's END has come (then half a second of quiet).
+        waiting = asyncio.create_task(original.receive(wait=60.0, idle=0.5))
+        await asyncio.to_thread(wait_until, lambda: subscriptions() >= 1, "the original has subscribed")
         await clone.receive()
         await waiting
 

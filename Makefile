@@ -17,10 +17,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/burner demo
 
-# In parallel (pytest-xdist), one worker per CPU unless TEST_WORKERS says otherwise. Each
-# worker has its own session fixtures (the e2e shared relay), tmp paths and relay ports;
-# --dist loadgroup keeps the tests of one @pytest.mark.xdist_group(name) on one worker.
-TEST_WORKERS ?= auto
+# In parallel (pytest-xdist): two workers per CPU, since the integration and e2e tests spend
+# about half their time waiting on relay and burner processes. Each worker has its own
+# session fixtures (the e2e shared relay), tmp paths and relay ports; --dist loadgroup keeps
+# the tests of one @pytest.mark.xdist_group(name) on one worker.
+TEST_WORKERS ?= $(shell echo $$((2 * $$(nproc))))
 test: $(STAMP)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 

@@ -12,6 +12,9 @@ from burnerkit.__main__ import main
 from burnerkit.crypto.hybrid import combine
 
 
+# The real Argon2 cost in every one of the demo's burner runs (it will not take the test
+# KDF): the most CPU of any test, so `make soak` (run by CI) runs it, not `make test`.
+@pytest.mark.slow
 def test_make_demo_scenario_runs_end_to_end_and_cleans_up(tmp_path):
     """The main scenario: a relay process, two burners through the real CLI, pairing, burn."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}

@@ -349,7 +349,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = CONDIT
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.01)
+        time.sleep(0.05)
 
 
 class Lines:

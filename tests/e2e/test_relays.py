@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.helpers import together, waiting_messages
 
 
+# Two relay processes (one stopped and restarted) and some 25 burner runs: the most CPU of
+# the e2e tests, so `make soak` (run by CI) runs it, not `make test`.
+@pytest.mark.slow
 def test_contacts_split_across_two_relays(relays, people):
     one, two = relays.start(), relays.start()
     alice, bob, carol = people("alice", "bob", "carol")

@@ -137,8 +137,8 @@ def test_every_message_sent_is_shown_exactly_once_in_any_interleaving(relays: Re
                 shutil.rmtree(self.root, ignore_errors=True)
 
     Conversation.TestCase.settings = settings(
-        max_examples=6,
-        stateful_step_count=6,
+        max_examples=12,
+        stateful_step_count=8,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )

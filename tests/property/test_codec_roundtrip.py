@@ -34,6 +34,7 @@ from burnerkit.errors import (
     DecryptionError,
     DuplicateMessageError,
     HandshakeError,
+    InvitationConsumedError,
     RemoteProtocolError,
 )
 from burnerkit.protocol.codec import CodecError, Reader, Writer
@@ -308,11 +309,20 @@ def test_receive_wrong_size_is_a_remote_protocol_error(size: int, seed: int) -> 
 GENUINE: dict[
     str, tuple[Callable[[World], bytes], Callable[[World], Session], tuple[type[BurnerError], ...]]
 ] = {
-    "accept, Alice's current chain": (lambda w: w.accept_fresh, lambda w: w.alice, ()),
+    # Other accept fields under the same invitation id read as another acceptance (§5.10).
+    "accept, Alice's current chain": (
+        lambda w: w.accept_fresh,
+        lambda w: w.alice,
+        (InvitationConsumedError,),
+    ),
     "message, Bob's current chain": (lambda w: w.to_bob_fresh, lambda w: w.bob, ()),
     "message, Alice's next chain": (lambda w: w.to_alice_fresh, lambda w: w.alice, ()),
     "message, delivered already": (lambda w: w.delivered, lambda w: w.bob, (DuplicateMessageError,)),
-    "handshake envelope, delivered": (lambda w: w.first, lambda w: w.alice, (DuplicateMessageError,)),
+    "handshake envelope, delivered": (
+        lambda w: w.first,
+        lambda w: w.alice,
+        (DuplicateMessageError, InvitationConsumedError),
+    ),
 }
 
 

@@ -53,7 +53,14 @@ from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from burnerkit.crypto.rng import DeterministicRandom
-from burnerkit.errors import BurnerError, DecryptionError, DuplicateMessageError, RemoteProtocolError
+from burnerkit.errors import (
+    BurnerError,
+    DecryptionError,
+    DuplicateMessageError,
+    InvitationConsumedError,
+    RemoteProtocolError,
+)
+from burnerkit.protocol.envelope import ACCEPT_FIELDS_SIZE
 from burnerkit.protocol.events import Event, GapDetected, MessageReceived, MessageReordered
 from burnerkit.protocol.handshake import accept_invitation, create_invitation
 from burnerkit.protocol.ratchet import MAX_SKIP, RETIRED_CHAINS
@@ -264,7 +271,17 @@ class RatchetDelivery(RuleBasedStateMachine):
         data = bytearray(sent.data)
         data[position] ^= mask
         outer_broken = position == 0 or (position == 1 and data[1] not in (0x11, 0x12))
-        self._refused(receiver, bytes(data), RemoteProtocolError if outer_broken else DecryptionError)
+        # The inviter names other accept fields under its own invitation id as another
+        # acceptance of it (protocol §5.10); refused all the same, state unchanged.
+        other_acceptance = (
+            receiver is ALICE and data[1] == 0x11 and 2 + 16 <= position < 2 + ACCEPT_FIELDS_SIZE
+        )
+        expected: type[BurnerError] = DecryptionError
+        if outer_broken:
+            expected = RemoteProtocolError
+        elif other_acceptance:
+            expected = InvitationConsumedError
+        self._refused(receiver, bytes(data), expected)
 
     # -- invariants ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from burnerkit.app.records import (
     EventKind,
     EventRecord,
     Invite,
+    LastDelivery,
     OutboxEntry,
     PendingDelivery,
     Profile,
@@ -46,6 +47,7 @@ RECORD_TYPES: dict[str, Any] = {
     "event_no_contact": EventRecord,
     "alert": Alert,
     "pending": PendingDelivery,
+    "delivery": LastDelivery,
 }
 
 
@@ -154,6 +156,8 @@ def test_alert_and_pending_layouts_by_hand() -> None:
     envelope = h(p["envelope"])
     expected = struct.pack(">B24sQQI", 1, h(p["recipient_id"]), p["order"], p["received_at"], len(envelope))
     assert (expected + envelope).hex() == V["records"]["pending"]["bytes"]
+    d = V["records"]["delivery"]["fields"]
+    assert struct.pack(">B24s", 1, h(d["msg_id"])).hex() == V["records"]["delivery"]["bytes"]
 
 
 def test_record_layouts_by_hand() -> None:

@@ -31,6 +31,7 @@ def test_link_pairing_then_chat_both_ways(relay, people):
     got = bob.inbox()
     assert got == [
         {
+            "type": "message",
             "from": "alice",
             "text": "Landed. The meeting moved to 15:00.",
             "sent_at": got[0]["sent_at"],

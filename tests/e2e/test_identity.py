@@ -17,11 +17,12 @@ def test_identity_key_change_blocks_sending_until_reverified(relay, people):
     # Someone else answers a new invitation that alice meant for "bob".
     link = alice.json("invite", "--for", "bob")["link"]
     mallory.run("accept", link, "--name", "alice")
-    taken = alice.run("inbox")
+    taken = alice.run("inbox", expect=13)  # 13: it printed an alert
     assert taken.stdout == "no new messages\n"  # the alias existed: a re-pairing, not a new contact
-    assert "warning: bob: key-changed: re-paired by link" in taken.stderr
+    assert "ALERT: bob: key-changed: re-paired by link" in taken.stderr
     (contact,) = alice.json("contacts")
     assert (contact["alias"], contact["verified"], contact["key_changed"]) == ("bob", False, True)
+    assert contact["alerts"] == ["key-changed"]
 
     # A wrong code (here: the old bob's) is refused and changes nothing; sending stays blocked.
     refused, mallory_view = together(
@@ -42,7 +43,10 @@ def test_identity_key_change_blocks_sending_until_reverified(relay, people):
         "('burner verify bob') and confirm with 'burner verify bob --code CODE'"
     )
     assert blocked.stdout == ""
-    assert alice.json("history", "bob") == []  # nothing was stored or queued
+    # Nothing was stored or queued; the history says the contact is on alert.
+    assert alice.json("history", "bob") == [
+        {"type": "alert", "contact": "bob", "alerts": ["key-changed", "code-mismatch"]}
+    ]
 
     confirmed = alice.run("verify", "bob", "--code", mallory_code)
     assert confirmed.stdout == "bob is verified: the safety codes match\n"

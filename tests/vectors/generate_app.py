@@ -30,6 +30,7 @@ from burnerkit.app.records import (
     EventKind,
     EventRecord,
     Invite,
+    LastDelivery,
     OutboxEntry,
     PendingDelivery,
     Profile,
@@ -140,6 +141,7 @@ def build() -> dict[str, Any]:
         "alert": Alert(frozenset({EventKind.FORK, EventKind.SENDER_REFUSED}), NOW + 60, NOW + 90),
         "pending": PendingDelivery(credentials.recipient_id, 3, NOW + 30, b"an envelope would go here"),
     }
+    records["delivery"] = LastDelivery(rng.random_bytes(24))
     # Drawn last, so that adding it (Contact layout 2) left every earlier value as it was.
     records["contact"] = dataclasses.replace(records["contact"], sender_key=rng.random_bytes(32))
     # Layout 1 is layout 2 without its last field (the sender key); vaults still hold it.

@@ -31,6 +31,7 @@ from burnerkit.app.records import (
     EventKind,
     EventRecord,
     Invite,
+    LastDelivery,
     PendingDelivery,
     StoredMessage,
     replace,
@@ -217,6 +218,7 @@ def process_delivery(
     envelope: bytes,
     now: float,
     *,
+    msg_id: bytes = b"",
     sender_refused: bool = False,
 ) -> None:
     """Decrypt one delivery on our queue ``recipient_id`` and store what it carries.
@@ -226,8 +228,16 @@ def process_delivery(
     a fork, a forgery) leaves every record as it was but one anomaly event; one that
     comes before the acceptance it follows is kept as a :class:`PendingDelivery`.
     ``sender_refused``: the relay says it refused another sender on this queue since
-    the last delivery (an empty ``envelope`` is such a notice alone).
+    the last delivery (an empty ``envelope`` is such a notice alone). ``msg_id``: the
+    relay's id of the delivery; the same id as the queue's last delivery means the relay
+    delivers again what we stored but had not acknowledged (we crashed in between): it
+    is accounted for already, so nothing more is recorded, not even a replay.
     """
+    if msg_id:
+        last = tx.get("delivery", recipient_id)
+        if last is not None and hmac.compare_digest(LastDelivery.from_bytes(last).msg_id, msg_id):
+            return
+        tx.put("delivery", recipient_id, LastDelivery(msg_id).to_bytes())
     owner = owner_of(tx, recipient_id)
     contact_id = owner.key if owner is not None and owner.kind == "contact" else b""
     if sender_refused:

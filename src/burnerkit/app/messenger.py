@@ -1025,7 +1025,13 @@ class Messenger:
         if isinstance(event, ReceivedMessage):
             with self._vault.transaction() as tx:
                 process_delivery(
-                    tx, self._rng, event.recipient_id, event.body, now, sender_refused=event.sender_refused
+                    tx,
+                    self._rng,
+                    event.recipient_id,
+                    event.body,
+                    now,
+                    msg_id=event.msg_id,
+                    sender_refused=event.sender_refused,
                 )
         else:  # the relay's queue layer did not open
             with self._vault.transaction() as tx:
@@ -1055,6 +1061,7 @@ class Messenger:
         with self._vault.transaction() as tx:
             for owner in deleted:
                 tx.delete("orphan", owner.key)
+                tx.delete("delivery", owner.creds.recipient_id)
 
     # -- burning ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ later layout can still read the earlier one.
 | `orphan`  | recipient id (24)          | :class:`Orphan`                          |
 | `alert`   | contact id (16)            | :class:`Alert`                           |
 | `pending` | recipient id (24) ‖ u64 order | :class:`PendingDelivery`              |
+| `delivery`| recipient id (24)          | :class:`LastDelivery`                    |
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "EventKind",
     "EventRecord",
     "Invite",
+    "LastDelivery",
     "Orphan",
     "OutboxEntry",
     "PendingDelivery",
@@ -49,6 +51,7 @@ CONTACT_ID_SIZE: Final = 16
 #: An Ed25519 seed: the key our SENDs to a contact's queue are signed with (§14.8).
 SENDER_KEY_SIZE: Final = 32
 _RECIPIENT_ID_SIZE: Final = 24
+_MSG_ID_SIZE: Final = 24
 _ID16: Final = 16
 _MESSAGE_ID_SIZE: Final = 8
 _V1: Final = 1
@@ -492,3 +495,25 @@ class PendingDelivery(_Record):
     @classmethod
     def read(cls, r: Reader) -> PendingDelivery:  # noqa: D102
         return cls(r.take(_RECIPIENT_ID_SIZE), r.u64(), r.u64(), r.var32())
+
+
+@dataclass(frozen=True, slots=True)
+class LastDelivery(_Record):
+    """The relay's id of the last delivery stored from one of our queues.
+
+    Written in the transaction that stores the delivery, so that the relay delivering
+    the same message again (our ACK was lost to a crash) is recognised as ours and
+    acknowledged without a replay alert.
+    """
+
+    msg_id: bytes
+
+    def __post_init__(self) -> None:
+        _check_size("msg_id", self.msg_id, _MSG_ID_SIZE)
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.msg_id)
+
+    @classmethod
+    def read(cls, r: Reader) -> LastDelivery:  # noqa: D102
+        return cls(r.take(_MSG_ID_SIZE))

@@ -17,6 +17,7 @@ from burnerkit.app.records import (
     EventKind,
     EventRecord,
     Invite,
+    LastDelivery,
     Orphan,
     OutboxEntry,
     PendingDelivery,
@@ -94,6 +95,7 @@ def records() -> dict[str, Any]:
         "event_no_contact": EventRecord(b"e" * 16, b"", T0, EventKind.DISPLACED, ""),
         "alert": Alert(frozenset({EventKind.FORK, EventKind.COUNTER_BOMB}), T0, T0 + 9),
         "pending": PendingDelivery(b"R" * 24, 7, T0, SECRET_ENVELOPE),
+        "delivery": LastDelivery(b"D" * 24),
     }
 
 

@@ -33,7 +33,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Final, Self
 
-from burnerkit.app import pairing
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text
 from burnerkit.app.home import BURNING_MARKER, Home, check_name
@@ -114,6 +113,8 @@ DEFAULT_LIFETIME: Final = 7 * 86400
 DEFAULT_INVITE_LIFETIME: Final = 86400
 _PROFILE_KEY: Final = b"burner"
 _SEND_ID_SIZE: Final = 16
+#: Words of a short code we show, unless asked for more (``pairing.CODE_WORDS``).
+_CODE_WORDS: Final = 2
 #: Seconds between tries of the vault's lock held by another process's outbox flush.
 _LOCK_POLL: Final = 0.02
 #: How long the inbox keeps listening after the last delivery before it stops.
@@ -625,7 +626,7 @@ class Messenger:
         on_code: Callable[[str], None],
         *,
         timeout: float = 600.0,
-        words: int = pairing.CODE_WORDS,
+        words: int = _CODE_WORDS,
     ) -> ContactView:
         """Pair by a short code we show: wait for the peer to type it, then for its acceptance.
 
@@ -640,6 +641,10 @@ class Messenger:
             PairingAttackError: it stopped after our confirmation was sent: maybe a guesser.
             RelayError: our relay failed.
         """
+        # Imported here: it loads spake2, a tenth of a second of every burner command's
+        # start-up, which only pairing needs.
+        from burnerkit.app import pairing
+
         if words not in pairing.CODE_WORD_COUNTS:
             raise ValueError("a code has 2 or 3 words")
         view = await self.invite(alias, verified=False, lifetime=max(int(timeout), 60))
@@ -699,6 +704,8 @@ class Messenger:
         check_name(alias, "contact")
         url = relay_url or self.relay_url
         _check_relay_url(url)
+        from burnerkit.app import pairing  # imported here: see pair_offer
+
         async with self._client(url) as client:
             raw = await pairing.join(client, code, b"", rng=self._rng, timeout=timeout)
         return await self.accept(raw, alias, verified=True)

@@ -11,10 +11,12 @@ I/O outside it:
   A crash anywhere leaves either nothing or an outbox entry that the next run sends
   again under the same idempotency key, so the relay stores it once.
 - **Receive**: for each delivery, in one transaction, load the session, decrypt, store
-  the new state and the plaintext; only after the commit does the relay get its ACK. A
-  crash before the commit leaves the session as it was and the relay delivers again; a
-  crash after it makes the redelivery a replay, which the session refuses and we ACK.
-  So a message is stored exactly once, and the inbox marks it shown in the same way.
+  what it means; only after the commit does the relay get its ACK (the acknowledgement
+  rule, docs/protocol.md §17.6, carried out by :mod:`~burnerkit.app.ledger`). A crash
+  before the commit leaves the session as it was and the relay delivers again; a crash
+  after it makes the relay deliver the same message again, which the vault recognises
+  as its last delivery and we ACK. So a message is stored exactly once, and the inbox
+  marks it shown in the same way.
 - Sessions are always re-read inside the transaction that advances them, so two
   processes on one vault (an inbox waiting, a send) never overwrite each other's
   ratchet state: SQLite's write lock orders them.

@@ -135,10 +135,10 @@ async def test_create_queue_with_a_used_id_raises_store_error(
 
 
 @pytest.mark.asyncio
-async def test_set_sender_key(store: MessageStore, created: QueueRecord) -> None:
+async def test_lock_sender_key_sets_the_key(store: MessageStore, created: QueueRecord) -> None:
     assert created.sender_key is None
     key = os.urandom(32)
-    assert await store.set_sender_key(created.recipient_id, key) is True
+    assert await store.lock_sender_key(created.recipient_id, key) is True
     expected = QueueRecord(
         created.recipient_id, created.sender_id, created.recipient_key, created.queue_key, key
     )
@@ -147,10 +147,10 @@ async def test_set_sender_key(store: MessageStore, created: QueueRecord) -> None
 
 
 @pytest.mark.asyncio
-async def test_set_sender_key_on_a_missing_queue_is_false(store: MessageStore, created: QueueRecord) -> None:
-    assert await store.set_sender_key(os.urandom(24), os.urandom(32)) is False
+async def test_lock_sender_key_on_a_missing_queue_is_false(store: MessageStore, created: QueueRecord) -> None:
+    assert await store.lock_sender_key(os.urandom(24), os.urandom(32)) is False
     assert (
-        await store.set_sender_key(created.sender_id, os.urandom(32)) is False
+        await store.lock_sender_key(created.sender_id, os.urandom(32)) is False
     )  # a sender id is no recipient id
     assert (await store.queue_by_recipient(created.recipient_id)) == created
 
@@ -675,7 +675,7 @@ async def test_sqlite_put_survives_close_and_reopen(db_path: Path) -> None:
     send_id = new_send_id()
     store = await SqliteStore.open(db_path)
     await store.create_queue(queue)
-    await store.set_sender_key(queue.recipient_id, b"k" * 32)
+    await store.lock_sender_key(queue.recipient_id, b"k" * 32)
     await put(store, queue, message, send_id=send_id)
     await store.close()
 

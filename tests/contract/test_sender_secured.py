@@ -106,7 +106,7 @@ async def test_lock_sender_key_does_not_replace_a_key_set_by_key(store: MessageS
     queue = new_queue(secured=False)
     await store.create_queue(queue)
     by_key = os.urandom(32)
-    assert await store.set_sender_key(queue.recipient_id, by_key)
+    assert await store.lock_sender_key(queue.recipient_id, by_key)
     assert await store.lock_sender_key(queue.recipient_id, os.urandom(32)) is False
     assert await store.lock_sender_key(queue.recipient_id, by_key) is True
 

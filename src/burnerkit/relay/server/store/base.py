@@ -35,8 +35,8 @@ Promises:
   client then retries, and finds the send id forgotten). ``put_message`` checks no-queue,
   then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
 - Message ids are unique across the store; a clash raises ``StoreError`` with no effect.
-- ``set_sender_key`` replaces any key already set (the server decides whether to allow it).
-  ``lock_sender_key`` sets a key only if none is set, in one step: of two concurrent
+- ``lock_sender_key`` sets a queue's sender key once (KEY and a sender-secured queue's
+  first SEND share it; a key once set is never replaced), in one step: of two concurrent
   calls with different keys exactly one gets True, and the lock is durable when it
   returns (the server locks a sender-secured queue with it before storing the SEND).
 - ``put_notice`` stores a refused-sender notice (``sender_refused``, empty body) unless
@@ -135,10 +135,6 @@ class MessageStore(Protocol):
 
     async def queue_by_sender(self, sender_id: bytes) -> QueueRecord | None:
         """The queue with this sender id, if any."""
-        ...
-
-    async def set_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
-        """Lock a queue to a sender key; False if no such queue."""
         ...
 
     async def lock_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:

@@ -138,19 +138,6 @@ class MemoryStore:
         recipient_id = self._by_sender.get(sender_id)
         return None if recipient_id is None else self._queues[recipient_id].record
 
-    async def set_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
-        """Lock a queue to a sender key; False if no such queue.
-
-        Raises:
-            StoreError: if the store is closed.
-        """
-        self._check_open()
-        entry = self._queues.get(recipient_id)
-        if entry is None:
-            return False
-        entry.record = dataclasses.replace(entry.record, sender_key=sender_key)
-        return True
-
     async def lock_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
         """Set the sender key if none is set; whether the queue is now locked to ``sender_key``.
 

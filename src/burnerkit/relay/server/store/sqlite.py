@@ -290,7 +290,7 @@ class _Needs(enum.Enum):
     """What an operation that is no put or delete needs done to the deferred messages first."""
 
     WRITE_ALL = enum.auto()  #: any operation: every deferred message is written first
-    NOTHING = enum.auto()  #: it touches no message (create_queue, set_sender_key, queue reads)
+    NOTHING = enum.auto()  #: it touches no message (create_queue, lock_sender_key, queue reads)
     DROP_QUEUE = enum.auto()  #: delete_queue: the queue's deferred messages go with it, unwritten
     EXPIRE = enum.auto()  #: expire: queues with a deferred message it would delete are written first
     FIRST = enum.auto()  #: first_message: if the file holds none of the queue's, the oldest deferred one
@@ -1721,21 +1721,6 @@ class SqliteStore:
             StoreError: the store failed.
         """
         return await self._query(lambda conn: _select_queue(conn, "sender_id", sender_id))
-
-    async def set_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
-        """Lock a queue to a sender key; False if no such queue.
-
-        Raises:
-            StoreError: the store failed.
-        """
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE queues SET sender_key = ? WHERE recipient_id = ?", (sender_key, recipient_id)
-            )
-            return cursor.rowcount == 1
-
-        return await self._call(op, needs=_Needs.NOTHING)
 
     async def lock_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
         """Set the sender key if none is set; whether the queue is now locked to ``sender_key``.

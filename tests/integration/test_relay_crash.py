@@ -478,23 +478,28 @@ async def test_resends_to_a_slow_recipient_through_kills_lose_no_acknowledged_me
     assert set(soak.ok) <= set(soak.delivered)
 
 
-@pytest.mark.slow
-@pytest.mark.asyncio
-@pytest.mark.parametrize("seed", range(4))
-async def test_soak_resends_to_a_slow_recipient_through_hundreds_of_kills(
-    relays: Relays, seed: int, record_property: Callable[[str, object], None]
+async def _soak_checked(
+    relays: Relays,
+    record_property: Callable[[str, object], None],
+    *,
+    label: str,
+    cycles: int,
+    outboxes: int,
+    per_outbox: int,
+    seed: bytes,
+    deadline: float,
 ) -> None:
-    """The same, long: 90 kills per seed (360 in all), 8 outboxes of 60 messages."""
+    """Run :func:`_soak`; every OK'd message came through; print and record the figures."""
     started = time.monotonic()
     soak = await _soak(
-        relays, cycles=90, outboxes=8, per_outbox=60, seed=f"issue 12 soak {seed}".encode(), deadline=400
+        relays, cycles=cycles, outboxes=outboxes, per_outbox=per_outbox, seed=seed, deadline=deadline
     )
-    assert len(soak.ok) == 8 * 60
+    assert len(soak.ok) == outboxes * per_outbox
     assert set(soak.ok) <= set(soak.delivered)
     second_copies = sum(len(ids) - 1 for ids in soak.delivered.values())
     print(
-        f"\nsoak: {soak.oks} OKs, {soak.kills} kills, {soak.timeouts} resends, {soak.full} refused as full,"
-        f" {second_copies} second copies, {time.monotonic() - started:.0f} s"
+        f"\n{label}: {soak.oks} OKs, {soak.kills} kills, {soak.timeouts} resends, {soak.full} refused as"
+        f" full, {second_copies} second copies, {time.monotonic() - started:.0f} s"
     )
     for name, value in (
         ("kills", soak.kills),
@@ -507,6 +512,25 @@ async def test_soak_resends_to_a_slow_recipient_through_hundreds_of_kills(
 
 @pytest.mark.slow
 @pytest.mark.asyncio
+@pytest.mark.parametrize("seed", range(4))
+async def test_soak_resends_to_a_slow_recipient_through_hundreds_of_kills(
+    relays: Relays, seed: int, record_property: Callable[[str, object], None]
+) -> None:
+    """The same, long: 90 kills per seed (360 in all), 8 outboxes of 60 messages."""
+    await _soak_checked(
+        relays,
+        record_property,
+        label="soak",
+        cycles=90,
+        outboxes=8,
+        per_outbox=60,
+        seed=f"issue 12 soak {seed}".encode(),
+        deadline=400,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
 @pytest.mark.parametrize("seed", range(2))
 async def test_soak_kills_while_messages_are_delivered_from_memory(
     relays: Relays, seed: int, record_property: Callable[[str, object], None]
@@ -515,15 +539,13 @@ async def test_soak_kills_while_messages_are_delivered_from_memory(
     so most messages are delivered from the relay's memory before any file holds them, and
     the kills right after an OK land while others are delivered but unacknowledged. Those
     may come a second time (the documented cost); none may be lost."""
-    started = time.monotonic()
-    soak = await _soak(
-        relays, cycles=40, outboxes=2, per_outbox=60, seed=f"issue 12 drain {seed}".encode(), deadline=300
+    await _soak_checked(
+        relays,
+        record_property,
+        label="drain soak",
+        cycles=40,
+        outboxes=2,
+        per_outbox=60,
+        seed=f"issue 12 drain {seed}".encode(),
+        deadline=300,
     )
-    assert len(soak.ok) == 2 * 60
-    assert set(soak.ok) <= set(soak.delivered)
-    second_copies = sum(len(ids) - 1 for ids in soak.delivered.values())
-    print(
-        f"\ndrain soak: {soak.oks} OKs, {soak.kills} kills, {soak.timeouts} resends, {soak.full} refused as"
-        f" full, {second_copies} second copies, {time.monotonic() - started:.0f} s"
-    )
-    record_property("second_copies", second_copies)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.integration.harness import Lines
+
 #: Seconds one ``burner`` step may take before the test fails.
 STEP_TIMEOUT = 60.0
 
@@ -142,6 +144,51 @@ class Person:
     def texts(self) -> list[str]:
         """The texts a fresh ``burner inbox --json`` shows."""
         return [message["text"] for message in self.inbox()]
+
+
+class Follower:
+    """``burner inbox --follow --json`` of one person, running while the ``with`` block runs.
+
+    :meth:`next` reads one JSON line with a deadline (a line that never comes fails the
+    test rather than hanging it); :meth:`stop` interrupts it as Ctrl-C would and keeps
+    its ``returncode``, the ``rest`` of its stdout and its ``errors`` (stderr).
+    """
+
+    def __init__(self, person: Person) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "burnerkit", "inbox", "--follow", "--json"],
+            env=person.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines = Lines(self.process)
+        self.returncode: int | None = None
+        self.rest = ""
+        self.errors = ""
+
+    def __enter__(self) -> Follower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        # stdout belongs to the Lines thread, which ends at its end of file.
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def next(self) -> Any:
+        """The next JSON document it printed."""
+        return json.loads(self._lines.next())
+
+    def stop(self) -> None:
+        """Interrupt it (SIGINT) and collect how it ended."""
+        self.process.send_signal(signal.SIGINT)
+        self.returncode = self.process.wait(timeout=STEP_TIMEOUT)
+        self.rest = self._lines.rest()
+        assert self.process.stderr is not None
+        self.errors = self.process.stderr.read()
 
 
 def together(*running: Running, expect: int | None = 0) -> list[Outcome]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 
 from burnerkit.protocol.wordlist import EVEN_WORDS
-from tests.e2e.helpers import Running, mint, pair_by_link, queue_ids, together
-from tests.integration.harness import Lines, RelayProcess, free_port, wait_until
+from tests.e2e.helpers import Follower, Running, mint, pair_by_link, queue_ids, together
+from tests.integration.harness import RelayProcess, free_port, wait_until
 
 
 def test_link_pairing_then_chat_both_ways(relay, people):
@@ -193,32 +192,17 @@ def test_inbox_follow_prints_each_message_as_it_arrives_until_interrupted(relays
         return relay.metric("subscriptions_active")
 
     wait_until(lambda: subscribed() == 0, "the relay has let go of the inbox runs' subscriptions")
-    with subprocess.Popen(
-        [sys.executable, "-m", "burnerkit", "inbox", "--follow", "--json"],
-        env=bob.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as follower:
-        lines = Lines(follower)
-        try:
-            # Write only once the follower listens: sent earlier, a message would wait in
-            # the queue and come with the subscription, which is the offline path, not this.
-            wait_until(lambda: subscribed() >= 1, "the follower has subscribed")
-            for text in ("first while following", "second while following"):
-                alice.run("send", "bob", text)
-                assert json.loads(lines.next())["text"] == text  # while the follower keeps running
-            follower.send_signal(signal.SIGINT)
-            follower.wait(timeout=30)
-            rest = lines.rest()
-            assert follower.stderr is not None
-            errors = follower.stderr.read()
-        finally:
-            if follower.poll() is None:
-                follower.kill()
-    assert follower.returncode == 0, errors
-    assert rest == ""
-    assert "Traceback" not in errors
+    with Follower(bob) as follower:
+        # Write only once the follower listens: sent earlier, a message would wait in
+        # the queue and come with the subscription, which is the offline path, not this.
+        wait_until(lambda: subscribed() >= 1, "the follower has subscribed")
+        for text in ("first while following", "second while following"):
+            alice.run("send", "bob", text)
+            assert follower.next()["text"] == text  # while the follower keeps running
+        follower.stop()
+    assert follower.returncode == 0, follower.errors
+    assert follower.rest == ""
+    assert "Traceback" not in follower.errors
     assert bob.inbox() == []  # both were stored, acknowledged and shown once
     assert [h["text"] for h in bob.json("history", "alice")] == [
         "first while following",

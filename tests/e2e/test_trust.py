@@ -6,13 +6,8 @@ invitation as success, or raised an alert that did not stick (docs/protocol.md Â
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-
-from tests.e2e.helpers import mint, pair_by_link, together
-from tests.integration.harness import Lines, RelayProcess, free_port, wait_until
+from tests.e2e.helpers import Follower, mint, pair_by_link, together
+from tests.integration.harness import RelayProcess, free_port, wait_until
 
 #: ``burner accept`` of an invitation somebody accepted first (src/burnerkit/cli/errors.py).
 EXIT_INVITATION_USED = 12
@@ -51,38 +46,23 @@ def test_messages_written_while_the_inviter_follows_arrive_once(relays, people):
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)
     link = alice.json("invite", "--for", "bob")["link"]
-    with subprocess.Popen(
-        [sys.executable, "-m", "burnerkit", "inbox", "--follow", "--json"],
-        env=alice.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as follower:
-        lines = Lines(follower)
-        try:
-            # Bob accepts and writes only once the follower listens on the invitation's
-            # queue: the case where the acceptance turns that queue into Bob's under it.
-            wait_until(lambda: relay.metric("subscriptions_active") >= 1, "the follower has subscribed")
-            bob.run("accept", link, "--name", "alice")
-            for text in ("one", "two"):
-                bob.run("send", "alice", text)
-            got: list[str] = []
-            while len(got) < 2:
-                item = json.loads(lines.next())
-                if item["type"] == "message":
-                    got.append(item["text"])
-            follower.send_signal(signal.SIGINT)
-            follower.wait(timeout=30)
-            rest = lines.rest()
-            assert follower.stderr is not None
-            errors = follower.stderr.read()
-        finally:
-            if follower.poll() is None:
-                follower.kill()
+    with Follower(alice) as follower:
+        # Bob accepts and writes only once the follower listens on the invitation's
+        # queue: the case where the acceptance turns that queue into Bob's under it.
+        wait_until(lambda: relay.metric("subscriptions_active") >= 1, "the follower has subscribed")
+        bob.run("accept", link, "--name", "alice")
+        for text in ("one", "two"):
+            bob.run("send", "alice", text)
+        got: list[str] = []
+        while len(got) < 2:
+            item = follower.next()
+            if item["type"] == "message":
+                got.append(item["text"])
+        follower.stop()
     assert got == ["one", "two"]
-    assert follower.returncode == 0, errors
-    assert rest == ""
-    assert "Traceback" not in errors
+    assert follower.returncode == 0, follower.errors
+    assert follower.rest == ""
+    assert "Traceback" not in follower.errors
     assert alice.inbox() == []
     assert [c["alias"] for c in alice.json("contacts")] == ["bob"]
 

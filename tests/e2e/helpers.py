@@ -174,7 +174,7 @@ class Follower:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        # stdout belongs to the Lines thread, which ends at its end of file.
+        self._lines.close()
         if self.process.stderr is not None:
             self.process.stderr.close()
 

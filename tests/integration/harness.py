@@ -381,6 +381,12 @@ class Lines:
         assert line, f"{self._process.args!r} ended its output (exit {self._process.poll()})"
         return line.rstrip("\n")
 
+    def close(self) -> None:
+        """Close the pipe once the child has closed it (the reading thread is done)."""
+        self._thread.join(CONDITION_TIMEOUT)
+        if not self._thread.is_alive() and self._process.stdout is not None:
+            self._process.stdout.close()
+
     def rest(self) -> str:
         """Everything after the lines read, once the child has closed its stdout."""
         self._thread.join(CONDITION_TIMEOUT)

@@ -345,6 +345,7 @@ class RelayClient:
         timeout: float = 10.0,
         backoff: tuple[float, float] = (0.05, 2.0),
         transport_factory: TransportFactory | None = None,
+        on_link: Callable[[bool], None] | None = None,
     ) -> None:
         """Configure a client; nothing connects until it is entered or used.
 
@@ -356,6 +357,8 @@ class RelayClient:
             backoff: initial and largest reconnect delay, in seconds.
             transport_factory: makes connections instead of the WebSocket default
                 (tests pass one over :class:`~burnerkit.relay.transport.MemoryTransport`).
+            on_link: told True when a connection is up, False when one is lost or
+                could not be made (not when the client closes): a face's status line.
 
         Raises:
             ValueError: for an unusable url, timeout or backoff.
@@ -386,6 +389,7 @@ class RelayClient:
         self._closed = False
         self._fatal: BaseException | None = None
         self._last_error: RelayError | None = None
+        self._on_link = on_link
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -986,6 +990,7 @@ class RelayClient:
                 raise RelayUnavailableError("relay did not greet with hello")
         except RelayError as exc:
             self._last_error = exc
+            self._tell_link(False)
             if transport is not None:
                 await self._close_quietly(transport)
             return None
@@ -994,6 +999,7 @@ class RelayClient:
 
     async def _resume(self, conn: _Connection) -> None:
         self._conn = conn
+        self._tell_link(True)
         renewing = {
             p.entity for p in self._pending.values() if isinstance(p.command, Sub) and not p.future.done()
         }
@@ -1084,6 +1090,8 @@ class RelayClient:
     async def _lose(self, conn: _Connection) -> None:
         if self._conn is conn:
             self._conn = None
+            if not self._closed:
+                self._tell_link(False)
         for pending in list(self._pending.values()):
             if pending.generation != conn.generation or pending.future.done():
                 continue
@@ -1114,6 +1122,10 @@ class RelayClient:
             self._events.put_nowait(SubscriptionEnded(rid, response.code))
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _tell_link(self, up: bool) -> None:
+        if self._on_link is not None:
+            self._on_link(up)
 
     def _delay(self, attempt: int) -> float:
         initial, largest = self._backoff

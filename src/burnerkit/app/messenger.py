@@ -464,7 +464,14 @@ class Messenger:
     # -- relays --------------------------------------------------------------------------------
 
     def _client(self, url: str) -> RelayClient:
-        return RelayClient(url, rng=self._rng, timeout=self._relay_timeout)
+        watcher = self._link_watcher
+        if watcher is None:
+            return RelayClient(url, rng=self._rng, timeout=self._relay_timeout)
+
+        def on_link(up: bool) -> None:
+            watcher(url, up)
+
+        return RelayClient(url, rng=self._rng, timeout=self._relay_timeout, on_link=on_link)
 
     # -- invitations ----------------------------------------------------------------------------
 
@@ -1095,6 +1102,85 @@ class Messenger:
         ]
         deleted = len(await delete_queues(self._client, owners))
         return deleted, len(owners) - deleted
+
+    # -- for the chat view -------------------------------------------------------------------
+    # What `burner chat` (burnerkit.tui) reads beyond the methods above, and its one setting.
+
+    #: Told (relay url, up) when one of our relay connections comes up or is lost.
+    _link_watcher: Callable[[str, bool], None] | None = None
+
+    def watch_links(self, watcher: Callable[[str, bool], None] | None) -> None:
+        """Tell ``watcher`` (relay url, up) whenever a relay connection comes up or is lost.
+
+        The receive loop's connections reconnect by themselves; this is how a face learns
+        that they had to (a status line). None stops it.
+        """
+        self._link_watcher = watcher
+
+    def conversation(self, alias: str) -> list[HistoryEntry]:
+        """:meth:`history`, with each outgoing message's ``status``.
+
+        ``queued``: in the outbox (its relay was unreachable, a later flush sends it);
+        ``delivered``: the peer's relay stored it; ``refused``: the relay no longer had the
+        peer's queue and the message was dropped.
+
+        Raises:
+            NotFoundError: no such contact.
+        """
+        contact = find_contact(self._vault, alias)
+        waiting = {OutboxEntry.from_bytes(data).message_key for _, data in self._vault.items("outbox")}
+        messages = [
+            StoredMessage.from_bytes(data)
+            for key, data in self._vault.items("message")
+            if key.startswith(contact.contact_id)
+        ]
+        messages.sort(key=lambda m: (m.sent_at, m.outgoing, m.seq))
+        return [
+            HistoryEntry(
+                m.outgoing,
+                m.text,
+                m.sent_at,
+                m.seq,
+                m.delivered,
+                m.burn_on_read,
+                m.expires_at,
+                status=self._delivery_status(m, waiting),
+            )
+            for m in messages
+        ]
+
+    @staticmethod
+    def _delivery_status(message: StoredMessage, waiting: set[bytes]) -> str:
+        if not message.outgoing:
+            return ""
+        if message.delivered:
+            return "delivered"
+        return "queued" if message.key in waiting else "refused"
+
+    def outbox_size(self) -> int:
+        """How many sealed messages wait in the outbox for their relay."""
+        return len(self._vault.items("outbox"))
+
+    def set_disappearing(self, alias: str, timer: int, burn_on_read: bool) -> ContactView:
+        """Set ``alias``'s disappearing policy for our messages from the next one on.
+
+        ``timer`` in seconds (0: off); the policy travels with each message, as
+        ``send(timer=..., burn_on_read=...)`` sets it.
+
+        Raises:
+            NotFoundError: no such contact.
+            UsageError: a timer out of range.
+        """
+        if timer and not MIN_TIMER <= timer <= MAX_TIMER:
+            raise UsageError("a disappearing timer runs from 30s to 4w")
+        with self._vault.transaction() as tx:
+            contact = replace(find_contact(tx, alias), timer=timer, burn_on_read=burn_on_read)
+            tx.put("contact", contact.contact_id, contact.to_bytes())
+        return self._view(contact)
+
+    def forget_expired(self) -> None:
+        """Delete the disappearing messages past their time now (opening does it too)."""
+        self._purge_expired()
 
 
 def finish_burn(home: Home, name: str) -> None:

@@ -184,7 +184,11 @@ class InboxResult:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One message of a conversation, either direction."""
+    """One message of a conversation, either direction.
+
+    ``status`` (set by :meth:`Messenger.conversation` only, for outgoing messages):
+    ``queued``, ``delivered`` or ``refused``, as in :class:`SendReceipt`.
+    """
 
     outgoing: bool
     text: str = field(repr=False)
@@ -193,6 +197,7 @@ class HistoryEntry:
     delivered: bool
     burn_on_read: bool
     expires_at: int
+    status: str = ""
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {

@@ -22,7 +22,7 @@ BurnerError
 │   ├── IdentityExpiredError         the burner is past its expiry
 │   └── IdentityChangedError         a contact's identity key changed: re-verify before sending
 ├── RelayError
-│   ├── RelayUnavailableError        connect, read or write failed (mapped from websockets/OSError)
+│   ├── RelayUnavailableError        connect, read or write failed; .url and .cause say where and why
 │   ├── RelayTimeoutError            the relay did not answer in time
 │   └── RelayRejectedError           the relay answered ERR; .code is the relay's error code
 ├── VaultError
@@ -150,7 +150,22 @@ class RelayError(BurnerError):
 
 
 class RelayUnavailableError(RelayError):
-    """The relay could not be reached, or the connection broke."""
+    """The relay could not be reached, or the connection broke.
+
+    Made with ``url`` and ``cause`` (and no message), it reads ``relay unreachable: URL
+    (cause)``; both are kept as attributes. ``url`` is the relay's address without a pin;
+    ``cause`` is one of the fixed phrases of docs/protocol.md §14.13 (connection refused,
+    DNS lookup failed, TLS: ..., timed out, connection closed, ...).
+    """
+
+    def __init__(
+        self, message: str | None = None, *, url: str | None = None, cause: str | None = None
+    ) -> None:
+        if message is None:
+            message = f"relay unreachable: {url or 'relay'}" + (f" ({cause})" if cause else "")
+        super().__init__(message)
+        self.url = url
+        self.cause = cause
 
 
 class RelayTimeoutError(RelayError):

@@ -871,11 +871,24 @@ async def test_pushes_for_queues_we_do_not_hold_are_ignored(relay: FakeRelay, cl
 @pytest.mark.parametrize("greeting", ["silent", "garbage", "ok"])
 async def test_a_relay_that_does_not_greet_is_unavailable(relay: FakeRelay, greeting: str) -> None:
     relay.greeting = greeting
-    async with make_client(relay, timeout=0.05) as client:
-        with pytest.raises(RelayUnavailableError) as excinfo:
-            await client.create_queue(timeout=0.3)
+    client = RelayClient(
+        "ws://relay.invalid",
+        timeout=60.0,
+        connect_timeout=0.05,
+        backoff=(0.001, 0.01),
+        transport_factory=relay.connect,
+    )
+    async with client:
+        # The first connect's failure fails the call at once: long before its 60 s limit,
+        # so well inside this guard's 30 s.
+        async with asyncio.timeout(30):
+            with pytest.raises(RelayUnavailableError) as excinfo:
+                await client.create_queue()
+        await wait_for(lambda: len(relay.connections) > 1)  # and it keeps trying behind the scenes
     assert isinstance(excinfo.value.__cause__, RelayError)
-    assert len(relay.connections) > 1  # it kept trying
+    cause = {"silent": "timed out", "garbage": "not a relay: malformed greeting", "ok": "not a relay: no hello"}
+    assert excinfo.value.cause == cause[greeting]
+    assert str(excinfo.value) == f"relay unreachable: ws://relay.invalid ({cause[greeting]})"
 
 
 @pytest.mark.asyncio

@@ -39,6 +39,13 @@ Retry rules
   :class:`~burnerkit.errors.RelayRejectedError` with the relay's code.
 - Each public call has one overall time limit (``timeout``, the client's default
   when None) that covers connecting, every retry and every reconnect.
+- Each connect (TCP, TLS, WebSocket handshake and the relay's ``HELLO``) has its own,
+  shorter limit (``connect_timeout``, 3 s). Until the client has had a first connection,
+  a connect that fails fails every call waiting at once, with the URL and the cause
+  (docs/protocol.md §14.13): a relay that refuses, a name that does not resolve or a
+  certificate that does not verify will not change its mind within a call's time limit,
+  and the person waiting should hear so in seconds. The supervisor keeps trying in the
+  background; once connected, outages are ridden out as above.
 
 Delivery is at least once: a message whose ``ACK`` was lost comes again, so callers
 deduplicate by ``msg_id`` (or by the end-to-end sequence number).
@@ -101,6 +108,8 @@ from .protocol import (
     Msg,
     New,
     Ok,
+    Ping,
+    Pong,
     Send,
     ServerResponse,
     ServerTransmission,
@@ -112,7 +121,7 @@ from .protocol import (
     open_delivery,
     open_ids,
 )
-from .transport import Transport, WebSocketTransport, check_url
+from .transport import CONNECT_TIMEOUT, Transport, WebSocketTransport, parse_url
 
 __all__ = [
     "Mailbox",
@@ -124,6 +133,7 @@ __all__ = [
     "SubscriptionEnded",
     "TransportFactory",
     "UnreadableMessage",
+    "check_relay",
 ]
 
 #: Makes a fresh connection to the relay; raises only ``RelayError``.
@@ -343,6 +353,7 @@ class RelayClient:
         rng: Random | None = None,
         ssl: ssl_module.SSLContext | None = None,
         timeout: float = 10.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
         backoff: tuple[float, float] = (0.05, 2.0),
         transport_factory: TransportFactory | None = None,
         on_link: Callable[[bool], None] | None = None,
@@ -353,7 +364,9 @@ class RelayClient:
             url: the relay's ``ws://`` or ``wss://`` address.
             rng: randomness for keys, corr_ids, send_ids and jitter (``SystemRandom``).
             ssl: TLS settings for ``wss://``.
-            timeout: default overall time limit of each call, and of each connect.
+            timeout: default overall time limit of each call.
+            connect_timeout: limit of each connect, greeting included (never more
+                than ``timeout``).
             backoff: initial and largest reconnect delay, in seconds.
             transport_factory: makes connections instead of the WebSocket default
                 (tests pass one over :class:`~burnerkit.relay.transport.MemoryTransport`).
@@ -363,14 +376,18 @@ class RelayClient:
         Raises:
             ValueError: for an unusable url, timeout or backoff.
         """
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        if timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("timeout and connect_timeout must be positive")
         initial, largest = backoff
         if not 0 < initial <= largest:
             raise ValueError("backoff must be (initial, largest) with 0 < initial <= largest")
         if transport_factory is None:
-            check_url(url, ssl=ssl)
+            parse_url(url, ssl=ssl)
         self._url = url
+        #: What errors name: the URL without its pin.
+        self._address = url.partition("#")[0]
+        self._connect_timeout = min(connect_timeout, timeout)
+        self._connected_once = False
         self._ssl = ssl
         self._rng: Random = SystemRandom() if rng is None else rng
         self._timeout = timeout
@@ -640,6 +657,18 @@ class RelayClient:
             return
         self._expect_ok(response)
 
+    async def ping(self, *, timeout: float | None = None) -> None:
+        """One ``PING``/``PONG`` round trip: the relay is there and speaks the protocol.
+
+        Raises:
+            RelayUnavailableError: the relay could not be reached (``url`` and ``cause``
+                say which and why).
+            RelayTimeoutError: connected, but no answer within ``timeout``.
+        """
+        response = await self._request(b"", Ping(), key=None, repeatable=True, limit=self._limit(timeout))
+        if not isinstance(response, Pong):
+            raise self._unexpected(response)
+
     async def deliveries(self) -> AsyncIterator[RelayEvent]:
         """Every event of every subscription, in arrival order, until the client closes.
 
@@ -863,7 +892,7 @@ class RelayClient:
                     attempt += 1
         except TimeoutError as exc:
             if self._conn is None and self._last_error is not None:
-                raise RelayUnavailableError("relay unreachable") from self._last_error
+                raise self._unreachable() from self._last_error
             raise RelayTimeoutError("relay did not answer in time") from exc
 
     async def _exchange(
@@ -945,13 +974,17 @@ class RelayClient:
             self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _connect_websocket(self) -> Transport:
-        return await WebSocketTransport.connect(self._url, ssl=self._ssl, open_timeout=self._timeout)
+        return await WebSocketTransport.connect(self._url, ssl=self._ssl, open_timeout=self._connect_timeout)
 
     async def _supervise(self) -> None:
         attempt = 0
         try:
             while True:
                 conn = await self._open()
+                if conn is None and not self._connected_once:
+                    # Never connected yet: nobody waits out the call's time limit for a
+                    # relay that refused, did not resolve or did not verify (§14.13).
+                    self._fail_pending(self._unreachable, cause=self._last_error)
                 if conn is not None:
                     try:
                         await self._resume(conn)
@@ -977,17 +1010,19 @@ class RelayClient:
         transport: Transport | None = None
         try:
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(self._connect_timeout):
                     transport = await self._factory()
                     frame = await transport.recv()
             except TimeoutError as exc:
-                raise RelayTimeoutError("relay did not greet in time") from exc
+                raise RelayUnavailableError(url=self._address, cause="timed out") from exc
             try:
                 hello = decode_server_frame(frame).response
             except RemoteProtocolError as exc:
-                raise RelayUnavailableError("relay sent a malformed frame") from exc
+                raise RelayUnavailableError(
+                    url=self._address, cause="not a relay: malformed greeting"
+                ) from exc
             if not isinstance(hello, Hello):
-                raise RelayUnavailableError("relay did not greet with hello")
+                raise RelayUnavailableError(url=self._address, cause="not a relay: no hello")
         except RelayError as exc:
             self._last_error = exc
             self._tell_link(False)
@@ -995,6 +1030,7 @@ class RelayClient:
                 await self._close_quietly(transport)
             return None
         assert transport is not None
+        self._connected_once = True
         return _Connection(transport, hello.session_id, self._generation)
 
     async def _resume(self, conn: _Connection) -> None:
@@ -1123,6 +1159,15 @@ class RelayClient:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _unreachable(self) -> RelayUnavailableError:
+        """The error for calls that found no connection: this relay's URL and the last cause."""
+        last = self._last_error
+        if isinstance(last, RelayUnavailableError) and last.cause is not None:
+            cause = last.cause
+        else:
+            cause = "no connection" if last is None else str(last)
+        return RelayUnavailableError(url=self._address, cause=cause)
+
     def _tell_link(self, up: bool) -> None:
         if self._on_link is not None:
             self._on_link(up)
@@ -1153,3 +1198,28 @@ class RelayClient:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self._conn is not None else "disconnected"
         return f"RelayClient({state}, subscriptions={len(self._subs)})"
+
+
+async def check_relay(
+    url: str,
+    *,
+    ssl: ssl_module.SSLContext | None = None,
+    timeout: float = 10.0,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> None:
+    """Connect to the relay at ``url`` and make one ``PING`` round trip, then close.
+
+    Args:
+        url: the relay's address (checked for syntax and pin only: the insecure rule is
+            the caller's, :func:`~burnerkit.relay.url.check_relay_url`).
+        ssl: TLS settings for an unpinned ``wss://``.
+        timeout: the whole check's time limit.
+        connect_timeout: the connect's limit.
+
+    Raises:
+        ValueError: an unusable url.
+        RelayUnavailableError: the relay could not be reached; its ``cause`` says why.
+        RelayTimeoutError: it connected but did not answer in time.
+    """
+    async with RelayClient(url, ssl=ssl, timeout=timeout, connect_timeout=connect_timeout) as client:
+        await client.ping()

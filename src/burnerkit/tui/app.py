@@ -1,0 +1,161 @@
+"""The chat app: screens, keys, and the one unlocked Messenger they share.
+
+Flow: which burner (if the home holds several and none was named), its passphrase
+(once; the derivation in a thread), then the main screen. The app's return value is
+the line ``burner chat`` prints on the way out (after a burn).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from burnerkit.app.home import Home
+from burnerkit.app.messenger import Clock, Messenger
+from burnerkit.errors import BurnerError, NotFoundError
+from burnerkit.tui.screens.help import HelpScreen
+from burnerkit.tui.screens.main import MainScreen
+from burnerkit.tui.screens.unlock import ChooseBurnerScreen, UnlockScreen
+from burnerkit.tui.words import LocalTime
+
+__all__ = ["ChatApp"]
+
+
+class ChatApp(App[str]):
+    """``burner chat``: one burner's contacts and conversations, live."""
+
+    CSS_PATH = "burner.tcss"
+    TITLE = "burner chat"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [  # noqa: RUF012
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        home: Home,
+        burner: str | None = None,
+        *,
+        passphrase: str | None = None,
+        messenger: Messenger | None = None,
+        clock: Clock = time.time,
+        localtime: LocalTime = time.localtime,
+        relay_timeout: float = 10.0,
+        tick_every: float = 1.0,
+        flush_every: float = 3.0,
+    ) -> None:
+        """Chat as ``burner`` of ``home``.
+
+        Args:
+            home: where the burners live.
+            burner: which one (asked when None and the home holds several).
+            passphrase: ``$BURNER_PASSPHRASE``, when set: no typing (a wrong one is asked again).
+            messenger: an already unlocked burner (tests): no unlock screen.
+            clock: the time, for countdowns and timers (the messenger's own clock for the vault).
+            localtime: seconds to local time, for the times shown.
+            relay_timeout: seconds a relay call may take.
+            tick_every: seconds between redraws of the countdowns.
+            flush_every: seconds between retries of the outbox.
+        """
+        super().__init__()
+        self.home = home
+        self.burner = burner
+        self.passphrase = passphrase
+        self.messenger = messenger
+        self.clock = clock
+        self.localtime = localtime
+        self.relay_timeout = relay_timeout
+        self.tick_every = tick_every
+        self.flush_every = flush_every
+        self.main: MainScreen | None = None
+
+    @property
+    def messenger_or_fail(self) -> Messenger:
+        """The unlocked burner.
+
+        Raises:
+            NotFoundError: it is gone (burned) or not unlocked yet.
+        """
+        if self.messenger is None:
+            raise NotFoundError("no burner is unlocked")
+        return self.messenger
+
+    def on_mount(self) -> None:  # noqa: D102
+        if self.messenger is not None:
+            self.unlocked(self.messenger)
+            return
+        try:
+            names = self.home.names()
+            if self.burner is None and len(names) > 1:
+                self.push_screen(ChooseBurnerScreen(names), self._chosen)
+                return
+            self._chosen(self.home.pick(self.burner))
+        except BurnerError as exc:
+            self.exit(f"burner: {exc}", return_code=1)
+
+    def _chosen(self, name: str | None) -> None:
+        if name is not None:
+            self.burner = name
+            self.push_screen(UnlockScreen(name))
+
+    def unlocked(self, messenger: Messenger) -> None:
+        """The burner is open: on to the main screen."""
+        self.messenger = messenger
+        self.main = MainScreen()
+        if len(self.screen_stack) > 1:
+            self.switch_screen(self.main)
+        else:
+            self.push_screen(self.main)
+
+    # -- what the windows ask of the main screen --------------------------------------------------
+
+    async def pause_live(self) -> None:
+        """Stop the receive loop (pairing by code and burning need the queues to themselves)."""
+        if self.main is not None:
+            await self.main.pause_live()
+
+    def resume_live(self) -> None:
+        """Start the receive loop again."""
+        if self.main is not None and self.messenger is not None:
+            self.main.resume_live()
+
+    def refresh_main(self) -> None:
+        """Redraw the main screen (after an action in a window changed something)."""
+        if self.main is not None:
+            self.main.run_worker(self.main.refresh_view(), group="refresh")
+
+    def clear_alert(self, alias: str, *, notice: bool) -> None:
+        """Clear ``alias``'s alerts, or dismiss the app's own notice about it.
+
+        Raises:
+            NotFoundError: no such contact.
+        """
+        if notice:
+            if self.main is not None:
+                self.main.dismissed[alias] = int(self.clock()) + 1
+            return
+        self.messenger_or_fail.clear_alerts(alias)
+
+    def burned(self, farewell: str) -> None:
+        """The burner is gone: leave with ``farewell`` for the terminal."""
+        self.messenger = None
+        self.exit(farewell)
+
+    def action_help(self) -> None:
+        """Show the keys."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def on_unmount(self) -> None:  # noqa: D102
+        if self.messenger is not None:
+            self.messenger.watch_links(None)
+            self.messenger.close()
+            self.messenger = None
+
+
+def css_path() -> Path:
+    """Where the app's stylesheet is (for the screenshot tool's cache key)."""
+    return Path(__file__).with_name("burner.tcss")

@@ -1,0 +1,70 @@
+"""What the chat UI tests share: burners on a fixed clock, pairing, and waiting on the app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from burnerkit.app.home import Home
+from burnerkit.app.messenger import Messenger
+from burnerkit.crypto.passphrase import FAST_TEST_KDF
+from burnerkit.tui.app import ChatApp
+
+PASS = "correct horse battery"
+#: 2030-03-17 17:46:40 UTC: every screen shows times from this fixed clock.
+T0 = 1_900_000_000.0
+#: A hang guard only: no test asserts how long anything takes.
+DEADLINE = 30.0
+
+
+class Clock:
+    """A clock the test sets by hand."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def utc(seconds: float) -> time.struct_time:
+    """The screens' local time, fixed to UTC so snapshots do not depend on the machine."""
+    return time.gmtime(seconds)
+
+
+def mint(root: Path, name: str, url: str, clock: Clock, lifetime: int = 7 * 86400) -> Messenger:
+    return Messenger.create(
+        Home(root / name), name, PASS, relay_url=url, lifetime=lifetime, kdf=FAST_TEST_KDF, clock=clock
+    )
+
+
+async def pair(inviter: Messenger, acceptor: Messenger, inviter_calls: str, acceptor_calls: str) -> None:
+    """Pair by link through the relay, both sides in this process."""
+    link = (await inviter.invite(inviter_calls)).link
+    await acceptor.accept(link, acceptor_calls)
+    assert (await inviter.receive(wait=5)).new_contacts == [inviter_calls]
+
+
+def chat_app(messenger: Messenger, clock: Clock, **options: object) -> ChatApp:
+    """The app on an unlocked burner, with the test's clock and UTC times."""
+    return ChatApp(messenger.home, messenger.name, messenger=messenger, clock=clock, localtime=utc, **options)  # type: ignore[arg-type]
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until ``condition`` holds; fail (not hang) if it never does."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await pilot.pause(0.02)
+
+
+def shown(app: ChatApp, selector: str) -> str:
+    """The plain text a Static widget of the current screen shows."""
+    widget = app.screen.query_one(selector, Static)
+    return str(widget.render())

@@ -12,7 +12,7 @@ import typer
 from typer.exceptions import TyperException
 
 from burnerkit import __version__
-from burnerkit.cli import burners, contacts, messages, relay
+from burnerkit.cli import burners, chat, contacts, messages, relay
 from burnerkit.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from burnerkit.errors import BurnerError
 
@@ -65,6 +65,7 @@ burners.register(app)
 contacts.register(app)
 messages.register(app)
 relay.register(app)
+chat.register(app)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -886,7 +886,11 @@ async def test_a_relay_that_does_not_greet_is_unavailable(relay: FakeRelay, gree
                 await client.create_queue()
         await wait_for(lambda: len(relay.connections) > 1)  # and it keeps trying behind the scenes
     assert isinstance(excinfo.value.__cause__, RelayError)
-    cause = {"silent": "timed out", "garbage": "not a relay: malformed greeting", "ok": "not a relay: no hello"}
+    cause = {
+        "silent": "timed out",
+        "garbage": "not a relay: malformed greeting",
+        "ok": "not a relay: no hello",
+    }
     assert excinfo.value.cause == cause[greeting]
     assert str(excinfo.value) == f"relay unreachable: ws://relay.invalid ({cause[greeting]})"
 

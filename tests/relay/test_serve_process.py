@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
+from burnerkit.crypto.certs import fingerprint, leaf_der, self_signed
 from burnerkit.relay.server.cli import GC_THRESHOLDS
+from burnerkit.relay.url import check_relay_url, format_pin
 
 # serve() in a fresh interpreter; once it says it listens, report the collector's
 # settings and ask it to stop as SIGTERM would.
@@ -36,3 +39,52 @@ def test_serve_freezes_start_up_objects_and_raises_gc_thresholds() -> None:
     # The imported modules' objects are frozen, and the collector still runs (cycles are freed).
     assert int(frozen) > 10_000
     assert enabled == "True"
+
+
+# serve() with TLS in a fresh interpreter: print the listening line, then stop.
+_TLS_SCRIPT = """
+import io, os, signal, sys
+from burnerkit.relay.server.cli import serve
+from burnerkit.relay.server.config import RelayConfig
+
+class Out(io.StringIO):
+    def write(self, text):
+        if "listening" in text:
+            print(text.strip(), flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return len(text)
+
+public_host, cert, key = sys.argv[1:]
+config = RelayConfig(
+    host="127.0.0.1", public_host=public_host, port=0, store=":memory:", tls_cert=cert, tls_key=key
+)
+sys.exit(serve(config, out=Out()))
+"""
+
+
+def test_serve_with_tls_prints_the_pinned_url_under_the_public_name(tmp_path) -> None:
+    cert_pem, key_pem = self_signed("relay.example.org")
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _TLS_SCRIPT,
+            "relay.example.org",
+            str(tmp_path / "cert.pem"),
+            str(tmp_path / "key.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    match = re.fullmatch(
+        r"relay listening on (wss://relay\.example\.org:\d+)#(sha256=[A-Za-z0-9_-]{43})\n", done.stdout
+    )
+    assert match is not None, done.stdout
+    # The pin is the SHA-256 of the certificate served, in the one spelling URLs accept.
+    assert match.group(2) == format_pin(fingerprint(leaf_der(cert_pem)))
+    assert check_relay_url(f"{match.group(1)}#{match.group(2)}").pin == fingerprint(leaf_der(cert_pem))

@@ -17,6 +17,10 @@ relay_app = typer.Typer(help="Run a relay.", no_args_is_help=True, add_completio
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port, 0 for any free one.")] = 7000,
+    public_host: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="The name clients use, for the URL printed [default: --host]."),
+    ] = None,
     store: Annotated[
         str, typer.Option(metavar="PATH", help="SQLite file, or :memory: for a store that forgets on exit.")
     ] = "burner-relay.sqlite",
@@ -80,6 +84,7 @@ def serve(
     try:
         config = RelayConfig(
             host=host,
+            public_host=public_host,
             port=port,
             store=store,
             tls_cert=tls_cert,
@@ -93,6 +98,30 @@ def serve(
     code = run_server(config)
     if code:
         raise typer.Exit(code)
+
+
+@relay_app.command("cert")
+def cert(
+    host: Annotated[str, typer.Option(metavar="NAME", help="The name or address clients use.")],
+    port: Annotated[int, typer.Option(help="The port the relay will serve on.")] = 7000,
+    cert_file: Annotated[str, typer.Option("--cert", metavar="F", help="Where to write the certificate.")] = (
+        "relay-cert.pem"
+    ),
+    key_file: Annotated[str, typer.Option("--key", metavar="F", help="Where to write the private key.")] = (
+        "relay-key.pem"
+    ),
+    days: Annotated[int, typer.Option(metavar="N", help="Days the certificate is valid.")] = 730,
+) -> None:
+    """Make a self-signed TLS certificate and print the pinned wss:// URL to hand out.
+
+    Serve with `burner relay serve --tls-cert F --tls-key F`; burners given the pinned URL
+    trust this certificate alone, no CA needed.
+    """
+    from burnerkit.relay.server.cli import make_certificate
+
+    url = make_certificate(host, port, cert_file, key_file, days=days)
+    typer.echo(f"wrote {cert_file} and {key_file} (keep the key private)")
+    typer.echo(url)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,18 +10,21 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from typing import TextIO
 
-from burnerkit.errors import BurnerError
+from burnerkit.crypto.certs import fingerprint, leaf_der, self_signed
+from burnerkit.errors import BurnerError, UsageError
+from burnerkit.relay.url import check_relay_url, pinned_url
 
 from .app import RelayServer
 from .config import MEMORY_STORE, RelayConfig
 from .logs import LOGGER_NAME, JsonFormatter
 from .store.base import MessageStore
 
-__all__ = ["open_store", "serve"]
+__all__ = ["listening_url", "make_certificate", "open_store", "serve"]
 
 
 #: Seconds between two WAL checkpoints of the relay's SQLite store at least (docs/protocol.md §14.8).
@@ -31,8 +34,9 @@ _CHECKPOINT_INTERVAL = 0.25
 def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the relay until SIGTERM or SIGINT; return the process exit code.
 
-    Prints ``relay listening on ws://HOST:PORT`` (the bound port, also for ``--port 0``)
-    to ``out`` once the relay accepts connections. A failure to start (address in use,
+    Prints ``relay listening on URL`` (:func:`listening_url`: the bound port, also for
+    ``--port 0``, and with TLS the certificate's pin) to ``out`` once the relay accepts
+    connections. A failure to start (address in use,
     TLS files that do not load, a store that does not open) is one line on ``err`` and
     exit code 1, without a traceback.
     """
@@ -89,15 +93,63 @@ async def _serve(config: RelayConfig, out: TextIO) -> int:
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
-        scheme = "wss" if config.tls else "ws"
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        print(f"relay listening on {scheme}://{host}:{server.bound_port}", file=out, flush=True)
+        print(f"relay listening on {listening_url(config, server.bound_port)}", file=out, flush=True)
         await stop.wait()
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
         await server.stop()
     return 0
+
+
+def listening_url(config: RelayConfig, port: int) -> str:
+    """The URL to hand out: ``ws://HOST:PORT``, or with TLS ``wss://HOST:PORT#sha256=PIN``.
+
+    HOST is ``public_host`` (the name clients use), else the interface listened on. The
+    pin is the SHA-256 of the leaf certificate of ``tls_cert`` (docs/protocol.md §14.13):
+    clients given this URL trust that certificate and nothing else, so a self-signed one
+    works, and a CA cannot stand in for it.
+    """
+    name = config.public_host or config.host
+    host = f"[{name}]" if ":" in name else name
+    url = f"{'wss' if config.tls else 'ws'}://{host}:{port}"
+    if config.tls_cert is None:
+        return url
+    with open(config.tls_cert, "rb") as pem:
+        return pinned_url(url, fingerprint(leaf_der(pem.read())))
+
+
+def make_certificate(host: str, port: int, cert_path: str, key_path: str, *, days: int) -> str:
+    """Write a self-signed certificate for ``host`` and its key; return the pinned URL to hand out.
+
+    The key file is created with mode 0600, and neither file may exist already (a
+    certificate in use is not overwritten by mistake: its pin is in every contact's
+    address book).
+
+    Raises:
+        UsageError: a bad host, port or days, or a file that exists already.
+    """
+    url = f"wss://{f'[{host}]' if ':' in host else host}:{port}"
+    check_relay_url(url)
+    for path in (cert_path, key_path):
+        if os.path.lexists(path):
+            raise UsageError(f"{path} exists already: choose another path, or move it away")
+    try:
+        cert_pem, key_pem = self_signed(host, days=days)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        with open(key_path, "xb", opener=_private_opener) as key_file:
+            key_file.write(key_pem)
+        with open(cert_path, "xb") as cert_file:
+            cert_file.write(cert_pem)
+    except FileExistsError as exc:
+        raise UsageError(f"{exc.filename} exists already: choose another path, or move it away") from exc
+    return pinned_url(url, fingerprint(leaf_der(cert_pem)))
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 #: Thresholds of the cyclic garbage collector while the relay serves (Python's default: 700, 10, 10).

@@ -26,6 +26,9 @@ class RelayConfig:
     """
 
     host: str = "127.0.0.1"
+    #: The name clients use to reach the relay, for the URL it prints (``--host 0.0.0.0``
+    #: is an interface, not a name); ``host`` when None.
+    public_host: str | None = None
     #: TCP port of the WebSocket listener; 0 picks a free one (see ``RelayServer.bound_port``).
     port: int = 7000
     #: Path of the SQLite file, or :data:`MEMORY_STORE`.
@@ -71,6 +74,8 @@ class RelayConfig:
             raise ValueError("give both a TLS certificate and a TLS key, or neither")
         if not self.store:
             raise ValueError("store must not be empty")
+        if self.public_host is not None and not self.public_host:
+            raise ValueError("public host must not be empty")
         if self.quota < 1:
             raise ValueError("quota must be at least 1")
         if self.ttl < 1:

@@ -14,8 +14,9 @@ def test_identity_key_change_blocks_sending_until_reverified(relay, people):
     bob_code = alice.json("verify", "bob")["safety_code"]
     alice.run("verify", "bob", "--code", bob_code)  # as if bob had read it out
 
-    # Someone else answers a new invitation that alice meant for "bob".
-    link = alice.json("invite", "--for", "bob")["link"]
+    # Someone else answers a new invitation that alice meant for "bob" (a re-pairing: she
+    # says so with --replace, as there is no terminal to ask her on).
+    link = alice.json("invite", "--for", "bob", "--replace")["link"]
     mallory.run("accept", link, "--name", "alice")
     taken = alice.run("inbox", expect=13)  # 13: it printed an alert
     assert taken.stdout == "no new messages\n"  # the alias existed: a re-pairing, not a new contact

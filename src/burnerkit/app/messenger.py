@@ -66,6 +66,7 @@ from burnerkit.app.records import (
 from burnerkit.app.views import (
     BurnerInfo,
     BurnReport,
+    ContactRemoved,
     ContactView,
     EventView,
     HistoryEntry,
@@ -418,6 +419,59 @@ class Messenger:
         new_contacts = sorted({c.alias for c in all_contacts(self._vault)} - known_contacts)
         known_contacts.update(new_contacts)
         return InboxResult(messages, events, sorted(set(unreachable)), new_contacts)
+
+    # -- managing contacts ---------------------------------------------------------------------
+
+    async def remove_contact(self, alias: str) -> ContactRemoved:
+        """Delete ``alias`` with its messages, alerts and unsent messages, then its relay queue.
+
+        One vault transaction deletes the records and turns the contact's receive queue
+        into an orphan, which is then deleted from our relay as a re-paired contact's is
+        (a later run tries again if the relay is unreachable). The peer's sends are then
+        refused by the relay. The contact's events stay for the debrief.
+
+        Raises:
+            NotFoundError: no such contact.
+        """
+        with self._vault.transaction() as tx:
+            contact = find_contact(tx, alias)
+            cid = contact.contact_id
+            messages = [key for key, _ in tx.items("message") if key.startswith(cid)]
+            unsent = [
+                key for key, data in tx.items("outbox") if OutboxEntry.from_bytes(data).contact_id == cid
+            ]
+            for key in messages:
+                tx.delete("message", key)
+            for key in unsent:
+                tx.delete("outbox", key)
+            clear_alerts(tx, cid)
+            tx.delete("contact", cid)
+            tx.put("orphan", contact.queue.recipient_id, orphan_bytes(contact.queue_relay, contact.queue))
+        await self._drop_orphans()
+        gone = self._vault.get("orphan", contact.queue.recipient_id) is None
+        return ContactRemoved(alias, len(messages), len(unsent), gone)
+
+    def rename_contact(self, alias: str, new_alias: str) -> ContactView:
+        """Call contact ``alias`` ``new_alias`` from now on; nothing else changes.
+
+        Raises:
+            UsageError: ``new_alias`` is not a valid name.
+            NotFoundError: no contact ``alias``.
+            AlreadyExistsError: a contact, or an open invitation, has that name already.
+        """
+        check_name(new_alias, "contact")
+        with self._vault.transaction() as tx:
+            contact = find_contact(tx, alias)
+            if new_alias == alias:
+                return self._view(contact)
+            if _contact_or_none(tx, new_alias) is not None:
+                raise AlreadyExistsError(f"a contact named {new_alias!r} already exists")
+            if any(Invite.from_bytes(data).alias == new_alias for _, data in tx.items("invite")):
+                # Its acceptance would re-pair the renamed contact, as if its key changed.
+                raise AlreadyExistsError(f"an open invitation is for {new_alias!r}: pick another name")
+            contact = replace(contact, alias=new_alias)
+            tx.put("contact", contact.contact_id, contact.to_bytes())
+        return self._view(contact)
 
     # -- trust ---------------------------------------------------------------------------------
 

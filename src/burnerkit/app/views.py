@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "BurnReport",
     "BurnerInfo",
+    "ContactRemoved",
     "ContactView",
     "EventView",
     "HistoryEntry",
@@ -225,4 +226,25 @@ class BurnReport:
             "burned": self.name,
             "queues_deleted": self.queues_deleted,
             "queues_failed": self.queues_failed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRemoved:
+    """A contact deleted: how much went with it, and whether its relay queue is gone yet.
+
+    ``queue_deleted`` False: our relay was unreachable; the queue is deleted by a later run.
+    """
+
+    alias: str
+    messages: int
+    unsent: int
+    queue_deleted: bool
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {
+            "removed": self.alias,
+            "messages": self.messages,
+            "unsent": self.unsent,
+            "queue_deleted": self.queue_deleted,
         }

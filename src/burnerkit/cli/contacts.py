@@ -2,19 +2,62 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
-from burnerkit.cli.output import alert_json, alert_line, console, err_console, print_json, print_qr, stamp
-from burnerkit.errors import UsageError
+from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, confirm, open_messenger
+from burnerkit.cli.output import (
+    alert_json,
+    alert_line,
+    console,
+    err_console,
+    print_json,
+    print_qr,
+    spinner,
+    stamp,
+)
+from burnerkit.errors import NotFoundError, UsageError
 
-__all__ = ["accept", "alerts", "contacts", "invite", "pair", "register", "verify"]
+if TYPE_CHECKING:
+    from burnerkit.app.messenger import Messenger
+
+__all__ = [
+    "accept",
+    "alerts",
+    "contacts",
+    "contacts_app",
+    "invite",
+    "pair",
+    "register",
+    "remove",
+    "rename",
+    "verify",
+]
 
 AliasOpt = Annotated[str | None, typer.Option("--name", metavar="ALIAS", help="What to call the contact.")]
+ReplaceOpt = Annotated[
+    bool, typer.Option("--replace", help="Re-pair an existing contact of that name without asking.")
+]
+
+
+def _ask_before_replacing(messenger: Messenger, alias: str | None, *, replace: bool) -> None:
+    """Ask before a pairing replaces the contact called ``alias`` (its key, its queues).
+
+    Raises:
+        UsageError: no terminal to ask on, and no ``--replace``.
+    """
+    if alias is None or replace:
+        return
+    try:
+        messenger.contact(alias)
+    except NotFoundError:
+        return
+    confirm(
+        f"{alias} is already a contact; replace it?",
+        refusal=f"{alias} is already a contact: pass --replace to replace it (no terminal to ask on)",
+    )
 
 
 def invite(
@@ -22,13 +65,18 @@ def invite(
         str | None, typer.Option("--for", metavar="ALIAS", help="What to call whoever accepts.")
     ] = None,
     no_qr: Annotated[bool, typer.Option("--no-qr", help="Print only the link.")] = False,
+    replace: ReplaceOpt = False,
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Make a one-time invitation link (and QR code); hand it over, then run 'burner inbox'."""
-    with open_messenger(home, burner) as messenger:
-        view = asyncio.run(messenger.invite(alias))
+    import asyncio
+
+    with open_messenger(home, burner, quiet=json_out) as messenger:
+        _ask_before_replacing(messenger, alias, replace=replace)
+        with spinner(f"connecting to {messenger.relay_url}…", quiet=json_out):
+            view = asyncio.run(messenger.invite(alias))
     if json_out:
         print_json(view.to_json())
         return
@@ -36,7 +84,7 @@ def invite(
         print_qr(view.link)
     console.print(view.link, markup=False)
     err_console.print(
-        f"one-time invitation for {view.alias!r}, valid until {stamp(view.expires_at)} UTC; "
+        f"one-time invitation for {view.alias!r}, valid until {stamp(view.expires_at)}; "
         "whoever accepts it becomes that contact once you run 'burner inbox'"
     )
 
@@ -44,17 +92,22 @@ def invite(
 def accept(
     link: Annotated[str, typer.Argument(help="The burner: invitation link, or - to read it from stdin.")],
     alias: Annotated[str, typer.Option("--name", metavar="ALIAS", help="What to call the inviter.")],
+    replace: ReplaceOpt = False,
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Accept an invitation link: open the session and greet the inviter."""
+    import asyncio
+
     if link == "-":
         # A link pasted into stdin stays out of the shell's history, where someone else
         # could find it and accept it first.
         link = sys.stdin.read()
-    with open_messenger(home, burner) as messenger:
-        view = asyncio.run(messenger.accept(link, alias))
+    with open_messenger(home, burner, quiet=json_out) as messenger:
+        _ask_before_replacing(messenger, alias, replace=replace)
+        with spinner(f"connecting to {messenger.relay_url}…", quiet=json_out):
+            view = asyncio.run(messenger.accept(link, alias))
     if json_out:
         print_json(view.to_json())
     else:
@@ -79,11 +132,14 @@ def pair(
             "--words", min=2, max=3, help="Words in the code made: 2, or 3 to make guessing 256x harder."
         ),
     ] = 2,
+    replace: ReplaceOpt = False,
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Pair by a short code read aloud: without CODE make one and wait; with CODE join."""
+    import asyncio
+
     if code is not None and words != 2:
         # The joining side takes the code as it comes, 2 or 3 words.
         raise UsageError("--words is for making a code; the code you were told works as it is")
@@ -94,7 +150,8 @@ def pair(
         else:
             console.print(f"code: [bold]{text}[/]  (read it to the other side; it works once)")
 
-    with open_messenger(home, burner) as messenger:
+    with open_messenger(home, burner, quiet=json_out) as messenger:
+        _ask_before_replacing(messenger, alias if code is None else alias or "contact", replace=replace)
         if code is None:
             view = asyncio.run(messenger.pair_offer(alias, show_code, timeout=timeout, words=words))
         else:
@@ -108,9 +165,22 @@ def pair(
         console.print(f"  {view.safety_code}")
 
 
-def contacts(burner: BurnerOpt = None, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """List contacts, their relay and whether they are verified."""
-    with open_messenger(home, burner) as messenger:
+contacts_app = typer.Typer(
+    help="List contacts (the default), remove or rename one.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+)
+
+
+@contacts_app.callback()
+def contacts(
+    ctx: typer.Context, burner: BurnerOpt = None, home: HomeOpt = None, json_out: JsonOpt = False
+) -> None:
+    """List contacts, their relay and whether they are verified; or remove or rename one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_messenger(home, burner, quiet=json_out) as messenger:
         views = messenger.contacts()
     if json_out:
         print_json([view.to_json() for view in views])
@@ -137,7 +207,7 @@ def alerts(
     """Show the alerts (clones, replays, forgeries, doubtful identities) and what caused them."""
     if clear and alias is None:
         raise UsageError("say whose alerts to clear: 'burner alerts --clear NAME'")
-    with open_messenger(home, burner) as messenger:
+    with open_messenger(home, burner, quiet=json_out) as messenger:
         if clear:
             assert alias is not None
             messenger.clear_alerts(alias)
@@ -158,6 +228,54 @@ def alerts(
         console.print(f"[{stamp(e.at)}] {e.alias or 'relay'}: {e.kind}: {e.detail}", markup=False)
 
 
+@contacts_app.command("remove")
+def remove(
+    alias: Annotated[str, typer.Argument(help="The contact.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Remove without asking.")] = False,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete a contact, its messages and unsent messages, and its queue on our relay.
+
+    Their messages to us are refused by the relay from then on. There is no undo:
+    asks first, unless --yes.
+    """
+    import asyncio
+
+    with open_messenger(home, burner, quiet=json_out) as messenger:
+        count = len(messenger.history(alias))
+        if not yes:
+            confirm(
+                f"remove {alias} and the {count} message(s) kept with them? There is no undo.",
+                refusal=f"removing {alias} cannot be undone: pass --yes (no terminal to ask on)",
+            )
+        with spinner(f"connecting to {messenger.relay_url}…", quiet=json_out):
+            report = asyncio.run(messenger.remove_contact(alias))
+    if json_out:
+        print_json(report.to_json())
+        return
+    later = "" if report.queue_deleted else " (our relay is unreachable: a later run deletes their queue)"
+    console.print(f"removed {alias}: {report.messages} message(s) and {report.unsent} unsent deleted{later}")
+
+
+@contacts_app.command("rename")
+def rename(
+    alias: Annotated[str, typer.Argument(help="The contact.")],
+    new_alias: Annotated[str, typer.Argument(metavar="NEW", help="Its new name (a-z 0-9 _ -).")],
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Call a contact by another name; its keys, messages and verification stay."""
+    with open_messenger(home, burner, quiet=json_out) as messenger:
+        view = messenger.rename_contact(alias, new_alias)
+    if json_out:
+        print_json(view.to_json())
+    else:
+        console.print(f"{alias} is now called {view.alias}", markup=False)
+
+
 def verify(
     alias: Annotated[str, typer.Argument(help="The contact.")],
     code: Annotated[
@@ -168,7 +286,7 @@ def verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a contact's safety code; with --code, check it and mark the contact verified."""
-    with open_messenger(home, burner) as messenger:
+    with open_messenger(home, burner, quiet=json_out) as messenger:
         result = messenger.verify(alias, code)
     if json_out:
         print_json(result.to_json())
@@ -186,6 +304,6 @@ def register(app: typer.Typer) -> None:
     app.command("invite")(invite)
     app.command("accept")(accept)
     app.command("pair")(pair)
-    app.command("contacts")(contacts)
+    app.add_typer(contacts_app, name="contacts")
     app.command("verify")(verify)
     app.command("alerts")(alerts)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from burnerkit.app.home import Home
-from burnerkit.app.messenger import Messenger
+from burnerkit.cli.output import spinner
 from burnerkit.cli.passphrase import ask_passphrase
 from burnerkit.errors import UsageError
 
-__all__ = ["BurnerOpt", "HomeOpt", "JsonOpt", "open_messenger", "relay_timeout"]
+if TYPE_CHECKING:
+    from burnerkit.app.messenger import Messenger
+
+__all__ = ["EXIT_DECLINED", "BurnerOpt", "HomeOpt", "JsonOpt", "confirm", "open_messenger", "relay_timeout"]
+
+#: A question was answered no: nothing was changed (docs: src/burnerkit/cli/errors.py).
+EXIT_DECLINED = 1
 
 HomeOpt = Annotated[
     str | None,
@@ -37,10 +43,36 @@ def relay_timeout() -> float:
     return value
 
 
-def open_messenger(home: str | None, burner: str | None, *, allow_expired: bool = False) -> Messenger:
-    """Unlock the burner the options name, asking for its passphrase."""
+def open_messenger(
+    home: str | None, burner: str | None, *, allow_expired: bool = False, quiet: bool = False
+) -> Messenger:
+    """Unlock the burner the options name, asking for its passphrase.
+
+    A spinner shows while the passphrase is stretched, unless ``quiet`` (``--json``).
+    """
+    # Imported here, as in every command: the Messenger pulls in cryptography, the vault
+    # and websockets, which --help and --version never need (see cli/main.py).
+    from burnerkit.app.home import Home
+    from burnerkit.app.messenger import Messenger
+
     resolved = Home.resolve(home)
     name = resolved.pick(burner)
-    return Messenger.open(
-        resolved, name, ask_passphrase(name), relay_timeout=relay_timeout(), allow_expired=allow_expired
-    )
+    passphrase = ask_passphrase(name)
+    timeout = relay_timeout()
+    with spinner(f"unlocking {name}…", quiet=quiet):
+        return Messenger.open(resolved, name, passphrase, relay_timeout=timeout, allow_expired=allow_expired)
+
+
+def confirm(question: str, *, refusal: str) -> None:
+    """Ask ``question`` on the terminal and go on only on yes.
+
+    Raises:
+        UsageError: ``refusal`` (which names the option that answers yes beforehand):
+            there is no terminal to ask on.
+        typer.Exit: the answer was no (exit 1, nothing changed).
+    """
+    if not sys.stdin.isatty():
+        raise UsageError(refusal)
+    if not typer.confirm(question, default=False, err=True):
+        print("burner: nothing changed", file=sys.stderr)
+        raise typer.Exit(EXIT_DECLINED)

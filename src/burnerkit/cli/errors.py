@@ -3,7 +3,7 @@
 | Exit | Meaning |
 |---:|---|
 | 0 | done |
-| 1 | any other burnerkit error, or a file the system refused |
+| 1 | any other burnerkit error, a file the system refused, or a question answered no (nothing changed) |
 | 2 | a usage error: bad arguments, a bad name, link or code, several burners and no ``--burner`` |
 | 3 | not found: no such burner or contact |
 | 4 | the vault did not unlock (wrong passphrase or damaged vault) |

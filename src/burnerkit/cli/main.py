@@ -1,4 +1,11 @@
-"""The ``burner`` command: the Typer app, and the one place errors become exit codes."""
+"""The ``burner`` command: the Typer app, and the one place errors become exit codes.
+
+Start-up: the command modules import only Typer and light parts of burnerkit at the top;
+each command imports the Messenger (and with it cryptography, the vault, websockets),
+Rich and segno inside its body. ``burner --version`` and ``--help`` then cost about what
+Typer costs, and every command starts sooner (tests/e2e run hundreds of them);
+tests/e2e/test_cli.py checks that ``--version`` loads none of the heavy modules.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    # Inherited by every command and group: -h is --help everywhere.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
-from burnerkit.app.durations import parse_duration
-from burnerkit.app.views import ContactView, InboxResult
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
-from burnerkit.cli.output import alert_json, alert_line, console, err_console, print_json, stamp
+from burnerkit.cli.output import alert_json, alert_line, console, err_console, print_json, spinner, stamp
 from burnerkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from burnerkit.app.views import ContactView, InboxResult
 
 __all__ = ["history", "inbox", "register", "send"]
 
 
 def _disappear(text: str | None) -> tuple[int | None, bool | None]:
     """``--disappear`` as (timer seconds, burn on read): a duration, ``read`` or ``off``."""
+    from burnerkit.app.durations import parse_duration
+
     if text is None:
         return None, None
     if text.lower() == "off":
@@ -31,8 +33,13 @@ def _disappear(text: str | None) -> tuple[int | None, bool | None]:
 
 def send(
     alias: Annotated[str, typer.Argument(help="The contact.")],
-    text: Annotated[
-        str, typer.Argument(help="The message, or - to read it from stdin (keeps it out of shell history).")
+    words: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="WORDS",
+            help="The message: the rest of the line, joined by spaces; or - to read it from stdin "
+            "(keeps it out of shell history).",
+        ),
     ],
     disappear: Annotated[
         str | None,
@@ -46,12 +53,20 @@ def send(
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Encrypt and send a message; it waits in the outbox if the relay is unreachable."""
+    """Encrypt and send a message; it waits in the outbox if the relay is unreachable.
+
+    The words after ALIAS are the message (burner send bob see you at 6). Options may
+    come anywhere on the line (burner send bob hi --json); after -- every word is text,
+    even one that starts with - (burner send bob -- -5 degrees here).
+    """
+    import asyncio
+
     timer, burn_on_read = _disappear(disappear)
-    if text == "-":
-        text = _read_message()
-    with open_messenger(home, burner) as messenger:
-        receipt = asyncio.run(messenger.send(alias, text, timer=timer, burn_on_read=burn_on_read))
+    text = _read_message() if words == ["-"] else " ".join(words)
+    with open_messenger(home, burner, quiet=json_out) as messenger:
+        relay_url = messenger.contact(alias).relay_url
+        with spinner(f"connecting to {relay_url}…", quiet=json_out):
+            receipt = asyncio.run(messenger.send(alias, text, timer=timer, burn_on_read=burn_on_read))
     if json_out:
         print_json(receipt.to_json())
     elif receipt.status == "delivered":
@@ -91,8 +106,10 @@ def inbox(
     Every run also shows the contacts on alert (a clone, a replay, a forgery, a doubtful
     identity) until the alert is cleared, and then exits 13.
     """
+    import asyncio
+
     alerted = False
-    with open_messenger(home, burner) as messenger:
+    with open_messenger(home, burner, quiet=json_out) as messenger:
         if follow:
             # One JSON document per line in --follow mode: a stream, not one list.
             alerted = _show_on_alert(messenger.contacts(), json_lines=json_out)
@@ -106,7 +123,8 @@ def inbox(
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(messenger.follow(shown))
         else:
-            result = asyncio.run(messenger.receive(wait=max(0.0, wait)))
+            with spinner(f"connecting to {messenger.relay_url}…", quiet=json_out):
+                result = asyncio.run(messenger.receive(wait=max(0.0, wait)))
             on_alert = [view for view in messenger.contacts() if view.alerts]
             alerted = bool(on_alert)
             if json_out:
@@ -171,7 +189,7 @@ def history(
     json_out: JsonOpt = False,
 ) -> None:
     """Show the stored conversation with a contact, oldest first."""
-    with open_messenger(home, burner) as messenger:
+    with open_messenger(home, burner, quiet=json_out) as messenger:
         entries = messenger.history(alias)
         view = messenger.contact(alias)
     if json_out:

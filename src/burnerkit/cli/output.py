@@ -1,21 +1,59 @@
-"""Printing for the faces: JSON for scripts, Rich for people, QR codes for phones."""
+"""Printing for the faces: JSON for scripts, Rich for people, QR codes for phones.
+
+Rich and segno load on first use, not on import: every ``burner`` run imports this
+module, and ``burner --version`` or ``--help`` should cost no more than Typer itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-import segno
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from burnerkit.app.views import ContactView
+    from burnerkit.app.views import ContactView
 
-__all__ = ["alert_json", "alert_line", "console", "err_console", "print_json", "print_qr", "stamp"]
+__all__ = [
+    "alert_json",
+    "alert_line",
+    "console",
+    "err_console",
+    "print_json",
+    "print_qr",
+    "remaining",
+    "spinner",
+    "stamp",
+]
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class LazyConsole:
+    """A Rich console made on the first ``print``."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        """The Rich console itself."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """As :meth:`rich.console.Console.print`."""
+        self.rich.print(*objects, **kwargs)
+
+
+console = LazyConsole(stderr=False)
+err_console = LazyConsole(stderr=True)
 
 
 def print_json(data: Any) -> None:
@@ -26,14 +64,44 @@ def print_json(data: Any) -> None:
 
 def print_qr(text: str) -> None:
     """``text`` as a QR code drawn with block characters (two rows per line)."""
+    import segno
+
     qr = segno.make(text, error="l", micro=False)
     qr.terminal(out=sys.stdout, compact=True, border=2)
     sys.stdout.flush()
 
 
+@contextlib.contextmanager
+def spinner(text: str, *, quiet: bool = False) -> Iterator[None]:
+    """A spinner with ``text`` on stderr while the block runs, when stderr is a terminal.
+
+    Never in pipes (scripts and tests read stderr) nor with ``quiet`` (``--json``).
+    """
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    with err_console.rich.status(text, spinner="dots"):
+        yield
+
+
 def stamp(seconds: float) -> str:
-    """A UTC time for people: ``2026-11-25 14:03``."""
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))
+    """A time for people, in local time with its zone: ``2026-12-07 14:03 CET``."""
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(seconds))
+
+
+def remaining(until: float, now: float) -> str:
+    """How long until ``until``, as people say it: ``in 3d 4h``, ``in 5m``, or ``expired``."""
+    left = int(until - now)
+    if left <= 0:
+        return "expired"
+    days, rest = divmod(left, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"in {days}d {hours}h"
+    if hours:
+        return f"in {hours}h {minutes}m"
+    return f"in {minutes}m" if minutes else "in <1m"
 
 
 def alert_line(view: ContactView) -> str:

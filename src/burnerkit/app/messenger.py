@@ -446,9 +446,12 @@ class Messenger:
                 tx.delete("outbox", key)
             clear_alerts(tx, cid)
             tx.delete("contact", cid)
-            tx.put("orphan", contact.queue.recipient_id, orphan_bytes(contact.queue_relay, contact.queue))
+            # Every receive queue the contact has (a relay move under way gives it two).
+            queues = list(owners([contact], []).values())
+            for owner in queues:
+                tx.put("orphan", owner.creds.recipient_id, orphan_bytes(owner.relay_url, owner.creds))
         await self._drop_orphans()
-        gone = self._vault.get("orphan", contact.queue.recipient_id) is None
+        gone = all(self._vault.get("orphan", owner.creds.recipient_id) is None for owner in queues)
         return ContactRemoved(alias, len(messages), len(unsent), gone)
 
     def rename_contact(self, alias: str, new_alias: str) -> ContactView:

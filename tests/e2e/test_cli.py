@@ -29,6 +29,7 @@ from burnerkit.cli.output import remaining, stamp
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.errors import RelayRejectedError
 from tests.e2e.helpers import queue_ids
+from tests.e2e.test_terminal import Terminal, plain
 from tests.integration.harness import RelayProcess
 
 PASS = "the passphrase of both"
@@ -287,3 +288,30 @@ def test_every_exit_code_the_cli_gives_is_in_the_table() -> None:
         13,  # burner inbox's alert (cli/messages.py)
     }
     assert given == table
+
+
+# -- on a terminal ----------------------------------------------------------------------------------
+
+
+def test_on_a_terminal_remove_asks_first_and_spinners_show(paired: tuple[Path, Path]) -> None:
+    alice, _ = paired
+    declined = Terminal(alice, "contacts", "remove", "bob")
+    declined.expect("passphrase for alice: ")
+    declined.type(PASS)
+    declined.expect("[y/N]: ")
+    declined.type("n")
+    assert declined.finish() == 1
+    seen = plain(declined.seen).decode()
+    assert "unlocking alice…" in seen  # the spinner, on the terminal only
+    assert "remove bob and the 0 message(s) kept with them? There is no undo. [y/N]: " in seen
+    assert "burner: nothing changed" in seen
+
+    accepted = Terminal(alice, "contacts", "remove", "bob")
+    accepted.expect("passphrase for alice: ")
+    accepted.type(PASS)
+    accepted.expect("[y/N]: ")
+    accepted.type("y")
+    assert accepted.finish() == 0
+    seen = plain(accepted.seen).decode()
+    assert "connecting to ws://127.0.0.1:" in seen
+    assert "removed bob: 0 message(s) and 0 unsent deleted" in seen

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import cryptography
 
-from . import crypto_limit, peer_doubleratchet, relay
+from . import cli_startup, crypto_limit, peer_doubleratchet, relay
 
 __all__ = ["OURS_REQUIRED", "main"]
 
@@ -131,6 +131,14 @@ TARGETS = (
         "/s",
         ratio("crypto_limit_handshakes_per_s"),
     ),
+    Target(
+        '`burner --version` < 2x `python -c "import typer, rich"`',
+        "cli_startup_vs_typer",
+        2.0,
+        "x",
+        no_ceiling,
+        below=True,
+    ),
 )
 
 
@@ -216,7 +224,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """``BENCH_QUICK=1`` (or any value but ``""``/``0``) selects the quick settings."""
-        quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+        return cls.for_mode(os.environ.get("BENCH_QUICK", "") not in ("", "0"))
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Settings:
+        """The quick or the full settings."""
         if quick:
             return cls(quick=True, seconds=0.5, warmup_seconds=0.2, runs=1)
         return cls(quick=False, seconds=2.0, warmup_seconds=1.0, runs=5)
@@ -284,6 +296,8 @@ def measure_all(settings: Settings) -> dict[str, float]:
         if num in figures and all(run.get(den) for run in rounds):
             figures[name] = statistics.median(run[num] / run[den] for run in rounds)
     figures.update(relay.measure(settings.quick))
+    print("  the CLI's start-up ...", flush=True)
+    figures.update(cli_startup.measure(settings.quick))
     return figures
 
 
@@ -405,9 +419,11 @@ def _doubleratchet_version() -> str:
         return "unknown"
 
 
-def results_json(figures: Mapping[str, float], settings: Settings) -> dict[str, object]:
-    """The flat object written to ``bench/results.json``."""
-    out: dict[str, object] = {"quick": settings.quick, **environment()}
+def results_json(
+    figures: Mapping[str, float], settings: Settings, env: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """The flat object written to ``bench/results.json`` (``env``: this machine's, unless given)."""
+    out: dict[str, object] = {"quick": settings.quick, **(environment() if env is None else env)}
     out.update((name, round_figure(value)) for name, value in figures.items())
     return out
 
@@ -424,10 +440,17 @@ PINGPONG_NOTE = (
 )
 
 
-def markdown_report(figures: Mapping[str, float], settings: Settings, ours_loaded: bool) -> str:
-    """The contents of ``docs/performance.md``."""
-    env = environment()
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def markdown_report(
+    figures: Mapping[str, float],
+    settings: Settings,
+    ours_loaded: bool,
+    *,
+    env: Mapping[str, str] | None = None,
+    date: str | None = None,
+) -> str:
+    """The contents of ``docs/performance.md``; ``env`` and ``date``: this run's, unless given."""
+    env = environment() if env is None else env
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if date is None else date
     mode = (
         f"quick (`BENCH_QUICK=1`: 1 round, a run of {settings.seconds:g} s per figure)"
         if settings.quick
@@ -468,6 +491,7 @@ def markdown_report(figures: Mapping[str, float], settings: Settings, ours_loade
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in target_rows(figures)]
     lines += ["", "## Why the PQ ping-pong target is so tight", "", PINGPONG_NOTE]
     lines += ["", "## Method", "", METHOD]
+    lines += [cli_startup.METHOD.format(quick=cli_startup.QUICK_PAIRS, full=cli_startup.FULL_PAIRS), ""]
     lines += _relay_report(relay_figures, settings)
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,12 @@ def shared_tui_relay(tui_relays: Relays) -> RelayProcess:
 def url(shared_tui_relay: RelayProcess) -> str:
     assert shared_tui_relay.running, "an earlier test stopped the shared relay"
     return shared_tui_relay.url
+
+
+@pytest.fixture
+def relays(tmp_path: Path) -> Iterator[Relays]:
+    """Relays of this test alone (to stop and restart): ``relays.start()``."""
+    (tmp_path / "relays").mkdir()
+    launcher = Relays(tmp_path / "relays")
+    yield launcher
+    launcher.close()

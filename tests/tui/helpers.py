@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Label, Static
 
 from burnerkit.app.home import Home
 from burnerkit.app.messenger import Messenger
@@ -47,7 +47,7 @@ async def pair(inviter: Messenger, acceptor: Messenger, inviter_calls: str, acce
     """Pair by link through the relay, both sides in this process."""
     link = (await inviter.invite(inviter_calls)).link
     await acceptor.accept(link, acceptor_calls)
-    assert (await inviter.receive(wait=5)).new_contacts == [inviter_calls]
+    assert (await inviter.receive(wait=5, idle=0.05)).new_contacts == [inviter_calls]
 
 
 def chat_app(messenger: Messenger, clock: Clock, **options: object) -> ChatApp:
@@ -68,3 +68,29 @@ def shown(app: ChatApp, selector: str) -> str:
     """The plain text a Static widget of the current screen shows."""
     widget = app.screen.query_one(selector, Static)
     return str(widget.render())
+
+
+def lines(app: ChatApp) -> str:
+    """The open conversation, as plain text."""
+    return shown(app, "#lines")
+
+
+def status(app: ChatApp) -> str:
+    return shown(app, "#status")
+
+
+def banner(app: ChatApp) -> str:
+    """The alert banner's text, or "" while it is hidden."""
+    widget = app.screen.query_one("#banner", Static)
+    return str(widget.render()) if widget.display else ""
+
+
+def contact_rows(app: ChatApp) -> list[str]:
+    """The contact list's rows, as plain text."""
+    from burnerkit.tui.widgets.contacts import ContactItem
+
+    return [str(item.query_one(Label).render()) for item in app.screen.query(ContactItem)]
+
+
+def connected(app: ChatApp) -> bool:
+    return app.main is not None and app.main.link is True

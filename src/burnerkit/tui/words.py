@@ -14,6 +14,7 @@ __all__ = [
     "advice",
     "clock_time",
     "countdown",
+    "stamp",
     "time_left",
 ]
 
@@ -106,6 +107,11 @@ def time_left(seconds: float) -> str:
     if mins:
         return f"{mins}m {secs}s"
     return f"{secs}s"
+
+
+def stamp(seconds: float, localtime: LocalTime) -> str:
+    """``2026-11-25 14:03 CET``: a date and local time, with its zone."""
+    return time.strftime("%Y-%m-%d %H:%M %Z", localtime(seconds))
 
 
 def clock_time(seconds: float, localtime: LocalTime) -> str:

@@ -30,6 +30,7 @@ class AlertItem:
 class AlertsScreen(Dialog[None]):
     """Up/Down choose; ``c`` clears the chosen contact's alerts (the events stay for the debrief)."""
 
+    AUTO_FOCUS = "#alert-list"
     BINDINGS = [  # noqa: RUF012
         Binding("escape", "close", "Close"),
         Binding("c", "clear", "Clear the chosen alert"),
@@ -59,6 +60,7 @@ class AlertsScreen(Dialog[None]):
             text.append(f"{item.alias}: {', '.join(item.kinds)}\n", style="bold red")
             text.append("\n".join(f"  • {advice(kind, item.alias)}" for kind in item.kinds))
             options.add_option(Option(text))
+        options.display = bool(self.items)
         if not self.items:
             self.say("[green]no alerts[/]")
         else:

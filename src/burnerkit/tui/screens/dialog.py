@@ -22,6 +22,8 @@ class Dialog(ModalScreen[T]):
     """A modal window over the main screen."""
 
     app: ChatApp
+    #: The first text field takes the keys when the window opens.
+    AUTO_FOCUS = "Input"
     BINDINGS = [Binding("escape", "close", "Close")]  # noqa: RUF012
 
     def action_close(self) -> None:

@@ -11,7 +11,7 @@ from burnerkit.app.views import ContactView, InviteView
 from burnerkit.errors import BurnerError
 from burnerkit.tui.screens.dialog import Dialog
 from burnerkit.tui.widgets.qr import QrCode
-from burnerkit.tui.words import clock_time
+from burnerkit.tui.words import stamp
 
 __all__ = ["AcceptScreen", "InviteScreen"]
 
@@ -43,8 +43,8 @@ class InviteScreen(Dialog[InviteView]):
         self.shown = view
         self.say(
             f"one-time invitation for [b]{view.alias}[/], valid until "
-            f"{clock_time(view.expires_at, self.app.localtime)} tomorrow at the latest; they become your "
-            "contact once they accept. Hand it over in person if you can:"
+            f"{stamp(view.expires_at, self.app.localtime)}; they become your contact once they "
+            "accept. Hand it over in person if you can:"
         )
         self.query_one("#invite-link", Static).update(view.link)
         await self.query_one("#invite", VerticalScroll).mount(QrCode(view.link, id="invite-qr"))

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, ListView, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
+from burnerkit.app.durations import format_duration
 from burnerkit.app.views import ContactView, EventView, InboxMessage
 from burnerkit.errors import BurnerError
 from burnerkit.tui.live import LinkChanged, LiveStopped, NewsArrived, receive_forever
@@ -32,7 +33,6 @@ from burnerkit.tui.screens.verify import VerifyScreen
 from burnerkit.tui.widgets.contacts import ContactItem, ContactList, contact_label
 from burnerkit.tui.widgets.conversation import Conversation, render_lines
 from burnerkit.tui.widgets.status import StatusLine
-from burnerkit.tui.words import time_left
 
 if TYPE_CHECKING:
     from burnerkit.tui.app import ChatApp
@@ -84,7 +84,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="side"):
                 yield Label("Contacts", classes="pane-title")
                 yield Contacts(id="contacts")
-                yield Static("groups: coming later", id="groups-note")
+                yield Static("groups come later", id="groups-note")
             with Vertical(id="chat"):
                 yield Static("", id="chat-title")
                 yield Conversation(id="conversation")
@@ -95,7 +95,7 @@ class MainScreen(Screen[None]):
     async def on_mount(self) -> None:  # noqa: D102
         app = self.app
         messenger = app.messenger_or_fail
-        app.sub_title = messenger.name
+        self.sub_title = messenger.name
         messenger.watch_links(self._link_report)
         await self.refresh_view()
         self.resume_live()
@@ -202,6 +202,8 @@ class MainScreen(Screen[None]):
         aliases = [view.alias for view in contacts]
         if self.current not in aliases:
             self.current = aliases[0] if aliases else None
+        if self.current is not None:
+            self.unread.pop(self.current, None)  # it is open: read
         await self.query_one("#contacts", Contacts).show(
             [(v.alias, contact_label(v, self.unread.get(v.alias, 0), v.alias in notices)) for v in contacts],
             self.current,
@@ -243,11 +245,10 @@ class MainScreen(Screen[None]):
         if view.alerts:
             head.append("  ⚠ on alert (F8)", style="bold red")
         if view.timer:
-            head.append(f"  ⏱ {time_left(view.timer)}", style="yellow")
+            head.append(f"  ⏱ {format_duration(view.timer)}", style="yellow")
         if view.burn_on_read:
             head.append("  🔥 burn on read", style="red")
         title.update(head)
-        self.unread.pop(view.alias, None)
         messenger = self.app.messenger_or_fail
         conversation.show(
             render_lines(

@@ -18,6 +18,8 @@ __all__ = ["TimerScreen"]
 class TimerScreen(Dialog[ContactView]):
     """Pick a timer (Enter applies); Tab then Space toggles burn-on-read."""
 
+    AUTO_FOCUS = "#timer-choice"
+
     def __init__(self, view: ContactView) -> None:
         super().__init__()
         self.view = view

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from burnerkit.app.addresses import LINK_PREFIX, QueueAddress, decode_link, encode_link
-from burnerkit.app.content import Hello, Text, decode_content
+from burnerkit.app.content import Hello, Move, MoveDone, Text, decode_content
 from burnerkit.app.queues import orphan_owner as _orphan_from_bytes
 from burnerkit.app.records import (
     ALERT_KINDS,
@@ -24,6 +24,7 @@ from burnerkit.app.records import (
     EventRecord,
     Invite,
     LastDelivery,
+    Orphan,
     OutboxEntry,
     PendingDelivery,
     Profile,
@@ -40,6 +41,7 @@ V = vectorio.load("app_v1")
 RECORD_TYPES: dict[str, Any] = {
     "profile": Profile,
     "contact": Contact,
+    "contact_moving": Contact,
     "invite": Invite,
     "message": StoredMessage,
     "outbox": OutboxEntry,
@@ -69,6 +71,10 @@ def struct_text(text: str, timer: int, burn_on_read: bool) -> bytes:
 
 def struct_hello(relay_url: str, sender_id: bytes) -> bytes:
     return struct.pack(">B", 0x01) + struct_address(relay_url, sender_id)
+
+
+def struct_move(relay_url: str, sender_id: bytes) -> bytes:
+    return struct.pack(">B", 0x03) + struct_address(relay_url, sender_id)
 
 
 def struct_var16(data: bytes) -> bytes:
@@ -117,6 +123,20 @@ def test_hello_vector() -> None:
     assert struct_hello(theirs["relay_url"], h(theirs["sender_id"])).hex() == vector["bytes"]
 
 
+def test_move_vectors() -> None:
+    vector = V["contents"]["move"]
+    address = QueueAddress.from_bytes(h(vector["fields"]["address"]))
+    assert Move(address).encode().hex() == vector["bytes"]
+    assert decode_content(h(vector["bytes"])) == Move(address)
+    assert struct_move(address.relay_url, address.sender_id).hex() == vector["bytes"]
+    # It names the next queue of the moving contact record.
+    moving = Contact.from_bytes(h(V["records"]["contact_moving"]["bytes"]))
+    assert moving.next_queue is not None
+    assert (address.relay_url, address.sender_id) == (moving.next_queue_relay, moving.next_queue.sender_id)
+    assert V["contents"]["move_done"]["bytes"] == "04"
+    assert decode_content(b"\x04") == MoveDone()
+
+
 @pytest.mark.parametrize("name", ["text_plain", "text_timer_burn", "text_empty"])
 def test_text_vector(name: str) -> None:
     vector = V["contents"][name]
@@ -139,13 +159,31 @@ def test_record_vector_decodes_to_its_fields_and_reencodes(name: str) -> None:
     assert data[0] == RECORD_TYPES[name].VERSION
 
 
-def test_contact_of_layout_1_still_loads_and_is_rewritten_in_layout_2() -> None:
+def test_contact_of_layout_1_still_loads_and_is_rewritten_in_layout_3() -> None:
     vector = V["contact_v1"]
     contact = Contact.from_bytes(h(vector["bytes"]))
     assert fields_of(contact) == vector["fields"]
     assert contact.sender_key == b""  # paired before sender keys: its SENDs go unsigned
-    assert contact.to_bytes()[0] == 2
-    assert contact.to_bytes()[1:-2] == h(vector["bytes"])[1:]
+    assert contact.to_bytes()[0] == 3
+    assert contact.to_bytes()[1:-6] == h(vector["bytes"])[1:]
+
+
+def test_contact_of_layout_2_still_loads_with_no_move_under_way() -> None:
+    vector = V["contact_v2"]
+    contact = Contact.from_bytes(h(vector["bytes"]))
+    assert fields_of(contact) == vector["fields"]
+    assert (contact.next_queue_relay, contact.next_queue) == ("", None)
+    assert contact.to_bytes() == h(V["records"]["contact"]["bytes"])
+    assert contact.to_bytes() == b"\x03" + h(vector["bytes"])[1:] + b"\x00\x00\x00\x00"
+
+
+def test_moving_contact_ends_with_its_next_relay_and_queue() -> None:
+    f = V["records"]["contact_moving"]["fields"]
+    url = f["next_queue_relay"].encode()
+    tail = struct_var16(url) + struct_var16(h(f["next_queue"]))
+    data = h(V["records"]["contact_moving"]["bytes"])
+    assert data.endswith(tail)
+    assert data[: -len(tail)] == h(V["records"]["contact"]["bytes"])[:-4]
 
 
 def test_alert_and_pending_layouts_by_hand() -> None:
@@ -211,7 +249,15 @@ def test_orphan_vector_is_a_versioned_url_and_credentials() -> None:
     credentials = h(V["credentials"])
     url = V["addresses"]["ours"]["relay_url"].encode()
     assert len(credentials) == 113
-    assert data == struct.pack(">BH", 1, len(url)) + url + struct.pack(">H", 113) + credentials
+    assert data == struct.pack(">BH", 2, len(url)) + url + struct.pack(">H", 113) + credentials + b"\x00\x00"
     owner = _orphan_from_bytes(data)
     assert owner.key == h(V["orphan"]["key"]) == QueueCredentials.from_bytes(credentials).recipient_id
     assert owner.relay_url == V["addresses"]["ours"]["relay_url"]
+    # A queue a relay move retired names its contact (layout 2); layout 1 still loads.
+    retired = h(V["orphan_retired"]["bytes"])
+    contact_id = h(V["orphan_retired"]["contact_id"])
+    assert retired == data[:-2] + struct_var16(contact_id)
+    assert Orphan.from_bytes(retired).contact_id == contact_id
+    v1 = h(V["orphan_v1"]["bytes"])
+    assert v1 == b"\x01" + data[1:-2]
+    assert Orphan.from_bytes(v1) == Orphan.from_bytes(data)

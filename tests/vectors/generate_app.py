@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from burnerkit.app.addresses import QueueAddress, encode_link
-from burnerkit.app.content import Hello, Text
+from burnerkit.app.content import Hello, Move, MoveDone, Text
 from burnerkit.app.queues import orphan_bytes as _orphan_bytes
 from burnerkit.app.records import (
     Alert,
@@ -144,9 +144,21 @@ def build() -> dict[str, Any]:
     records["delivery"] = LastDelivery(rng.random_bytes(24))
     # Drawn last, so that adding it (Contact layout 2) left every earlier value as it was.
     records["contact"] = dataclasses.replace(records["contact"], sender_key=rng.random_bytes(32))
-    # Layout 1 is layout 2 without its last field (the sender key); vaults still hold it.
-    contact_v2 = records["contact"].to_bytes()
+    # Layout 3 adds the next queue of a relay move (none here: two empty fields); layout 2
+    # is layout 3 without them, layout 1 is layout 2 without the sender key. Vaults hold both.
+    contact_v2 = b"\x02" + records["contact"].to_bytes()[1:-4]
     contact_v1 = b"\x01" + contact_v2[1 : -(2 + 32)]
+    # Drawn after everything else, so that adding it (Contact layout 3) moved no earlier value.
+    next_queue = QueueCredentials(
+        recipient_id=rng.random_bytes(24),
+        sender_id=rng.random_bytes(24),
+        recipient_key=SigningKey.generate(rng),
+        queue_key=rng.random_bytes(32),
+    )
+    records["contact_moving"] = dataclasses.replace(
+        records["contact"], next_queue_relay=THEIR_RELAY, next_queue=next_queue
+    )
+    move = Move(QueueAddress(THEIR_RELAY, next_queue.sender_id))
     return {
         "source": "burnerkit, tests/vectors/generate_app.py (docs/protocol.md §17)",
         "seed": SEED.hex(),
@@ -161,10 +173,13 @@ def build() -> dict[str, Any]:
         "contents": {
             "hello": {"fields": fields_of(hello), "bytes": hello.encode().hex()},
             **{name: {"fields": fields_of(t), "bytes": t.encode().hex()} for name, t in texts.items()},
+            "move": {"fields": fields_of(move), "bytes": move.encode().hex()},
+            "move_done": {"fields": {}, "bytes": MoveDone().encode().hex()},
         },
         "records": {
             name: {"fields": fields_of(r), "bytes": r.to_bytes().hex()} for name, r in records.items()
         },
+        "contact_v2": {"fields": fields_of(records["contact"]), "bytes": contact_v2.hex()},
         "contact_v1": {
             "fields": fields_of(dataclasses.replace(records["contact"], sender_key=b"")),
             "bytes": contact_v1.hex(),
@@ -173,6 +188,13 @@ def build() -> dict[str, Any]:
             "key": credentials.recipient_id.hex(),
             "bytes": _orphan_bytes(OUR_RELAY, credentials).hex(),
         },
+        # Orphan layout 2 names the contact a relay move retired the queue from; layout 1
+        # (layout 2 without that last field) still loads, as a queue of nobody's.
+        "orphan_retired": {
+            "contact_id": contact_id.hex(),
+            "bytes": _orphan_bytes(OUR_RELAY, credentials, contact_id).hex(),
+        },
+        "orphan_v1": {"bytes": (b"\x01" + _orphan_bytes(OUR_RELAY, credentials)[1:-2]).hex()},
     }
 
 

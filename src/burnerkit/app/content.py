@@ -1,9 +1,11 @@
 """What travels inside a session message: the app's content codec (docs/protocol.md §17.3).
 
 The core treats a message's content as opaque bytes; this module gives them meaning.
-Two kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
-address) and a chat message (:class:`Text`, carrying the conversation's disappearing
-timer so both sides apply the same one).
+Four kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
+address), a chat message (:class:`Text`, carrying the conversation's disappearing
+timer so both sides apply the same one), and the two steps of a relay move
+(:class:`Move`, the sender's new queue address; :class:`MoveDone`, its confirmation,
+sent to that new address).
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ __all__ = [
     "MIN_TIMER",
     "Content",
     "Hello",
+    "Move",
+    "MoveDone",
     "Text",
     "decode_content",
 ]
 
 _TAG_HELLO: Final = 0x01
 _TAG_TEXT: Final = 0x02
+_TAG_MOVE: Final = 0x03
+_TAG_MOVE_DONE: Final = 0x04
 _FLAG_BURN_ON_READ: Final = 0x01
 _TEXT_HEADER: Final = 1 + 1 + 4
 #: Longest text of one message, in UTF-8 bytes.
@@ -72,7 +78,30 @@ class Text:
         return Writer().u8(_TAG_TEXT).u8(flags).u32(self.timer).raw(self.text.encode()).getvalue()
 
 
-Content = Hello | Text
+@dataclass(frozen=True, slots=True)
+class Move:
+    """The sender moved its queue for us: send to ``address`` from now on (§17.6, relay moves)."""
+
+    address: QueueAddress
+
+    def encode(self) -> bytes:
+        """``0x03 ‖ queue address``."""
+        return bytes([_TAG_MOVE]) + self.address.to_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class MoveDone:
+    """We took a :class:`Move`: sent to the new address, it proves that queue works.
+
+    It names nothing: the queue it arrives on says which move it confirms.
+    """
+
+    def encode(self) -> bytes:
+        """``0x04``."""
+        return bytes([_TAG_MOVE_DONE])
+
+
+Content = Hello | Text | Move | MoveDone
 
 
 def decode_content(data: bytes) -> Content:
@@ -92,6 +121,11 @@ def decode_content(data: bytes) -> Content:
             if flags & ~_FLAG_BURN_ON_READ:
                 raise CodecError("unknown text flags")
             return Text(r.rest().decode(), timer, bool(flags & _FLAG_BURN_ON_READ))
+        if tag == _TAG_MOVE:
+            return Move(QueueAddress.from_bytes(r.rest()))
+        if tag == _TAG_MOVE_DONE:
+            r.end()
+            return MoveDone()
         raise CodecError("unknown content kind")
-    except (CodecError, UnicodeDecodeError, ValueError) as exc:
+    except (CodecError, UnicodeDecodeError, ValueError, RemoteProtocolError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

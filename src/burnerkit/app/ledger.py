@@ -20,7 +20,7 @@ import hmac
 from typing import Final, Protocol
 
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.app.content import Hello, Text, decode_content
+from burnerkit.app.content import Hello, Move, MoveDone, Text, decode_content
 from burnerkit.app.queues import QueueOwner, orphan_bytes, owners
 from burnerkit.app.records import (
     ALERT_KINDS,
@@ -32,6 +32,8 @@ from burnerkit.app.records import (
     EventRecord,
     Invite,
     LastDelivery,
+    Orphan,
+    OutboxEntry,
     PendingDelivery,
     StoredMessage,
     replace,
@@ -58,10 +60,12 @@ from burnerkit.vault import VaultTransaction
 __all__ = [
     "IDENTITY_ALERTS",
     "MAX_PENDING",
+    "SEND_ID_SIZE",
     "RecordReader",
     "alert_of",
     "all_contacts",
     "clear_alerts",
+    "disown_retired",
     "drop_pending",
     "find_contact",
     "owner_of",
@@ -73,6 +77,8 @@ __all__ = [
 
 #: Deliveries kept for one invitation's queue before its acceptance (the relay's quota).
 MAX_PENDING: Final = 128
+#: The relay's SEND idempotency key of an outbox entry (§14.4).
+SEND_ID_SIZE: Final = 16
 #: The alerts a matching safety code answers: it proves who holds the contact's keys.
 #: Clone, replay and forgery alerts stay until the user clears them: a clone has the
 #: same keys, so the code cannot tell it apart.
@@ -146,7 +152,7 @@ def clear_alerts(tx: VaultTransaction, contact_id: bytes, kinds: frozenset[Event
 
 def owner_of(reader: RecordReader, recipient_id: bytes) -> QueueOwner | None:
     """Who owns our queue ``recipient_id`` now: a contact, an open invitation, or nobody."""
-    return owners(all_contacts(reader), reader.items("invite")).get(recipient_id)
+    return owners(all_contacts(reader), reader.items("invite"), reader.items("orphan")).get(recipient_id)
 
 
 def store_contact(
@@ -207,8 +213,22 @@ def store_contact(
             # which answers the identity alerts (the events stay for the debrief).
             clear_alerts(tx, old.contact_id, IDENTITY_ALERTS)
         tx.put("orphan", old.queue.recipient_id, orphan_bytes(old.queue_relay, old.queue))
+        # The old session's queues go with it: what arrives on them now cannot be the new
+        # session's, so they are nobody's (a move under way, queues a move retired).
+        if old.next_queue is not None:
+            tx.put("orphan", old.next_queue.recipient_id, orphan_bytes(old.next_queue_relay, old.next_queue))
+        disown_retired(tx, old.contact_id)
+        contact = replace(contact, next_queue_relay="", next_queue=None)
     tx.put("contact", contact.contact_id, contact.to_bytes())
     return contact
+
+
+def disown_retired(tx: VaultTransaction, contact_id: bytes) -> None:
+    """Make the queues a relay move retired from ``contact_id`` nobody's (still deleted later)."""
+    for key, data in tx.items("orphan"):
+        orphan = Orphan.from_bytes(data)
+        if orphan.contact_id and hmac.compare_digest(orphan.contact_id, contact_id):
+            tx.put("orphan", key, replace(orphan, contact_id=b"").to_bytes())
 
 
 def process_delivery(
@@ -277,6 +297,11 @@ def _open(tx: VaultTransaction, rng: Random, owner: QueueOwner, envelope: bytes,
             events = session.receive(envelope, now=now)
             session.purge_expired(now=now)
             contact = replace(contact, session=session.to_bytes())
+            next_queue = contact.next_queue
+            if next_queue is not None and hmac.compare_digest(
+                owner.creds.recipient_id, next_queue.recipient_id
+            ):
+                contact = _switch_queue(tx, contact, next_queue)
         contact_id = contact.contact_id
         contact = _record_session_events(tx, rng, contact, events, now)
         tx.put("contact", contact.contact_id, contact.to_bytes())
@@ -303,6 +328,22 @@ def _open(tx: VaultTransaction, rng: Random, owner: QueueOwner, envelope: bytes,
     else:
         if owner.kind == "invite":
             _open_pending(tx, rng, contact, now)
+
+
+def _switch_queue(tx: VaultTransaction, contact: Contact, next_queue: QueueCredentials) -> Contact:
+    """An authentic delivery came on the contact's next queue: the move is confirmed.
+
+    The old queue is retired: an orphan still owned by the contact, so what they sent to
+    it before switching is still received, until the orphan sweep deletes it.
+    """
+    tx.put(
+        "orphan",
+        contact.queue.recipient_id,
+        orphan_bytes(contact.queue_relay, contact.queue, contact.contact_id),
+    )
+    return replace(
+        contact, queue_relay=contact.next_queue_relay, queue=next_queue, next_queue_relay="", next_queue=None
+    )
 
 
 def _pending_of(tx: VaultTransaction, recipient_id: bytes) -> list[tuple[bytes, PendingDelivery]]:
@@ -413,8 +454,12 @@ def _store_incoming(
             tx, rng, contact.contact_id, EventKind.MALFORMED, f"message {event.seq} of no known kind", now
         )
         return contact
+    if isinstance(content, Move):
+        return _take_move(tx, rng, contact, content.address, now)
     if not isinstance(content, Text):
-        return contact  # a repeated Hello carries nothing new
+        # A repeated Hello carries nothing new; a MoveDone did its work by the queue it
+        # came on (_switch_queue).
+        return contact
     # The sender's timer is the conversation's timer from now on (as in Signal).
     contact = replace(contact, timer=content.timer, burn_on_read=content.burn_on_read)
     message = StoredMessage(
@@ -430,6 +475,31 @@ def _store_incoming(
     )
     tx.put("message", message.key, message.to_bytes())
     return contact
+
+
+def _take_move(
+    tx: VaultTransaction, rng: Random, contact: Contact, address: QueueAddress, now: float
+) -> Contact:
+    """The contact moved its queue for us: send there from now on, and confirm it there.
+
+    Our outbox entries for the contact follow (the old queue is deleted once the move is
+    confirmed). A fresh sender key locks the new sender-secured queue to us (§14.8) and
+    keeps it unlinkable to the old one by key. The MoveDone goes out with the next flush.
+    """
+    if address == contact.peer:
+        return contact  # nothing moved
+    contact = replace(contact, peer=address, sender_key=rng.random_bytes(SENDER_KEY_SIZE))
+    for key, data in tx.items("outbox"):
+        entry = OutboxEntry.from_bytes(data)
+        if hmac.compare_digest(entry.contact_id, contact.contact_id):
+            tx.put("outbox", key, replace(entry, peer=address).to_bytes())
+    session = Session.from_bytes(contact.session, rng=rng)
+    envelope = session.send(MoveDone().encode(), now=now)
+    done = OutboxEntry(
+        rng.random_bytes(SEND_ID_SIZE), contact.contact_id, address, envelope, int(now * 1000), b""
+    )
+    tx.put("outbox", done.send_id, done.to_bytes())
+    return replace(contact, session=session.to_bytes())
 
 
 def take_unshown(tx: VaultTransaction) -> list[InboxMessage]:

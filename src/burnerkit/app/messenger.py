@@ -23,6 +23,10 @@ I/O outside it:
 
 Each contact has its own pair of queues (ours to receive on, theirs to send to), and
 each queue may sit on its own relay; a burner's relay is only where its new queues go.
+Moving a burner to another relay (:meth:`Messenger.relay_set`) gives each contact a next
+queue there and tells them in their session (a Move); the contact's first message on the
+next queue makes it the contact's queue, and the old one is deleted by a later run
+(docs/protocol.md §17.6, relay moves).
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Final, Self
 
-from burnerkit.app.addresses import QueueAddress, decode_link, encode_link
-from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text
+from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
+from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
 from burnerkit.app.home import BURNING_MARKER, Home, check_name
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
+    RecordReader,
     alert_of,
     all_contacts,
     clear_alerts,
@@ -58,11 +63,13 @@ from burnerkit.app.records import (
     EventKind,
     EventRecord,
     Invite,
+    Orphan,
     OutboxEntry,
     Profile,
     StoredMessage,
     replace,
 )
+from burnerkit.app.shortlink import ShortLink, fetch_invitation, publish_invitation
 from burnerkit.app.views import (
     BurnerInfo,
     BurnReport,
@@ -72,6 +79,7 @@ from burnerkit.app.views import (
     HistoryEntry,
     InboxResult,
     InviteView,
+    RelayMove,
     SendReceipt,
     VerifyResult,
 )
@@ -95,15 +103,20 @@ from burnerkit.errors import (
     UsageError,
     VaultError,
 )
+from burnerkit.protocol.envelope import EnvelopeType, envelope_type
 from burnerkit.protocol.handshake import Invitation, accept_invitation, create_invitation
 from burnerkit.protocol.session import Session
 from burnerkit.relay.client import (
+    QueueCredentials,
     ReceivedMessage,
     RelayClient,
     RelayEvent,
     SubscriptionEnded,
 )
+from burnerkit.relay.client import check_relay as _ping_relay
 from burnerkit.relay.protocol import ErrorCode
+from burnerkit.relay.transport import CONNECT_TIMEOUT
+from burnerkit.relay.url import check_relay_url
 from burnerkit.vault import Vault, VaultTransaction
 
 __all__ = ["DEFAULT_INVITE_LIFETIME", "DEFAULT_LIFETIME", "Clock", "Messenger", "finish_burn"]
@@ -140,6 +153,7 @@ class Messenger:
         clock: Clock,
         rng: Random,
         relay_timeout: float,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         """Wrap an open vault; use :meth:`create` or :meth:`open` instead."""
         self.home = home
@@ -148,6 +162,8 @@ class Messenger:
         self._clock = clock
         self._rng = rng
         self._relay_timeout = relay_timeout
+        #: Seconds a relay connect may take before the relay counts as unreachable (§14.13).
+        self._connect_timeout = connect_timeout
         #: What became of each outbox entry this run sent: "delivered" or "refused".
         self._outcomes: dict[bytes, str] = {}
         #: One outbox flush at a time in this process; the vault's lock orders processes.
@@ -168,28 +184,75 @@ class Messenger:
         clock: Clock = time.time,
         rng: Random | None = None,
         relay_timeout: float = 10.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        insecure: bool = False,
     ) -> Messenger:
         """Mint a new burner: its vault, its profile and expiry. No relay is contacted.
 
+        Check the relay first with :meth:`check_relay` (``burner new`` does). A ``ws://``
+        relay URL to a host other than this machine needs ``insecure``.
+
         Raises:
-            UsageError: a bad name, relay URL or lifetime.
+            UsageError: a bad name, relay URL (docs/protocol.md §14.13) or lifetime.
             AlreadyExistsError: a burner of that name exists.
         """
         rng = SystemRandom() if rng is None else rng
-        check_name(name)
         if lifetime <= 0:
             raise UsageError("a burner's lifetime must be positive")
-        _check_relay_url(relay_url)
+        cls.check_new(home, name, relay_url, insecure=insecure)
         directory = home.directory(name)
-        if directory.exists():
-            raise AlreadyExistsError(f"a burner named {name!r} already exists in {home.root}")
         home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         kwargs = {} if kdf is None else {"kdf": kdf}
         vault = Vault.create(directory, passphrase, rng=rng, **kwargs)
         now = int(clock())
         with vault.transaction() as tx:
             tx.put("profile", _PROFILE_KEY, Profile(name, relay_url, now, now + lifetime, now).to_bytes())
-        return cls(home, name, vault, clock=clock, rng=rng, relay_timeout=relay_timeout)
+        return cls(
+            home,
+            name,
+            vault,
+            clock=clock,
+            rng=rng,
+            relay_timeout=relay_timeout,
+            connect_timeout=connect_timeout,
+        )
+
+    @staticmethod
+    def check_new(home: Home, name: str, relay_url: str, *, insecure: bool = False) -> None:
+        """What :meth:`create` checks before it makes anything: the name, and the relay URL.
+
+        ``burner new`` calls it before it checks the relay and asks for a passphrase, so
+        that a name already taken is said first.
+
+        Raises:
+            UsageError: a bad name or relay URL (docs/protocol.md §14.13).
+            AlreadyExistsError: a burner of that name exists.
+        """
+        check_name(name)
+        _check_relay_url(relay_url, insecure=insecure)
+        if home.directory(name).exists():
+            raise AlreadyExistsError(f"a burner named {name!r} already exists in {home.root}")
+
+    @staticmethod
+    async def check_relay(
+        url: str, *, insecure: bool = False, timeout: float = 10.0, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> None:
+        """Check ``url`` (§14.13) and make one PING round trip to the relay there.
+
+        Args:
+            url: the relay's URL, perhaps pinned.
+            insecure: allow ``ws://`` to a host other than this machine.
+            timeout: the whole check's time limit.
+            connect_timeout: the connect's limit.
+
+        Raises:
+            UsageError: the URL is not one a burner can use.
+            RelayUnavailableError: the relay could not be reached; ``url`` and ``cause``
+                say which and why (refused, DNS, TLS, timed out, ...).
+            RelayTimeoutError: it connected but did not answer in time.
+        """
+        _check_relay_url(url, insecure=insecure)
+        await _ping_relay(url, timeout=timeout, connect_timeout=connect_timeout)
 
     @classmethod
     def open(
@@ -202,6 +265,7 @@ class Messenger:
         rng: Random | None = None,
         relay_timeout: float = 10.0,
         allow_expired: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> Messenger:
         """Unlock a burner (the home's only one when ``name`` is None).
 
@@ -219,7 +283,15 @@ class Messenger:
             cls._resume_burn(home, name, passphrase, clock=clock, rng=rng, relay_timeout=relay_timeout)
             raise NotFoundError(f"burner {name!r} was being burned; the burn is now complete")
         vault = Vault.open(directory, passphrase)
-        messenger = cls(home, name, vault, clock=clock, rng=rng, relay_timeout=relay_timeout)
+        messenger = cls(
+            home,
+            name,
+            vault,
+            clock=clock,
+            rng=rng,
+            relay_timeout=relay_timeout,
+            connect_timeout=connect_timeout,
+        )
         try:
             messenger._advance_clock()
             if not allow_expired:
@@ -317,6 +389,7 @@ class Messenger:
                     tx.put(
                         "orphan", invite.queue.recipient_id, orphan_bytes(invite.queue_relay, invite.queue)
                     )
+                    _orphan_link_queue(tx, invite)
                     drop_pending(tx, self._rng, invite.queue.recipient_id, now)
 
     # -- reading ------------------------------------------------------------------------------
@@ -523,26 +596,42 @@ class Messenger:
     def _client(self, url: str) -> RelayClient:
         watcher = self._link_watcher
         if watcher is None:
-            return RelayClient(url, rng=self._rng, timeout=self._relay_timeout)
+            return RelayClient(
+                url, rng=self._rng, timeout=self._relay_timeout, connect_timeout=self._connect_timeout
+            )
 
         def on_link(up: bool) -> None:
             watcher(url, up)
 
-        return RelayClient(url, rng=self._rng, timeout=self._relay_timeout, on_link=on_link)
+        return RelayClient(
+            url,
+            rng=self._rng,
+            timeout=self._relay_timeout,
+            connect_timeout=self._connect_timeout,
+            on_link=on_link,
+        )
 
     # -- invitations ----------------------------------------------------------------------------
 
     async def invite(
-        self, alias: str | None = None, *, lifetime: int = DEFAULT_INVITE_LIFETIME, verified: bool = False
+        self,
+        alias: str | None = None,
+        *,
+        lifetime: int = DEFAULT_INVITE_LIFETIME,
+        verified: bool = False,
+        short: bool = True,
     ) -> InviteView:
-        """Make a one-time invitation: a fresh queue on our relay and a ``burner:`` link.
+        """Make a one-time invitation: a fresh queue on our relay and its ``burner:`` links.
 
-        The contact appears (as ``alias``) once the invitee's acceptance arrives, which
-        the next :meth:`receive` takes in.
+        With ``short``, the invitation is also left sealed on a link queue of our relay,
+        and the view's ``link`` is the short link that fetches it (docs/protocol.md
+        §17.2); ``long_link`` always carries the invitation itself. The contact appears
+        (as ``alias``) once the invitee's acceptance arrives, which the next
+        :meth:`receive` takes in.
 
         Raises:
             IdentityExpiredError: the burner has expired.
-            RelayError: our relay could not make the queue.
+            RelayError: our relay could not make the queues or store the short link's copy.
         """
         self._check_alive()
         alias = self._free_alias(alias)
@@ -550,13 +639,16 @@ class Messenger:
         async with self._client(relay_url) as client:
             # Sender-secured: the first acceptance locks the queue to its acceptor (§14.8).
             creds = await client.create_queue(sender_secured=True)
-        now = self.now()
-        pending, raw = create_invitation(
-            rng=self._rng,
-            now=now,
-            lifetime=lifetime,
-            reply_address=QueueAddress(relay_url, creds.sender_id).to_bytes(),
-        )
+            now = self.now()
+            pending, raw = create_invitation(
+                rng=self._rng,
+                now=now,
+                lifetime=lifetime,
+                reply_address=QueueAddress(relay_url, creds.sender_id).to_bytes(),
+            )
+            short_link, link_queue = (
+                await publish_invitation(client, relay_url, raw, self._rng) if short else (None, None)
+            )
         invite = Invite(
             invite_id=pending.invitation.invitation_id,
             alias=alias,
@@ -566,10 +658,13 @@ class Messenger:
             queue=creds,
             pending=pending.to_bytes(),
             verified=verified,
+            link_queue=link_queue,
         )
         with self._vault.transaction() as tx:
             tx.put("invite", invite.invite_id, invite.to_bytes())
-        return InviteView(encode_link(raw), alias, invite.expires_at)
+        long_link = encode_link(raw)
+        link = long_link if short_link is None else short_link.to_text()
+        return InviteView(link, alias, invite.expires_at, long_link)
 
     def _free_alias(self, alias: str | None) -> str:
         """``alias`` checked (re-pairing an existing alias is allowed), or the next ``contact-N``."""
@@ -583,21 +678,59 @@ class Messenger:
             number += 1
         return f"contact-{number}"
 
-    async def accept(self, link: str | bytes, alias: str, *, verified: bool = False) -> ContactView:
-        """Accept an invitation (a ``burner:`` link or its bytes) and greet the inviter.
+    async def accept(
+        self, link: str | bytes, alias: str, *, verified: bool = False, insecure: bool = False
+    ) -> ContactView:
+        """Accept an invitation (a short or long ``burner:`` link, or its bytes) and greet the inviter.
 
-        Makes our queue for this contact on our relay, opens the session and sends the
-        first message (our queue's address) to the inviter's relay. If that relay is
-        unreachable the greeting waits in the outbox.
+        A short link's invitation is fetched from the inviter's relay first, checked
+        against the link's commitment, and its link queue deleted once the acceptance is
+        made (docs/protocol.md §17.2). Makes our queue for this contact on our relay, opens
+        the session and sends the first message (our queue's address) to the inviter's
+        relay. If that relay is unreachable the greeting waits in the outbox.
 
         Raises:
             UsageError: not a link, or a bad alias.
-            HandshakeError: the invitation is forged, expired or invalid.
-            RelayError: our relay could not make the queue.
+            InvitationConsumedError: the short link was used already, or the invitation
+                was accepted by someone else first.
+            HandshakeError: the invitation is forged, expired or invalid, or not the one
+                the short link names.
+            RelayError: our relay could not make the queue, or the short link's relay
+                could not be reached.
         """
         self._check_alive()
         check_name(alias, "contact")
-        raw = decode_link(link) if isinstance(link, str) else bytes(link)
+        parsed = parse_link(link) if isinstance(link, str) else bytes(link)
+        if isinstance(parsed, bytes):
+            _check_peer_relay(parsed, insecure=insecure)
+            return await self._accept_invitation(parsed, alias, verified=verified)
+        self._refuse_own_link(parsed)
+        async with self._client(parsed.relay_url) as client:
+            raw, msg_id, creds = await fetch_invitation(client, parsed, timeout=self._relay_timeout)
+            _check_peer_relay(raw, insecure=insecure)
+            try:
+                view = await self._accept_invitation(raw, alias, verified=verified)
+            except InvitationConsumedError:
+                await _consume_link(client, creds, msg_id)
+                raise
+            # Used: gone from the relay, so a second fetch finds nothing. Best effort: the
+            # inviter deletes it too once our acceptance arrives.
+            await _consume_link(client, creds, msg_id)
+        return view
+
+    def _refuse_own_link(self, link: ShortLink) -> None:
+        """Refuse a short link of our own before fetching it (which would use it up).
+
+        Raises:
+            UsageError: the link names one of our open invitations.
+        """
+        for _, data in self._vault.items("invite"):
+            queue = Invite.from_bytes(data).link_queue
+            if queue is not None and hmac.compare_digest(queue.recipient_id, link.recipient_id):
+                raise UsageError("this is this burner's own invitation: hand it to the other side to accept")
+
+    async def _accept_invitation(self, raw: bytes, alias: str, *, verified: bool) -> ContactView:
+        """Accept the invitation ``raw`` (see :meth:`accept`)."""
         try:
             invitation = Invitation.from_bytes(raw)
             peer = QueueAddress.from_bytes(invitation.reply_address)
@@ -645,7 +778,8 @@ class Messenger:
         """
         ours = self._vault.get("invite", invitation_id) is not None
         for contact in all_contacts(self._vault):
-            if hmac.compare_digest(contact.queue.sender_id, peer.sender_id):
+            mine = [contact.queue] + ([] if contact.next_queue is None else [contact.next_queue])
+            if any(hmac.compare_digest(creds.sender_id, peer.sender_id) for creds in mine):
                 ours = True
             elif hmac.compare_digest(contact.peer.sender_id, peer.sender_id):
                 raise UsageError(
@@ -713,8 +847,9 @@ class Messenger:
 
         if words not in pairing.CODE_WORD_COUNTS:
             raise ValueError("a code has 2 or 3 words")
-        view = await self.invite(alias, verified=False, lifetime=max(int(timeout), 60))
-        raw = decode_link(view.link)
+        # The code's channel carries the invitation itself: no short link to leave on the relay.
+        view = await self.invite(alias, verified=False, lifetime=max(int(timeout), 60), short=False)
+        raw = decode_link(view.long_link)
         invite_id = Invitation.from_bytes(raw).invitation_id
         try:
             async with self._client(self.relay_url) as client:
@@ -750,9 +885,16 @@ class Messenger:
                 invite = Invite.from_bytes(data)
                 tx.delete("invite", invite_id)
                 tx.put("orphan", invite.queue.recipient_id, orphan_bytes(invite.queue_relay, invite.queue))
+                _orphan_link_queue(tx, invite)
 
     async def pair_join(
-        self, code: str, alias: str, *, relay_url: str | None = None, timeout: float = 600.0
+        self,
+        code: str,
+        alias: str,
+        *,
+        relay_url: str | None = None,
+        timeout: float = 600.0,
+        insecure: bool = False,
     ) -> ContactView:
         """Pair by a short code the peer read out: fetch its invitation and accept it.
 
@@ -769,12 +911,12 @@ class Messenger:
         self._check_alive()
         check_name(alias, "contact")
         url = relay_url or self.relay_url
-        _check_relay_url(url)
+        _check_relay_url(url, insecure=insecure)
         from burnerkit.app import pairing  # imported here: see pair_offer
 
         async with self._client(url) as client:
             raw = await pairing.join(client, code, b"", rng=self._rng, timeout=timeout)
-        return await self.accept(raw, alias, verified=True)
+        return await self.accept(raw, alias, verified=True, insecure=insecure)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -919,7 +1061,7 @@ class Messenger:
                     tx.delete("message", entry.message_key)
                 else:
                     tx.put("message", entry.message_key, replace(message, delivered=delivered).to_bytes())
-            if dropped and not entry.message_key:
+            if dropped and not entry.message_key and envelope_type(entry.envelope) is EnvelopeType.ACCEPT:
                 # Our acceptance itself was refused: the inviter's queue is locked to
                 # whoever accepted first (or gone). The contact will never hear from us.
                 record_event(
@@ -957,17 +1099,34 @@ class Messenger:
             RelayError: every relay was unreachable.
         """
         self._check_alive()
+        await self._finish_moves()
         known_contacts = {c.alias for c in all_contacts(self._vault)}
         seen_events = {key for key, _ in self._vault.items("event")}
+        queued = {key for key, _ in self._vault.items("outbox")}
+        retired = self._retired()
         # The outbox goes out while we listen: a peer's relay that is down must not delay
         # what our own relays hold for us.
         flushed, drained = await asyncio.gather(self.flush_outbox(), self._drain(timeout=wait, idle=idle))
         unreachable = flushed + drained
-        await self._drop_orphans()
+        if any(key not in queued for key, _ in self._vault.items("outbox")):
+            # A delivery queued an answer (a relay move's MoveDone): it goes out now.
+            unreachable += await self.flush_outbox()
+        # A queue retired before this drain, on a relay it reached, has given us all its
+        # contact sent to it before switching: only such a queue may be deleted now.
+        await self._drop_orphans(retired={key for key, url in retired.items() if url not in drained})
         return self._news(seen_events, known_contacts, unreachable)
 
+    def _retired(self) -> dict[bytes, str]:
+        """The queues a relay move retired (their contact may still have sent to them), by key."""
+        out: dict[bytes, str] = {}
+        for key, data in self._vault.items("orphan"):
+            orphan = Orphan.from_bytes(data)
+            if orphan.contact_id:
+                out[key] = orphan.relay_url
+        return out
+
     def _owners(self) -> dict[bytes, QueueOwner]:
-        return owners(all_contacts(self._vault), self._vault.items("invite"))
+        return owners(all_contacts(self._vault), self._vault.items("invite"), self._vault.items("orphan"))
 
     async def follow(self, on_result: Callable[[InboxResult], None]) -> None:
         """Receive until cancelled, handing each delivery's news to ``on_result``.
@@ -981,16 +1140,30 @@ class Messenger:
                 ridden out by the relay clients' reconnects).
         """
         self._check_alive()
+        await self._finish_moves()
         await self.flush_outbox()
         seen_events = {key for key, _ in self._vault.items("event")}
         known_contacts = {c.alias for c in all_contacts(self._vault)}
+        queued = {key for key, _ in self._vault.items("outbox")}
+        flushes: set[asyncio.Task[list[str]]] = set()
 
         def report() -> None:
+            fresh = {key for key, _ in self._vault.items("outbox")} - queued
+            if fresh:
+                # A delivery queued an answer (a relay move's MoveDone): send it now.
+                queued.update(fresh)
+                task = asyncio.get_running_loop().create_task(self.flush_outbox())
+                flushes.add(task)
+                task.add_done_callback(flushes.discard)
             news = self._news(seen_events, known_contacts, [])
             if news.messages or news.events or news.new_contacts:
                 on_result(news)
 
-        await self._drain(timeout=0.0, on_delivery=report)
+        try:
+            await self._drain(timeout=0.0, on_delivery=report)
+        finally:
+            for task in list(flushes):
+                task.cancel()
 
     async def _drain(
         self,
@@ -1068,12 +1241,14 @@ class Messenger:
                             on_delivery()
                         if finished():
                             done.set()
-            except RelayError:
+            except RelayError as exc:
                 failed.append(url)
+                causes[url] = exc
 
+        causes: dict[str, RelayError] = {}
         await asyncio.gather(*(one_relay(url, owners) for url, owners in by_relay.items()))
         if by_relay and len(failed) == len(by_relay) and until_invite is None:
-            _raise_unreachable(failed)
+            _raise_unreachable(causes)
         return failed
 
     async def _handle(self, client: RelayClient, owner: QueueOwner, event: RelayEvent) -> None:
@@ -1121,13 +1296,15 @@ class Messenger:
         # Only now, with what it means committed, may the relay delete the message.
         await client.ack(owner.creds, event.msg_id)
 
-    async def _drop_orphans(self) -> None:
+    async def _drop_orphans(self, *, retired: set[bytes] | None = None) -> None:
         """Delete the relay queues of contacts that were re-paired (best effort).
 
         A queue whose relay is unreachable stays listed and is tried again by the next
-        run, or by the burn.
+        run, or by the burn. A queue a relay move retired is deleted only if its key is in
+        ``retired``: :meth:`receive` names those it drained after they were retired.
         """
-        orphans = [orphan_owner(data) for _, data in self._vault.items("orphan")]
+        keep = set(self._retired()) - (retired or set())
+        orphans = [orphan_owner(data) for key, data in self._vault.items("orphan") if key not in keep]
         if not orphans:
             return
         deleted = await delete_queues(self._client, orphans)
@@ -1135,6 +1312,114 @@ class Messenger:
             for owner in deleted:
                 tx.delete("orphan", owner.key)
                 tx.delete("delivery", owner.creds.recipient_id)
+
+    # -- moving to another relay ---------------------------------------------------------------
+
+    async def relay_set(self, url: str) -> list[RelayMove]:
+        """Move this burner to the relay at ``url``: its new queues go there from now on.
+
+        Each contact gets a next queue on ``url`` and a Move in its session naming it
+        (sent now, or by a later run if their relay is unreachable); we keep receiving on
+        the old queue until the contact's first message on the next one (its MoveDone)
+        confirms the move, and a later run deletes the old queue. Open invitations stay
+        on the old relay until accepted or expired; the contacts they make move next.
+        Killed at any point, running it again (or the next inbox) finishes the move.
+
+        Returns:
+            Each contact and where its move stands.
+
+        Raises:
+            UsageError: a bad relay URL.
+            IdentityExpiredError: the burner has expired.
+            RelayError: the relay at ``url`` is unreachable (nothing changed).
+        """
+        self._check_alive()
+        _check_relay_url(url)
+        if self.relay_url != url:
+            await self._prepare_moves(url, switch_profile=True)
+        await self.flush_outbox()
+        return self._move_states()
+
+    async def _finish_moves(self) -> None:
+        """Give each contact not yet on our relay a next queue there (an interrupted move)."""
+        url = self.relay_url
+        if _needing_move(self._vault, url):
+            with contextlib.suppress(RelayError):  # tried again by the next run
+                await self._prepare_moves(url, switch_profile=False)
+
+    async def _prepare_moves(self, url: str, *, switch_profile: bool) -> None:
+        """Make a next queue on ``url`` for each contact that needs one, then announce them.
+
+        One transaction stores the queues, a Move for each in the outbox, and (with
+        ``switch_profile``) ``url`` as the burner's relay.
+
+        Raises:
+            RelayError: ``url`` made no queue at all (nothing changed).
+        """
+        made: list[tuple[bytes, QueueCredentials]] = []
+        needing = _needing_move(self._vault, url)
+        try:
+            async with self._client(url) as client:
+                if not needing:
+                    await client.delete_queue(await client.create_queue(sender_secured=True))
+                for contact in needing:
+                    creds = await client.create_queue(sender_secured=True)
+                    made.append((contact.contact_id, creds))
+        except RelayError:
+            # A relay lost half way: keep what it made (the rest waits for a re-run).
+            if not made:
+                raise
+        now = self.now()
+        with self._vault.transaction() as tx:
+            if switch_profile:
+                tx.put("profile", _PROFILE_KEY, replace(self._profile(tx), relay_url=url).to_bytes())
+            # Re-read: another process may have removed or moved a contact meanwhile.
+            still = {c.contact_id: c for c in _needing_move(tx, url)}
+            for contact_id, creds in made:
+                current = still.get(contact_id)
+                if current is None:
+                    tx.put("orphan", creds.recipient_id, orphan_bytes(url, creds))
+                else:
+                    self._announce_move(tx, current, url, creds, now)
+
+    def _announce_move(
+        self, tx: VaultTransaction, contact: Contact, url: str, creds: QueueCredentials, now: float
+    ) -> None:
+        """Store ``creds`` as the contact's next queue and a Move naming it in the outbox."""
+        if contact.next_queue is not None:
+            # A move to a third relay overtakes one not yet confirmed: the contact may
+            # already send to that queue, so it is retired as its old queue would be.
+            tx.put(
+                "orphan",
+                contact.next_queue.recipient_id,
+                orphan_bytes(contact.next_queue_relay, contact.next_queue, contact.contact_id),
+            )
+        session = Session.from_bytes(contact.session, rng=self._rng)
+        envelope = session.send(Move(QueueAddress(url, creds.sender_id)).encode(), now=now)
+        entry = OutboxEntry(
+            self._rng.random_bytes(_SEND_ID_SIZE),
+            contact.contact_id,
+            contact.peer,
+            envelope,
+            int(now * 1000),
+            b"",
+        )
+        contact = replace(contact, session=session.to_bytes(), next_queue_relay=url, next_queue=creds)
+        tx.put("contact", contact.contact_id, contact.to_bytes())
+        tx.put("outbox", entry.send_id, entry.to_bytes())
+
+    def _move_states(self) -> list[RelayMove]:
+        """Where each contact's move to our relay stands, by alias."""
+        url = self.relay_url
+        waiting = {OutboxEntry.from_bytes(data).contact_id for _, data in self._vault.items("outbox")}
+        out = []
+        for contact in all_contacts(self._vault):
+            if contact.next_queue is None:
+                state = "moved" if contact.queue_relay == url else "waiting"
+            else:
+                state = "queued" if contact.contact_id in waiting else "pending"
+            out.append(RelayMove(contact.alias, state))
+        return sorted(out, key=lambda move: move.alias)
 
     # -- burning ------------------------------------------------------------------------------
 
@@ -1154,8 +1439,15 @@ class Messenger:
 
     async def _delete_owned_queues(self) -> tuple[int, int]:
         """Delete every queue this burner owns from its relay; (deleted, unreachable)."""
-        owners = list(self._owners().values()) + [
-            orphan_owner(data) for _, data in self._vault.items("orphan")
+        owned = self._owners()
+        owners = list(owned.values()) + [
+            orphan_owner(data) for key, data in self._vault.items("orphan") if key not in owned
+        ]
+        # A short link's queue is no receive queue (nothing subscribes to it): listed apart.
+        owners += [
+            QueueOwner("link", invite.link_queue.recipient_id, invite.queue_relay, invite.link_queue)
+            for invite in (Invite.from_bytes(data) for _, data in self._vault.items("invite"))
+            if invite.link_queue is not None
         ]
         deleted = len(await delete_queues(self._client, owners))
         return deleted, len(owners) - deleted
@@ -1251,6 +1543,19 @@ def finish_burn(home: Home, name: str) -> None:
         directory.rmdir()
 
 
+def _orphan_link_queue(tx: VaultTransaction, invite: Invite) -> None:
+    """Keep the link queue of an invitation withdrawn or expired as an orphan: a later run deletes it."""
+    if invite.link_queue is not None:
+        tx.put("orphan", invite.link_queue.recipient_id, orphan_bytes(invite.queue_relay, invite.link_queue))
+
+
+async def _consume_link(client: RelayClient, creds: QueueCredentials, msg_id: bytes) -> None:
+    """Acknowledge and delete a short link's queue (best effort: the inviter deletes it too)."""
+    with contextlib.suppress(RelayError):
+        await client.ack(creds, msg_id)
+        await client.delete_queue(creds)
+
+
 def _contact_or_none(tx: VaultTransaction, alias: str) -> Contact | None:
     try:
         return find_contact(tx, alias)
@@ -1258,15 +1563,49 @@ def _contact_or_none(tx: VaultTransaction, alias: str) -> Contact | None:
         return None
 
 
-def _check_relay_url(url: str) -> None:
-    if not url.startswith(("ws://", "wss://")):
-        raise UsageError(f"a relay url starts with ws:// or wss://: {url!r}")
+def _needing_move(reader: RecordReader, url: str) -> list[Contact]:
+    """The contacts whose queue is not on ``url`` and who have no next queue there."""
+    return [
+        c
+        for c in all_contacts(reader)
+        if (c.next_queue is None and c.queue_relay != url)
+        or (c.next_queue is not None and c.next_queue_relay != url)
+    ]
+
+
+def _check_relay_url(url: str, *, insecure: bool = False) -> None:
+    """The one relay URL rule (:func:`~burnerkit.relay.url.check_relay_url`), for URLs a person gives."""
+    check_relay_url(url, insecure=insecure)
+
+
+def _check_peer_relay(raw: bytes, *, insecure: bool) -> None:
+    """Refuse an invitation whose inviter receives on ``ws://`` off this machine, unless ``insecure``.
+
+    A link is a URL from a person like any other: our acceptance, and every message
+    after it, would go there. An invitation that does not parse is left to the
+    acceptance, which says it is damaged.
+    """
     try:
-        QueueAddress(url, bytes(24))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+        peer = QueueAddress.from_bytes(Invitation.from_bytes(raw).reply_address)
+    except RemoteProtocolError:
+        return
+    _check_relay_url(peer.relay_url, insecure=insecure)
 
 
-def _raise_unreachable(urls: list[str]) -> None:
-    """Raise the error for relays that could not be reached."""
-    raise RelayUnavailableError(f"relay unreachable: {', '.join(sorted(set(urls)))}")
+def _raise_unreachable(causes: dict[str, RelayError]) -> None:
+    """Raise the error for relays that could not be reached, each with its URL and cause."""
+    parts = []
+    for url in sorted(causes):
+        exc = causes[url]
+        cause = exc.cause if isinstance(exc, RelayUnavailableError) and exc.cause else _cause_text(exc)
+        parts.append((url.partition("#")[0], cause))
+    listed = "; ".join(f"{url} ({cause})" for url, cause in parts)
+    first_url, first_cause = parts[0]
+    message = f"relay unreachable: {listed}" if len(parts) == 1 else f"relays unreachable: {listed}"
+    raise RelayUnavailableError(message, url=first_url, cause=first_cause)
+
+
+def _cause_text(exc: RelayError) -> str:
+    if isinstance(exc, RelayTimeoutError):
+        return "no answer in time"
+    return str(exc)

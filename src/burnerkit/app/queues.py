@@ -1,8 +1,10 @@
 """The relay queues a burner owns, and deleting them.
 
-Every receive queue belongs to a contact, to an invitation waiting for its acceptance,
-or to nobody any more (an orphan: an alias paired again, an invitation that expired).
-A burn deletes all three kinds; orphans are also deleted by ordinary runs.
+Every receive queue belongs to a contact (its queue, and the next one while a relay move
+is under way), to an invitation waiting for its acceptance, or to nobody any more (an
+orphan: an alias paired again, an invitation that expired, a queue a relay move retired).
+A burn deletes all three kinds; orphans are also deleted by ordinary runs. A retired
+queue stays its contact's until then, for what the contact sent to it before switching.
 """
 
 from __future__ import annotations
@@ -29,22 +31,46 @@ class QueueOwner:
     creds: QueueCredentials
 
 
-def owners(contacts: Iterable[Contact], invites: Iterable[tuple[bytes, bytes]]) -> dict[bytes, QueueOwner]:
-    """The owner of every live receive queue, by recipient id."""
+def owners(
+    contacts: Iterable[Contact],
+    invites: Iterable[tuple[bytes, bytes]],
+    orphans: Iterable[tuple[bytes, bytes]] = (),
+) -> dict[bytes, QueueOwner]:
+    """The owner of every live receive queue, by recipient id.
+
+    ``orphans`` (the vault's ``orphan`` items): a queue a relay move retired still belongs
+    to its contact, if that contact is still there, until its relay deletes it.
+    """
     out: dict[bytes, QueueOwner] = {}
+    by_id: dict[bytes, Contact] = {}
     for contact in contacts:
+        by_id[contact.contact_id] = contact
         out[contact.queue.recipient_id] = QueueOwner(
             "contact", contact.contact_id, contact.queue_relay, contact.queue
         )
+        if contact.next_queue is not None:
+            out[contact.next_queue.recipient_id] = QueueOwner(
+                "contact", contact.contact_id, contact.next_queue_relay, contact.next_queue
+            )
     for key, data in invites:
         invite = Invite.from_bytes(data)
         out[invite.queue.recipient_id] = QueueOwner("invite", key, invite.queue_relay, invite.queue)
+    for _, data in orphans:
+        orphan = Orphan.from_bytes(data)
+        if orphan.contact_id in by_id:
+            out.setdefault(
+                orphan.queue.recipient_id,
+                QueueOwner("contact", orphan.contact_id, orphan.relay_url, orphan.queue),
+            )
     return out
 
 
-def orphan_bytes(relay_url: str, creds: QueueCredentials) -> bytes:
-    """The vault value of an orphaned queue (docs/protocol.md §17.4)."""
-    return Orphan(relay_url, creds).to_bytes()
+def orphan_bytes(relay_url: str, creds: QueueCredentials, contact_id: bytes = b"") -> bytes:
+    """The vault value of an orphaned queue (docs/protocol.md §17.4).
+
+    ``contact_id``: the contact a relay move retired the queue from (it stays theirs).
+    """
+    return Orphan(relay_url, creds, contact_id).to_bytes()
 
 
 def orphan_owner(data: bytes) -> QueueOwner:

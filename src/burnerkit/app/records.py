@@ -55,6 +55,7 @@ _MSG_ID_SIZE: Final = 24
 _ID16: Final = 16
 _MESSAGE_ID_SIZE: Final = 8
 _V1: Final = 1
+_V2: Final = 2
 
 
 def _check_size(name: str, value: bytes, size: int) -> None:
@@ -158,10 +159,12 @@ class Contact(_Record):
     blocks sending until the safety code is verified again. ``sender_key`` (layout 2) is
     the Ed25519 seed our SENDs to ``peer`` are signed with, which locks their
     sender-secured queue to us (§14.8); empty for a contact paired by layout 1, whose
-    queue takes unsigned SENDs.
+    queue takes unsigned SENDs. ``next_queue`` (layout 3) is the queue we made for them on
+    the relay we are moving to, announced by a Move and not yet confirmed by a delivery on
+    it (docs/protocol.md §17.6, relay moves); None when no move is under way.
     """
 
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     contact_id: bytes
     alias: str
@@ -176,11 +179,15 @@ class Contact(_Record):
     timer: int = 0
     burn_on_read: bool = False
     sender_key: bytes = field(default=b"", repr=False)
+    next_queue_relay: str = ""
+    next_queue: QueueCredentials | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
         if self.sender_key:
             _check_size("sender_key", self.sender_key, SENDER_KEY_SIZE)
+        if bool(self.next_queue_relay) != (self.next_queue is not None):
+            raise ValueError("a next queue has both a relay and credentials, or neither")
 
     def write(self, w: Writer) -> None:  # noqa: D102
         w.raw(self.contact_id)
@@ -191,19 +198,31 @@ class Contact(_Record):
         w.var16(self.identity)
         w.u8(self.verified).u8(self.key_changed).u32(self.timer).u8(self.burn_on_read)
         w.var16(self.sender_key)
+        _w_str(w, self.next_queue_relay)
+        w.var16(b"" if self.next_queue is None else self.next_queue.to_bytes())
 
     @classmethod
     def read(cls, r: Reader) -> Contact:  # noqa: D102
-        return replace(cls._read_v1(r), sender_key=r.var16())
+        contact = cls._read_v2(r)
+        relay, creds = _r_str(r), r.var16()
+        return replace(
+            contact, next_queue_relay=relay, next_queue=QueueCredentials.from_bytes(creds) if creds else None
+        )
 
     @classmethod
     def read_version(cls, r: Reader, version: int) -> Contact:  # noqa: D102
         # Not super(): a slotted dataclass is a new class, which zero-argument super() misses.
         if version == _V1:
             return cls._read_v1(r)
+        if version == _V2:
+            return cls._read_v2(r)
         if version == cls.VERSION:
             return cls.read(r)
         raise CodecError("unknown record version")
+
+    @classmethod
+    def _read_v2(cls, r: Reader) -> Contact:
+        return replace(cls._read_v1(r), sender_key=r.var16())
 
     @classmethod
     def _read_v1(cls, r: Reader) -> Contact:
@@ -417,17 +436,40 @@ class Orphan(_Record):
     """A queue of ours nobody uses any more (a re-paired contact, an expired invitation).
 
     Kept until its relay confirms the deletion, so a relay that is down now loses it later.
+    ``contact_id`` (layout 2) names the contact a relay move retired it from: what that
+    contact sent to it before switching is still theirs until the queue is deleted
+    (docs/protocol.md §17.6, relay moves); empty for every other orphan.
     """
+
+    VERSION: ClassVar[int] = 2
 
     relay_url: str
     queue: QueueCredentials = field(repr=False)
+    contact_id: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.contact_id:
+            _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
 
     def write(self, w: Writer) -> None:  # noqa: D102
         _w_str(w, self.relay_url)
         w.var16(self.queue.to_bytes())
+        w.var16(self.contact_id)
 
     @classmethod
     def read(cls, r: Reader) -> Orphan:  # noqa: D102
+        return replace(cls._read_v1(r), contact_id=r.var16())
+
+    @classmethod
+    def read_version(cls, r: Reader, version: int) -> Orphan:  # noqa: D102
+        if version == _V1:
+            return cls._read_v1(r)
+        if version == cls.VERSION:
+            return cls.read(r)
+        raise CodecError("unknown record version")
+
+    @classmethod
+    def _read_v1(cls, r: Reader) -> Orphan:
         return cls(_r_str(r), QueueCredentials.from_bytes(r.var16()))
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "InboxMessage",
     "InboxResult",
     "InviteView",
+    "RelayMove",
     "SendReceipt",
     "VerifyResult",
 ]
@@ -211,6 +212,22 @@ class HistoryEntry:
             "burn_on_read": self.burn_on_read,
             "expires_at": self.expires_at or None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RelayMove:
+    """Where one contact's move to the burner's relay stands (``burner relay set``).
+
+    ``state``: ``moved`` (the contact sends to our queue on that relay), ``pending`` (told,
+    not yet confirmed: they switch when they next receive), ``queued`` (the news waits in
+    the outbox: their relay was unreachable), ``waiting`` (no queue there yet: run again).
+    """
+
+    alias: str
+    state: str
+
+    def to_json(self) -> dict[str, Any]:  # noqa: D102
+        return {"alias": self.alias, "state": self.state}
 
 
 @dataclass(frozen=True, slots=True)

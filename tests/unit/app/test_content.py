@@ -73,7 +73,7 @@ def test_unknown_text_flags_are_refused(flags: int) -> None:
         decode_content(text_bytes(b"hi", flags=flags))
 
 
-@pytest.mark.parametrize("kind", [0x00, 0x03, 0x10, 0xFF])
+@pytest.mark.parametrize("kind", [0x00, 0x05, 0x10, 0xFF])
 def test_unknown_kind_is_refused(kind: int) -> None:
     with pytest.raises(RemoteProtocolError, match="malformed message content"):
         decode_content(bytes([kind]) + b"hello")

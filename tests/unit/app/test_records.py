@@ -86,6 +86,18 @@ def records() -> dict[str, Any]:
             sender_key=SENDER_KEY,
         ),
         "contact_defaults": Contact(CONTACT_ID, "b", 0, URL, credentials(), PEER, b"", b""),
+        "contact_moving": Contact(
+            CONTACT_ID,
+            "c",
+            0,
+            URL,
+            credentials(),
+            PEER,
+            b"",
+            b"",
+            next_queue_relay=PEER.relay_url,
+            next_queue=credentials(b"next"),
+        ),
         "invite": Invite(b"V" * 16, "contact-1", T0, T0 + 3600, URL, credentials(), SECRET_PENDING, True),
         "message": message,
         "message_defaults": StoredMessage(b"m" * 8, CONTACT_ID, True, 0, 0, 0, ""),
@@ -131,16 +143,28 @@ def test_contact_layout() -> None:
     data = contact.to_bytes()
     queue, peer = contact.queue.to_bytes(), contact.peer.to_bytes()
     expected = (
-        b"\x02" + CONTACT_ID + b"\x00\x05alice" + T0.to_bytes(8, "big") + len(URL).to_bytes(2, "big")
+        b"\x03" + CONTACT_ID + b"\x00\x05alice" + T0.to_bytes(8, "big") + len(URL).to_bytes(2, "big")
         + URL.encode() + b"\x00\x71" + queue + len(peer).to_bytes(2, "big") + peer
         + len(SECRET_SESSION).to_bytes(4, "big") + SECRET_SESSION + b"\x00\x40" + IDENTITY
         + b"\x01\x01" + (30).to_bytes(4, "big") + b"\x01" + b"\x00\x20" + SENDER_KEY
+        + b"\x00\x00" + b"\x00\x00"  # no move under way: no next relay, no next queue
     )  # fmt: skip
     assert data == expected
     assert len(queue) == 113
-    # Layout 1 (no sender key) still loads, as a contact whose SENDs go unsigned.
-    legacy = Contact.from_bytes(b"\x01" + data[1:-34])
+    # Layout 2 (no next queue) still loads, as a contact with no move under way.
+    assert Contact.from_bytes(b"\x02" + data[1:-4]) == contact
+    # Layout 1 (no sender key either) still loads, as a contact whose SENDs go unsigned.
+    legacy = Contact.from_bytes(b"\x01" + data[1:-38])
     assert legacy == replace(contact, sender_key=b"")
+
+
+def test_contact_layout_with_a_next_queue() -> None:
+    contact = RECORDS["contact_moving"]
+    data = contact.to_bytes()
+    url, creds = PEER.relay_url.encode(), credentials(b"next").to_bytes()
+    assert data.endswith(len(url).to_bytes(2, "big") + url + b"\x00\x71" + creds)
+    with pytest.raises(ValueError, match="next queue"):
+        replace(contact, next_queue=None)
 
 
 def test_alert_kinds_are_bits_in_a_fixed_order() -> None:
@@ -178,7 +202,7 @@ def test_trailing_bytes_are_corruption(name: str, extra: bytes) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("version", [0, 3, 0xFF])
+@pytest.mark.parametrize("version", [0, 9, 0xFF])
 def test_unknown_version_is_corruption(name: str, version: int) -> None:
     record = RECORDS[name]
     data = record.to_bytes()
@@ -235,12 +259,15 @@ def test_orphan_record_is_a_versioned_url_and_credentials() -> None:
     creds = credentials()
     data = _orphan_bytes(URL, creds)
     assert data == Orphan(URL, creds).to_bytes()
-    assert (
-        data
-        == b"\x01" + len(URL).to_bytes(2, "big") + URL.encode() + (113).to_bytes(2, "big") + creds.to_bytes()
-    )
+    fields = len(URL).to_bytes(2, "big") + URL.encode() + (113).to_bytes(2, "big") + creds.to_bytes()
+    assert data == b"\x02" + fields + b"\x00\x00"
     owner = _orphan_from_bytes(data)
     assert (owner.kind, owner.key, owner.relay_url, owner.creds) == ("orphan", b"R" * 24, URL, creds)
+    # A queue a relay move retired names its contact; layout 1 (no contact) still loads.
+    retired = _orphan_bytes(URL, creds, CONTACT_ID)
+    assert retired == b"\x02" + fields + b"\x00\x10" + CONTACT_ID
+    assert Orphan.from_bytes(retired) == Orphan(URL, creds, CONTACT_ID)
+    assert Orphan.from_bytes(b"\x01" + fields) == Orphan(URL, creds)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "short", "version", "credentials_version"])
@@ -249,8 +276,8 @@ def test_a_damaged_orphan_record_is_corruption(damage: str) -> None:
     damaged = {
         "truncated": data[:-1],
         "short": data[:100],
-        "version": b"\x02" + data[1:],
-        "credentials_version": data[:-113] + b"\x02" + data[-112:],
+        "version": b"\x03" + data[1:],
+        "credentials_version": data[:-115] + b"\x02" + data[-114:],
     }[damage]
     with pytest.raises(VaultCorruptedError):
         _orphan_from_bytes(damaged)

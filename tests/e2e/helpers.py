@@ -132,9 +132,9 @@ class Person:
         """Run ``burner ARGS --json`` (exit 0) and return the JSON it printed."""
         return self.run(*args, "--json").json()
 
-    def mint(self, relay_url: str, *, expires: str = "1d") -> Running:
-        """Start ``burner new NAME --relay URL`` (finish it, or use :func:`mint`)."""
-        return self.start("new", self.name, "--relay", relay_url, "--expires", expires)
+    def mint(self, relay_url: str, *options: str, expires: str = "1d") -> Running:
+        """Start ``burner new NAME --relay URL [OPTIONS]`` (finish it, or use :func:`mint`)."""
+        return self.start("new", self.name, "--relay", relay_url, "--expires", expires, *options)
 
     def inbox(self) -> list[dict[str, Any]]:
         """The messages a fresh ``burner inbox --json`` shows (its events left out)."""

@@ -31,7 +31,8 @@ def test_errors_are_one_line_without_traceback(people, tmp_path):
     dead_relay = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
     other = Person(crowded.home.parent, "other")
     other.home = crowded.home  # a second burner in the same home
-    together(alice.mint(dead_relay), crowded.mint(dead_relay), other.mint(dead_relay))
+    minted = (person.mint(dead_relay, "--offline") for person in (alice, crowded, other))
+    together(*minted)
 
     cases = [
         (alice, ("send", "nobody", "hi"), 3, "burner: no contact named 'nobody' (see 'burner contacts')"),
@@ -44,7 +45,7 @@ def test_errors_are_one_line_without_traceback(people, tmp_path):
             "burner: not a burner invitation link (it must start with 'burner:i1.')",
         ),
         (alice, ("accept", "burner:i1.AAAA", "--name", "bob"), 2, "burner: the invitation link is damaged"),
-        (alice, ("invite",), 6, "burner: relay unreachable"),
+        (alice, ("invite",), 6, f"burner: relay unreachable: {dead_relay} (connection refused)"),
         (alice, ("burn",), 2, "burner: burning cannot be undone: add --yes"),
         (
             alice,
@@ -91,3 +92,23 @@ def test_a_bad_relay_setting_is_one_line_without_traceback(people, tmp_path):
         assert outcome.returncode == 2, outcome.describe()
         assert outcome.error == message, args
     assert not (tmp_path / "relay.sqlite").exists()  # refused before anything was opened
+
+
+def test_new_against_a_dead_relay_exits_6_and_creates_nothing(people):
+    alice, bob = people("alice", "bob")
+    dead_relay = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
+    # A ws:// relay on another machine is refused before anything is tried.
+    unencrypted = bob.mint("ws://relay.example.org:7000")
+    refused, unencrypted_refused = together(alice.mint(dead_relay), unencrypted, expect=None)
+
+    assert refused.returncode == 6, refused.describe()
+    assert refused.error == (
+        f"burner: relay unreachable: {dead_relay} (connection refused). Nothing was created: is the "
+        "relay running, and is the URL right? To mint the burner without this check, add --offline"
+    )
+    assert unencrypted_refused.returncode == 2, unencrypted_refused.describe()
+    assert unencrypted_refused.error == (
+        "burner: ws:// sends to relay.example.org unencrypted: use wss://, or --insecure if you mean it"
+    )
+    for person in (alice, bob):
+        assert not person.home.exists() or person.json("list") == []

@@ -75,7 +75,7 @@ class Terminal:
 
 
 def test_new_burner_asks_for_the_passphrase_twice_without_echoing_it(tmp_path: Path) -> None:
-    terminal = Terminal(tmp_path, "new", "alice")
+    terminal = Terminal(tmp_path, "new", "alice", "--offline")
     terminal.expect("passphrase for alice: ")
     terminal.type(PASSPHRASE)
     terminal.expect("again: ")
@@ -93,7 +93,7 @@ def test_new_burner_asks_for_the_passphrase_twice_without_echoing_it(tmp_path: P
 
 
 def test_mistyped_new_passphrase_is_refused_and_no_burner_is_made(tmp_path: Path) -> None:
-    terminal = Terminal(tmp_path, "new", "alice")
+    terminal = Terminal(tmp_path, "new", "alice", "--offline")
     terminal.expect("passphrase for alice: ")
     terminal.type(PASSPHRASE)
     terminal.expect("again: ")
@@ -104,7 +104,7 @@ def test_mistyped_new_passphrase_is_refused_and_no_burner_is_made(tmp_path: Path
 
 
 def test_wrong_passphrase_on_the_prompt_is_exit_4(tmp_path: Path) -> None:
-    terminal = Terminal(tmp_path, "new", "alice")
+    terminal = Terminal(tmp_path, "new", "alice", "--offline")
     terminal.expect("passphrase for alice: ")
     terminal.type(PASSPHRASE)
     terminal.expect("again: ")

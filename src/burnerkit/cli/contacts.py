@@ -93,6 +93,9 @@ def accept(
     link: Annotated[str, typer.Argument(help="The burner: invitation link, or - to read it from stdin.")],
     alias: Annotated[str, typer.Option("--name", metavar="ALIAS", help="What to call the inviter.")],
     replace: ReplaceOpt = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Accept a link whose relay is ws:// on another machine.")
+    ] = False,
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
@@ -107,7 +110,7 @@ def accept(
     with open_messenger(home, burner, quiet=json_out) as messenger:
         _ask_before_replacing(messenger, alias, replace=replace)
         with spinner(f"connecting to {messenger.relay_url}…", quiet=json_out):
-            view = asyncio.run(messenger.accept(link, alias))
+            view = asyncio.run(messenger.accept(link, alias, insecure=insecure))
     if json_out:
         print_json(view.to_json())
     else:
@@ -126,6 +129,9 @@ def pair(
         str | None, typer.Option("--relay", metavar="URL", help="Meet on this relay [default: the burner's].")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="How long to wait.")] = 600.0,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a ws:// --relay (or peer relay) on another machine.")
+    ] = False,
     words: Annotated[
         int,
         typer.Option(
@@ -156,7 +162,9 @@ def pair(
             view = asyncio.run(messenger.pair_offer(alias, show_code, timeout=timeout, words=words))
         else:
             view = asyncio.run(
-                messenger.pair_join(code, alias or "contact", relay_url=relay, timeout=timeout)
+                messenger.pair_join(
+                    code, alias or "contact", relay_url=relay, timeout=timeout, insecure=insecure
+                )
             )
     if json_out:
         print_json(view.to_json())

@@ -64,6 +64,7 @@ _TLS_REASONS: Final = {
     20: "certificate of an unknown issuer",
     21: "certificate of an unknown issuer",
     62: "certificate name mismatch",
+    64: "certificate name mismatch",
 }
 
 #: Most specific first: ``TimeoutError`` is an ``OSError`` and must be matched before it.

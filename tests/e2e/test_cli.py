@@ -30,7 +30,7 @@ from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.errors import RelayRejectedError
 from tests.e2e.helpers import queue_ids
 from tests.e2e.test_terminal import Terminal, plain
-from tests.integration.harness import RelayProcess
+from tests.integration.harness import RelayProcess, Relays
 
 PASS = "the passphrase of both"
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,3 +315,24 @@ def test_on_a_terminal_remove_asks_first_and_spinners_show(paired: tuple[Path, P
     seen = plain(accepted.seen).decode()
     assert "connecting to ws://127.0.0.1:" in seen
     assert "removed bob: 0 message(s) and 0 unsent deleted" in seen
+
+
+# -- relay set --------------------------------------------------------------------------------------
+
+
+def test_relay_set_moves_the_burner_and_each_contact_follows(
+    paired: tuple[Path, Path], relays: Relays, burner: Burner
+) -> None:
+    alice, bob = paired
+    two = relays.start()
+    moved = burner(alice, "relay", "set", two.url)
+    assert (moved.code, moved.out) == (0, "bob: pending: told; switches when they next receive\n")
+    assert f"alice now uses {two.url} for its queues" in moved.err
+    assert "Open invitations stay on the old relay" in moved.err
+    # Bob hears of it with his next inbox, and writes to alice's queue on relay two.
+    assert burner(bob, "inbox").code == 0
+    assert burner(bob, "contacts", "--json").json()[0]["relay"] == two.url
+    assert burner(bob, "send", "alice", "found", "you").code == 0
+    assert texts(alice, "alice") == ["found you"]
+    again = burner(alice, "relay", "set", two.url, "--json")
+    assert again.json() == {"relay": two.url, "contacts": [{"alias": "bob", "state": "moved"}]}

@@ -1315,7 +1315,7 @@ class Messenger:
 
     # -- moving to another relay ---------------------------------------------------------------
 
-    async def relay_set(self, url: str) -> list[RelayMove]:
+    async def relay_set(self, url: str, *, insecure: bool = False) -> list[RelayMove]:
         """Move this burner to the relay at ``url``: its new queues go there from now on.
 
         Each contact gets a next queue on ``url`` and a Move in its session naming it
@@ -1324,6 +1324,10 @@ class Messenger:
         confirms the move, and a later run deletes the old queue. Open invitations stay
         on the old relay until accepted or expired; the contacts they make move next.
         Killed at any point, running it again (or the next inbox) finishes the move.
+
+        Args:
+            url: the new relay's URL, perhaps pinned (docs/protocol.md §14.13).
+            insecure: allow ``ws://`` to a host other than this machine.
 
         Returns:
             Each contact and where its move stands.
@@ -1334,7 +1338,10 @@ class Messenger:
             RelayError: the relay at ``url`` is unreachable (nothing changed).
         """
         self._check_alive()
-        _check_relay_url(url)
+        # Before anything changes: a relay we cannot reach must not become our relay.
+        await self.check_relay(
+            url, insecure=insecure, timeout=self._relay_timeout, connect_timeout=self._connect_timeout
+        )
         if self.relay_url != url:
             await self._prepare_moves(url, switch_profile=True)
         await self.flush_outbox()
@@ -1358,17 +1365,16 @@ class Messenger:
         """
         made: list[tuple[bytes, QueueCredentials]] = []
         needing = _needing_move(self._vault, url)
-        try:
-            async with self._client(url) as client:
-                if not needing:
-                    await client.delete_queue(await client.create_queue(sender_secured=True))
-                for contact in needing:
-                    creds = await client.create_queue(sender_secured=True)
-                    made.append((contact.contact_id, creds))
-        except RelayError:
-            # A relay lost half way: keep what it made (the rest waits for a re-run).
-            if not made:
-                raise
+        if needing:
+            try:
+                async with self._client(url) as client:
+                    for contact in needing:
+                        creds = await client.create_queue(sender_secured=True)
+                        made.append((contact.contact_id, creds))
+            except RelayError:
+                # A relay lost half way: keep what it made (the rest waits for a re-run).
+                if not made:
+                    raise
         now = self.now()
         with self._vault.transaction() as tx:
             if switch_profile:

@@ -6,11 +6,22 @@ from typing import Annotated
 
 import typer
 
+from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
 from burnerkit.errors import UsageError
 
-__all__ = ["register", "relay_app", "serve"]
+__all__ = ["register", "relay_app", "serve", "set_relay"]
 
-relay_app = typer.Typer(help="Run a relay.", no_args_is_help=True, add_completion=False)
+relay_app = typer.Typer(
+    help="Run a relay, or move a burner to another.", no_args_is_help=True, add_completion=False
+)
+
+#: What ``relay set`` says of each contact's move (``RelayMove.state``).
+_MOVE_STATES = {
+    "moved": "moved",
+    "pending": "pending: told; switches when they next receive",
+    "queued": "pending: the news waits in the outbox (their relay is unreachable); sent by a later run",
+    "waiting": "waiting: no queue on the new relay yet; run 'burner relay set' again",
+}
 
 
 @relay_app.command("serve")
@@ -122,6 +133,40 @@ def cert(
     url = make_certificate(host, port, cert_file, key_file, days=days)
     typer.echo(f"wrote {cert_file} and {key_file} (keep the key private)")
     typer.echo(url)
+
+
+@relay_app.command("set")
+def set_relay(
+    url: Annotated[str, typer.Argument(metavar="URL", help="The new relay: ws:// or wss://, pinned or not.")],
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a ws:// relay on another machine (unencrypted).")
+    ] = False,
+    burner: BurnerOpt = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Move a burner to another relay: its queues go there, each contact is told in its session."""
+    import asyncio
+
+    from burnerkit.cli.output import console, err_console, print_json, spinner
+
+    with (
+        open_messenger(home, burner, quiet=json_out) as messenger,
+        spinner(f"moving to {url}…", quiet=json_out),
+    ):
+        moves = asyncio.run(messenger.relay_set(url, insecure=insecure))
+        name = messenger.name
+    if json_out:
+        print_json({"relay": url, "contacts": [move.to_json() for move in moves]})
+        return
+    for move in moves:
+        console.print(f"{move.alias}: {_MOVE_STATES[move.state]}", markup=False)
+    err_console.print(
+        f"{name} now uses {url} for its queues; each contact switches when they next receive, "
+        "and the old queues are deleted by a later 'burner inbox'. Open invitations stay on the "
+        "old relay until accepted or expired.",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

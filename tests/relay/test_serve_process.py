@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from burnerkit.crypto.certs import fingerprint, leaf_der, self_signed
-from burnerkit.relay.server.cli import GC_THRESHOLDS
-from burnerkit.relay.url import check_relay_url, format_pin
+from burnerkit.errors import UsageError
+from burnerkit.relay.server.cli import GC_THRESHOLDS, make_certificate
+from burnerkit.relay.url import check_relay_url, format_pin, pinned_url
 
 # serve() in a fresh interpreter; once it says it listens, report the collector's
 # settings and ask it to stop as SIGTERM would.
@@ -62,7 +66,7 @@ sys.exit(serve(config, out=Out()))
 """
 
 
-def test_serve_with_tls_prints_the_pinned_url_under_the_public_name(tmp_path) -> None:
+def test_serve_with_tls_prints_the_pinned_url_under_the_public_name(tmp_path: Path) -> None:
     cert_pem, key_pem = self_signed("relay.example.org")
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)
@@ -88,3 +92,16 @@ def test_serve_with_tls_prints_the_pinned_url_under_the_public_name(tmp_path) ->
     # The pin is the SHA-256 of the certificate served, in the one spelling URLs accept.
     assert match.group(2) == format_pin(fingerprint(leaf_der(cert_pem)))
     assert check_relay_url(f"{match.group(1)}#{match.group(2)}").pin == fingerprint(leaf_der(cert_pem))
+
+
+def test_relay_cert_writes_a_self_signed_pair_and_returns_its_pinned_url(tmp_path: Path) -> None:
+    cert, key = tmp_path / "relay-cert.pem", tmp_path / "relay-key.pem"
+    url = make_certificate("relay.example.org", 7443, str(cert), str(key), days=30)
+    assert url == pinned_url("wss://relay.example.org:7443", fingerprint(leaf_der(cert.read_bytes())))
+    assert key.stat().st_mode & 0o777 == 0o600  # the private key is the owner's alone
+    # A certificate in use is never overwritten: its pin is in every contact's address book.
+    before = cert.read_bytes()
+    with pytest.raises(UsageError, match="exists already"):
+        make_certificate("relay.example.org", 7443, str(cert), str(tmp_path / "other-key.pem"), days=30)
+    assert cert.read_bytes() == before
+    assert not (tmp_path / "other-key.pem").exists()

@@ -127,5 +127,5 @@ def decode_content(data: bytes) -> Content:
             r.end()
             return MoveDone()
         raise CodecError("unknown content kind")
-    except (CodecError, UnicodeDecodeError, ValueError, RemoteProtocolError) as exc:
+    except (CodecError, UnicodeDecodeError, ValueError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

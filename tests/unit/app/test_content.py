@@ -7,7 +7,16 @@ import struct
 import pytest
 
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.app.content import MAX_TEXT_SIZE, MAX_TIMER, MIN_TIMER, Hello, Text, decode_content
+from burnerkit.app.content import (
+    MAX_TEXT_SIZE,
+    MAX_TIMER,
+    MIN_TIMER,
+    Hello,
+    Move,
+    MoveDone,
+    Text,
+    decode_content,
+)
 from burnerkit.errors import RemoteProtocolError
 from burnerkit.protocol.envelope import MAX_CONTENT_SIZE
 
@@ -28,6 +37,26 @@ def test_hello_round_trip_and_layout() -> None:
     hello = Hello(ADDRESS)
     assert hello.encode() == b"\x01" + ADDRESS.to_bytes()
     assert decode_content(hello.encode()) == hello
+
+
+def test_move_and_move_done_round_trip_and_layout() -> None:
+    move = Move(ADDRESS)
+    assert move.encode() == b"\x03" + ADDRESS.to_bytes()
+    assert decode_content(move.encode()) == move
+    assert MoveDone().encode() == b"\x04"
+    assert decode_content(b"\x04") == MoveDone()
+
+
+def test_a_move_whose_address_does_not_parse_is_refused() -> None:
+    with pytest.raises(RemoteProtocolError, match="malformed queue address"):
+        decode_content(Move(ADDRESS).encode()[:-1])
+    with pytest.raises(RemoteProtocolError, match="malformed queue address"):
+        decode_content(b"\x03")
+
+
+def test_a_move_done_with_anything_after_it_is_refused() -> None:
+    with pytest.raises(RemoteProtocolError, match="malformed message content"):
+        decode_content(b"\x04\x00")
 
 
 @pytest.mark.parametrize(

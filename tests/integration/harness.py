@@ -66,7 +66,8 @@ from burnerkit.relay.transport import Transport, WebSocketTransport, map_excepti
 
 RNG = SystemRandom()
 ZERO_CORR = bytes(CORR_ID_SIZE)
-_LISTENING = re.compile(r"^relay listening on ws://127\.0\.0\.1:(\d+)$")
+#: ``ws://`` or, serving TLS, ``wss://`` with the certificate's pin (docs/protocol.md §14.13).
+_LISTENING = re.compile(r"^relay listening on (wss?://127\.0\.0\.1:(\d+)(?:#sha256=[A-Za-z0-9_-]{43})?)$")
 #: Seconds a relay may take to print its listening line.
 _START_TIMEOUT = 15.0
 #: Seconds a relay may take to stop after SIGTERM (its own grace period is 10 s).
@@ -131,6 +132,8 @@ class RelayProcess:
         self.args = list(args)
         #: fixed by the first start; every restart listens on the same port
         self._port: int | None = None
+        #: the URL the relay printed (a TLS relay's carries its certificate's pin)
+        self._url: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.runs: list[Run] = []
 
@@ -141,7 +144,7 @@ class RelayProcess:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return self._url or f"ws://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -184,9 +187,10 @@ class RelayProcess:
                 continue
             match = _LISTENING.match(line)
             assert match is not None, f"unexpected first line {line!r}"
-            port = int(match.group(1))
+            port = int(match.group(2))
             assert self._port in (None, port), "a restart must listen on the same port"
             self._port = port
+            self._url = match.group(1)
             self.process = process
             return
 

@@ -89,7 +89,7 @@ def contact_rows(app: ChatApp) -> list[str]:
     """The contact list's rows, as plain text."""
     from burnerkit.tui.widgets.contacts import ContactItem
 
-    return [str(item.query_one(Label).render()) for item in app.screen.query(ContactItem)]
+    return [str(label.render()) for item in app.screen.query(ContactItem) for label in item.query(Label)]
 
 
 def connected(app: ChatApp) -> bool:

@@ -48,7 +48,8 @@ async def test_unread_count_shows_until_the_conversation_is_opened(tmp_path: Pat
     app = chat_app(alice, clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: connected(app), "the relay is connected")
-        assert app.main is not None and app.main.current == "bob"
+        assert app.main is not None
+        assert app.main.current == "bob"
         await carol.send("alice", "one")
         await carol.send("alice", "two")
         await until(pilot, lambda: "? carol (2)" in contact_rows(app), "carol's unread count shows")

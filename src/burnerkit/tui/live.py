@@ -10,16 +10,19 @@ as :class:`LinkChanged` too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Final
 
+from textual.dom import DOMNode
 from textual.message import Message
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from burnerkit.app.messenger import Messenger
 from burnerkit.app.views import InboxResult
 from burnerkit.errors import BurnerError, IdentityExpiredError, RelayError
 
-__all__ = ["RETRY_AFTER", "LinkChanged", "LiveStopped", "NewsArrived", "receive_forever"]
+__all__ = ["RETRY_AFTER", "LinkChanged", "LiveStopped", "NewsArrived", "receive_forever", "stop_workers"]
 
 #: Seconds between two tries of a receive loop that found every relay unreachable.
 RETRY_AFTER: Final = 3.0
@@ -64,6 +67,20 @@ async def receive_forever(
         except RelayError as exc:
             post(LinkChanged(messenger.relay_url, False, str(exc)))
         await asyncio.sleep(retry_after)
+
+
+async def stop_workers(node: DOMNode) -> None:
+    """Cancel ``node``'s workers and wait until they are done.
+
+    Textual cancels a node's workers when it goes, without waiting; ours hold relay
+    connections, which must close before the event loop does.
+    """
+    workers = [worker for worker in node.app.workers if worker.node is node]
+    for worker in workers:
+        worker.cancel()
+    for worker in workers:
+        with contextlib.suppress(WorkerCancelled, WorkerFailed, asyncio.CancelledError):
+            await worker.wait()
 
 
 def _post(post: Callable[[Message], object], message: Message) -> None:

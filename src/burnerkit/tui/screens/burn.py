@@ -32,7 +32,7 @@ class BurnScreen(Dialog[None]):
     def compose(self) -> ComposeResult:  # noqa: D102
         with Vertical(classes="dialog danger", id="burn"):
             yield Label(f"Burn {self.burner}?", classes="dialog-title")
-            yield Static(_WHAT_HAPPENS.format(name=self.burner))
+            yield Static(_WHAT_HAPPENS.format(name=self.burner), id="burn-what")
             yield Input(placeholder=f"type {self.burner} to burn it, then Enter", id="burn-name")
             yield Static("Escape: keep it.", id="dialog-status")
 

@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from burnerkit.errors import BurnerError
+from burnerkit.tui.live import stop_workers
 
 if TYPE_CHECKING:
     from burnerkit.tui.app import ChatApp
@@ -25,6 +26,9 @@ class Dialog(ModalScreen[T]):
     #: The first text field takes the keys when the window opens.
     AUTO_FOCUS = "Input"
     BINDINGS = [Binding("escape", "close", "Close")]  # noqa: RUF012
+
+    async def on_unmount(self) -> None:  # noqa: D102
+        await stop_workers(self)
 
     def action_close(self) -> None:
         """Close without a result."""

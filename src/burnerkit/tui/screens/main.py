@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 from burnerkit.app.durations import format_duration
 from burnerkit.app.views import ContactView, EventView, InboxMessage
 from burnerkit.errors import BurnerError
-from burnerkit.tui.live import LinkChanged, LiveStopped, NewsArrived, receive_forever
+from burnerkit.tui.live import LinkChanged, LiveStopped, NewsArrived, receive_forever, stop_workers
 from burnerkit.tui.screens.alerts import AlertItem, AlertsScreen
 from burnerkit.tui.screens.burn import BurnScreen
 from burnerkit.tui.screens.invite import AcceptScreen, InviteScreen
@@ -105,6 +105,9 @@ class MainScreen(Screen[None]):
             self.query_one("#composer", Input).focus()
         else:
             self.query_one("#contacts", Contacts).focus()
+
+    async def on_unmount(self) -> None:  # noqa: D102
+        await stop_workers(self)
 
     # -- the live parts ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -31,8 +32,12 @@ __all__ = [
 ]
 
 
+#: The only markup our messages use; plain output drops it.
+_MARKUP = re.compile(r"\[(?:bold|/bold|/)\]")
+
+
 class LazyConsole:
-    """A Rich console made on the first ``print``."""
+    """A Rich console for a terminal, made on first use; plain text for pipes and files."""
 
     def __init__(self, *, stderr: bool) -> None:
         self._stderr = stderr
@@ -47,9 +52,17 @@ class LazyConsole:
             self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
         return self._console
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        """As :meth:`rich.console.Console.print`."""
-        self.rich.print(*objects, **kwargs)
+    def print(self, *objects: str, markup: bool = True, style: str | None = None) -> None:
+        """One line, as :meth:`rich.console.Console.print` would show it."""
+        stream = sys.stderr if self._stderr else sys.stdout
+        if self._console is None and not stream.isatty():
+            # What Rich prints off a terminal (no colour, no wrapping), without importing
+            # it: scripts and the tests run burner thousands of times.
+            text = " ".join(objects)
+            stream.write((_MARKUP.sub("", text) if markup else text) + "\n")
+            stream.flush()
+            return
+        self.rich.print(*objects, markup=markup, style=style)
 
 
 console = LazyConsole(stderr=False)

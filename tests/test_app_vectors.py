@@ -1,5 +1,7 @@
 """Frozen app-format vectors (tests/vectors/app_v1.json): addresses, links, contents, records.
 
+The short link (§17.2) is re-derived from the spec with hashlib, hmac and pyca alone.
+
 A change to a queue address, the link format, the content codec or an app vault record
 fails here until it is made on purpose (docs/protocol.md §17) and the vectors are
 regenerated with ``.venv/bin/python -m tests.vectors.generate_app``.
@@ -8,12 +10,16 @@ regenerated with ``.venv/bin/python -m tests.vectors.generate_app``.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import struct
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from burnerkit.app.addresses import LINK_PREFIX, QueueAddress, decode_link, encode_link
+from burnerkit.app.addresses import LINK_PREFIX, QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.content import Hello, Move, MoveDone, Text, decode_content
 from burnerkit.app.queues import orphan_owner as _orphan_from_bytes
 from burnerkit.app.records import (
@@ -30,6 +36,7 @@ from burnerkit.app.records import (
     Profile,
     StoredMessage,
 )
+from burnerkit.app.shortlink import ShortLink, open_invitation
 from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.protocol.handshake import Invitation, PendingInvitation
 from burnerkit.relay.client import QueueCredentials
@@ -261,3 +268,68 @@ def test_orphan_vector_is_a_versioned_url_and_credentials() -> None:
     v1 = h(V["orphan_v1"]["bytes"])
     assert v1 == b"\x01" + data[1:-2]
     assert Orphan.from_bytes(v1) == Orphan.from_bytes(data)
+
+
+def _hkdf(ikm: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 with SHA-256 and an empty salt, from hmac alone."""
+    prk = hmac.new(bytes(32), ikm, hashlib.sha256).digest()
+    out, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+    return out[:length]
+
+
+def test_short_link_vector_rederives_from_the_spec() -> None:
+    """§17.2: k, the keys it derives, the queue key, the sealed invitation and both links."""
+    v = V["short_link"]
+    invitation = h(V["invitation"])
+    secret = hashlib.sha256(b"burner/v1/link/commit" + invitation).digest()
+    assert secret.hex() == v["secret"]
+    okm = _hkdf(secret, b"burner/v1/link/keys", 96)
+    assert okm.hex() == v["recipient_key_seed"] + v["recipient_dh"] + v["seal_key"]
+    signing = ed25519.Ed25519PrivateKey.from_private_bytes(okm[:32])
+    assert signing.public_key().public_bytes_raw().hex() == v["recipient_verify_key"]
+    dh = x25519.X25519PrivateKey.from_private_bytes(okm[32:64])
+    ours = dh.public_key().public_bytes_raw()
+    assert ours.hex() == v["recipient_dh_public"]
+    server = h(v["server_dh"])
+    shared = dh.exchange(x25519.X25519PublicKey.from_public_bytes(server))
+    first, second = sorted((ours, server))
+    assert _hkdf(shared, b"burner/v1/relay/queue-layer" + first + second, 32).hex() == v["queue_key"]
+    sealed = h(v["sealed"])
+    opened = AESGCM(okm[64:]).decrypt(sealed[:12], sealed[12:], b"burner/v1/link/seal")
+    assert opened == invitation
+    assert open_invitation(secret, sealed) == invitation
+    for name, scheme, flags in (("pinned", "wss://", 0x02), ("plain", "ws://", 0x01)):
+        link = v["links"][name]
+        url = link["relay_url"]
+        rest, _, pin = url[len(scheme) :].partition("#sha256=")
+        pin_bytes = base64.urlsafe_b64decode(pin + "=") if pin else b""
+        payload = bytes([flags]) + h(v["recipient_id"]) + server + secret + pin_bytes + rest.encode()
+        assert payload.hex() == link["payload"]
+        assert link["text"] == "burner:s1." + base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        parsed = parse_link(link["text"])
+        assert isinstance(parsed, ShortLink)
+        assert (parsed.relay_url, parsed.recipient_id, parsed.server_dh, parsed.secret) == (
+            url,
+            h(v["recipient_id"]),
+            server,
+            secret,
+        )
+        creds = parsed.credentials()
+        assert creds.queue_key.hex() == v["queue_key"]
+        assert creds.recipient_key.private_bytes() == okm[:32]
+    # The invite record carries the link queue made with those keys.
+    invite = Invite.from_bytes(h(V["records"]["invite"]["bytes"]))
+    assert invite.link_queue is not None
+    assert invite.link_queue.recipient_id.hex() == v["recipient_id"]
+    assert invite.link_queue.queue_key.hex() == v["queue_key"]
+
+
+def test_invite_of_layout_1_still_loads_and_is_rewritten_in_layout_2() -> None:
+    vector = V["invite_v1"]
+    invite = Invite.from_bytes(h(vector["bytes"]))
+    assert fields_of(invite) == vector["fields"]
+    assert invite.link_queue is None  # made before short links
+    assert invite.to_bytes() == b"\x02" + h(vector["bytes"])[1:] + b"\x00\x00"

@@ -116,12 +116,13 @@ def test_burned_queue_ids_leave_the_running_relays_files(relays, people):
     relay = relays.start()
     (bob,) = people("bob")
     mint(relay.url, bob)
-    bob.json("invite", "--for", "alice")  # one queue on the relay, bob's
-    (row,) = _queue_rows(relay.store_path).values()
-    assert bob.json("burn", "--yes")["queues_deleted"] == 1
+    bob.json("invite", "--for", "alice")  # two queues on the relay, bob's: the invitation's and its link's
+    rows = list(_queue_rows(relay.store_path).values())
+    assert len(rows) == 2
+    assert bob.json("burn", "--yes")["queues_deleted"] == 2
     assert _queue_rows(relay.store_path) == {}
     for name, data in relay_files_bytes(relay.store_path).items():
-        for value in row:
+        for value in (value for row in rows for value in row):
             assert value not in data, (name, value.hex())
 
 
@@ -130,14 +131,15 @@ def test_burn_deletes_the_relay_queues(relay, people):
     mint(relay.url, alice, bob)
     start = queue_ids(relay.store_path)
     link = alice.json("invite", "--for", "bob")["link"]
-    alice_queues = queue_ids(relay.store_path) - start
-    bob.run("accept", link, "--name", "alice")
+    made = queue_ids(relay.store_path) - start  # the invitation's queue and its short link's
+    bob.run("accept", link, "--name", "alice")  # bob deletes the link's queue: it was used
     alice.run("inbox")
-    bob.json("invite", "--for", "carol")  # a pending invitation: one more queue of bob's
-    bob_queues = queue_ids(relay.store_path) - start - alice_queues
-    assert (len(alice_queues), len(bob_queues)) == (1, 2)
+    alice_queues = made & queue_ids(relay.store_path)
+    bob.json("invite", "--for", "carol")  # a pending invitation: two more queues of bob's
+    bob_queues = queue_ids(relay.store_path) - start - made
+    assert (len(made), len(alice_queues), len(bob_queues)) == (2, 1, 3)
 
-    assert bob.json("burn", "--yes") == {"burned": "bob", "queues_deleted": 2, "queues_failed": 0}
+    assert bob.json("burn", "--yes") == {"burned": "bob", "queues_deleted": 3, "queues_failed": 0}
     assert queue_ids(relay.store_path) - start == alice_queues
     assert files_under(bob.home) == []
     # What alice sends now finds no queue: the relay says so and nothing waits for bob.
@@ -211,9 +213,9 @@ def test_burn_killed_before_deleting_queues_deletes_them_on_next_start(relay, pe
     (bob,) = people("bob")
     mint(relay.url, bob)
     before = queue_ids(relay.store_path)
-    bob.json("invite", "--for", "alice")  # a pending invitation: a queue of bob's on the relay
+    bob.json("invite", "--for", "alice")  # a pending invitation: its queue and its link's, on the relay
     bob_queues = queue_ids(relay.store_path) - before
-    assert len(bob_queues) == 1
+    assert len(bob_queues) == 2
     patch = """
 import burnerkit.app.messenger
 async def delete_queues(connect, queues):

@@ -16,8 +16,10 @@ def test_link_pairing_then_chat_both_ways(relay, people):
     mint(relay.url, alice, bob)
 
     invite = alice.json("invite", "--for", "bob")
-    assert set(invite) == {"link", "for", "expires_at"}
-    assert invite["link"].startswith("burner:i1.")
+    assert set(invite) == {"link", "long_link", "for", "expires_at"}
+    assert invite["link"].startswith("burner:s1.")  # the short link: the invitation waits on the relay
+    assert len(invite["link"]) < 200
+    assert invite["long_link"].startswith("burner:i1.")
     assert invite["for"] == "bob"
     accepted = bob.run("accept", invite["link"], "--name", "alice")
     assert accepted.stdout.startswith("paired with alice; safety code")

@@ -42,7 +42,7 @@ def test_errors_are_one_line_without_traceback(people, tmp_path):
             alice,
             ("accept", "https://example.com/invite", "--name", "bob"),
             2,
-            "burner: not a burner invitation link (it must start with 'burner:i1.')",
+            "burner: not a burner invitation link (it must start with 'burner:s1.' or 'burner:i1.')",
         ),
         (alice, ("accept", "burner:i1.AAAA", "--name", "bob"), 2, "burner: the invitation link is damaged"),
         (alice, ("invite",), 6, f"burner: relay unreachable: {dead_relay} (connection refused)"),

@@ -70,7 +70,8 @@ def test_messages_written_while_the_inviter_follows_arrive_once(relays, people):
 def test_hijacked_invitation_is_refused_with_its_own_exit_code_and_the_inviter_is_alerted(relay, people):
     alice, bob, mallory = people("alice", "bob", "mallory")
     mint(relay.url, alice, bob, mallory)
-    link = alice.json("invite", "--for", "bob")["link"]
+    # The long link: its copies are all good, so the relay's sender-secured queue decides.
+    link = alice.json("invite", "--for", "bob")["long_link"]
     mallory.run("accept", link, "--name", "alice")  # intercepted on the way
     refused = bob.run("accept", link, "--name", "alice", expect=EXIT_INVITATION_USED)
     assert refused.error == (
@@ -96,12 +97,17 @@ def test_hijacked_invitation_is_refused_with_its_own_exit_code_and_the_inviter_i
 def test_accepting_our_own_invitation_or_one_link_twice_is_refused(relay, people):
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)
-    link = alice.json("invite", "--for", "bob")["link"]
-    own = alice.run("accept", link, "--name", "me", expect=2)
+    invite = alice.json("invite", "--for", "bob")
+    own = alice.run("accept", invite["link"], "--name", "me", expect=2)
     assert "own invitation" in own.error
-    bob.run("accept", link, "--name", "alice")
-    twice = bob.run("accept", link, "--name", "alice2", expect=2)
+    bob.run("accept", invite["link"], "--name", "alice")
+    twice = bob.run("accept", invite["long_link"], "--name", "alice2", expect=2)
     assert twice.error == "burner: this burner already accepted this invitation: it is contact 'alice'"
+    # The short link is gone from the relay once used: it cannot tell who used it.
+    again = bob.run("accept", invite["link"], "--name", "alice3", expect=EXIT_INVITATION_USED)
+    assert (
+        again.error == "burner: this link was already used: it may have been intercepted; ask for a new one"
+    )
     assert [c["alias"] for c in bob.json("contacts")] == ["alice"]
 
 

@@ -53,11 +53,13 @@ People = tuple[Messenger, Messenger, str]
 
 @pytest.fixture
 def people(tmp_path: Path, relays: Relays) -> Iterator[People]:
-    """Alice and Bob, paired by link, Bob past his acceptance (he has heard from Alice); and the link."""
+    """Alice and Bob, paired by short link, Bob past his acceptance (he has heard from Alice);
+    and the long link of the same invitation."""
     url = relays.start().url
     alice, bob = mint(tmp_path, "alice", url), mint(tmp_path, "bob", url)
-    link = asyncio.run(alice.invite("bob")).link
-    asyncio.run(bob.accept(link, "alice"))
+    view = asyncio.run(alice.invite("bob"))
+    link = view.long_link
+    asyncio.run(bob.accept(view.link, "alice"))
     assert asyncio.run(alice.receive()).new_contacts == ["bob"]
     asyncio.run(alice.send("bob", "hello bob"))
     assert [m.text for m in asyncio.run(bob.receive()).messages] == ["hello bob"]

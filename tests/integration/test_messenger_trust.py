@@ -157,7 +157,7 @@ def test_message_delivered_before_its_acceptance_is_kept_until_the_acceptance(
     # flushes could make them): the message first, the acceptance after it.
     alice_relay, bob_relay = relays.start(), relays.start()
     alice, bob = mint(tmp_path, "alice", alice_relay.url, clock), mint(tmp_path, "bob", bob_relay.url, clock)
-    link = asyncio.run(alice.invite("bob")).link
+    link = asyncio.run(alice.invite("bob")).long_link
     alice_relay.stop()
     asyncio.run(bob.accept(link, "alice"))
     assert asyncio.run(bob.send("alice", "before you knew me")).status == "queued"
@@ -187,7 +187,7 @@ def test_hijacked_invitation_is_refused_and_both_sides_learn_it(
     tmp_path: Path, url: str, clock: Clock
 ) -> None:
     alice, bob, mallory = (mint(tmp_path, name, url, clock) for name in ("alice", "bob", "mallory"))
-    link = asyncio.run(alice.invite("bob")).link
+    link = asyncio.run(alice.invite("bob")).long_link
     asyncio.run(mallory.accept(link, "alice"))  # the interceptor is first
     with pytest.raises(InvitationConsumedError, match="already used: it may have been intercepted"):
         asyncio.run(bob.accept(link, "alice"))
@@ -220,7 +220,7 @@ def test_accepting_the_same_link_twice_is_refused_before_anything_is_created(
     tmp_path: Path, url: str, clock: Clock
 ) -> None:
     alice, bob = mint(tmp_path, "alice", url, clock), mint(tmp_path, "bob", url, clock)
-    link = asyncio.run(alice.invite("bob")).link
+    link = asyncio.run(alice.invite("bob")).long_link
     asyncio.run(bob.accept(link, "alice"))
     before = {kind: bob._vault.items(kind) for kind in ("contact", "outbox", "orphan")}
     with pytest.raises(UsageError, match="already accepted this invitation: it is contact 'alice'"):

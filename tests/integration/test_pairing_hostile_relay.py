@@ -225,7 +225,7 @@ async def test_right_guess_against_the_joiner_is_caught_only_by_the_safety_code(
         # Alice meets on the hostile relay (her burner's); its queues pass through to the real one.
         alice = mint(tmp_path, "alice", relay.url)
         bob, mallory = mint(tmp_path, "bob", real.url), mint(tmp_path, "mallory", real.url)
-        relay.payload = decode_link((await mallory.invite("bob")).link)
+        relay.payload = decode_link((await mallory.invite("bob", short=False)).long_link)
         code: asyncio.Queue[str] = asyncio.Queue()
 
         def on_code(text: str) -> None:

@@ -9,18 +9,27 @@ canonical (encoding it again gives the same bytes). Contracts for bytes from els
   ``.from_bytes`` (vault bytes): a value or ``VaultCorruptedError``; a damaged peer address
   inside a contact or an outbox entry still surfaces as ``RemoteProtocolError``
   (``tests/unit/app/test_records.py::test_damaged_peer_address_is_corruption``, xfail);
-* ``decode_link`` (typed text): bytes or ``UsageError``; ``parse_duration``: a positive
+* ``decode_link``, ``parse_link`` (typed text): bytes, a ``ShortLink`` or ``UsageError``,
+  and only a canonical link parses (a short link: one text per value, §17.2); ``parse_duration``: a positive
   number of seconds or ``UsageError``; ``check_name``: the name or ``UsageError``.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from burnerkit.app.addresses import LINK_PREFIX, MAX_URL_SIZE, QueueAddress, decode_link, encode_link
+from burnerkit.app.addresses import (
+    LINK_PREFIX,
+    MAX_URL_SIZE,
+    QueueAddress,
+    decode_link,
+    encode_link,
+    parse_link,
+)
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text, decode_content
 from burnerkit.app.durations import format_duration, parse_duration
 from burnerkit.app.home import check_name
@@ -33,6 +42,7 @@ from burnerkit.app.records import (
     Profile,
     StoredMessage,
 )
+from burnerkit.app.shortlink import SHORT_LINK_PREFIX, ShortLink
 from burnerkit.crypto.keys import SigningKey
 from burnerkit.errors import RemoteProtocolError, UsageError, VaultCorruptedError
 from burnerkit.relay.client import QueueCredentials
@@ -93,6 +103,7 @@ invites = st.builds(
     queue=credentials,
     pending=st.binary(max_size=300),
     verified=st.booleans(),
+    link_queue=st.none() | credentials,
 )
 messages = st.builds(
     StoredMessage,
@@ -171,6 +182,52 @@ def test_link_round_trip_with_whitespace(invitation: bytes, cuts: list[int]) -> 
     assert decode_link(link) == invitation
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+pins = st.binary(min_size=32, max_size=32).map(
+    lambda pin: "#sha256=" + base64.urlsafe_b64encode(pin).rstrip(b"=").decode()
+)
+short_links = st.builds(
+    ShortLink,
+    st.builds(
+        lambda url, pin: url + pin,
+        st.one_of(relay_urls, long_relay_urls).filter(lambda u: len(u.encode()) <= MAX_URL_SIZE - 51),
+        st.one_of(st.just(""), pins, st.just("#sha256=short")),
+    ).filter(lambda u: u not in ("ws://", "wss://") and not u.startswith(("ws://#", "wss://#"))),
+    st.binary(min_size=24, max_size=24),
+    st.binary(min_size=32, max_size=32),
+    st.binary(min_size=32, max_size=32),
+)
+
+
+@FUZZ
+@given(link=short_links, cuts=st.lists(st.integers(0, 600), max_size=4))
+def test_short_link_round_trip_with_whitespace(link: ShortLink, cuts: list[int]) -> None:
+    text = link.to_text()
+    assert text.startswith(SHORT_LINK_PREFIX)
+    for cut in sorted({c % (len(text) + 1) for c in cuts}, reverse=True):
+        text = text[:cut] + "\n " + text[cut:]
+    parsed = parse_link(text)
+    assert isinstance(parsed, ShortLink)
+    assert (parsed.relay_url, parsed.recipient_id, parsed.server_dh, parsed.secret) == (
+        link.relay_url,
+        link.recipient_id,
+        link.server_dh,
+        link.secret,
+    )
+
+
+@FUZZ
+@given(link=short_links, mutation=mutations)
+def test_damaged_short_link_is_refused_or_canonical(link: ShortLink, mutation: Mutation) -> None:
+    payload = damaged(link.payload(), mutation)
+    text = SHORT_LINK_PREFIX + base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+    try:
+        parsed = ShortLink.from_text(text)
+    except UsageError:
+        return
+    assert parsed.payload() == payload  # whatever parses is the one encoding of its value
+
+
 @FUZZ
 @given(seconds=st.integers(1, 10**9))
 def test_duration_round_trip(seconds: int) -> None:
@@ -246,6 +303,23 @@ def test_record_read_as_another_kind(record: Any, other: Any) -> None:
 
 
 # -- typed text ------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    text=st.one_of(
+        st.text(max_size=60),
+        st.text(max_size=200).map(lambda t: SHORT_LINK_PREFIX + t),
+        st.text(alphabet=_B64URL, max_size=300).map(lambda t: SHORT_LINK_PREFIX + t),
+    )
+)
+def test_parse_short_link_any_text(text: str) -> None:
+    try:
+        parsed = parse_link(text)
+    except UsageError:
+        return
+    assert isinstance(parsed, ShortLink)
+    assert parsed.to_text() == "".join(text.split())  # only a canonical link parses
 
 
 @FUZZ

@@ -15,6 +15,7 @@ the stored bytes and re-encodes the simplest ones with ``struct`` alone.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import json
@@ -36,10 +37,12 @@ from burnerkit.app.records import (
     Profile,
     StoredMessage,
 )
-from burnerkit.crypto.keys import SigningKey
+from burnerkit.app.shortlink import ShortLink, link_keys, link_secret, seal_invitation
+from burnerkit.crypto.keys import SigningKey, X25519PrivateKey
 from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.protocol.handshake import create_invitation
 from burnerkit.relay.client import QueueCredentials
+from burnerkit.relay.protocol import derive_queue_key
 
 __all__ = ["NOW", "SEED", "build", "fields_of", "main"]
 
@@ -48,6 +51,8 @@ SEED = b"burnerkit app vectors v1"
 NOW = 1_800_000_000
 OUR_RELAY = "wss://relay.example.org"
 THEIR_RELAY = "ws://127.0.0.1:8443/burner"
+#: The short link's own stream, so that its draws move no other value.
+LINK_SEED = b"burnerkit app vectors v1: short link"
 
 
 def fields_of(value: Any) -> Any:
@@ -142,6 +147,10 @@ def build() -> dict[str, Any]:
         "pending": PendingDelivery(credentials.recipient_id, 3, NOW + 30, b"an envelope would go here"),
     }
     records["delivery"] = LastDelivery(rng.random_bytes(24))
+    short_link, link_queue = _short_link(invitation)
+    # Invite layout 2 adds the link queue; layout 1 is layout 2 without its last field.
+    invite_v1 = b"\x01" + records["invite"].to_bytes()[1:-2]
+    records["invite"] = dataclasses.replace(records["invite"], link_queue=link_queue)
     # Drawn last, so that adding it (Contact layout 2) left every earlier value as it was.
     records["contact"] = dataclasses.replace(records["contact"], sender_key=rng.random_bytes(32))
     # Layout 3 adds the next queue of a relay move (none here: two empty fields); layout 2
@@ -184,6 +193,11 @@ def build() -> dict[str, Any]:
             "fields": fields_of(dataclasses.replace(records["contact"], sender_key=b"")),
             "bytes": contact_v1.hex(),
         },
+        "invite_v1": {
+            "fields": fields_of(dataclasses.replace(records["invite"], link_queue=None)),
+            "bytes": invite_v1.hex(),
+        },
+        "short_link": short_link,
         "orphan": {
             "key": credentials.recipient_id.hex(),
             "bytes": _orphan_bytes(OUR_RELAY, credentials).hex(),
@@ -196,6 +210,39 @@ def build() -> dict[str, Any]:
         },
         "orphan_v1": {"bytes": (b"\x01" + _orphan_bytes(OUR_RELAY, credentials)[1:-2]).hex()},
     }
+
+
+def _short_link(invitation: bytes) -> tuple[dict[str, Any], QueueCredentials]:
+    """The short link of ``invitation`` (docs/protocol.md §17.2), its derived values and its queue."""
+    rng = DeterministicRandom(LINK_SEED)
+    secret = link_secret(invitation)
+    keys = link_keys(secret)
+    server_dh = X25519PrivateKey.generate(rng).public_key.raw
+    recipient_id, sender_id = rng.random_bytes(24), rng.random_bytes(24)
+    queue_key = derive_queue_key(keys.dh_key, server_dh)
+    pin = rng.random_bytes(32)
+    pinned = f"wss://relay.example.org:7443#sha256={base64.urlsafe_b64encode(pin).rstrip(b'=').decode()}"
+    links = {
+        name: ShortLink(url, recipient_id, server_dh, secret)
+        for name, url in (("pinned", pinned), ("plain", THEIR_RELAY))
+    }
+    vector = {
+        "secret": secret.hex(),
+        "recipient_key_seed": keys.signing_key.private_bytes().hex(),
+        "recipient_verify_key": keys.signing_key.verify_key.raw.hex(),
+        "recipient_dh": keys.dh_key.private_bytes().hex(),
+        "recipient_dh_public": keys.dh_key.public_key.raw.hex(),
+        "seal_key": keys.seal_key.hex(),
+        "server_dh": server_dh.hex(),
+        "recipient_id": recipient_id.hex(),
+        "queue_key": queue_key.hex(),
+        "sealed": seal_invitation(invitation, rng).hex(),
+        "links": {
+            name: {"relay_url": link.relay_url, "payload": link.payload().hex(), "text": link.to_text()}
+            for name, link in links.items()
+        },
+    }
+    return vector, QueueCredentials(recipient_id, sender_id, keys.signing_key, queue_key)
 
 
 def main() -> None:

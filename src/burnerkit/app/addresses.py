@@ -3,6 +3,9 @@
 A :class:`QueueAddress` names one relay queue from the sender's side: the relay's URL and
 the queue's sender id. It travels inside invitations (their opaque reply address) and in
 the acceptor's first message, so each side learns where the other receives.
+
+A link is long (``burner:i1.``, the invitation itself) or short (``burner:s1.``, where the
+invitation waits, :mod:`burnerkit.app.shortlink`); :func:`parse_link` takes either.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from burnerkit.app.shortlink import SHORT_LINK_PREFIX, ShortLink
 from burnerkit.errors import RemoteProtocolError, UsageError
 from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.relay.protocol import QUEUE_ID_SIZE
 
-__all__ = ["LINK_PREFIX", "MAX_URL_SIZE", "QueueAddress", "decode_link", "encode_link"]
+__all__ = ["LINK_PREFIX", "MAX_URL_SIZE", "QueueAddress", "decode_link", "encode_link", "parse_link"]
 
 _ADDRESS_VERSION: Final = 1
 #: Longest relay URL an address carries, in UTF-8 bytes.
@@ -95,3 +99,19 @@ def decode_link(link: str) -> bytes:
     if encode_link(data) != text:
         raise UsageError("the invitation link is damaged (not canonical base64url)")
     return data
+
+
+def parse_link(link: str) -> bytes | ShortLink:
+    """A long link's invitation bytes, or what a short link names (whitespace is ignored).
+
+    Raises:
+        UsageError: the text is neither kind of burner link, or a damaged one.
+    """
+    text = "".join(link.split())
+    if text.startswith(SHORT_LINK_PREFIX):
+        return ShortLink.from_text(text)
+    if text.startswith(LINK_PREFIX):
+        return decode_link(text)
+    raise UsageError(
+        f"not a burner invitation link (it must start with {SHORT_LINK_PREFIX!r} or {LINK_PREFIX!r})"
+    )

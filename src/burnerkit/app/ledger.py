@@ -420,6 +420,9 @@ def _complete_invite(
         via="code" if invite.verified else "link",
     )
     tx.delete("invite", invite.invite_id)
+    if invite.link_queue is not None:
+        # The short link has done its work: its queue goes with the next orphan sweep.
+        tx.put("orphan", invite.link_queue.recipient_id, orphan_bytes(invite.queue_relay, invite.link_queue))
     # The Hello is not a chat message: keep only the anomaly events.
     return contact, [e for e in events if not isinstance(e, MessageReceived)]
 

@@ -247,8 +247,12 @@ class Invite(_Record):
     """An invitation we handed out and the queue its acceptance will arrive on.
 
     ``verified``: the invitation travelled over a channel the short code authenticated,
-    so the contact it makes starts verified.
+    so the contact it makes starts verified. ``link_queue`` (layout 2): the queue on the
+    same relay where its short link's sealed copy waits (docs/protocol.md §17.2), deleted
+    once the invitation is accepted, withdrawn or expired; None without a short link.
     """
+
+    VERSION: ClassVar[int] = 2
 
     invite_id: bytes
     alias: str
@@ -258,6 +262,7 @@ class Invite(_Record):
     queue: QueueCredentials = field(repr=False)
     pending: bytes = field(repr=False)
     verified: bool = False
+    link_queue: QueueCredentials | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_size("invite_id", self.invite_id, _ID16)
@@ -268,9 +273,24 @@ class Invite(_Record):
         w.u64(self.created_at).u64(self.expires_at)
         _w_str(w, self.queue_relay)
         w.var16(self.queue.to_bytes()).var32(self.pending).u8(self.verified)
+        w.var16(b"" if self.link_queue is None else self.link_queue.to_bytes())
 
     @classmethod
     def read(cls, r: Reader) -> Invite:  # noqa: D102
+        invite = cls._read_v1(r)
+        link = r.var16()
+        return replace(invite, link_queue=QueueCredentials.from_bytes(link) if link else None)
+
+    @classmethod
+    def read_version(cls, r: Reader, version: int) -> Invite:  # noqa: D102
+        if version == _V1:
+            return cls._read_v1(r)
+        if version == cls.VERSION:
+            return cls.read(r)
+        raise CodecError("unknown record version")
+
+    @classmethod
+    def _read_v1(cls, r: Reader) -> Invite:
         return cls(
             invite_id=r.take(16),
             alias=_r_str(r),

@@ -77,14 +77,24 @@ class ContactView:
 
 @dataclass(frozen=True, slots=True)
 class InviteView:
-    """An invitation handed out: the link to pass on, and for whom."""
+    """An invitation handed out: the links to pass on, and for whom.
+
+    ``link`` is the short link when there is one (docs/protocol.md §17.2), else the long
+    one; ``long_link`` always carries the invitation itself.
+    """
 
     link: str
     alias: str
     expires_at: int
+    long_link: str
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
-        return {"link": self.link, "for": self.alias, "expires_at": self.expires_at}
+        return {
+            "link": self.link,
+            "long_link": self.long_link,
+            "for": self.alias,
+            "expires_at": self.expires_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)

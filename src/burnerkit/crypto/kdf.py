@@ -19,6 +19,9 @@ __all__ = [
     "LABELS",
     "LABEL_CHAIN_START",
     "LABEL_HANDSHAKE",
+    "LABEL_LINK_COMMIT",
+    "LABEL_LINK_KEYS",
+    "LABEL_LINK_SEAL",
     "LABEL_MSG_HASH",
     "LABEL_RELAY_ACK_MAC",
     "LABEL_RELAY_AUTH",
@@ -65,6 +68,9 @@ LABEL_PAIRING_PAKE: Final = b"burner/v1/pairing/spake2"
 LABEL_PAIRING_CONFIRM: Final = b"burner/v1/pairing/confirm"
 LABEL_PAIRING_PAYLOAD: Final = b"burner/v1/pairing/payload"
 LABEL_APP_SEND_ID: Final = b"burner/v1/app/send-id"
+LABEL_LINK_COMMIT: Final = b"burner/v1/link/commit"
+LABEL_LINK_KEYS: Final = b"burner/v1/link/keys"
+LABEL_LINK_SEAL: Final = b"burner/v1/link/seal"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
 #: groups, vault records) add theirs here, never inline.
@@ -90,6 +96,9 @@ LABELS: Final = MappingProxyType(
         "pairing-confirm": LABEL_PAIRING_CONFIRM,
         "pairing-payload": LABEL_PAIRING_PAYLOAD,
         "app-send-id": LABEL_APP_SEND_ID,
+        "link-commit": LABEL_LINK_COMMIT,
+        "link-keys": LABEL_LINK_KEYS,
+        "link-seal": LABEL_LINK_SEAL,
     }
 )
 

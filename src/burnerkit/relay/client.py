@@ -473,6 +473,31 @@ class RelayClient:
         """
         signing_key = SigningKey.generate(self._rng)
         dh_key = X25519PrivateKey.generate(self._rng)
+        creds, _ = await self.create_queue_with_keys(
+            signing_key, dh_key, sender_secured=sender_secured, timeout=timeout
+        )
+        return creds
+
+    async def create_queue_with_keys(
+        self,
+        signing_key: SigningKey,
+        dh_key: X25519PrivateKey,
+        *,
+        sender_secured: bool = False,
+        timeout: float | None = None,
+    ) -> tuple[QueueCredentials, bytes]:
+        """:meth:`create_queue` owned by keys the caller chose (derived from a secret, say).
+
+        A short invitation link (docs/protocol.md §17.2) names a queue whose keys its
+        holder derives; the relay's X25519 key, the other half of the queue key, is
+        returned too, since whoever derives the keys needs it to open deliveries.
+
+        Returns:
+            The queue's credentials, and the relay's X25519 public key (``server_dh``).
+
+        Raises:
+            The errors of :meth:`create_queue`.
+        """
         command = New(signing_key.verify_key.raw, dh_key.public_key.raw, sender_secured)
         response = await self._request(
             b"", command, key=signing_key, repeatable=False, limit=self._limit(timeout)
@@ -484,7 +509,7 @@ class RelayClient:
             ids = open_ids(queue_key, response.sealed)
         except (RemoteProtocolError, DecryptionError) as exc:
             raise RelayUnavailableError("relay sent an invalid queue answer") from exc
-        return QueueCredentials(ids.recipient_id, ids.sender_id, signing_key, queue_key)
+        return QueueCredentials(ids.recipient_id, ids.sender_id, signing_key, queue_key), response.server_dh
 
     async def lock(
         self, creds: QueueCredentials, sender_verify_key: bytes, *, timeout: float | None = None

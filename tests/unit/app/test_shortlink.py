@@ -1,0 +1,119 @@
+"""Short invitation links (docs/protocol.md §17.2): their size, their QR code, the commitment."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+import segno
+
+from burnerkit.app.addresses import encode_link, parse_link
+from burnerkit.app.shortlink import (
+    SHORT_LINK_PREFIX,
+    ShortLink,
+    link_keys,
+    link_secret,
+    open_invitation,
+    seal_invitation,
+)
+from burnerkit.crypto import aead
+from burnerkit.crypto.kdf import LABEL_LINK_SEAL
+from burnerkit.crypto.rng import DeterministicRandom
+from burnerkit.errors import HandshakeError, UsageError
+
+RNG = DeterministicRandom(b"short link unit tests")
+PIN = "#sha256=" + base64.urlsafe_b64encode(bytes(range(32))).rstrip(b"=").decode()
+#: What the issue asks to fit: a realistic relay with its certificate pin.
+REALISTIC = "wss://relay.example.org:7443" + PIN
+
+
+def link(url: str) -> ShortLink:
+    return ShortLink(url, RNG.random_bytes(24), RNG.random_bytes(32), RNG.random_bytes(32))
+
+
+def qr_columns(text: str) -> int:
+    """Columns of the code as ``burner invite`` draws it (cli.output.print_qr's settings)."""
+    out = io.StringIO()
+    segno.make(text, error="l", micro=False).terminal(out=out, compact=True, border=2)
+    return max(len(line) for line in out.getvalue().splitlines())
+
+
+def test_realistic_pinned_link_is_about_200_characters_and_its_qr_fits_80_columns() -> None:
+    text = link(REALISTIC).to_text()
+    assert len(text) == 201
+    assert qr_columns(text) == 57
+    # The long link of a real invitation naming that relay does not fit at all.
+    assert qr_columns(encode_link(bytes(1399 + len(REALISTIC)))) > 140
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "wss://" + "h" * (255 - 6 - len(PIN)) + PIN,  # the longest pinned URL
+        "wss://" + "h" * (252 - 6),  # the longest unpinned one that fits
+        "ws://" + "h" * (252 - 5),
+    ],
+)
+def test_worst_case_links_still_fit_80_columns(url: str) -> None:
+    assert len(url.encode()) <= 255
+    assert qr_columns(link(url).to_text()) <= 80
+
+
+def test_pin_travels_as_32_raw_bytes_and_comes_back_spelt_the_same() -> None:
+    pinned, plain = link(REALISTIC), link("wss://relay.example.org:7443")
+    assert len(pinned.payload()) == len(plain.payload()) + 32
+    assert pinned.payload()[0] == 0x02
+    parsed = parse_link(pinned.to_text())
+    assert isinstance(parsed, ShortLink)
+    assert parsed.relay_url == REALISTIC
+
+
+@pytest.mark.parametrize(
+    ("payload_edit", "message"),
+    [
+        (lambda p: p[:89], "too short"),
+        (lambda p: bytes([p[0] | 0x80]) + p[1:], "unknown flags"),
+        (lambda p: p + b"\xff", "bad relay url"),
+        # The pin spelt out in the URL part: a second encoding of the same link.
+        (lambda p: bytes([p[0] & ~0x02]) + p[1:89] + p[121:] + PIN.encode(), "not canonical"),
+        (lambda p: bytes([p[0]]) + p[1:89] + p[121:], "too short"),
+    ],
+)
+def test_non_canonical_short_links_are_refused(payload_edit: object, message: str) -> None:
+    payload = payload_edit(link(REALISTIC).payload())  # type: ignore[operator]
+    text = SHORT_LINK_PREFIX + base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+    with pytest.raises(UsageError, match=message):
+        parse_link(text)
+
+
+def test_padding_and_wrong_prefixes_are_refused() -> None:
+    text = link(REALISTIC).to_text()
+    for bad in (text + "=", "BURNER:S1." + text[10:], "burner:s2." + text[10:], text.replace("-", "+")):
+        with pytest.raises(UsageError):
+            parse_link(bad)
+
+
+def test_repr_of_a_short_link_shows_no_secret() -> None:
+    short = link(REALISTIC)
+    assert short.secret.hex() not in repr(short)
+    assert "secret" in repr(short)
+
+
+def test_sealed_invitation_opens_under_its_own_link_only() -> None:
+    invitation = b"an invitation with fresh keys" + RNG.random_bytes(32)
+    sealed = seal_invitation(invitation, RNG)
+    secret = link_secret(invitation)
+    assert open_invitation(secret, sealed) == invitation
+    with pytest.raises(HandshakeError, match="not the one this link names"):
+        open_invitation(link_secret(b"another invitation"), sealed)
+
+
+def test_another_invitation_sealed_under_the_right_key_is_refused_by_the_commitment() -> None:
+    # Only a holder of the link knows its sealing key; even so it cannot name another invitation.
+    invitation, other = b"the invitation" + RNG.random_bytes(32), b"a substitute" + RNG.random_bytes(32)
+    secret = link_secret(invitation)
+    nonce = RNG.random_bytes(aead.NONCE_SIZE)
+    forged = nonce + aead.seal(link_keys(secret).seal_key, nonce, other, LABEL_LINK_SEAL)
+    with pytest.raises(HandshakeError, match="not the one this link names"):
+        open_invitation(secret, forged)

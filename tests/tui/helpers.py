@@ -70,18 +70,25 @@ def shown(app: ChatApp, selector: str) -> str:
     return str(widget.render())
 
 
+def on_main(app: ChatApp, selector: str) -> str:
+    """The plain text a Static widget of the main screen shows, windows open or not."""
+    assert app.main is not None
+    return str(app.main.query_one(selector, Static).render())
+
+
 def lines(app: ChatApp) -> str:
     """The open conversation, as plain text."""
-    return shown(app, "#lines")
+    return on_main(app, "#lines")
 
 
 def status(app: ChatApp) -> str:
-    return shown(app, "#status")
+    return on_main(app, "#status")
 
 
 def banner(app: ChatApp) -> str:
     """The alert banner's text, or "" while it is hidden."""
-    widget = app.screen.query_one("#banner", Static)
+    assert app.main is not None
+    widget = app.main.query_one("#banner", Static)
     return str(widget.render()) if widget.display else ""
 
 
@@ -89,7 +96,11 @@ def contact_rows(app: ChatApp) -> list[str]:
     """The contact list's rows, as plain text."""
     from burnerkit.tui.widgets.contacts import ContactItem
 
-    return [str(label.render()) for item in app.screen.query(ContactItem) for label in item.query(Label)]
+    return [
+        str(label.render())
+        for item in (app.main.query(ContactItem) if app.main else [])
+        for label in item.query(Label)
+    ]
 
 
 def connected(app: ChatApp) -> bool:

@@ -122,7 +122,9 @@ async def test_pairing_by_code_offered_in_the_app_makes_a_verified_contact(tmp_p
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: connected(app), "the relay is connected")
         await pilot.press("f4", *"bob", "enter")
-        await until(pilot, lambda: bool(re.search(r"\d+-\w+-\w+", shown(app, "#offer-code"))), "the code shows")
+        await until(
+            pilot, lambda: bool(re.search(r"\d+-\w+-\w+", shown(app, "#offer-code"))), "the code shows"
+        )
         code = shown(app, "#offer-code").strip()
         assert app.main is not None
         assert app.main._live is None  # paused: pairing listens on the invitation's queue itself

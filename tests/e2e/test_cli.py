@@ -219,6 +219,9 @@ def test_rename_keeps_the_conversation_and_refuses_a_taken_name(
     assert (taken.code, taken.err) == (10, "burner: an open invitation is for 'carol': pick another name\n")
     listed = burner(alice, "contacts")  # the group's default is still the listing
     assert listed.out.startswith("robert  [unverified]")
+    # Options given to the group before the subcommand count for the subcommand.
+    again = burner(alice, "contacts", "--json", "--burner", "alice", "rename", "robert", "rob")
+    assert (again.code, again.json()["alias"]) == (0, "rob")
 
 
 # -- re-pairing a taken name --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -64,23 +64,38 @@ def invite(
     alias: Annotated[
         str | None, typer.Option("--for", metavar="ALIAS", help="What to call whoever accepts.")
     ] = None,
+    long: Annotated[
+        bool,
+        typer.Option(
+            "--long",
+            help="Hand out the long link: the invitation itself (about 2 KB), nothing left on the relay.",
+        ),
+    ] = False,
     no_qr: Annotated[bool, typer.Option("--no-qr", help="Print only the link.")] = False,
+    qr: Annotated[
+        bool, typer.Option("--qr", help="Draw a --long link's QR code too (it is over 140 columns wide).")
+    ] = False,
     replace: ReplaceOpt = False,
     burner: BurnerOpt = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Make a one-time invitation link (and QR code); hand it over, then run 'burner inbox'."""
+    """Make a one-time invitation: a short link and its QR code; hand it over, then run 'burner inbox'.
+
+    The short link fetches the invitation from your relay, once; --long prints the
+    invitation itself instead.
+    """
     import asyncio
 
     with open_messenger(home, burner, quiet=json_out) as messenger:
         _ask_before_replacing(messenger, alias, replace=replace)
         with spinner(f"connecting to {messenger.relay_url}…", quiet=json_out):
-            view = asyncio.run(messenger.invite(alias))
+            view = asyncio.run(messenger.invite(alias, short=not long))
     if json_out:
         print_json(view.to_json())
         return
-    if not no_qr:
+    # A long link's code does not fit a terminal: drawn only when asked for.
+    if qr or not (no_qr or long):
         print_qr(view.link)
     console.print(view.link, markup=False)
     err_console.print(
@@ -173,6 +188,19 @@ def pair(
         console.print(f"  {view.safety_code}")
 
 
+class _GroupOptions(NamedTuple):
+    burner: str | None
+    home: str | None
+    json_out: bool
+
+
+def _with_group_options(
+    ctx: typer.Context, burner: str | None, home: str | None, json_out: bool
+) -> _GroupOptions:
+    group = ctx.obj if isinstance(ctx.obj, _GroupOptions) else _GroupOptions(None, None, False)
+    return _GroupOptions(burner or group.burner, home or group.home, json_out or group.json_out)
+
+
 contacts_app = typer.Typer(
     help="List contacts (the default), remove or rename one.",
     invoke_without_command=True,
@@ -187,6 +215,8 @@ def contacts(
 ) -> None:
     """List contacts, their relay and whether they are verified; or remove or rename one."""
     if ctx.invoked_subcommand is not None:
+        # Given before the subcommand (burner contacts -b work remove bob), they count for it.
+        ctx.obj = _GroupOptions(burner, home, json_out)
         return
     with open_messenger(home, burner, quiet=json_out) as messenger:
         views = messenger.contacts()
@@ -238,6 +268,7 @@ def alerts(
 
 @contacts_app.command("remove")
 def remove(
+    ctx: typer.Context,
     alias: Annotated[str, typer.Argument(help="The contact.")],
     yes: Annotated[bool, typer.Option("--yes", help="Remove without asking.")] = False,
     burner: BurnerOpt = None,
@@ -251,6 +282,7 @@ def remove(
     """
     import asyncio
 
+    burner, home, json_out = _with_group_options(ctx, burner, home, json_out)
     with open_messenger(home, burner, quiet=json_out) as messenger:
         count = len(messenger.history(alias))
         if not yes:
@@ -269,6 +301,7 @@ def remove(
 
 @contacts_app.command("rename")
 def rename(
+    ctx: typer.Context,
     alias: Annotated[str, typer.Argument(help="The contact.")],
     new_alias: Annotated[str, typer.Argument(metavar="NEW", help="Its new name (a-z 0-9 _ -).")],
     burner: BurnerOpt = None,
@@ -276,6 +309,7 @@ def rename(
     json_out: JsonOpt = False,
 ) -> None:
     """Call a contact by another name; its keys, messages and verification stay."""
+    burner, home, json_out = _with_group_options(ctx, burner, home, json_out)
     with open_messenger(home, burner, quiet=json_out) as messenger:
         view = messenger.rename_contact(alias, new_alias)
     if json_out:

@@ -15,13 +15,15 @@ def test_link_pairing_then_chat_both_ways(relay, people):
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)
 
-    invite = alice.json("invite", "--for", "bob")
-    assert set(invite) == {"link", "long_link", "for", "expires_at"}
-    assert invite["link"].startswith("burner:s1.")  # the short link: the invitation waits on the relay
-    assert len(invite["link"]) < 200
-    assert invite["long_link"].startswith("burner:i1.")
-    assert invite["for"] == "bob"
-    accepted = bob.run("accept", invite["link"], "--name", "alice")
+    shown = alice.run("invite", "--for", "bob")
+    *qr, link = shown.stdout.splitlines()
+    # The short link (the invitation waits on the relay) and a QR code that fits 80 columns.
+    assert link.startswith("burner:s1.")
+    assert len(link) < 200
+    assert len(qr) > 20
+    assert max(len(line) for line in qr) <= 80
+    assert "one-time invitation for 'bob'" in shown.stderr
+    accepted = bob.run("accept", link, "--name", "alice")
     assert accepted.stdout.startswith("paired with alice; safety code")
     inbox = alice.run("inbox")
     assert inbox.stdout == "new contact bob accepted your invitation\nno new messages\n"

@@ -70,8 +70,11 @@ def test_messages_written_while_the_inviter_follows_arrive_once(relays, people):
 def test_hijacked_invitation_is_refused_with_its_own_exit_code_and_the_inviter_is_alerted(relay, people):
     alice, bob, mallory = people("alice", "bob", "mallory")
     mint(relay.url, alice, bob, mallory)
-    # The long link: its copies are all good, so the relay's sender-secured queue decides.
-    link = alice.json("invite", "--for", "bob")["long_link"]
+    # The long link (no copy on the relay): every copy is good, so the sender-secured queue decides.
+    invite = alice.json("invite", "--for", "bob", "--long")
+    link = invite["link"]
+    assert link == invite["long_link"]
+    assert link.startswith("burner:i1.")
     mallory.run("accept", link, "--name", "alice")  # intercepted on the way
     refused = bob.run("accept", link, "--name", "alice", expect=EXIT_INVITATION_USED)
     assert refused.error == (
@@ -98,6 +101,9 @@ def test_accepting_our_own_invitation_or_one_link_twice_is_refused(relay, people
     alice, bob = people("alice", "bob")
     mint(relay.url, alice, bob)
     invite = alice.json("invite", "--for", "bob")
+    assert set(invite) == {"link", "long_link", "for", "expires_at"}
+    assert invite["link"].startswith("burner:s1.")
+    assert invite["long_link"].startswith("burner:i1.")
     own = alice.run("accept", invite["link"], "--name", "me", expect=2)
     assert "own invitation" in own.error
     bob.run("accept", invite["link"], "--name", "alice")

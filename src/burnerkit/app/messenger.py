@@ -705,6 +705,7 @@ class Messenger:
             _check_peer_relay(parsed, insecure=insecure)
             return await self._accept_invitation(parsed, alias, verified=verified)
         self._refuse_own_link(parsed)
+        _check_relay_url(parsed.relay_url, insecure=insecure)  # we fetch from it before anything
         async with self._client(parsed.relay_url) as client:
             raw, msg_id, creds = await fetch_invitation(client, parsed, timeout=self._relay_timeout)
             _check_peer_relay(raw, insecure=insecure)

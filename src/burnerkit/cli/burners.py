@@ -97,11 +97,16 @@ def _check_relay(url: str, *, insecure: bool) -> None:
     try:
         asyncio.run(Messenger.check_relay(url, insecure=insecure, timeout=relay_timeout()))
     except RelayError as exc:
+        address = url.partition("#")[0]
+        if isinstance(exc, RelayUnavailableError) and exc.cause is not None:
+            cause = exc.cause
+        else:  # it connected, then did not answer the PING (or refused it)
+            cause = f"no answer to a ping: {exc}"
         raise RelayUnavailableError(
-            f"{exc}. Nothing was created: is the relay running, and is the URL right? "
-            "To mint the burner without this check, add --offline",
-            url=getattr(exc, "url", None),
-            cause=getattr(exc, "cause", None),
+            f"relay unreachable: {address} ({cause}). Nothing was created: is the relay running, and "
+            "is the URL right? To mint the burner without this check, add --offline",
+            url=address,
+            cause=cause,
         ) from exc
 
 

@@ -12,11 +12,6 @@ import datetime
 import ipaddress
 from typing import Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from burnerkit.crypto.kdf import sha256
 
 __all__ = ["DEFAULT_CERT_DAYS", "fingerprint", "leaf_der", "self_signed"]
@@ -37,6 +32,11 @@ def leaf_der(pem: bytes) -> bytes:
     Raises:
         ValueError: if ``pem`` holds no certificate.
     """
+    # cryptography.x509 is imported where it is used: every burner command loads this
+    # module (through the relay transport) and only the relay server and `relay cert` use it.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     certs = x509.load_pem_x509_certificates(pem)
     return certs[0].public_bytes(serialization.Encoding.DER)
 
@@ -60,6 +60,11 @@ def self_signed(
     Raises:
         ValueError: if ``host`` is empty or ``days`` is not positive.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     if not host:
         raise ValueError("host must not be empty")
     if days < 1:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable
@@ -595,21 +596,19 @@ class Messenger:
 
     def _client(self, url: str) -> RelayClient:
         watcher = self._link_watcher
-        if watcher is None:
+        on_link = None if watcher is None else functools.partial(watcher, url)
+        try:
             return RelayClient(
-                url, rng=self._rng, timeout=self._relay_timeout, connect_timeout=self._connect_timeout
+                url,
+                rng=self._rng,
+                timeout=self._relay_timeout,
+                connect_timeout=self._connect_timeout,
+                on_link=on_link,
             )
-
-        def on_link(up: bool) -> None:
-            watcher(url, up)
-
-        return RelayClient(
-            url,
-            rng=self._rng,
-            timeout=self._relay_timeout,
-            connect_timeout=self._connect_timeout,
-            on_link=on_link,
-        )
+        except ValueError as exc:
+            # A peer's address that our URL rule refuses (§14.13; an older peer's relay, say):
+            # that relay is unreachable for us, as callers already handle, not a crash.
+            raise RelayUnavailableError(url=url.partition("#")[0], cause="unusable relay url") from exc
 
     # -- invitations ----------------------------------------------------------------------------
 

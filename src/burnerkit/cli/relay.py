@@ -9,7 +9,7 @@ import typer
 from burnerkit.cli.context import BurnerOpt, HomeOpt, JsonOpt, open_messenger
 from burnerkit.errors import UsageError
 
-__all__ = ["register", "relay_app", "serve", "set_relay"]
+__all__ = ["cert", "register", "relay_app", "serve", "set_relay"]
 
 relay_app = typer.Typer(
     help="Run a relay, or move a burner to another.", no_args_is_help=True, add_completion=False

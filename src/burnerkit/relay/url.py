@@ -49,7 +49,8 @@ _PIN_HELP: Final = (
     "(the SHA-256 of the relay's certificate, as `burner relay serve` prints it)"
 )
 _PIN: Final = re.compile(r"sha256=([A-Za-z0-9_-]{43})")
-_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: A DNS label; "_" too, as in container names (relay_1), which resolve though not valid host names.
+_LABEL: Final = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 #: RFC 3986 path characters (pchar and "/"), percent escapes included.

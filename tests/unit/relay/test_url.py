@@ -21,6 +21,7 @@ PIN = format_pin(DIGEST)
     [
         ("ws://127.0.0.1:7000", False, "127.0.0.1", 7000),
         ("ws://localhost", False, "localhost", 80),
+        ("wss://relay_1:7000", True, "relay_1", 7000),
         ("ws://[::1]:7000/relay", False, "::1", 7000),
         ("wss://relay.example.org", True, "relay.example.org", 443),
         ("wss://relay.example.org:7443/a/b%20c", True, "relay.example.org", 7443),
@@ -75,7 +76,7 @@ def test_a_pin_on_ws_is_refused() -> None:
         ("http://relay.example.org", "starts with ws:// or wss://"),
         ("WSS://relay.example.org", "starts with ws:// or wss://"),
         ("wss://", "host of the relay url is not valid"),
-        ("wss://relay_example.org", "host of the relay url is not valid"),
+        ("wss://relay..example.org", "host of the relay url is not valid"),
         ("wss://-relay.example.org", "host of the relay url is not valid"),
         ("wss://[::1", "host of the relay url is not valid"),
         ("wss://[127.0.0.1]", "host of the relay url is not valid"),

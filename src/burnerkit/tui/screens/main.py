@@ -232,9 +232,7 @@ class MainScreen(Screen[None]):
         composer = self.query_one("#composer", Input)
         conversation = self.query_one("#conversation", Conversation)
         if view is None:
-            title.update(
-                Text("no contacts yet: F2 invites, F3 accepts a link, F4/F5 pair by code", style="dim")
-            )
+            title.update(Text("no contacts yet: F2 invite · F3 accept · F4/F5 code", style="dim"))
             conversation.show(Text(""))
             composer.disabled = True
             return

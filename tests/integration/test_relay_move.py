@@ -72,6 +72,17 @@ async def inject(messenger: Messenger, alias: str, envelope: bytes) -> None:
         await client.send(peer.peer.sender_id, envelope, sender_key=SigningKey.from_bytes(peer.sender_key))
 
 
+def seal(messenger: Messenger, alias: str, content: bytes, now: float) -> bytes:
+    """An authentic message of ``messenger`` to ``alias`` carrying ``content``, as its session
+    would seal any (the session advances, nothing goes to the outbox)."""
+    with messenger._vault.transaction() as tx:
+        sender = find_contact(tx, alias)
+        session = Session.from_bytes(sender.session, rng=messenger._rng)
+        envelope = session.send(content, now=now)
+        tx.put("contact", sender.contact_id, replace(sender, session=session.to_bytes()).to_bytes())
+    return envelope
+
+
 def test_relay_move_keeps_the_conversation(
     tmp_path: Path, one_two: tuple[RelayProcess, RelayProcess], clock: Clock
 ) -> None:
@@ -165,6 +176,14 @@ def test_replayed_move_changes_nothing(
     assert kinds(got) == ["replay"]
     assert bob._vault.get("contact", contact(bob, "alice").contact_id) == before
     assert outbox(bob) == [], "no second MoveDone"
+
+    # A Move naming the address Bob already sends to changes nothing either.
+    moved = contact(bob, "alice")
+    asyncio.run(inject(alice, "bob", seal(alice, "bob", Move(moved.peer).encode(), clock())))
+    assert kinds(asyncio.run(bob.receive())) == []
+    after = contact(bob, "alice")
+    assert (after.peer, after.sender_key) == (moved.peer, moved.sender_key)
+    assert outbox(bob) == []
     for messenger in (alice, bob):
         messenger.close()
 
@@ -192,12 +211,8 @@ def test_forged_or_garbled_move_is_refused_and_the_contact_keeps_its_address(
     assert bob._vault.get("contact", contact(bob, "alice").contact_id) == before
 
     # Garbled: an authentic message whose Move names no valid address is bad content.
-    with alice._vault.transaction() as tx:
-        sender = find_contact(tx, "bob")
-        session = Session.from_bytes(sender.session, rng=alice._rng)
-        garbled = session.send(Move(sender.peer).encode()[:-3], now=clock())
-        tx.put("contact", sender.contact_id, replace(sender, session=session.to_bytes()).to_bytes())
-    asyncio.run(inject(alice, "bob", garbled))
+    garbled = Move(contact(alice, "bob").peer).encode()[:-3]
+    asyncio.run(inject(alice, "bob", seal(alice, "bob", garbled, clock())))
     got = asyncio.run(bob.receive())
     assert sorted(kinds(got)) == ["gap", "malformed"]  # the gap: the forged Move's place in the chain
     assert contact(bob, "alice").peer == peer

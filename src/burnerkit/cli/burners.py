@@ -11,7 +11,7 @@ import typer
 from burnerkit.cli.context import HomeOpt, JsonOpt, open_messenger, relay_timeout
 from burnerkit.cli.output import console, err_console, print_json, remaining, spinner, stamp
 from burnerkit.cli.passphrase import ENV_PASSPHRASE, ask_passphrase
-from burnerkit.errors import BurnerError, NotFoundError, RelayError, RelayUnavailableError, UsageError
+from burnerkit.errors import NotFoundError, RelayError, RelayUnavailableError, UsageError, VaultError
 
 if TYPE_CHECKING:
     from burnerkit.app.home import Home
@@ -152,18 +152,22 @@ def list_burners(
 
 
 def _expiry(home: Home, name: str) -> int | None:
-    """When burner ``name`` expires, or None if its passphrase did not unlock it."""
+    """When burner ``name`` expires, or None if its passphrase did not unlock it.
+
+    Raises:
+        NotFoundError: it was being burned (opening it finished the burn).
+        UsageError: no terminal to ask for its passphrase on.
+    """
     from burnerkit.app.messenger import Messenger
 
+    passphrase = ask_passphrase(name)
     try:
         with (
             spinner(f"unlocking {name}…"),
-            Messenger.open(home, name, ask_passphrase(name), allow_expired=True) as messenger,
+            Messenger.open(home, name, passphrase, allow_expired=True) as messenger,
         ):
             return messenger.info().expires_at
-    except NotFoundError:
-        raise
-    except BurnerError:
+    except VaultError:  # another burner's passphrase, or a damaged vault: only the name is shown
         return None
 
 

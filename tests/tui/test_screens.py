@@ -27,6 +27,7 @@ from tests.tui.helpers import (
     contact_rows,
     lines,
     mint,
+    on_main,
     pair,
     shown,
     until,
@@ -139,6 +140,22 @@ async def test_pairing_by_code_offered_in_the_app_makes_a_verified_contact(tmp_p
     bob.close()
 
 
+async def test_cancelling_an_offered_code_resumes_the_receive_loop_and_pairs_nobody(
+    tmp_path: Path, url: str
+) -> None:
+    clock = Clock()
+    alice = mint(tmp_path, "alice", url, clock)
+    app = chat_app(alice, clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: connected(app), "the relay is connected")
+        await pilot.press("f4", "enter")
+        await until(pilot, lambda: bool(re.search(r"\d+-\w+-\w+", shown(app, "#offer-code"))), "a code")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), "the window closes")
+        await until(pilot, lambda: app.main is not None and app.main._live is not None, "live again")
+        assert alice.contacts() == []
+
+
 async def test_joining_by_a_typed_code_makes_a_verified_contact(tmp_path: Path, url: str) -> None:
     clock = Clock()
     alice, bob = mint(tmp_path, "alice", url, clock), mint(tmp_path, "bob", url, clock)
@@ -196,6 +213,9 @@ async def test_timer_window_sets_the_policy_and_the_next_message_carries_it(tmp_
         assert alice.contact("bob").timer == 300
         await pilot.press(*"soon gone", "enter")
         await until(pilot, lambda: "soon gone  ✓ delivered  ⏱ 5m 0s" in lines(app), "the message shows it")
+        await pilot.press("f7", "tab", "space", "shift+tab", "up", "up", "enter")  # burn on read, no timer
+        await until(pilot, lambda: "🔥 burn on read" in on_main(app, "#chat-title"), "the title shows it")
+        assert (alice.contact("bob").timer, alice.contact("bob").burn_on_read) == (0, True)
     [message] = (await bob.receive(wait=5, idle=0.05)).messages
     assert message.expires_at == int(clock.now) + 300
     bob.close()

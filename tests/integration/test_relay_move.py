@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from burnerkit.app.addresses import QueueAddress
 from burnerkit.app.content import Move
 from burnerkit.app.ledger import find_contact
 from burnerkit.app.messenger import Messenger
@@ -217,5 +218,15 @@ def test_forged_or_garbled_move_is_refused_and_the_contact_keeps_its_address(
     assert sorted(kinds(got)) == ["gap", "malformed"]  # the gap: the forged Move's place in the chain
     assert contact(bob, "alice").peer == peer
     assert outbox(bob) == [], "no MoveDone for a move that does not parse"
+
+    # Authentic, but to unencrypted ws:// on another machine: Bob's transport is not downgraded.
+    plain = QueueAddress("ws://relay.example.org", bytes(24))
+    asyncio.run(inject(alice, "bob", seal(alice, "bob", Move(plain).encode(), clock())))
+    got = asyncio.run(bob.receive())
+    (refused,) = got.events
+    assert refused.kind == "malformed"
+    assert refused.detail.endswith(": a relay move to unencrypted ws:// on another machine")
+    assert contact(bob, "alice").peer == peer
+    assert outbox(bob) == []
     for messenger in (alice, bob):
         messenger.close()

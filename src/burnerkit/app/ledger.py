@@ -49,12 +49,14 @@ from burnerkit.errors import (
     NotFoundError,
     RemoteProtocolError,
     TooManySkippedMessagesError,
+    UsageError,
 )
 from burnerkit.protocol.envelope import EnvelopeType, envelope_type
 from burnerkit.protocol.events import Event, ForkDetected, GapDetected, MessageReceived, MessageReordered
 from burnerkit.protocol.handshake import PendingInvitation
 from burnerkit.protocol.session import Session
 from burnerkit.relay.client import QueueCredentials
+from burnerkit.relay.url import check_relay_url
 from burnerkit.vault import VaultTransaction
 
 __all__ = [
@@ -458,6 +460,12 @@ def _store_incoming(
         )
         return contact
     if isinstance(content, Move):
+        refusal = _move_refusal(contact.peer.relay_url, content.address.relay_url)
+        if refusal:
+            record_event(
+                tx, rng, contact.contact_id, EventKind.MALFORMED, f"message {event.seq}: {refusal}", now
+            )
+            return contact
         return _take_move(tx, rng, contact, content.address, now)
     if not isinstance(content, Text):
         # A repeated Hello carries nothing new; a MoveDone did its work by the queue it
@@ -478,6 +486,28 @@ def _store_incoming(
     )
     tx.put("message", message.key, message.to_bytes())
     return contact
+
+
+def _move_refusal(current: str, moved: str) -> str:
+    """Why we do not follow a Move from relay ``current`` to ``moved``, or "" if we do.
+
+    A URL our rule refuses (§14.13) would make every later send fail. A move from an
+    encrypted (or local) transport to ``ws://`` on another machine is refused as well: the
+    contact must not take away a protection the user did not give up.
+    """
+    try:
+        check_relay_url(moved, insecure=True)
+    except UsageError:
+        return "a relay move to a url we cannot use"
+    try:
+        check_relay_url(current, insecure=False)
+    except UsageError:
+        return ""  # already unencrypted to another machine: nothing to lose
+    try:
+        check_relay_url(moved, insecure=False)
+    except UsageError:
+        return "a relay move to unencrypted ws:// on another machine"
+    return ""
 
 
 def _take_move(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from burnerkit.app.views import ContactView
 
 __all__ = [
+    "LazyConsole",
     "alert_json",
     "alert_line",
     "console",

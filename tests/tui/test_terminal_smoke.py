@@ -16,6 +16,7 @@ from pathlib import Path
 from burnerkit.app.home import Home
 from burnerkit.app.messenger import Messenger
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
+from tests.e2e.helpers import Person
 from tests.tui.helpers import PASS
 
 #: A hang guard only.
@@ -63,3 +64,9 @@ def test_burner_chat_draws_on_a_real_terminal_and_quits_on_ctrl_q(tmp_path: Path
             process.kill()
             process.wait()
         os.close(master)
+
+
+def test_burner_chat_without_a_burner_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    outcome = Person(tmp_path, "nobody").run("chat", expect=3)
+    assert outcome.error.startswith("burner: no burner in ")
+    assert outcome.stdout == ""

@@ -23,6 +23,8 @@ def chat(burner: BurnerOpt = None, home: HomeOpt = None) -> None:
         burner = resolved.pick(burner)  # no burner at all: say so before drawing anything
     app = ChatApp(resolved, burner, passphrase=os.environ.get(ENV_PASSPHRASE), relay_timeout=relay_timeout())
     farewell = app.run()
+    if app.error is not None:
+        raise app.error  # cli/main.py turns it into its one line and exit code
     if farewell:
         print(farewell)
     if app.return_code:

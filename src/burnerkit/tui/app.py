@@ -8,7 +8,6 @@ the line ``burner chat`` prints on the way out (after a burn).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
@@ -71,6 +70,8 @@ class ChatApp(App[str]):
         self.tick_every = tick_every
         self.flush_every = flush_every
         self.main: MainScreen | None = None
+        #: What stopped the app before it could start (no such burner): the command reports it.
+        self.error: BurnerError | None = None
 
     @property
     def messenger_or_fail(self) -> Messenger:
@@ -94,7 +95,8 @@ class ChatApp(App[str]):
                 return
             self._chosen(self.home.pick(self.burner))
         except BurnerError as exc:
-            self.exit(f"burner: {exc}", return_code=1)
+            self.error = exc
+            self.exit(return_code=1)
 
     def _chosen(self, name: str | None) -> None:
         if name is not None:
@@ -154,8 +156,3 @@ class ChatApp(App[str]):
             self.messenger.watch_links(None)
             self.messenger.close()
             self.messenger = None
-
-
-def css_path() -> Path:
-    """Where the app's stylesheet is (for the screenshot tool's cache key)."""
-    return Path(__file__).with_name("burner.tcss")

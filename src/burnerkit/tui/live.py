@@ -64,7 +64,9 @@ async def receive_forever(
         except IdentityExpiredError as exc:
             post(LiveStopped(exc))
             return
-        except RelayError as exc:
+        except (RelayError, BurnerError) as exc:
+            # Every relay unreachable, or a vault busy with another burner command: say
+            # so on the status line and try again; nothing is lost meanwhile.
             post(LinkChanged(messenger.relay_url, False, str(exc)))
         await asyncio.sleep(retry_after)
 

@@ -40,7 +40,6 @@ class InviteScreen(Dialog[InviteView]):
             self.failed(exc)
             self.query_one("#invite-alias", Input).disabled = False
             return
-        self.shown = view
         self.say(
             f"one-time invitation for [b]{view.alias}[/], valid until "
             f"{stamp(view.expires_at, self.app.localtime)}; they become your contact once they "
@@ -67,7 +66,8 @@ class AcceptScreen(Dialog[ContactView]):
 
     @on(Input.Submitted, "#accept-alias")
     def _accept(self) -> None:
-        link = self.query_one("#accept-link", Input).value.strip()
+        # A link copied from a terminal may come wrapped over lines.
+        link = "".join(self.query_one("#accept-link", Input).value.split())
         alias = self.query_one("#accept-alias", Input).value.strip()
         if not link or not alias:
             self.say("[b red]a link and a name, please[/]")

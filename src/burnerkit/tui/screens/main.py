@@ -195,7 +195,17 @@ class MainScreen(Screen[None]):
         return items
 
     async def refresh_view(self) -> None:
-        """Read everything shown from the Messenger again and redraw."""
+        """Read everything shown from the Messenger again and redraw.
+
+        A Messenger error (a contact removed by another burner command meanwhile) is a
+        notification; the next refresh draws what is there.
+        """
+        try:
+            await self._redraw()
+        except BurnerError as exc:
+            self.app.notify(str(exc), severity="error")
+
+    async def _redraw(self) -> None:
         messenger = self.app.messenger
         if messenger is None:
             return

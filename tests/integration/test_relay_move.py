@@ -16,7 +16,7 @@ from burnerkit.app.addresses import QueueAddress
 from burnerkit.app.content import Move
 from burnerkit.app.ledger import find_contact
 from burnerkit.app.messenger import Messenger
-from burnerkit.app.records import Contact, OutboxEntry, replace
+from burnerkit.app.records import Contact, Orphan, OutboxEntry, replace
 from burnerkit.app.views import InboxResult, RelayMove
 from burnerkit.crypto.keys import SigningKey
 from burnerkit.errors import RelayRejectedError
@@ -154,8 +154,15 @@ def test_relay_move_killed_before_the_move_went_out_is_finished_by_the_next_inbo
     assert asyncio.run(alice.relay_set(two.url)) == [RelayMove("bob", "moved")]
     assert outbox(alice) == []
     assert move.peer == contact(alice, "bob").peer
-    for messenger in (alice, bob):
-        messenger.close()
+    # Burned before the retired queue was deleted: both queues go, each counted once.
+    (retired,) = alice._retired()
+    old_queue = Orphan.from_bytes(alice._vault.get("orphan", retired) or b"").queue
+    report = asyncio.run(alice.burn())
+    assert (report.queues_deleted, report.queues_failed) == (2, 0)
+    assert asyncio.run(queue_is_gone(one.url, old_queue))
+    assert next_queue is not None
+    assert asyncio.run(queue_is_gone(two.url, next_queue))
+    bob.close()
 
 
 def test_replayed_move_changes_nothing(

@@ -37,7 +37,7 @@ from burnerkit.tui.widgets.status import StatusLine
 if TYPE_CHECKING:
     from burnerkit.tui.app import ChatApp
 
-__all__ = ["MainScreen"]
+__all__ = ["Contacts", "MainScreen"]
 
 
 class Contacts(ContactList):

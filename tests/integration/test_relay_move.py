@@ -133,6 +133,7 @@ def test_relay_move_killed_before_the_move_went_out_is_finished_by_the_next_inbo
     one, two = one_two
     alice, bob = mint(tmp_path, "alice", one.url, clock), mint(tmp_path, "bob", one.url, clock)
     pair(alice, bob)
+    for_carol = asyncio.run(alice.invite("carol")).link  # open on relay one during the move
     # The move's transaction committed (profile, next queue, Move in the outbox), then
     # the process died before the Move went out.
     asyncio.run(alice._prepare_moves(two.url, switch_profile=True))
@@ -148,21 +149,30 @@ def test_relay_move_killed_before_the_move_went_out_is_finished_by_the_next_inbo
     assert contact(alice, "bob").next_queue == next_queue, "no second queue for the same move"
     asyncio.run(bob.receive())
     asyncio.run(bob.send("alice", "found you"))
-    assert texts(asyncio.run(alice.receive())) == ["found you"]
+    # The invitation stayed on relay one; its acceptance arrives there meanwhile.
+    carol = mint(tmp_path, "carol", one.url, clock)
+    asyncio.run(carol.accept(for_carol, "alice"))
+    got = asyncio.run(alice.receive())
+    assert (texts(got), got.new_contacts) == (["found you"], ["carol"])
     assert contact(alice, "bob").queue == next_queue
-    # Running it again after the crash changes nothing: one Move, one queue.
-    assert asyncio.run(alice.relay_set(two.url)) == [RelayMove("bob", "moved")]
+    assert contact(alice, "carol").queue_relay == one.url
+    # Running it again after the crash: nothing more for bob (one Move, one queue), and the
+    # contact the old invitation made is moved too.
+    assert asyncio.run(alice.relay_set(two.url)) == [RelayMove("bob", "moved"), RelayMove("carol", "pending")]
     assert outbox(alice) == []
     assert move.peer == contact(alice, "bob").peer
-    # Burned before the retired queue was deleted: both queues go, each counted once.
+
+    # Burned before the retired queue was deleted: every queue goes, each counted once.
     (retired,) = alice._retired()
     old_queue = Orphan.from_bytes(alice._vault.get("orphan", retired) or b"").queue
+    queues = alice._owners().keys() | {key for key, _ in alice._vault.items("orphan")}
     report = asyncio.run(alice.burn())
-    assert (report.queues_deleted, report.queues_failed) == (2, 0)
+    assert (report.queues_deleted, report.queues_failed) == (len(queues), 0)
     assert asyncio.run(queue_is_gone(one.url, old_queue))
     assert next_queue is not None
     assert asyncio.run(queue_is_gone(two.url, next_queue))
     bob.close()
+    carol.close()
 
 
 def test_replayed_move_changes_nothing(

@@ -1342,7 +1342,8 @@ class Messenger:
         await self.check_relay(
             url, insecure=insecure, timeout=self._relay_timeout, connect_timeout=self._connect_timeout
         )
-        if self.relay_url != url:
+        if self.relay_url != url or _needing_move(self._vault, url):
+            # Also on a re-run: contacts a killed or half-failed run left without a next queue.
             await self._prepare_moves(url, switch_profile=True)
         await self.flush_outbox()
         return self._move_states()

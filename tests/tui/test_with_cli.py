@@ -52,3 +52,6 @@ async def test_app_and_cli_chat_both_ways_and_the_app_alerts_when_the_cli_side_b
         assert contact_rows(app) == ["? bob ✗"]
         assert any("no longer has their queue" in n.message for n in app._notifications)
         assert " undeliverable " in lines(app)  # the event, inline in the conversation
+        await pilot.press("f8", "c", "escape")  # dismissed: an explicit act
+        await until(pilot, lambda: banner(app) == "", "the banner goes")
+        assert contact_rows(app) == ["? bob"]

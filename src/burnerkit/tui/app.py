@@ -15,6 +15,7 @@ from textual.binding import Binding
 from burnerkit.app.home import Home
 from burnerkit.app.messenger import Clock, Messenger
 from burnerkit.errors import BurnerError, NotFoundError
+from burnerkit.tui.screens.alerts import AlertItem
 from burnerkit.tui.screens.help import HelpScreen
 from burnerkit.tui.screens.main import MainScreen
 from burnerkit.tui.screens.unlock import ChooseBurnerScreen, UnlockScreen
@@ -129,17 +130,18 @@ class ChatApp(App[str]):
         if self.main is not None:
             self.main.run_worker(self.main.refresh_view(), group="refresh")
 
-    def clear_alert(self, alias: str, *, notice: bool) -> None:
-        """Clear ``alias``'s alerts, or dismiss the app's own notice about it.
+    def clear_alert(self, item: AlertItem) -> None:
+        """Clear a contact's alerts, or dismiss a notice (an event no contact carries).
 
         Raises:
             NotFoundError: no such contact.
         """
-        if notice:
+        if item.notice:
             if self.main is not None:
-                self.main.dismissed[alias] = int(self.clock()) + 1
+                for kind in item.kinds:
+                    self.main.dismissed[item.alias, kind] = int(self.messenger_or_fail.now()) + 1
             return
-        self.messenger_or_fail.clear_alerts(alias)
+        self.messenger_or_fail.clear_alerts(item.alias)
 
     def burned(self, farewell: str) -> None:
         """The burner is gone: leave with ``farewell`` for the terminal."""

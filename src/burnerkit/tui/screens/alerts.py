@@ -57,7 +57,7 @@ class AlertsScreen(Dialog[None]):
         options.clear_options()
         for item in self.items:
             text = Text()
-            text.append(f"{item.alias}: {', '.join(item.kinds)}\n", style="bold red")
+            text.append(f"{item.alias or 'this burner'}: {', '.join(item.kinds)}\n", style="bold red")
             text.append("\n".join(f"  • {advice(kind, item.alias)}" for kind in item.kinds))
             options.add_option(Option(text))
         options.display = bool(self.items)
@@ -74,10 +74,10 @@ class AlertsScreen(Dialog[None]):
             return
         item = self.items[index]
         try:
-            self.app.clear_alert(item.alias, notice=item.notice)
+            self.app.clear_alert(item)
         except BurnerError as exc:
             self.failed(exc)
             return
         del self.items[index]
-        self.app.notify(f"alerts of {item.alias} cleared (kept in the debrief)")
+        self.app.notify(f"alerts of {item.alias or 'this burner'} cleared (kept in the debrief)")
         self._fill()

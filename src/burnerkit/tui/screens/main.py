@@ -73,8 +73,8 @@ class MainScreen(Screen[None]):
         #: Our relay's connection: None until the first report.
         self.link: bool | None = None
         self.link_detail = ""
-        #: Alerts of the app's own noticing (an undeliverable), dismissed by the user: alias -> time.
-        self.dismissed: dict[str, int] = {}
+        #: Notices dismissed by the user: (alias, kind) -> when; a later event shows again.
+        self.dismissed: dict[tuple[str, str], int] = {}
         self._live: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:  # noqa: D102
@@ -177,21 +177,27 @@ class MainScreen(Screen[None]):
 
     # -- what is shown --------------------------------------------------------------------------
 
-    def notices(self, events: list[EventView]) -> dict[str, int]:
-        """The undeliverable messages not dismissed: alias -> when the last one was refused."""
-        out: dict[str, int] = {}
+    def notices(self, events: list[EventView]) -> dict[tuple[str, str], int]:
+        """Alerts no contact carries, not dismissed: (alias, kind) -> when last seen.
+
+        A message refused because the peer's queue is gone (they burned), and alerts about
+        this burner itself rather than a contact (another device on one of our queues: a
+        clone of this burner); the Messenger keeps them as events only.
+        """
+        out: dict[tuple[str, str], int] = {}
         for event in events:
-            if event.kind == "undeliverable" and event.at >= self.dismissed.get(event.alias, -1):
-                out[event.alias] = event.at
+            key = (event.alias, event.kind)
+            if (event.kind == "undeliverable" or (event.alert and not event.alias)) and event.at >= (
+                self.dismissed.get(key, -1)
+            ):
+                out[key] = event.at
         return out
 
     def alert_items(self) -> list[AlertItem]:
         """What the alerts panel lists: contacts on alert, then undeliverable notices."""
         messenger = self.app.messenger_or_fail
         items = [AlertItem(view.alias, tuple(view.alerts)) for view in messenger.contacts() if view.alerts]
-        items += [
-            AlertItem(alias, ("undeliverable",), notice=True) for alias in self.notices(messenger.events())
-        ]
+        items += [AlertItem(alias, (kind,), notice=True) for alias, kind in self.notices(messenger.events())]
         return items
 
     async def refresh_view(self) -> None:
@@ -212,13 +218,14 @@ class MainScreen(Screen[None]):
         contacts = messenger.contacts()
         events = messenger.events()
         notices = self.notices(events)
+        gone = {alias for alias, kind in notices if kind == "undeliverable"}
         aliases = [view.alias for view in contacts]
         if self.current not in aliases:
             self.current = aliases[0] if aliases else None
         if self.current is not None:
             self.unread.pop(self.current, None)  # it is open: read
         await self.query_one("#contacts", Contacts).show(
-            [(v.alias, contact_label(v, self.unread.get(v.alias, 0), v.alias in notices)) for v in contacts],
+            [(v.alias, contact_label(v, self.unread.get(v.alias, 0), v.alias in gone)) for v in contacts],
             self.current,
         )
         self._show_banner(contacts, notices)
@@ -226,10 +233,13 @@ class MainScreen(Screen[None]):
         self._show_conversation(view, [e for e in events if view is not None and e.alias == view.alias])
         self._show_status()
 
-    def _show_banner(self, contacts: list[ContactView], notices: dict[str, int]) -> None:
+    def _show_banner(self, contacts: list[ContactView], notices: dict[tuple[str, str], int]) -> None:
         banner = self.query_one("#banner", Static)
         parts = [f"{v.alias}: {', '.join(v.alerts)}" for v in contacts if v.alerts]
-        parts += [f"{alias}: undeliverable (burned?)" for alias in notices]
+        parts += [
+            f"{alias or 'this burner'}: {kind}{' (burned?)' if kind == 'undeliverable' else ''}"
+            for alias, kind in notices
+        ]
         banner.display = bool(parts)
         if parts:
             text = Text(" ⚠ ALERT ", style="bold white on red")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Label, Static
+from textual.widgets import Input, Label, Static
 
 from burnerkit.app.home import Home
 from burnerkit.app.messenger import Messenger
@@ -105,3 +105,10 @@ def contact_rows(app: ChatApp) -> list[str]:
 
 def connected(app: ChatApp) -> bool:
     return app.main is not None and app.main.link is True
+
+
+def paste(app: ChatApp, text: str) -> None:
+    """Put ``text`` into the focused text field as a paste would (a key press each is slow)."""
+    field = app.focused
+    assert isinstance(field, Input), f"the focus is on {field!r}, not a text field"
+    field.insert_text_at_cursor(text)

@@ -16,6 +16,7 @@ from tests.tui.helpers import (
     lines,
     mint,
     pair,
+    paste,
     status,
     until,
 )
@@ -74,7 +75,8 @@ async def test_relay_outage_shows_lost_then_reconnected_and_the_queued_message_g
         await until(pilot, lambda: connected(app), "the relay is connected")
         await relay.astop()
         await until(pilot, lambda: "○ relay lost, reconnecting" in status(app), "the outage shows")
-        await pilot.press(*"are you there?", "enter")
+        paste(app, "are you there?")
+        await pilot.press("enter")
         await until(pilot, lambda: "are you there?  … queued" in lines(app), "the message waits")
         assert "1 queued, retrying" in status(app)
         await relay.astart()  # same port, same store

@@ -29,6 +29,7 @@ from tests.tui.helpers import (
     mint,
     on_main,
     pair,
+    paste,
     shown,
     until,
     utc,
@@ -48,12 +49,14 @@ async def test_wrong_passphrase_shows_the_error_and_the_right_one_unlocks(tmp_pa
         await until(pilot, lambda: isinstance(app.screen, UnlockScreen), "the unlock screen shows")
         field = app.screen.query_one("#passphrase", Input)
         assert field.password  # masked
-        await pilot.press(*"not the passphrase", "enter")
+        paste(app, "not the passphrase")
+        await pilot.press("enter")
         await until(pilot, lambda: "wrong passphrase" in shown(app, "#unlock-status"), "the error shows")
         assert "try again" in shown(app, "#unlock-status")
         assert field.value == ""
         assert not field.disabled
-        await pilot.press(*PASS, "enter")
+        paste(app, PASS)
+        await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen shows")
         assert app.messenger is not None
         assert app.messenger.name == "alice"
@@ -103,7 +106,9 @@ async def test_accepting_a_link_pairs_and_a_damaged_link_is_a_notification(tmp_p
     app = chat_app(bob, clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: connected(app), "the relay is connected")
-        await pilot.press("f3", *"burner:garbage", "enter", *"alice", "enter")
+        await pilot.press("f3")
+        paste(app, "burner:garbage")
+        await pilot.press("enter", *"alice", "enter")
         await until(pilot, lambda: "link" in shown(app, "#dialog-status"), "the error shows")
         assert [n.severity for n in app._notifications] == ["error"]
         assert shown(app, "#dialog-status") in notices(app)  # the Messenger's words, no traceback
@@ -211,7 +216,8 @@ async def test_timer_window_sets_the_policy_and_the_next_message_carries_it(tmp_
         await pilot.press("f7", "down", "down", "enter")  # off, 30 seconds, 5 minutes
         await until(pilot, lambda: "⏱ 5m" in shown(app, "#chat-title"), "the title shows the timer")
         assert alice.contact("bob").timer == 300
-        await pilot.press(*"soon gone", "enter")
+        paste(app, "soon gone")
+        await pilot.press("enter")
         await until(pilot, lambda: "soon gone  ✓ delivered  ⏱ 5m 0s" in lines(app), "the message shows it")
         await pilot.press("f7", "tab", "space", "shift+tab", "up", "up", "enter")  # burn on read, no timer
         await until(pilot, lambda: "🔥 burn on read" in on_main(app, "#chat-title"), "the title shows it")

@@ -17,7 +17,7 @@ from burnerkit.app.messenger import Messenger
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.tui.app import ChatApp
 from tests.e2e.helpers import Person
-from tests.tui.helpers import PASS, banner, connected, contact_rows, lines, shown, until, utc
+from tests.tui.helpers import PASS, banner, connected, contact_rows, lines, paste, shown, until, utc
 
 
 @pytest.mark.asyncio
@@ -38,7 +38,8 @@ async def test_app_and_cli_chat_both_ways_and_the_app_alerts_when_the_cli_side_b
         await until(pilot, lambda: "? bob" in contact_rows(app), "bob's acceptance arrives")
         await pilot.press("escape", "enter")  # close the window; Enter on bob opens the message line
 
-        await pilot.press(*"hello from the app", "enter")
+        paste(app, "hello from the app")
+        await pilot.press("enter")
         await until(pilot, lambda: "hello from the app  ✓ delivered" in lines(app), "delivered")
         assert await asyncio.to_thread(bob.texts) == ["hello from the app"]
 
@@ -46,7 +47,8 @@ async def test_app_and_cli_chat_both_ways_and_the_app_alerts_when_the_cli_side_b
         await until(pilot, lambda: "bob: hello from the command line" in lines(app), "the reply shows")
 
         await asyncio.to_thread(bob.run, "burn", "--yes")
-        await pilot.press(*"are you still there?", "enter")
+        paste(app, "are you still there?")
+        await pilot.press("enter")
         await until(pilot, lambda: "are you still there?  ✗ refused" in lines(app), "the send is refused")
         await until(pilot, lambda: "bob: undeliverable" in banner(app), "the alert banner shows")
         assert contact_rows(app) == ["? bob ✗"]

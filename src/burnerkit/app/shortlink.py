@@ -95,9 +95,12 @@ def _unb64(text: str) -> bytes | None:
     return data if _b64(data) == text else None
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ShortLink:
-    """What a short link names: a relay, the link queue's recipient id, the relay's key, ``k``."""
+    """What a short link names: a relay, the link queue's recipient id, the relay's key, ``k``.
+
+    No ``==``: ``k`` is a secret, compared (when at all) with ``hmac.compare_digest``.
+    """
 
     relay_url: str
     recipient_id: bytes
@@ -180,6 +183,9 @@ class ShortLink:
         """The link queue's credentials, as far as its reader needs them (SUB, ACK, DEL).
 
         The sender id is the inviter's alone; the reader never sends, so it is zeros here.
+
+        Raises:
+            UsageError: the relay's key in the link is one no exchange accepts (§3.5).
         """
         keys = link_keys(self.secret)
         try:
@@ -193,7 +199,7 @@ class ShortLink:
         return f"ShortLink({self.relay_url!r}, <secret>)"
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class LinkKeys:
     """What ``k`` derives: the link queue's two keys and the invitation's sealing key."""
 

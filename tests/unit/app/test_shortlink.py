@@ -117,3 +117,11 @@ def test_another_invitation_sealed_under_the_right_key_is_refused_by_the_commitm
     forged = nonce + aead.seal(link_keys(secret).seal_key, nonce, other, LABEL_LINK_SEAL)
     with pytest.raises(HandshakeError, match="not the one this link names"):
         open_invitation(secret, forged)
+
+
+def test_link_naming_a_small_order_relay_key_is_refused_as_damaged() -> None:
+    bad = ShortLink(REALISTIC, RNG.random_bytes(24), bytes(32), RNG.random_bytes(32))
+    parsed = parse_link(bad.to_text())  # the codec carries any 32 bytes...
+    assert isinstance(parsed, ShortLink)
+    with pytest.raises(UsageError, match="bad relay key"):
+        parsed.credentials()  # ...the queue key refuses an all-zero exchange (§3.5)

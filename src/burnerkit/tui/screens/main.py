@@ -76,6 +76,8 @@ class MainScreen(Screen[None]):
         #: Notices dismissed by the user: (alias, kind) -> when; a later event shows again.
         self.dismissed: dict[tuple[str, str], int] = {}
         self._live: Worker[None] | None = None
+        #: Where our queues are (the status line's relay), as of the last redraw.
+        self._our_relay = ""
 
     def compose(self) -> ComposeResult:  # noqa: D102
         yield Header(icon="")
@@ -96,6 +98,7 @@ class MainScreen(Screen[None]):
         app = self.app
         messenger = app.messenger_or_fail
         self.sub_title = messenger.name
+        self._our_relay = messenger.relay_url
         messenger.watch_links(self._link_report)
         await self.refresh_view()
         self.resume_live()
@@ -112,7 +115,8 @@ class MainScreen(Screen[None]):
     # -- the live parts ------------------------------------------------------------------------
 
     def _link_report(self, url: str, up: bool) -> None:
-        if url == self.app.messenger_or_fail.relay_url:
+        # Called from inside a relay client: no vault read here (it may be mid-burn).
+        if url == self._our_relay:
             self.post_message(LinkChanged(url, up))
 
     def resume_live(self) -> None:
@@ -134,7 +138,9 @@ class MainScreen(Screen[None]):
         self.run_worker(self._flush_outbox(), group="flush", exclusive=True)
 
     async def _flush_outbox(self) -> None:
-        messenger = self.app.messenger_or_fail
+        messenger = self.app.messenger
+        if messenger is None:
+            return  # burned: the app is on its way out
         try:
             messenger.forget_expired()
             if messenger.outbox_size():
@@ -215,6 +221,7 @@ class MainScreen(Screen[None]):
         messenger = self.app.messenger
         if messenger is None:
             return
+        self._our_relay = messenger.relay_url
         contacts = messenger.contacts()
         events = messenger.events()
         notices = self.notices(events)

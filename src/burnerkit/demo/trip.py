@@ -160,7 +160,10 @@ def _scenario(stage: _Stage, store: Path) -> None:
     say("2. Alice invites Bob with a one-time link (also shown as a QR code without --json).")
     link = _json(stage.burner("alice", "invite", "--for", "bob", "--json"))["link"]
     _check(str(link).startswith("burner:"), "the invitation is a burner: link")
-    say(f"      the link is {len(link)} characters (X25519 + ML-KEM-768 prekeys, signed)")
+    say(
+        f"      the link is {len(link)} characters: the invitation (X25519 + ML-KEM-768 prekeys, signed)"
+        " waits sealed on Alice's relay, and the link fetches it once"
+    )
     short = f"{link[:32]}...{link[-8:]}"
     stage.burner("bob", "accept", link, "--name", "alice", show=("accept", short, "--name", "alice"))
     out = stage.burner("alice", "inbox")

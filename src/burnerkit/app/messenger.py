@@ -645,9 +645,15 @@ class Messenger:
                 lifetime=lifetime,
                 reply_address=QueueAddress(relay_url, creds.sender_id).to_bytes(),
             )
-            short_link, link_queue = (
-                await publish_invitation(client, relay_url, raw, self._rng) if short else (None, None)
-            )
+            try:
+                short_link, link_queue = (
+                    await publish_invitation(client, relay_url, raw, self._rng) if short else (None, None)
+                )
+            except RelayError:
+                # The invitation's queue is made already: a later run deletes it.
+                with self._vault.transaction() as tx:
+                    tx.put("orphan", creds.recipient_id, orphan_bytes(relay_url, creds))
+                raise
         invite = Invite(
             invite_id=pending.invitation.invitation_id,
             alias=alias,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from burnerkit.errors import (
     DecryptionError,
     HandshakeError,
     InvitationConsumedError,
+    RelayError,
     RelayRejectedError,
     RelayTimeoutError,
     RemoteProtocolError,
@@ -262,7 +264,13 @@ async def publish_invitation(
     # An open queue: its sender id stays with us and the relay, so nobody else can write
     # to it, and the relay could write anything anyway: the commitment is the defence.
     creds, server_dh = await client.create_queue_with_keys(keys.signing_key, keys.dh_key)
-    await client.send(creds.sender_id, seal_invitation(invitation, rng))
+    try:
+        await client.send(creds.sender_id, seal_invitation(invitation, rng))
+    except RelayError:
+        # An empty link queue is of no use to anyone: gone if the relay lets us (best effort).
+        with contextlib.suppress(RelayError):
+            await client.delete_queue(creds)
+        raise
     return ShortLink(relay_url, creds.recipient_id, server_dh, secret), creds
 
 

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 import segno
 
 from burnerkit.app.addresses import encode_link, parse_link
 from burnerkit.app.shortlink import (
     SHORT_LINK_PREFIX,
     ShortLink,
+    fetch_invitation,
     link_keys,
     link_secret,
     open_invitation,
+    publish_invitation,
     seal_invitation,
 )
 from burnerkit.crypto import aead
 from burnerkit.crypto.kdf import LABEL_LINK_SEAL
 from burnerkit.crypto.rng import DeterministicRandom
-from burnerkit.errors import HandshakeError, UsageError
+from burnerkit.errors import HandshakeError, InvitationConsumedError, RelayRejectedError, UsageError
+from burnerkit.relay.protocol import Err, ErrorCode, Send
+from tests.relay.test_client_memory import FakeRelay, make_client
 
 RNG = DeterministicRandom(b"short link unit tests")
 PIN = "#sha256=" + base64.urlsafe_b64encode(bytes(range(32))).rstrip(b"=").decode()
@@ -125,3 +131,54 @@ def test_link_naming_a_small_order_relay_key_is_refused_as_damaged() -> None:
     assert isinstance(parsed, ShortLink)
     with pytest.raises(UsageError, match="bad relay key"):
         parsed.credentials()  # ...the queue key refuses an all-zero exchange (§3.5)
+
+
+# -- publishing and fetching, against the in-memory relay of the client's tests --------------
+
+INVITATION = b"an invitation, fresh keys and id" + RNG.random_bytes(32)
+
+
+@pytest_asyncio.fixture
+async def relay() -> AsyncIterator[FakeRelay]:
+    fake = FakeRelay()
+    yield fake
+    await fake.stop()
+
+
+@pytest.mark.asyncio
+async def test_published_invitation_is_fetched_once(relay: FakeRelay) -> None:
+    async with make_client(relay) as inviter:
+        link, creds = await publish_invitation(inviter, "ws://relay.invalid", INVITATION, RNG)
+    async with make_client(relay, b"acceptor") as acceptor:
+        parsed = parse_link(link.to_text())
+        assert isinstance(parsed, ShortLink)
+        invitation, msg_id, reader = await fetch_invitation(acceptor, parsed, timeout=2)
+        assert invitation == INVITATION
+        assert reader.recipient_id == creds.recipient_id
+        assert reader.queue_key == creds.queue_key  # derived from k and the relay's key alone
+        await acceptor.ack(reader, msg_id)
+        await acceptor.delete_queue(reader)
+    async with make_client(relay, b"second") as second:
+        with pytest.raises(InvitationConsumedError, match="already used"):
+            await fetch_invitation(second, link, timeout=2)
+
+
+@pytest.mark.asyncio
+async def test_link_queue_emptied_by_another_fetch_counts_as_used(relay: FakeRelay) -> None:
+    async with make_client(relay) as inviter:
+        link, _ = await publish_invitation(inviter, "ws://relay.invalid", INVITATION, RNG)
+    async with make_client(relay, b"first") as first:
+        _, msg_id, reader = await fetch_invitation(first, link, timeout=2)
+        await first.ack(reader, msg_id)  # taken, the queue not deleted yet
+    async with make_client(relay, b"second") as second:
+        with pytest.raises(InvitationConsumedError, match="already used"):
+            await fetch_invitation(second, link, timeout=0.2)
+
+
+@pytest.mark.asyncio
+async def test_link_queue_is_deleted_when_the_relay_refuses_the_invitation(relay: FakeRelay) -> None:
+    relay.answers[Send] = [Err(ErrorCode.QUOTA)]
+    async with make_client(relay) as inviter:
+        with pytest.raises(RelayRejectedError):
+            await publish_invitation(inviter, "ws://relay.invalid", INVITATION, RNG)
+    assert relay.queues == {}, "no empty link queue is left behind"

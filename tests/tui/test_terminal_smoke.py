@@ -13,10 +13,12 @@ import termios
 import time
 from pathlib import Path
 
+import pytest
+
 from burnerkit.app.home import Home
 from burnerkit.app.messenger import Messenger
+from burnerkit.cli.main import run
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
-from tests.e2e.helpers import Person
 from tests.tui.helpers import PASS
 
 #: A hang guard only.
@@ -66,7 +68,10 @@ def test_burner_chat_draws_on_a_real_terminal_and_quits_on_ctrl_q(tmp_path: Path
         os.close(master)
 
 
-def test_burner_chat_without_a_burner_is_one_line_and_exit_3(tmp_path: Path) -> None:
-    outcome = Person(tmp_path, "nobody").run("chat", expect=3)
-    assert outcome.error.startswith("burner: no burner in ")
-    assert outcome.stdout == ""
+def test_burner_chat_without_a_burner_is_one_line_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["chat", "--home", str(tmp_path)]) == 3
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"burner: no burner in {tmp_path}: make one with 'burner new NAME'\n"

@@ -15,6 +15,9 @@ from burnerkit.tui.words import stamp
 
 __all__ = ["AcceptScreen", "InviteScreen"]
 
+#: Columns inside the invitation window (76 wide, less border, padding and scroll bar).
+_QR_COLUMNS = 70
+
 
 class InviteScreen(Dialog[InviteView]):
     """Name whoever will accept (optional), then a one-time link and its QR code."""
@@ -46,8 +49,9 @@ class InviteScreen(Dialog[InviteView]):
             "accept. Hand it over in person if you can:"
         )
         self.query_one("#invite-link", Static).update(view.link)
-        await self.query_one("#invite", VerticalScroll).mount(QrCode(view.link, id="invite-qr"))
-        self.query_one("#invite", VerticalScroll).focus()
+        window = self.query_one("#invite", VerticalScroll)
+        await window.mount(QrCode(view.link, max_width=_QR_COLUMNS, id="invite-qr"))
+        window.focus()
 
 
 class AcceptScreen(Dialog[ContactView]):

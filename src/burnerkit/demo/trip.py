@@ -193,13 +193,13 @@ def _scenario(stage: _Stage, store: Path) -> None:
 
     say("6. They meet and pair again with a short code read aloud (SPAKE2 through the relay's")
     say("   mailbox: the relay sees a number and ciphertext; a wrong guess destroys the code).")
-    offer = stage.spawn("alice", "pair", "--name", "bob", "--json", "--timeout", "60")
+    offer = stage.spawn("alice", "pair", "--name", "bob", "--replace", "--json", "--timeout", "60")
     assert offer.stdout is not None
     first = offer.stdout.readline()
     pair_code = str(_json(first).get("code", ""))
     _check(bool(pair_code), f"Alice's burner shows a code ({first.strip()!r})")
     say(f"      code: {pair_code}")
-    stage.burner("bob", "pair", pair_code, "--name", "alice")
+    stage.burner("bob", "pair", pair_code, "--name", "alice", "--replace")
     rest, err = offer.communicate(timeout=_STEP_TIMEOUT)
     for line in (rest + err).splitlines():
         say(f"      {line}")

@@ -53,7 +53,10 @@ def test_contacts_split_across_two_relays(relays, people):
     assert queued.stdout == ""
     last = alice.json("history", "bob")[-1]
     assert (last["direction"], last["text"], last["delivered"]) == ("out", "while relay two is down", False)
-    assert queued.error == f"bob's relay is unreachable: message #{last['seq']} waits in the outbox"
+    assert queued.error == (
+        f"bob's relay is unreachable: {two.url} (connection refused); "
+        f"message #{last['seq']} waits in the outbox"
+    )
 
     # Relay two comes back on the same port with the same store: the next alice command
     # flushes her outbox, and bob gets the message exactly once.

@@ -167,6 +167,8 @@ class Messenger:
         self._connect_timeout = connect_timeout
         #: What became of each outbox entry this run sent: "delivered" or "refused".
         self._outcomes: dict[bytes, str] = {}
+        #: Why each relay this run could not reach failed: ``URL (cause)``, said to the user.
+        self._unreachable: dict[str, str] = {}
         #: One outbox flush at a time in this process; the vault's lock orders processes.
         self._flush_mutex = asyncio.Lock()
 
@@ -492,7 +494,8 @@ class Messenger:
         events = self._event_views(seen_events)
         new_contacts = sorted({c.alias for c in all_contacts(self._vault)} - known_contacts)
         known_contacts.update(new_contacts)
-        return InboxResult(messages, events, sorted(set(unreachable)), new_contacts)
+        said = {self._unreachable.get(url, url.partition("#")[0]) for url in unreachable}
+        return InboxResult(messages, events, sorted(said), new_contacts)
 
     # -- managing contacts ---------------------------------------------------------------------
 
@@ -995,7 +998,8 @@ class Messenger:
                 ErrorCode.AUTH,
                 f"{alias}'s relay no longer has their queue (they may have burned their burner)",
             )
-        return SendReceipt(alias, seq, status)
+        why = self._unreachable.get(contact.peer.relay_url, "") if status == "queued" else ""
+        return SendReceipt(alias, seq, status, why)
 
     async def flush_outbox(self) -> list[str]:
         """Send whatever waits in the outbox, oldest first; returns relays that stayed unreachable.
@@ -1050,8 +1054,9 @@ class Messenger:
                             self._sent(entry, delivered=False, dropped=f"relay refused ({exc.code})")
                             continue
                         self._sent(entry, delivered=True)
-            except RelayError:
+            except RelayError as exc:
                 failed.append(url)
+                self._unreachable[url] = _unreachable_text(url, exc)
 
         await asyncio.gather(*(one_relay(url, batch) for url, batch in by_relay.items()))
         return failed
@@ -1250,6 +1255,7 @@ class Messenger:
             except RelayError as exc:
                 failed.append(url)
                 causes[url] = exc
+                self._unreachable[url] = _unreachable_text(url, exc)
 
         causes: dict[str, RelayError] = {}
         await asyncio.gather(*(one_relay(url, owners) for url, owners in by_relay.items()))
@@ -1607,15 +1613,22 @@ def _check_peer_relay(raw: bytes, *, insecure: bool) -> None:
 
 def _raise_unreachable(causes: dict[str, RelayError]) -> None:
     """Raise the error for relays that could not be reached, each with its URL and cause."""
-    parts = []
-    for url in sorted(causes):
-        exc = causes[url]
-        cause = exc.cause if isinstance(exc, RelayUnavailableError) and exc.cause else _cause_text(exc)
-        parts.append((url.partition("#")[0], cause))
+    parts = [(url.partition("#")[0], _cause_of(causes[url])) for url in sorted(causes)]
     listed = "; ".join(f"{url} ({cause})" for url, cause in parts)
     first_url, first_cause = parts[0]
     message = f"relay unreachable: {listed}" if len(parts) == 1 else f"relays unreachable: {listed}"
     raise RelayUnavailableError(message, url=first_url, cause=first_cause)
+
+
+def _unreachable_text(url: str, exc: RelayError) -> str:
+    """``URL (cause)``: which relay could not be reached and why, without its pin."""
+    return f"{url.partition('#')[0]} ({_cause_of(exc)})"
+
+
+def _cause_of(exc: RelayError) -> str:
+    if isinstance(exc, RelayUnavailableError) and exc.cause:
+        return exc.cause
+    return _cause_text(exc)
 
 
 def _cause_text(exc: RelayError) -> str:

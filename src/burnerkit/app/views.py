@@ -121,6 +121,8 @@ class SendReceipt:
     alias: str
     seq: int
     status: str
+    #: Why it is ``queued``: ``URL (cause)`` of the relay that could not be reached.
+    unreachable: str = ""
 
     @property
     def delivered(self) -> bool:
@@ -185,6 +187,7 @@ class InboxResult:
 
     messages: list[InboxMessage]
     events: list[EventView]
+    #: ``URL (cause)`` of each relay that could not be reached
     unreachable: list[str]
     new_contacts: list[str]
 

@@ -72,7 +72,10 @@ def send(
     elif receipt.status == "delivered":
         console.print(f"sent to {alias} (#{receipt.seq})", markup=False)
     else:
-        err_console.print(f"{alias}'s relay is unreachable: message #{receipt.seq} waits in the outbox")
+        where = f": {receipt.unreachable}" if receipt.unreachable else ""
+        err_console.print(
+            f"{alias}'s relay is unreachable{where}; message #{receipt.seq} waits in the outbox", markup=False
+        )
 
 
 def _read_message() -> str:

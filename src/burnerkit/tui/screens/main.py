@@ -76,6 +76,7 @@ class MainScreen(Screen[None]):
         #: Notices dismissed by the user: (alias, kind) -> when; a later event shows again.
         self.dismissed: dict[tuple[str, str], int] = {}
         self._live: Worker[None] | None = None
+        self._flushing: Worker[None] | None = None
         #: Where our queues are (the status line's relay), as of the last redraw.
         self._our_relay = ""
 
@@ -135,7 +136,11 @@ class MainScreen(Screen[None]):
                 await worker.wait()
 
     def _flush(self) -> None:
-        self.run_worker(self._flush_outbox(), group="flush", exclusive=True)
+        # One flush at a time, never cancelled half way: a tick that finds one running skips.
+        # The method, not a coroutine made now: a worker that never starts (the app is
+        # closing) then leaves no coroutine unawaited behind.
+        if self._flushing is None or self._flushing.is_finished:
+            self._flushing = self.run_worker(self._flush_outbox, group="flush")
 
     async def _flush_outbox(self) -> None:
         messenger = self.app.messenger

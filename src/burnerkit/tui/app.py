@@ -128,7 +128,7 @@ class ChatApp(App[str]):
     def refresh_main(self) -> None:
         """Redraw the main screen (after an action in a window changed something)."""
         if self.main is not None:
-            self.main.run_worker(self.main.refresh_view, group="refresh")
+            self.main.call_later(self.main.refresh_view)
 
     def clear_alert(self, item: AlertItem) -> None:
         """Clear a contact's alerts, or dismiss a notice (an event no contact carries).

@@ -105,17 +105,10 @@ def stamp(seconds: float) -> str:
 
 def remaining(until: float, now: float) -> str:
     """How long until ``until``, as people say it: ``in 3d 4h``, ``in 5m``, or ``expired``."""
-    left = int(until - now)
-    if left <= 0:
-        return "expired"
-    days, rest = divmod(left, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"in {days}d {hours}h"
-    if hours:
-        return f"in {hours}h {minutes}m"
-    return f"in {minutes}m" if minutes else "in <1m"
+    from burnerkit.app.durations import time_left
+
+    left = time_left(until - now)
+    return left if left == "expired" else f"in {left}"
 
 
 def alert_line(view: ContactView) -> str:

@@ -13,9 +13,7 @@ __all__ = [
     "LocalTime",
     "advice",
     "clock_time",
-    "countdown",
     "stamp",
-    "time_left",
 ]
 
 #: How the UI turns seconds since the epoch into a local time (injected by tests).
@@ -78,35 +76,6 @@ def advice(kind: str, alias: str) -> str:
     """What ``kind`` means for ``alias``, and what to do."""
     text = ADVICE.get(kind, "an anomaly was recorded: {alias}. Keep it for the debrief.")
     return text.format(alias=alias or "a contact")
-
-
-def countdown(seconds: float) -> str:
-    """Time left in days, hours and minutes (no seconds: the header changes once a minute)."""
-    if seconds <= 0:
-        return "expired"
-    minutes = int(seconds) // 60
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {mins}m"
-    if hours:
-        return f"{hours}h {mins}m"
-    return f"{mins}m" if mins else "<1m"
-
-
-def time_left(seconds: float) -> str:
-    """A disappearing message's time left: ``4m 12s``, ``2h 5m``, ``3d 1h``."""
-    left = max(0, int(seconds))
-    days, rest = divmod(left, 86400)
-    hours, rest = divmod(rest, 3600)
-    mins, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {mins}m"
-    if mins:
-        return f"{mins}m {secs}s"
-    return f"{secs}s"
 
 
 def stamp(seconds: float, localtime: LocalTime) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from burnerkit.app.durations import format_duration, parse_duration
+from burnerkit.app.durations import format_duration, parse_duration, time_left
 from burnerkit.errors import UsageError
 
 
@@ -61,3 +61,15 @@ def test_format(seconds: int, text: str) -> None:
 @pytest.mark.parametrize("seconds", [1, 29, 30, 61, 3599, 3601, 86399, 90061, 2_419_200, 10**9])
 def test_format_then_parse_round_trips(seconds: int) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "minutes", "with_seconds"),
+    [(0, "expired", "expired"), (-3, "expired", "expired"), (0.5, "expired", "expired"),
+     (12, "<1m", "12s"), (60, "1m", "1m 0s"), (252, "4m", "4m 12s"), (7500, "2h 5m", "2h 5m"),
+     (7200, "2h 0m", "2h 0m"), (3 * 86400 + 4 * 3600 + 59, "3d 4h", "3d 4h"),
+     (86400 + 300, "1d 0h", "1d 0h")],
+)  # fmt: skip
+def test_time_left_shows_the_two_largest_units(seconds: float, minutes: str, with_seconds: str) -> None:
+    assert time_left(seconds) == minutes
+    assert time_left(seconds, with_seconds=True) == with_seconds

@@ -9,8 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from burnerkit.app.durations import time_left
 from burnerkit.app.views import EventView, HistoryEntry, InboxMessage
-from burnerkit.tui.words import LocalTime, clock_time, time_left
+from burnerkit.tui.words import LocalTime, clock_time
 
 __all__ = ["Conversation", "Line", "render_lines"]
 
@@ -53,7 +54,7 @@ def _message(
         label, style = _STATUS[status]
         line.append(f"  {label}", style=style)
     if expires_at:
-        line.append(f"  ⏱ {time_left(expires_at - now)}", style="yellow")
+        line.append(f"  ⏱ {time_left(expires_at - now, with_seconds=True)}", style="yellow")
     if burn:
         line.append("  🔥 burns when read" if outgoing else "  🔥 gone once you leave", style="red")
     return Line(sent_at, line)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from burnerkit.tui.words import countdown
+from burnerkit.app.durations import time_left
 
 __all__ = ["StatusLine"]
 
@@ -27,9 +27,9 @@ class StatusLine(Static):
         if queued:
             text.append(f" │ {queued} queued, retrying", style="yellow")
         text.append(" │ ")
-        left = countdown(expires_in)
+        left = time_left(expires_in)
         text.append(
-            "EXPIRED" if left == "expired" else f"burns itself in {left}",
+            "EXPIRED" if left == "expired" else f"expires in {left}",
             style="bold red" if expires_in < 3600 else "",
         )
         self.update(text)

@@ -3,13 +3,19 @@ states, the outbox retried after an outage, reconnects, timers and burn-on-read.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from burnerkit.app.home import Home
+from burnerkit.app.messenger import Messenger
+from burnerkit.tui.screens.alerts import AlertsScreen
 from tests.integration.harness import Relays
 from tests.tui.helpers import (
+    PASS,
     Clock,
+    banner,
     chat_app,
     connected,
     contact_rows,
@@ -124,3 +130,45 @@ async def test_burn_on_read_message_is_shown_once_and_gone_once_its_conversation
         await until(pilot, lambda: "no messages yet" in lines(app), "bob's conversation is empty")
     bob.close()
     carol.close()
+
+
+async def test_cloned_contact_raises_the_alert_banner_and_the_contact_is_marked(
+    tmp_path: Path, url: str
+) -> None:
+    # Bob's burner imaged at the border: the copy and the original both write to alice.
+    clock = Clock()
+    alice, bob = mint(tmp_path, "alice", url, clock), mint(tmp_path, "bob", url, clock)
+    await pair(alice, bob, "bob", "alice")
+    bob.close()
+    shutil.copytree(tmp_path / "bob", tmp_path / "bob-image")
+    original = Messenger.open(Home(tmp_path / "bob"), "bob", PASS, clock=clock)
+    clone = Messenger.open(Home(tmp_path / "bob-image"), "bob", PASS, clock=clock)
+    app = chat_app(alice, clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: connected(app), "the relay is connected")
+        await original.send("alice", "from the real one")
+        await clone.send("alice", "from the copy")
+        await until(pilot, lambda: "bob: fork" in banner(app), "the clone alert banner shows")
+        assert any(row.startswith("? bob") and "⚠" in row for row in contact_rows(app)), contact_rows(app)
+        assert alice.contact("bob").alerts == ["fork"]
+        await pilot.press("f8")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen), "the alerts panel opens")
+    original.close()
+    clone.close()
+
+
+async def test_our_own_burner_cloned_shows_the_displaced_alert(tmp_path: Path, url: str) -> None:
+    # Alice's own burner imaged: the copy subscribes to her queue and takes it over.
+    clock = Clock()
+    alice, bob = mint(tmp_path, "alice", url, clock), mint(tmp_path, "bob", url, clock)
+    await pair(alice, bob, "bob", "alice")
+    shutil.copytree(tmp_path / "alice", tmp_path / "alice-image")
+    clone = Messenger.open(Home(tmp_path / "alice-image"), "alice", PASS, clock=clock)
+    app = chat_app(alice, clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: connected(app), "the relay is connected")
+        await clone.receive(wait=0.2, idle=0.05)
+        await until(pilot, lambda: "displaced" in banner(app), "the displaced alert banner shows")
+        assert alice.contact("bob").alerts == ["displaced"]
+    clone.close()
+    bob.close()

@@ -245,3 +245,25 @@ async def test_right_guess_against_the_joiner_is_caught_only_by_the_safety_code(
     for messenger in (alice, bob, mallory):
         messenger.close()
     await real.astop()
+
+
+@pytest.mark.asyncio
+async def test_offer_meets_on_the_relay_it_is_told(relays: Relays, tmp_path: Path) -> None:
+    """``pair --relay URL`` on the offering side puts the code's mailbox there, not on our relay."""
+    ours, meeting = relays.start(), relays.start()
+    alice, bob = mint(tmp_path, "alice", ours.url), mint(tmp_path, "bob", ours.url)
+    shown: asyncio.Queue[str] = asyncio.Queue()
+    offering = asyncio.create_task(
+        alice.pair_offer("bob", shown.put_nowait, timeout=30, relay_url=meeting.url)
+    )
+    code = await shown.get()
+    # On our own relay the code names no mailbox: the join fails there, and the code dies
+    # only where it was made, so the right relay still works.
+    with pytest.raises(PairingError):
+        await bob.pair_join(code, "alice", timeout=5)
+    joined = await bob.pair_join(code, "alice", relay_url=meeting.url, timeout=30)
+    offered = await offering
+    assert offered.safety_code == joined.safety_code
+    assert (offered.verified, joined.verified) == (True, True)
+    alice.close()
+    bob.close()

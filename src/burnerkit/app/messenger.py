@@ -836,8 +836,13 @@ class Messenger:
         *,
         timeout: float = 600.0,
         words: int = _CODE_WORDS,
+        relay_url: str | None = None,
+        insecure: bool = False,
     ) -> ContactView:
         """Pair by a short code we show: wait for the peer to type it, then for its acceptance.
+
+        The code's mailbox is on ``relay_url`` (the burner's relay by default; the peer then
+        joins with ``--relay`` too); the invitation's queue is on the burner's relay either way.
 
         The invitation travels inside the code-authenticated channel, so the contact
         starts verified, but only if that exchange finished with both confirmations: until
@@ -856,12 +861,14 @@ class Messenger:
 
         if words not in pairing.CODE_WORD_COUNTS:
             raise ValueError("a code has 2 or 3 words")
+        meet = relay_url or self.relay_url
+        _check_relay_url(meet, insecure=insecure)
         # The code's channel carries the invitation itself: no short link to leave on the relay.
         view = await self.invite(alias, verified=False, lifetime=max(int(timeout), 60), short=False)
         raw = decode_link(view.long_link)
         invite_id = Invitation.from_bytes(raw).invitation_id
         try:
-            async with self._client(self.relay_url) as client:
+            async with self._client(meet) as client:
                 await pairing.offer(client, raw, rng=self._rng, on_code=on_code, timeout=timeout, words=words)
             self._mark_code_paired(invite_id)
             await self._drain(timeout=timeout, until_invite=invite_id)

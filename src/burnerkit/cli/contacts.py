@@ -174,7 +174,11 @@ def pair(
     with open_messenger(home, burner, quiet=json_out) as messenger:
         _ask_before_replacing(messenger, alias if code is None else alias or "contact", replace=replace)
         if code is None:
-            view = asyncio.run(messenger.pair_offer(alias, show_code, timeout=timeout, words=words))
+            view = asyncio.run(
+                messenger.pair_offer(
+                    alias, show_code, timeout=timeout, words=words, relay_url=relay, insecure=insecure
+                )
+            )
         else:
             view = asyncio.run(
                 messenger.pair_join(

@@ -247,3 +247,35 @@ def test_forged_or_garbled_move_is_refused_and_the_contact_keeps_its_address(
     assert outbox(bob) == []
     for messenger in (alice, bob):
         messenger.close()
+
+
+def test_follow_listens_on_the_relay_another_process_moved_us_to(
+    tmp_path: Path, one_two: tuple[RelayProcess, RelayProcess], clock: Clock
+) -> None:
+    # `inbox --follow` runs while `relay set` (another process on the same vault) moves us:
+    # what bob sends after switching goes to relay two, which the follower did not listen to.
+    one, two = one_two
+    alice, bob = mint(tmp_path, "alice", one.url, clock), mint(tmp_path, "bob", one.url, clock)
+    pair(alice, bob)
+    other = reopen(tmp_path, "alice", clock)
+    shown: list[str] = []
+
+    async def scenario() -> None:
+        follower = asyncio.create_task(alice.follow(lambda result: shown.extend(texts(result))))
+        await asyncio.sleep(0.3)
+        assert await other.relay_set(two.url) == [RelayMove("bob", "pending")]
+        await bob.receive()  # the Move: bob sends to relay two from now on
+        assert bob.contact("alice").relay_url == two.url
+        await bob.send("alice", "on the new relay")
+        async with asyncio.timeout(15):
+            while "on the new relay" not in shown:
+                await asyncio.sleep(0.05)
+        follower.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await follower
+
+    asyncio.run(scenario())
+    assert shown == ["on the new relay"]
+    assert contact(alice, "bob").queue_relay == two.url, "the MoveDone switched the queue"
+    for messenger in (alice, other, bob):
+        messenger.close()

@@ -37,7 +37,7 @@ import contextlib
 import functools
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Final, Self
 
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
@@ -134,6 +134,8 @@ _SEND_ID_SIZE: Final = 16
 _CODE_WORDS: Final = 2
 #: Seconds between tries of the vault's lock held by another process's outbox flush.
 _LOCK_POLL: Final = 0.02
+#: Seconds between two looks, while following, for queues on a relay not yet listened to.
+_FOLLOW_NEW_RELAYS: Final = 1.0
 #: How long the inbox keeps listening after the last delivery before it stops.
 DEFAULT_IDLE: Final = 0.5
 
@@ -1197,7 +1199,8 @@ class Messenger:
         the first delivery, or after ``timeout`` if nothing came. With it: stop as soon as
         that invitation has been accepted, or after ``timeout``. With ``on_delivery``: never
         stop by itself, call it after each delivery, and subscribe each quiet second to
-        the queues made meanwhile (by an ``invite`` in another process, say) on our relay.
+        the queues made meanwhile (by an ``invite`` or a ``relay set`` in another process,
+        say), on a relay we listen to already or on a new one.
         """
         queues = self._owners()
         by_relay: dict[str, list[QueueOwner]] = {}
@@ -1265,10 +1268,41 @@ class Messenger:
                 self._unreachable[url] = _unreachable_text(url, exc)
 
         causes: dict[str, RelayError] = {}
-        await asyncio.gather(*(one_relay(url, owners) for url, owners in by_relay.items()))
+        if on_delivery is None:
+            await asyncio.gather(*(one_relay(url, owners) for url, owners in by_relay.items()))
+        else:
+            await self._follow_relays(by_relay, one_relay)
         if by_relay and len(failed) == len(by_relay) and until_invite is None:
             _raise_unreachable(causes)
         return failed
+
+    async def _follow_relays(
+        self,
+        by_relay: dict[str, list[QueueOwner]],
+        one_relay: Callable[[str, list[QueueOwner]], Coroutine[None, None, None]],
+    ) -> None:
+        """Run ``one_relay`` for each relay, and each second for a relay we have queues on since.
+
+        A ``relay set`` in another process while we follow gives us queues on a relay we
+        were not listening to: without this, what our contacts send there after they switch
+        would wait until the next start. Returns once every relay's loop has ended (each
+        relay unreachable); cancelled, it cancels them all.
+        """
+        tasks = {url: asyncio.create_task(one_relay(url, owners)) for url, owners in by_relay.items()}
+        try:
+            while not all(task.done() for task in tasks.values()):
+                await asyncio.wait(tasks.values(), timeout=_FOLLOW_NEW_RELAYS)
+                for task in tasks.values():
+                    error = task.exception() if task.done() and not task.cancelled() else None
+                    if error is not None:
+                        raise error  # a bug, not an outage: those end in `failed`
+                for url in {o.relay_url for o in self._owners().values()} - tasks.keys():
+                    by_relay[url] = []
+                    tasks[url] = asyncio.create_task(one_relay(url, []))
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     async def _handle(self, client: RelayClient, owner: QueueOwner, event: RelayEvent) -> None:
         """Store what one relay event means, then acknowledge it (never before the commit).

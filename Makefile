@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test soak lint bench format clean
+.PHONY: venv bytecode demo test soak lint bench format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# Bytecode for our own sources, written once per run: with PYTHONDONTWRITEBYTECODE set (as on
+# this machine and in CI) nothing else writes it, and every `burner` and relay process the
+# tests start would compile the package again: 0.25 s of CPU per `burner contacts` instead
+# of 0.19 s, about a tenth of `make test`. Stale files are only ever ignored by Python.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q src tests bench
+
+demo: bytecode
 	$(BIN)/burner demo
 
 # In parallel (pytest-xdist): two workers per CPU, since the integration and e2e tests spend
@@ -22,11 +29,11 @@ demo: $(STAMP)
 # session fixtures (the e2e shared relay), tmp paths and relay ports; --dist loadgroup keeps
 # the tests of one @pytest.mark.xdist_group(name) on one worker.
 TEST_WORKERS ?= $(shell echo $$((2 * $$(nproc))))
-test: $(STAMP)
+test: bytecode
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The long randomized crash runs (hundreds of kill -9 cycles); minutes, not seconds.
-soak: $(STAMP)
+soak: bytecode
 	$(BIN)/pytest -q -m slow
 
 lint: $(STAMP)
@@ -35,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: bytecode
 	$(BIN)/python -m bench.run
 
 format: $(STAMP)

@@ -256,18 +256,24 @@ def test_orphan_vector_is_a_versioned_url_and_credentials() -> None:
     credentials = h(V["credentials"])
     url = V["addresses"]["ours"]["relay_url"].encode()
     assert len(credentials) == 113
-    assert data == struct.pack(">BH", 2, len(url)) + url + struct.pack(">H", 113) + credentials + b"\x00\x00"
+    fields = struct.pack(">BH", 3, len(url)) + url + struct.pack(">H", 113) + credentials
+    assert data == fields + b"\x00\x00" + bytes(8)
     owner = _orphan_from_bytes(data)
     assert owner.key == h(V["orphan"]["key"]) == QueueCredentials.from_bytes(credentials).recipient_id
     assert owner.relay_url == V["addresses"]["ours"]["relay_url"]
-    # A queue a relay move retired names its contact (layout 2); layout 1 still loads.
+    # A queue a relay move retired names its contact; a used short link's is kept until a time.
     retired = h(V["orphan_retired"]["bytes"])
     contact_id = h(V["orphan_retired"]["contact_id"])
-    assert retired == data[:-2] + struct_var16(contact_id)
+    assert retired == fields + struct_var16(contact_id) + bytes(8)
     assert Orphan.from_bytes(retired).contact_id == contact_id
-    v1 = h(V["orphan_v1"]["bytes"])
-    assert v1 == b"\x01" + data[1:-2]
-    assert Orphan.from_bytes(v1) == Orphan.from_bytes(data)
+    kept = h(V["orphan_kept"]["bytes"])
+    assert kept == fields + b"\x00\x00" + struct.pack(">Q", V["orphan_kept"]["keep_until"])
+    assert Orphan.from_bytes(kept).keep_until == V["orphan_kept"]["keep_until"]
+    # Layout 2 (no keep_until) and layout 1 (no contact either) still load.
+    v2, v1 = h(V["orphan_v2"]["bytes"]), h(V["orphan_v1"]["bytes"])
+    assert v2 == b"\x02" + data[1:-8]
+    assert v1 == b"\x01" + data[1:-10]
+    assert Orphan.from_bytes(v2) == Orphan.from_bytes(v1) == Orphan.from_bytes(data)
 
 
 def _hkdf(ikm: bytes, info: bytes, length: int) -> bytes:
@@ -298,8 +304,9 @@ def test_short_link_vector_rederives_from_the_spec() -> None:
     first, second = sorted((ours, server))
     assert _hkdf(shared, b"burner/v1/relay/queue-layer" + first + second, 32).hex() == v["queue_key"]
     sealed = h(v["sealed"])
+    assert len(sealed) == 15_872  # the size of every envelope
     opened = AESGCM(okm[64:]).decrypt(sealed[:12], sealed[12:], b"burner/v1/link/seal")
-    assert opened == invitation
+    assert opened == struct.pack(">H", len(invitation)) + invitation + bytes(15_844 - 2 - len(invitation))
     assert open_invitation(secret, sealed) == invitation
     for name, scheme, flags in (("pinned", "wss://", 0x02), ("plain", "ws://", 0x01)):
         link = v["links"][name]

@@ -1,9 +1,9 @@
 """Short invitation links against a real relay process (docs/protocol.md §17.2).
 
-The invitation waits sealed on a link queue of the inviter's relay; the acceptor fetches it,
-checks it against the link's commitment and deletes the queue. What these tests prove: a
-short link pairs like a long one, works once, cannot be made to carry another invitation,
-and its queue does not outlive the invitation on the relay.
+The invitation waits sealed on a link queue of the inviter's relay; the acceptor fetches it
+and checks it against the link's commitment. What these tests prove: a short link pairs like
+a long one, is one-time like it (a second acceptor is refused and both sides learn it), cannot
+be made to carry another invitation, and its queue does not outlive the invitation.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from burnerkit.crypto import aead
 from burnerkit.crypto.kdf import LABEL_LINK_SEAL
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.crypto.rng import SystemRandom
-from burnerkit.errors import HandshakeError, InvitationConsumedError, RelayError, RelayRejectedError
+from burnerkit.errors import (
+    HandshakeError,
+    InvitationConsumedError,
+    RelayError,
+    RelayRejectedError,
+    UsageError,
+)
 from burnerkit.relay.client import QueueCredentials, ReceivedMessage, RelayClient
 from burnerkit.relay.protocol import ErrorCode
 from tests.integration.harness import Relays
@@ -63,9 +69,11 @@ def clock() -> Clock:
     return Clock(1_800_000_000)
 
 
-def test_short_link_pairs_and_its_queue_is_gone_after_use(tmp_path: Path, url: str, clock: Clock) -> None:
+def test_short_link_pairs_and_its_queue_goes_when_the_invitation_expires(
+    tmp_path: Path, url: str, clock: Clock
+) -> None:
     alice, bob = mint(tmp_path, "alice", url, clock), mint(tmp_path, "bob", url, clock)
-    view = asyncio.run(alice.invite("bob"))
+    view = asyncio.run(alice.invite("bob", lifetime=3600))
     assert view.link.startswith("burner:s1.")
     assert view.long_link.startswith("burner:i1.")
     assert len(view.link) < 200 < len(view.long_link)
@@ -76,22 +84,38 @@ def test_short_link_pairs_and_its_queue_is_gone_after_use(tmp_path: Path, url: s
     asyncio.run(bob.send("alice", "and back"))
     assert [m.text for m in asyncio.run(alice.receive()).messages] == ["and back"]
     assert alice.contact("bob").safety_code == bob.contact("alice").safety_code
-    assert not asyncio.run(queue_exists(url, short(view.link).credentials()))
-    assert alice._vault.items("orphan") == [], "the inviter's own sweep found it gone"
+    # Kept for a later holder of the link (whose acceptance would alert us) until the
+    # invitation would have expired; then the next run deletes it.
+    link_queue = short(view.link).credentials()
+    assert asyncio.run(queue_exists(url, link_queue))
+    clock.now = view.expires_at
+    asyncio.run(alice.receive())
+    assert not asyncio.run(queue_exists(url, link_queue))
+    assert alice._vault.items("orphan") == []
     for messenger in (alice, bob):
         messenger.close()
 
 
-def test_short_link_accepted_twice_is_refused(tmp_path: Path, url: str, clock: Clock) -> None:
-    alice, bob, carol = (mint(tmp_path, name, url, clock) for name in ("alice", "bob", "carol"))
+def test_short_link_used_by_an_interceptor_first_alerts_both_sides(
+    tmp_path: Path, url: str, clock: Clock
+) -> None:
+    alice, bob, mallory = (mint(tmp_path, name, url, clock) for name in ("alice", "bob", "mallory"))
     link = asyncio.run(alice.invite("bob")).link
-    asyncio.run(bob.accept(link, "alice"))
-    before = state(carol)
-    with pytest.raises(InvitationConsumedError, match="link was already used: it may have been intercepted"):
-        asyncio.run(carol.accept(link, "alice"))
-    assert state(carol) == before, "nothing created: no contact, no queue, no greeting"
-    assert asyncio.run(alice.receive()).new_contacts == ["bob"]  # the first acceptor's, untouched
-    for messenger in (alice, bob, carol):
+    asyncio.run(mallory.accept(link, "alice"))  # the interceptor is first
+    assert asyncio.run(alice.receive()).new_contacts == ["bob"]  # Mallory, under bob's name
+    with pytest.raises(InvitationConsumedError, match="already used: it may have been intercepted"):
+        asyncio.run(bob.accept(link, "alice"))
+    assert bob.contacts() == [], "no dead contact claims to be paired"
+    assert "invitation-used" in [e.kind for e in bob.events()]
+    got = asyncio.run(alice.receive())
+    assert "sender-refused" in [e.kind for e in got.alerts]
+    assert alice.contact("bob").alerts == ["sender-refused"]
+    # The same burner using the link again is refused before anything is made.
+    before = state(mallory)
+    with pytest.raises(UsageError, match="already accepted this invitation"):
+        asyncio.run(mallory.accept(link, "alice2"))
+    assert state(mallory) == before
+    for messenger in (alice, bob, mallory):
         messenger.close()
 
 
@@ -144,7 +168,7 @@ def test_inviter_deletes_the_link_queue_of_an_expired_invitation_and_on_burn(
     alice = Messenger.open(Home(tmp_path / "alice"), "alice", PASS, clock=clock)  # purges the expired
     asyncio.run(alice.receive())  # its orphan sweep reaches the relay
     assert not asyncio.run(queue_exists(url, expired.credentials()))
-    with pytest.raises(InvitationConsumedError):
+    with pytest.raises(HandshakeError, match="no longer on its relay"):
         asyncio.run(bob.accept(expired.to_text(), "alice"))
     assert asyncio.run(queue_exists(url, waiting.credentials()))
     report = asyncio.run(alice.burn())

@@ -245,7 +245,8 @@ async def test_burn_needs_the_name_and_then_leaves_with_what_it_did(tmp_path: Pa
         app.screen.query_one("#burn-name", Input).value = ""
         await pilot.press(*"alice", "enter")
         await until(pilot, lambda: app.return_value is not None, "the app leaves")
-    assert app.return_value == "burned alice: vault shredded, 1 relay queue(s) deleted"
+    # Her queue for bob, and the short link's (kept until its invitation would expire).
+    assert app.return_value == "burned alice: vault shredded, 2 relay queue(s) deleted"
     assert not (tmp_path / "alice" / "alice").exists()
     bob.close()
 

@@ -202,13 +202,19 @@ def build() -> dict[str, Any]:
             "key": credentials.recipient_id.hex(),
             "bytes": _orphan_bytes(OUR_RELAY, credentials).hex(),
         },
-        # Orphan layout 2 names the contact a relay move retired the queue from; layout 1
-        # (layout 2 without that last field) still loads, as a queue of nobody's.
+        # Orphan layout 3 names the contact a relay move retired the queue from, and how long
+        # a used short link's queue is kept; layout 2 (no keep_until) and layout 1 (neither)
+        # still load, as kept for no time and a queue of nobody's.
         "orphan_retired": {
             "contact_id": contact_id.hex(),
             "bytes": _orphan_bytes(OUR_RELAY, credentials, contact_id).hex(),
         },
-        "orphan_v1": {"bytes": (b"\x01" + _orphan_bytes(OUR_RELAY, credentials)[1:-2]).hex()},
+        "orphan_kept": {
+            "keep_until": NOW + 86400,
+            "bytes": _orphan_bytes(OUR_RELAY, credentials, keep_until=NOW + 86400).hex(),
+        },
+        "orphan_v2": {"bytes": (b"\x02" + _orphan_bytes(OUR_RELAY, credentials)[1:-8]).hex()},
+        "orphan_v1": {"bytes": (b"\x01" + _orphan_bytes(OUR_RELAY, credentials)[1:-10]).hex()},
     }
 
 

@@ -423,8 +423,15 @@ def _complete_invite(
     )
     tx.delete("invite", invite.invite_id)
     if invite.link_queue is not None:
-        # The short link has done its work: its queue goes with the next orphan sweep.
-        tx.put("orphan", invite.link_queue.recipient_id, orphan_bytes(invite.queue_relay, invite.link_queue))
+        # The short link has done its work, but its queue stays until the invitation would
+        # have expired: whoever uses the link again (the real acceptor, if this acceptance
+        # was an interceptor's) then meets the sender-secured queue's refusal, which alerts
+        # us (§17.2). A burn deletes it sooner.
+        tx.put(
+            "orphan",
+            invite.link_queue.recipient_id,
+            orphan_bytes(invite.queue_relay, invite.link_queue, keep_until=invite.expires_at),
+        )
     # The Hello is not a chat message: keep only the anomaly events.
     return contact, [e for e in events if not isinstance(e, MessageReceived)]
 

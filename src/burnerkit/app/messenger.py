@@ -693,18 +693,17 @@ class Messenger:
     ) -> ContactView:
         """Accept an invitation (a short or long ``burner:`` link, or its bytes) and greet the inviter.
 
-        A short link's invitation is fetched from the inviter's relay first, checked
-        against the link's commitment, and its link queue deleted once the acceptance is
-        made (docs/protocol.md §17.2). Makes our queue for this contact on our relay, opens
+        A short link's invitation is fetched from the inviter's relay first and checked
+        against the link's commitment; its copy stays there for the inviter to delete
+        (docs/protocol.md §17.2). Makes our queue for this contact on our relay, opens
         the session and sends the first message (our queue's address) to the inviter's
         relay. If that relay is unreachable the greeting waits in the outbox.
 
         Raises:
             UsageError: not a link, or a bad alias.
-            InvitationConsumedError: the short link was used already, or the invitation
-                was accepted by someone else first.
-            HandshakeError: the invitation is forged, expired or invalid, or not the one
-                the short link names.
+            InvitationConsumedError: the invitation was accepted by someone else first.
+            HandshakeError: the invitation is forged, expired or invalid, not the one the
+                short link names, or no longer on its relay.
             RelayError: our relay could not make the queue, or the short link's relay
                 could not be reached.
         """
@@ -716,18 +715,13 @@ class Messenger:
             return await self._accept_invitation(parsed, alias, verified=verified)
         self._refuse_own_link(parsed)
         _check_relay_url(parsed.relay_url, insecure=insecure)  # we fetch from it before anything
+        # Fetched, not acknowledged: the copy stays for whoever holds the link until the
+        # inviter deletes it once the invitation expires. A second acceptor then meets the
+        # invitation's sender-secured queue, whose refusal tells both sides (§17.2).
         async with self._client(parsed.relay_url) as client:
-            raw, msg_id, creds = await fetch_invitation(client, parsed, timeout=self._relay_timeout)
-            _check_peer_relay(raw, insecure=insecure)
-            try:
-                view = await self._accept_invitation(raw, alias, verified=verified)
-            except InvitationConsumedError:
-                await _consume_link(client, creds, msg_id)
-                raise
-            # Used: gone from the relay, so a second fetch finds nothing. Best effort: the
-            # inviter deletes it too once our acceptance arrives.
-            await _consume_link(client, creds, msg_id)
-        return view
+            raw = await fetch_invitation(client, parsed, timeout=self._relay_timeout)
+        _check_peer_relay(raw, insecure=insecure)
+        return await self._accept_invitation(raw, alias, verified=verified)
 
     def _refuse_own_link(self, link: ShortLink) -> None:
         """Refuse a short link of our own before fetching it (which would use it up).
@@ -1357,7 +1351,12 @@ class Messenger:
         ``retired``: :meth:`receive` names those it drained after they were retired.
         """
         keep = set(self._retired()) - (retired or set())
-        orphans = [orphan_owner(data) for key, data in self._vault.items("orphan") if key not in keep]
+        now = self.now()
+        orphans = [
+            orphan_owner(data)
+            for key, data in self._vault.items("orphan")
+            if key not in keep and Orphan.from_bytes(data).keep_until <= now
+        ]
         if not orphans:
             return
         deleted = await delete_queues(self._client, orphans)
@@ -1607,13 +1606,6 @@ def _orphan_link_queue(tx: VaultTransaction, invite: Invite) -> None:
     """Keep the link queue of an invitation withdrawn or expired as an orphan: a later run deletes it."""
     if invite.link_queue is not None:
         tx.put("orphan", invite.link_queue.recipient_id, orphan_bytes(invite.queue_relay, invite.link_queue))
-
-
-async def _consume_link(client: RelayClient, creds: QueueCredentials, msg_id: bytes) -> None:
-    """Acknowledge and delete a short link's queue (best effort: the inviter deletes it too)."""
-    with contextlib.suppress(RelayError):
-        await client.ack(creds, msg_id)
-        await client.delete_queue(creds)
 
 
 def _contact_or_none(tx: VaultTransaction, alias: str) -> Contact | None:

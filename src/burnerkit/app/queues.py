@@ -65,12 +65,15 @@ def owners(
     return out
 
 
-def orphan_bytes(relay_url: str, creds: QueueCredentials, contact_id: bytes = b"") -> bytes:
+def orphan_bytes(
+    relay_url: str, creds: QueueCredentials, contact_id: bytes = b"", *, keep_until: int = 0
+) -> bytes:
     """The vault value of an orphaned queue (docs/protocol.md §17.4).
 
     ``contact_id``: the contact a relay move retired the queue from (it stays theirs).
+    ``keep_until``: not deleted before then, but by a burn (a used short link's queue).
     """
-    return Orphan(relay_url, creds, contact_id).to_bytes()
+    return Orphan(relay_url, creds, contact_id, keep_until).to_bytes()
 
 
 def orphan_owner(data: bytes) -> QueueOwner:

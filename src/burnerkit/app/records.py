@@ -458,14 +458,18 @@ class Orphan(_Record):
     Kept until its relay confirms the deletion, so a relay that is down now loses it later.
     ``contact_id`` (layout 2) names the contact a relay move retired it from: what that
     contact sent to it before switching is still theirs until the queue is deleted
-    (docs/protocol.md §17.6, relay moves); empty for every other orphan.
+    (docs/protocol.md §17.6, relay moves); empty for every other orphan. ``keep_until``
+    (layout 3, seconds since the epoch; 0: delete at once): a used short link's queue stays
+    until its invitation expires, so a second use of the link is refused where it alerts
+    us (docs/protocol.md §17.2); a burn deletes it all the same.
     """
 
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     relay_url: str
     queue: QueueCredentials = field(repr=False)
     contact_id: bytes = b""
+    keep_until: int = 0
 
     def __post_init__(self) -> None:
         if self.contact_id:
@@ -475,18 +479,25 @@ class Orphan(_Record):
         _w_str(w, self.relay_url)
         w.var16(self.queue.to_bytes())
         w.var16(self.contact_id)
+        w.u64(self.keep_until)
 
     @classmethod
     def read(cls, r: Reader) -> Orphan:  # noqa: D102
-        return replace(cls._read_v1(r), contact_id=r.var16())
+        return replace(cls._read_v2(r), keep_until=r.u64())
 
     @classmethod
     def read_version(cls, r: Reader, version: int) -> Orphan:  # noqa: D102
         if version == _V1:
             return cls._read_v1(r)
+        if version == _V2:
+            return cls._read_v2(r)
         if version == cls.VERSION:
             return cls.read(r)
         raise CodecError("unknown record version")
+
+    @classmethod
+    def _read_v2(cls, r: Reader) -> Orphan:
+        return replace(cls._read_v1(r), contact_id=r.var16())
 
     @classmethod
     def _read_v1(cls, r: Reader) -> Orphan:

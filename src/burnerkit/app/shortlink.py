@@ -39,7 +39,6 @@ from burnerkit.crypto.rng import Random
 from burnerkit.errors import (
     DecryptionError,
     HandshakeError,
-    InvitationConsumedError,
     RelayError,
     RelayRejectedError,
     RelayTimeoutError,
@@ -47,7 +46,7 @@ from burnerkit.errors import (
     UsageError,
 )
 from burnerkit.relay.client import QueueCredentials, ReceivedMessage, RelayClient
-from burnerkit.relay.protocol import QUEUE_ID_SIZE, ErrorCode, derive_queue_key
+from burnerkit.relay.protocol import MAX_BODY_SIZE, QUEUE_ID_SIZE, ErrorCode, derive_queue_key
 
 __all__ = [
     "SHORT_LINK_PREFIX",
@@ -74,8 +73,12 @@ _PIN_SUFFIX: Final = re.compile(r"#sha256=([A-Za-z0-9_-]{43})\Z")
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_URL_SIZE: Final = 255  # as a queue address's (§17.1)
 _FIXED: Final = 1 + QUEUE_ID_SIZE + _SERVER_DH_SIZE + _SECRET_SIZE
-#: The message that says a short link's queue is gone (or emptied by another fetch).
-CONSUMED: Final = "this link was already used: it may have been intercepted; ask for a new one"
+_LENGTH_SIZE: Final = 2
+#: What a sealed invitation holds: a whole message body less the nonce and the tag.
+_SEALED_PLAINTEXT_SIZE: Final = MAX_BODY_SIZE - aead.NONCE_SIZE - aead.TAG_SIZE
+#: What a short link whose queue is gone, or empty, says: its inviter deletes the queue once
+#: the invitation expires or is withdrawn, or burns (§17.2); a use is refused elsewhere.
+GONE: Final = "this link's invitation is no longer on its relay (expired or withdrawn); ask for a new one"
 _REPLACED: Final = (
     "the invitation on the relay is not the one this link names (the relay or someone else "
     "replaced it); ask for a new link"
@@ -224,10 +227,18 @@ def link_keys(secret: bytes) -> LinkKeys:
 
 
 def seal_invitation(invitation: bytes, rng: Random) -> bytes:
-    """``nonce[12] ‖ AES-256-GCM(seal key, nonce, invitation, AD = "burner/v1/link/seal")``."""
+    """``nonce[12] ‖ AES-256-GCM(seal key, nonce, u16(len) ‖ invitation ‖ zeros, AD)``.
+
+    Padded to the size of every envelope (``MAX_BODY_SIZE``), so a link queue's message
+    looks to the relay like any other (docs/protocol.md §17.2).
+    """
+    if _LENGTH_SIZE + len(invitation) > _SEALED_PLAINTEXT_SIZE:
+        raise ValueError("the invitation does not fit one message")
+    padded = len(invitation).to_bytes(_LENGTH_SIZE, "big") + invitation
+    padded += bytes(_SEALED_PLAINTEXT_SIZE - len(padded))
     nonce = rng.random_bytes(aead.NONCE_SIZE)
     key = link_keys(link_secret(invitation)).seal_key
-    return nonce + aead.seal(key, nonce, invitation, LABEL_LINK_SEAL)
+    return nonce + aead.seal(key, nonce, padded, LABEL_LINK_SEAL)
 
 
 def open_invitation(secret: bytes, sealed: bytes) -> bytes:
@@ -238,11 +249,15 @@ def open_invitation(secret: bytes, sealed: bytes) -> bytes:
     """
     refused = HandshakeError(_REPLACED)
     try:
-        invitation = aead.open_(
+        padded = aead.open_(
             link_keys(secret).seal_key, sealed[: aead.NONCE_SIZE], sealed[aead.NONCE_SIZE :], LABEL_LINK_SEAL
         )
     except (DecryptionError, ValueError):
         raise refused from None
+    size = int.from_bytes(padded[:_LENGTH_SIZE], "big")
+    invitation, padding = padded[_LENGTH_SIZE : _LENGTH_SIZE + size], padded[_LENGTH_SIZE + size :]
+    if len(padded) != _SEALED_PLAINTEXT_SIZE or len(invitation) != size or padding.strip(b"\0"):
+        raise refused
     if not hmac.compare_digest(link_secret(invitation), secret):
         raise refused
     return invitation
@@ -274,18 +289,15 @@ async def publish_invitation(
     return ShortLink(relay_url, creds.recipient_id, server_dh, secret), creds
 
 
-async def fetch_invitation(
-    client: RelayClient, link: ShortLink, *, timeout: float
-) -> tuple[bytes, bytes, QueueCredentials]:
-    """Subscribe to a link's queue and take the invitation it holds (not acknowledged yet).
+async def fetch_invitation(client: RelayClient, link: ShortLink, *, timeout: float) -> bytes:
+    """Subscribe to a link's queue and take the invitation it holds, checked against the link.
 
-    Returns:
-        The invitation, the relay's id of its message, and the queue's credentials (to
-        acknowledge and delete it once the acceptance is made).
+    Nothing is acknowledged: the copy stays for the next holder of the link until the
+    inviter deletes the queue (docs/protocol.md §17.2).
 
     Raises:
-        InvitationConsumedError: the queue is gone, or empty: the link was used.
-        HandshakeError: what the queue holds is not the invitation the link names.
+        HandshakeError: the queue is gone or empty (the invitation expired or was
+            withdrawn), or what it holds is not the invitation the link names.
         RelayError: the relay is unreachable or failed.
     """
     creds = link.credentials()
@@ -293,14 +305,13 @@ async def fetch_invitation(
         await client.subscribe(creds)
     except RelayRejectedError as exc:
         if exc.code == ErrorCode.AUTH:
-            raise InvitationConsumedError(CONSUMED) from None
+            raise HandshakeError(GONE) from None
         raise
     try:
         event = await client.next_delivery(timeout=timeout)
     except RelayTimeoutError:
-        # The queue is there but holds nothing: another fetch took the message and has
-        # not deleted the queue yet.
-        raise InvitationConsumedError(CONSUMED) from None
+        # The queue is there but holds nothing: its copy expired on the relay.
+        raise HandshakeError(GONE) from None
     if not isinstance(event, ReceivedMessage) or event.sender_refused:
         raise HandshakeError(_REPLACED)
-    return open_invitation(link.secret, event.body), event.msg_id, creds
+    return open_invitation(link.secret, event.body)

@@ -162,7 +162,8 @@ def _scenario(stage: _Stage, store: Path) -> None:
     _check(str(link).startswith("burner:"), "the invitation is a burner: link")
     say(
         f"      the link is {len(link)} characters: the invitation (X25519 + ML-KEM-768 prekeys, signed)"
-        " waits sealed on Alice's relay, and the link fetches it once"
+        " waits sealed on Alice's relay, and the link fetches and checks it; the first to accept"
+        " wins, a second is refused and both sides are told"
     )
     short = f"{link[:32]}...{link[-8:]}"
     stage.burner("bob", "accept", link, "--name", "alice", show=("accept", short, "--name", "alice"))

@@ -260,13 +260,18 @@ def test_orphan_record_is_a_versioned_url_and_credentials() -> None:
     data = _orphan_bytes(URL, creds)
     assert data == Orphan(URL, creds).to_bytes()
     fields = len(URL).to_bytes(2, "big") + URL.encode() + (113).to_bytes(2, "big") + creds.to_bytes()
-    assert data == b"\x02" + fields + b"\x00\x00"
+    assert data == b"\x03" + fields + b"\x00\x00" + bytes(8)
     owner = _orphan_from_bytes(data)
     assert (owner.kind, owner.key, owner.relay_url, owner.creds) == ("orphan", b"R" * 24, URL, creds)
-    # A queue a relay move retired names its contact; layout 1 (no contact) still loads.
+    # A queue a relay move retired names its contact; a used short link's is kept until a time.
     retired = _orphan_bytes(URL, creds, CONTACT_ID)
-    assert retired == b"\x02" + fields + b"\x00\x10" + CONTACT_ID
+    assert retired == b"\x03" + fields + b"\x00\x10" + CONTACT_ID + bytes(8)
     assert Orphan.from_bytes(retired) == Orphan(URL, creds, CONTACT_ID)
+    kept = _orphan_bytes(URL, creds, keep_until=1_800_000_000)
+    assert kept == b"\x03" + fields + b"\x00\x00" + (1_800_000_000).to_bytes(8, "big")
+    assert Orphan.from_bytes(kept) == Orphan(URL, creds, keep_until=1_800_000_000)
+    # Layout 2 (no keep_until) and layout 1 (no contact either) still load.
+    assert Orphan.from_bytes(b"\x02" + fields + b"\x00\x10" + CONTACT_ID) == Orphan(URL, creds, CONTACT_ID)
     assert Orphan.from_bytes(b"\x01" + fields) == Orphan(URL, creds)
 
 
@@ -276,8 +281,8 @@ def test_a_damaged_orphan_record_is_corruption(damage: str) -> None:
     damaged = {
         "truncated": data[:-1],
         "short": data[:100],
-        "version": b"\x03" + data[1:],
-        "credentials_version": data[:-115] + b"\x02" + data[-114:],
+        "version": b"\x04" + data[1:],
+        "credentials_version": data[:-123] + b"\x02" + data[-122:],
     }[damage]
     with pytest.raises(VaultCorruptedError):
         _orphan_from_bytes(damaged)

@@ -24,8 +24,9 @@ from burnerkit.app.shortlink import (
 from burnerkit.crypto import aead
 from burnerkit.crypto.kdf import LABEL_LINK_SEAL
 from burnerkit.crypto.rng import DeterministicRandom
-from burnerkit.errors import HandshakeError, InvitationConsumedError, RelayRejectedError, UsageError
-from burnerkit.relay.protocol import Err, ErrorCode, Send
+from burnerkit.errors import HandshakeError, RelayRejectedError, UsageError
+from burnerkit.relay.client import ReceivedMessage
+from burnerkit.relay.protocol import MAX_BODY_SIZE, Err, ErrorCode, Send
 from tests.relay.test_client_memory import FakeRelay, make_client
 
 RNG = DeterministicRandom(b"short link unit tests")
@@ -115,14 +116,40 @@ def test_sealed_invitation_opens_under_its_own_link_only() -> None:
         open_invitation(link_secret(b"another invitation"), sealed)
 
 
+def _sealed_under(secret: bytes, plaintext: bytes) -> bytes:
+    nonce = RNG.random_bytes(aead.NONCE_SIZE)
+    return nonce + aead.seal(link_keys(secret).seal_key, nonce, plaintext, LABEL_LINK_SEAL)
+
+
+def _padded(invitation: bytes, filler: bytes = b"") -> bytes:
+    body = len(invitation).to_bytes(2, "big") + invitation + filler
+    return body + bytes(MAX_BODY_SIZE - aead.NONCE_SIZE - aead.TAG_SIZE - len(body))
+
+
 def test_another_invitation_sealed_under_the_right_key_is_refused_by_the_commitment() -> None:
     # Only a holder of the link knows its sealing key; even so it cannot name another invitation.
     invitation, other = b"the invitation" + RNG.random_bytes(32), b"a substitute" + RNG.random_bytes(32)
     secret = link_secret(invitation)
-    nonce = RNG.random_bytes(aead.NONCE_SIZE)
-    forged = nonce + aead.seal(link_keys(secret).seal_key, nonce, other, LABEL_LINK_SEAL)
+    assert open_invitation(secret, _sealed_under(secret, _padded(invitation))) == invitation
     with pytest.raises(HandshakeError, match="not the one this link names"):
-        open_invitation(secret, forged)
+        open_invitation(secret, _sealed_under(secret, _padded(other)))
+
+
+def test_sealed_invitation_is_one_envelope_in_size_and_only_its_canonical_padding_opens() -> None:
+    # The relay sees a link queue's message at the size of every envelope, nothing to tell it by.
+    invitation = b"an invitation" + RNG.random_bytes(32)
+    secret = link_secret(invitation)
+    assert len(seal_invitation(invitation, RNG)) == MAX_BODY_SIZE
+    for plaintext in (
+        invitation,  # no length, no padding
+        _padded(invitation, b"\x01"),  # a byte after the invitation that is not padding
+        _padded(invitation)[:-1],  # short
+        (len(invitation) + 1).to_bytes(2, "big") + _padded(invitation)[2:],  # a length that lies
+    ):
+        with pytest.raises(HandshakeError, match="not the one this link names"):
+            open_invitation(secret, _sealed_under(secret, plaintext))
+    with pytest.raises(ValueError, match="does not fit"):
+        seal_invitation(bytes(MAX_BODY_SIZE), RNG)
 
 
 def test_link_naming_a_small_order_relay_key_is_refused_as_damaged() -> None:
@@ -146,32 +173,40 @@ async def relay() -> AsyncIterator[FakeRelay]:
 
 
 @pytest.mark.asyncio
-async def test_published_invitation_is_fetched_once(relay: FakeRelay) -> None:
+async def test_published_invitation_is_fetched_by_each_holder_until_the_inviter_deletes_it(
+    relay: FakeRelay,
+) -> None:
     async with make_client(relay) as inviter:
         link, creds = await publish_invitation(inviter, "ws://relay.invalid", INVITATION, RNG)
-    async with make_client(relay, b"acceptor") as acceptor:
-        parsed = parse_link(link.to_text())
-        assert isinstance(parsed, ShortLink)
-        invitation, msg_id, reader = await fetch_invitation(acceptor, parsed, timeout=2)
-        assert invitation == INVITATION
-        assert reader.recipient_id == creds.recipient_id
-        assert reader.queue_key == creds.queue_key  # derived from k and the relay's key alone
-        await acceptor.ack(reader, msg_id)
-        await acceptor.delete_queue(reader)
-    async with make_client(relay, b"second") as second:
-        with pytest.raises(InvitationConsumedError, match="already used"):
-            await fetch_invitation(second, link, timeout=2)
+    parsed = parse_link(link.to_text())
+    assert isinstance(parsed, ShortLink)
+    reader = parsed.credentials()
+    assert reader.recipient_id == creds.recipient_id
+    assert reader.queue_key == creds.queue_key  # derived from k and the relay's key alone
+    # Nothing acknowledged: a second holder of the link reads the same copy (its acceptance
+    # then meets the invitation's sender-secured queue, which is what alerts the inviter).
+    for who in (b"acceptor", b"second"):
+        async with make_client(relay, who) as acceptor:
+            assert await fetch_invitation(acceptor, parsed, timeout=2) == INVITATION
+    async with make_client(relay) as inviter:
+        await inviter.delete_queue(creds)  # the invitation expired
+    async with make_client(relay, b"late") as late:
+        with pytest.raises(HandshakeError, match="no longer on its relay"):
+            await fetch_invitation(late, link, timeout=2)
 
 
 @pytest.mark.asyncio
-async def test_link_queue_emptied_by_another_fetch_counts_as_used(relay: FakeRelay) -> None:
+async def test_link_queue_whose_copy_was_taken_counts_as_gone(relay: FakeRelay) -> None:
     async with make_client(relay) as inviter:
         link, _ = await publish_invitation(inviter, "ws://relay.invalid", INVITATION, RNG)
+    reader = link.credentials()
     async with make_client(relay, b"first") as first:
-        _, msg_id, reader = await fetch_invitation(first, link, timeout=2)
-        await first.ack(reader, msg_id)  # taken, the queue not deleted yet
+        await first.subscribe(reader)
+        event = await first.next_delivery(timeout=2)
+        assert isinstance(event, ReceivedMessage)
+        await first.ack(reader, event.msg_id)  # a holder of the link can take the copy away
     async with make_client(relay, b"second") as second:
-        with pytest.raises(InvitationConsumedError, match="already used"):
+        with pytest.raises(HandshakeError, match="no longer on its relay"):
             await fetch_invitation(second, link, timeout=0.2)
 
 

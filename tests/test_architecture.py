@@ -46,7 +46,11 @@ BANNED_IN_PURE = frozenset(
 
 def pure_modules() -> list[Path]:
     files = sorted((PACKAGE / "protocol").glob("*.py"))
-    files += [p for p in (PACKAGE / "relay" / "protocol.py", PACKAGE / "vault" / "format.py") if p.exists()]
+    files += [
+        p
+        for p in (PACKAGE / "wire.py", PACKAGE / "relay" / "protocol.py", PACKAGE / "vault" / "format.py")
+        if p.exists()
+    ]
     return files
 
 
@@ -125,7 +129,7 @@ def test_walker_sees_every_form_of_import() -> None:
 
 def test_the_pure_modules_are_where_we_think() -> None:
     names = {p.name for p in pure_modules()}
-    assert {"codec.py", "envelope.py", "handshake.py", "ratchet.py", "session.py"} <= names
+    assert {"wire.py", "envelope.py", "handshake.py", "ratchet.py", "session.py"} <= names
 
 
 # -- the rules -------------------------------------------------------------------------------------
@@ -213,8 +217,8 @@ def plant(tmp_path: Path, module: str, line: str) -> Path:
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
-        ("protocol/codec.py", "import cryptography.hazmat", "Only burnerkit.crypto imports cryptography"),
-        ("crypto/kdf.py", "import burnerkit.protocol.codec", "Layers point downward"),
+        ("wire.py", "import cryptography.hazmat", "Only burnerkit.crypto imports cryptography"),
+        ("crypto/kdf.py", "import burnerkit.protocol.envelope", "Layers point downward"),
     ],
 )
 def test_import_linter_contracts_bite(tmp_path: Path, module: str, line: str, contract: str) -> None:
@@ -227,3 +231,30 @@ def test_import_linter_contracts_bite(tmp_path: Path, module: str, line: str, co
 def test_import_linter_covers_a_new_subpackage(tmp_path: Path) -> None:
     result = run_lint_imports(tmp_path, plant(tmp_path, "vault/format.py", "import cryptography"))
     assert result.returncode != 0, result.stdout
+
+
+@needs_linter
+def test_import_linter_keeps_each_library_and_the_core_where_they_belong(tmp_path: Path) -> None:
+    # One copy, one planted import per contract (one lint run: each costs a second or two).
+    planted = {
+        "relay/server/mailbox.py": ("import burnerkit.protocol.envelope", "The relay server cannot decrypt"),
+        "app/home.py": ("import typer", "Only burnerkit.cli imports typer"),
+        "app/durations.py": ("import websockets", "Only the relay transport and server import websockets"),
+        "app/views.py": ("import sqlite3", "Only the relay stores and the vault import sqlite3"),
+    }
+    copy = None
+    for module, (line, _) in planted.items():
+        copy = plant(tmp_path, module, line) if copy is None else _append(copy, module, line)
+    assert copy is not None
+    result = run_lint_imports(tmp_path, copy)
+    assert result.returncode != 0, result.stdout
+    for _, contract in planted.values():
+        assert f"{contract} BROKEN" in result.stdout, result.stdout
+
+
+def _append(copy: Path, module: str, line: str) -> Path:
+    target = copy / "burnerkit" / module
+    target.write_text(
+        target.read_text(encoding="utf-8") + f"\n{line}  # planted by the test\n", encoding="utf-8"
+    )
+    return copy

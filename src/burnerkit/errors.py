@@ -25,6 +25,9 @@ BurnerError
 │   ├── RelayUnavailableError        connect, read or write failed; .url and .cause say where and why
 │   ├── RelayTimeoutError            the relay did not answer in time
 │   └── RelayRejectedError           the relay answered ERR; .code is the relay's error code
+├── RelayServerError                 the relay server itself failed (never raised directly)
+│   ├── RelayStartError              its address is taken, or its TLS files do not load
+│   └── StoreError                   its message store failed; the operation had no effect
 ├── VaultError
 │   ├── VaultLockedError             wrong passphrase or damaged header: one message for both
 │   └── VaultCorruptedError          a record failed authentication (tampering or damage)
@@ -32,6 +35,7 @@ BurnerError
 │   ├── PairingCodeError             the short code was wrong (or guessed): the code is destroyed
 │   ├── PairingTimeoutError          the peer did not show up in time
 │   └── PairingAttackError           it stopped after our confirmation went out: maybe a guessing relay
+├── DemoFailedError                  `burner demo`: the scenario did not behave as promised
 └── UsageError                       the user asked for something that cannot be done as asked
     ├── NotFoundError                no such burner, contact or relay queue
     └── AlreadyExistsError           the name is taken
@@ -49,6 +53,7 @@ __all__ = [
     "BurnerError",
     "CryptoError",
     "DecryptionError",
+    "DemoFailedError",
     "DuplicateMessageError",
     "ForkDetectedError",
     "HandshakeError",
@@ -59,6 +64,8 @@ __all__ = [
     "InvitationConsumedError",
     "RelayError",
     "RelayRejectedError",
+    "RelayServerError",
+    "RelayStartError",
     "RelayTimeoutError",
     "RelayUnavailableError",
     "LocalProtocolError",
@@ -70,6 +77,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "SignatureError",
+    "StoreError",
     "TooManySkippedMessagesError",
     "UsageError",
     "VaultCorruptedError",
@@ -178,6 +186,22 @@ class RelayRejectedError(RelayError):
     def __init__(self, code: int, message: str | None = None) -> None:
         super().__init__(f"relay refused the command ({code})" if message is None else message)
         self.code = code
+
+
+class RelayServerError(BurnerError):
+    """The relay server itself failed (the side that serves queues, not a client of it)."""
+
+
+class RelayStartError(RelayServerError):
+    """The relay could not start: its address is taken, or its TLS files do not load."""
+
+
+class StoreError(RelayServerError):
+    """The relay's message store failed; the operation had no effect."""
+
+
+class DemoFailedError(BurnerError):
+    """``burner demo``: a step of the scenario did not behave as the protocol promises."""
 
 
 class VaultError(BurnerError):

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
+from burnerkit.errors import StoreError
+from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage
 from burnerkit.relay.server.store.memory import MemoryStore
 from burnerkit.relay.server.store.sqlite import MAX_DEFERRED, SqliteStore, _Needs
 from tests.contract.test_message_store import (

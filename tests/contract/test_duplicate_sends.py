@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
+from burnerkit.errors import StoreError
+from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage
 from burnerkit.relay.server.store.memory import MemoryStore
 from burnerkit.relay.server.store.sqlite import SqliteStore
 from tests.contract.test_deferred_writes import LONG, WAIT, Pending, committed_body, decided

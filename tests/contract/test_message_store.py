@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from burnerkit.errors import StoreError
 from burnerkit.relay.protocol import QUEUE_QUOTA
-from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
+from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS, MemoryStore
 from burnerkit.relay.server.store.sqlite import MAX_BATCH, SCHEMA_VERSION, SqliteStore
 

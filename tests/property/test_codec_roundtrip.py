@@ -37,7 +37,6 @@ from burnerkit.errors import (
     InvitationConsumedError,
     RemoteProtocolError,
 )
-from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.protocol.envelope import BODY_HEADER_SIZE, ENVELOPE_SIZE, Body
 from burnerkit.protocol.handshake import (
     Invitation,
@@ -48,6 +47,7 @@ from burnerkit.protocol.handshake import (
 )
 from burnerkit.protocol.ratchet import DoubleRatchet
 from burnerkit.protocol.session import Session
+from burnerkit.wire import CodecError, Reader, Writer
 
 T0 = 1_800_000_000.0
 ACCEPT_PREFIX_END = 2 + 1264  # version, type, accept fields

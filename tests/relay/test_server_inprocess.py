@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from burnerkit.crypto.keys import SigningKey, X25519PrivateKey
 from burnerkit.crypto.rng import SystemRandom
+from burnerkit.errors import StoreError
 from burnerkit.relay.client import QueueCredentials
 from burnerkit.relay.protocol import (
     FRAME_SIZE,
@@ -58,7 +59,7 @@ from burnerkit.relay.protocol import (
 from burnerkit.relay.server.app import RelayServer
 from burnerkit.relay.server.config import RelayConfig
 from burnerkit.relay.server.logs import LOGGER_NAME, JsonFormatter
-from burnerkit.relay.server.store.base import MessageStore, PutResult, StoredMessage, StoreError
+from burnerkit.relay.server.store.base import MessageStore, PutResult, StoredMessage
 from burnerkit.relay.server.store.memory import MemoryStore
 from tests.test_architecture import needs_linter, plant, run_lint_imports
 

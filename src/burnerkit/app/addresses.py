@@ -18,8 +18,8 @@ from typing import Final
 
 from burnerkit.app.shortlink import SHORT_LINK_PREFIX, ShortLink
 from burnerkit.errors import RemoteProtocolError, UsageError
-from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.relay.protocol import QUEUE_ID_SIZE
+from burnerkit.wire import CodecError, Reader, Writer
 
 __all__ = ["LINK_PREFIX", "MAX_URL_SIZE", "QueueAddress", "decode_link", "encode_link", "parse_link"]
 

@@ -15,8 +15,8 @@ from typing import Final
 
 from burnerkit.app.addresses import QueueAddress
 from burnerkit.errors import RemoteProtocolError
-from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.protocol.envelope import MAX_CONTENT_SIZE
+from burnerkit.wire import CodecError, Reader, Writer
 
 __all__ = [
     "MAX_TEXT_SIZE",

@@ -26,8 +26,8 @@ from typing import ClassVar, Final, Self
 
 from burnerkit.app.addresses import QueueAddress
 from burnerkit.errors import RemoteProtocolError, VaultCorruptedError
-from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.relay.client import QueueCredentials
+from burnerkit.wire import CodecError, Reader, Writer
 
 __all__ = [
     "ALERT_KINDS",

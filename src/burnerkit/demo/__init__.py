@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from burnerkit.demo.trip import DemoFailedError, run
+from burnerkit.demo.trip import run
 
-__all__ = ["DemoFailedError", "run"]
+__all__ = ["run"]

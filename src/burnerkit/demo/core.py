@@ -12,17 +12,19 @@ import time
 from collections.abc import Callable
 
 from burnerkit.crypto.rng import SystemRandom
-from burnerkit.errors import BurnerError, DecryptionError, DuplicateMessageError, ForkDetectedError
+from burnerkit.errors import (
+    BurnerError,
+    DecryptionError,
+    DemoFailedError,
+    DuplicateMessageError,
+    ForkDetectedError,
+)
 from burnerkit.protocol.envelope import ENVELOPE_SIZE
 from burnerkit.protocol.events import Event, MessageReceived
 from burnerkit.protocol.handshake import accept_invitation, create_invitation
 from burnerkit.protocol.session import Session
 
-__all__ = ["DemoFailedError", "run"]
-
-
-class DemoFailedError(BurnerError):
-    """The scenario did not behave as the protocol promises."""
+__all__ = ["run"]
 
 
 def _check(condition: bool, what: str) -> None:

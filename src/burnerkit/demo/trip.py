@@ -20,16 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from burnerkit.errors import BurnerError
+from burnerkit.errors import DemoFailedError
 
-__all__ = ["DemoFailedError", "run"]
+__all__ = ["run"]
 
 Say = Callable[[str], None]
 _STEP_TIMEOUT = 120.0
-
-
-class DemoFailedError(BurnerError):
-    """A step of the scenario did not behave as promised."""
 
 
 def _check(condition: bool, what: str) -> None:

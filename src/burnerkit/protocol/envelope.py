@@ -16,8 +16,8 @@ from typing import Final
 
 from burnerkit.crypto.kdf import LABEL_CHAIN_START, LABEL_MSG_HASH, LabelledHash, sha256
 from burnerkit.errors import DecryptionError
+from burnerkit.wire import PROTOCOL_VERSION, CodecError, Reader, Writer
 
-from .codec import PROTOCOL_VERSION, CodecError, Reader, Writer
 from .events import Event, ForkDetected, ForkReason, GapDetected, MessageReordered
 from .ratchet import RATCHET_OVERHEAD
 

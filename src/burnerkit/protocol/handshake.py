@@ -65,8 +65,8 @@ from burnerkit.errors import (
     RemoteProtocolError,
     SignatureError,
 )
+from burnerkit.wire import PROTOCOL_VERSION, CodecError, Reader, Writer
 
-from .codec import PROTOCOL_VERSION, CodecError, Reader, Writer
 from .envelope import ACCEPT_FIELDS_SIZE, ENVELOPE_SIZE, EnvelopeType, envelope_prefix
 from .events import Event
 from .identity import Identity, PublicIdentity

@@ -73,8 +73,8 @@ from burnerkit.errors import (
     PairingCodeError,
     RemoteProtocolError,
 )
+from burnerkit.wire import CodecError, Reader, Writer
 
-from .codec import CodecError, Reader, Writer
 from .wordlist import EVEN_WORDS, ODD_WORDS
 
 __all__ = [

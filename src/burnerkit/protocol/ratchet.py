@@ -56,8 +56,7 @@ from burnerkit.errors import (
     LocalProtocolError,
     TooManySkippedMessagesError,
 )
-
-from .codec import CodecError, Reader, Writer
+from burnerkit.wire import CodecError, Reader, Writer
 
 __all__ = [
     "HEADER_CIPHERTEXT_SIZE",

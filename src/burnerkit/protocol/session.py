@@ -19,8 +19,8 @@ from typing import Final
 
 from burnerkit.crypto.rng import Random
 from burnerkit.errors import BurnerError, DecryptionError, InvitationConsumedError, RemoteProtocolError
+from burnerkit.wire import PROTOCOL_VERSION, CodecError, Reader, Writer
 
-from .codec import PROTOCOL_VERSION, CodecError, Reader, Writer
 from .envelope import (
     ACCEPT_FIELDS_SIZE,
     ENVELOPE_SIZE,

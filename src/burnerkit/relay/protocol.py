@@ -54,7 +54,7 @@ from burnerkit.errors import (
     RemoteProtocolError,
     SignatureError,
 )
-from burnerkit.protocol.codec import PROTOCOL_VERSION, CodecError, Reader, Writer
+from burnerkit.wire import PROTOCOL_VERSION, CodecError, Reader, Writer
 
 __all__ = [
     "ACK_MAC_SIZE",

@@ -618,7 +618,7 @@ def _refuse_invitation(raw: bytes, error: type[Exception], cause: type[Exception
 
 def test_invitation_with_stripped_kem_key_is_refused():
     # Even with the inviter's own valid signature there is no X25519-only layout.
-    from burnerkit.protocol.codec import CodecError
+    from burnerkit.wire import CodecError
 
     pending, raw, _, _ = fresh_invitation()
     _refuse_invitation(_resigned(pending, raw, b""), RemoteProtocolError, CodecError)
@@ -633,7 +633,7 @@ def test_invitation_with_swapped_kem_key_is_refused():
 
 @pytest.mark.parametrize("length", [1, 800, 1183, 1185, 1568, 2 * 1184])
 def test_invitation_with_wrong_length_kem_key_is_refused(length):
-    from burnerkit.protocol.codec import CodecError
+    from burnerkit.wire import CodecError
 
     pending, raw, _, _ = fresh_invitation()
     kem = (raw[INV_KEM] * 2)[:length]

@@ -9,7 +9,6 @@ import pytest
 
 from burnerkit.crypto.kdf import LABEL_CHAIN_START, LABEL_MSG_HASH, sha256
 from burnerkit.errors import DecryptionError
-from burnerkit.protocol.codec import CodecError, Reader, Writer
 from burnerkit.protocol.envelope import (
     ACCEPT_FIELDS_SIZE,
     BODY_HEADER_SIZE,
@@ -34,6 +33,7 @@ from burnerkit.protocol.events import (
     MessageReordered,
 )
 from burnerkit.protocol.ratchet import HEADER_CIPHERTEXT_SIZE, HEADER_SIZE, RATCHET_OVERHEAD
+from burnerkit.wire import CodecError, Reader, Writer
 from tests.helpers import ALICE, BOB, SessionPair
 
 TRANSCRIPT = bytes(range(32))

@@ -81,7 +81,7 @@ from typing import Any, Final, assert_never
 from burnerkit.crypto.aead import AeadKey
 from burnerkit.crypto.keys import VerifyKey, X25519PrivateKey
 from burnerkit.crypto.rng import Random, SystemRandom
-from burnerkit.errors import BurnerError, InvalidKeyError, RemoteProtocolError
+from burnerkit.errors import InvalidKeyError, RelayStartError, RemoteProtocolError, StoreError
 from burnerkit.relay.protocol import (
     ACK_MAC_SIZE,
     CORR_ID_SIZE,
@@ -131,9 +131,9 @@ from .link import Link, LinkClosed, Outbox, Pause
 from .logs import LOGGER_NAME, log_event
 from .mailbox import MailboxCommand, MailboxHub
 from .metrics import Metrics, start_metrics_server
-from .store.base import MessageStore, PutResult, QueueRecord, StoredMessage, StoreError
+from .store.base import MessageStore, PutResult, QueueRecord, StoredMessage
 
-__all__ = ["RelayServer", "RelayStartError"]
+__all__ = ["RelayServer"]
 
 _log = logging.getLogger(LOGGER_NAME)
 
@@ -178,10 +178,6 @@ _COMMAND_NAMES: Final[dict[type, str]] = {
 _WITHOUT_ENTITY: Final = (New, Ping, MbAlloc, MbJoin)
 #: Seconds between two sweeps of expired pairing mailboxes, at most (a tenth of the TTL if shorter).
 _MAILBOX_SWEEP: Final = 5.0
-
-
-class RelayStartError(BurnerError):
-    """The relay could not start: its address is taken, or its TLS files do not load."""
 
 
 class _Gate:

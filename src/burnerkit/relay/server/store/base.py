@@ -60,13 +60,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from burnerkit.errors import BurnerError
-
-__all__ = ["MessageStore", "PutResult", "QueueRecord", "StoreError", "StoredMessage", "notify_accepted"]
-
-
-class StoreError(BurnerError):
-    """The store failed; the operation had no effect."""
+__all__ = ["MessageStore", "PutResult", "QueueRecord", "StoredMessage", "notify_accepted"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,11 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Final
 
+from burnerkit.errors import StoreError
 from burnerkit.relay.server.store.base import (
     PutResult,
     QueueRecord,
     StoredMessage,
-    StoreError,
     notify_accepted,
 )
 

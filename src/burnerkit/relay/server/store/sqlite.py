@@ -215,11 +215,11 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any, Final, TypeVar
 
+from burnerkit.errors import StoreError
 from burnerkit.relay.server.store.base import (
     PutResult,
     QueueRecord,
     StoredMessage,
-    StoreError,
     notify_accepted,
 )
 from burnerkit.relay.server.store.hot import HotEntry, HotQueue

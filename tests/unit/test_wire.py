@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from burnerkit.protocol.codec import PROTOCOL_VERSION, CodecError, Reader, Writer
+from burnerkit.wire import PROTOCOL_VERSION, CodecError, Reader, Writer
 
 
 def test_protocol_version_is_one():

@@ -35,9 +35,9 @@ async def ready(pilot: Pilot[Any]) -> None:
     await until(pilot, lambda: connected(app), "the relay is connected")
 
 
-def test_main_screen(snap_compare: SnapCompare, tmp_path: Path, shared_tui_relay: RelayProcess) -> None:
+def test_main_screen(snap_compare: SnapCompare, tmp_path: Path, shared_relay: RelayProcess) -> None:
     clock = Clock()
-    asyncio.run(scene.build(tmp_path, shared_tui_relay.url, clock))
+    asyncio.run(scene.build(tmp_path, shared_relay.url, clock))
     app = scene.open_app(tmp_path, clock)
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -46,10 +46,10 @@ def test_main_screen(snap_compare: SnapCompare, tmp_path: Path, shared_tui_relay
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
-def test_alerts_panel(snap_compare: SnapCompare, tmp_path: Path, shared_tui_relay: RelayProcess) -> None:
+def test_alerts_panel(snap_compare: SnapCompare, tmp_path: Path, shared_relay: RelayProcess) -> None:
     clock = Clock()
-    alice = mint(tmp_path, "alice", shared_tui_relay.url, clock)
-    carol = mint(tmp_path, "carol", shared_tui_relay.url, clock)
+    alice = mint(tmp_path, "alice", shared_relay.url, clock)
+    carol = mint(tmp_path, "carol", shared_relay.url, clock)
     asyncio.run(pair(alice, carol, "carol", "alice"))
     with pytest.raises(IdentityError):
         alice.verify("carol", "12345")
@@ -58,18 +58,18 @@ def test_alerts_panel(snap_compare: SnapCompare, tmp_path: Path, shared_tui_rela
     assert snap_compare(app, press=["f8"], terminal_size=(80, 24), run_before=ready)
 
 
-def test_help_overlay(snap_compare: SnapCompare, tmp_path: Path, shared_tui_relay: RelayProcess) -> None:
-    app, _ = lone(tmp_path, shared_tui_relay.url)
+def test_help_overlay(snap_compare: SnapCompare, tmp_path: Path, shared_relay: RelayProcess) -> None:
+    app, _ = lone(tmp_path, shared_relay.url)
     assert snap_compare(app, press=["f1"], terminal_size=(80, 24), run_before=ready)
 
 
-def test_burn_window(snap_compare: SnapCompare, tmp_path: Path, shared_tui_relay: RelayProcess) -> None:
-    app, _ = lone(tmp_path, shared_tui_relay.url)
+def test_burn_window(snap_compare: SnapCompare, tmp_path: Path, shared_relay: RelayProcess) -> None:
+    app, _ = lone(tmp_path, shared_relay.url)
     assert snap_compare(app, press=["f9"], terminal_size=(80, 24), run_before=ready)
 
 
-def test_unlock_screen(snap_compare: SnapCompare, tmp_path: Path, shared_tui_relay: RelayProcess) -> None:
+def test_unlock_screen(snap_compare: SnapCompare, tmp_path: Path, shared_relay: RelayProcess) -> None:
     clock = Clock()
-    mint(tmp_path, "alice", shared_tui_relay.url, clock).close()
+    mint(tmp_path, "alice", shared_relay.url, clock).close()
     app = ChatApp(Home(tmp_path / "alice"), clock=clock, localtime=utc)
     assert snap_compare(app, terminal_size=(80, 24))

@@ -1,0 +1,37 @@
+"""Relay processes on loopback, for every test directory that starts real relays.
+
+``relays`` starts relays of one test alone (to stop, restart or inspect them); ``shared_relay``
+is one relay process per test worker for the tests that neither stop nor inspect it. Every
+relay is stopped with SIGTERM at the end, and must exit 0 with no traceback in its output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import RelayProcess, Relays
+
+
+@pytest.fixture
+def relays(tmp_path: Path) -> Iterator[Relays]:
+    """Relays of this test alone: ``relays.start(*args)``."""
+    (tmp_path / "relays").mkdir()
+    launcher = Relays(tmp_path / "relays")
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture(scope="session")
+def shared_relays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relays]:
+    launcher = Relays(tmp_path_factory.mktemp("shared-relay"))
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture(scope="session")
+def shared_relay(shared_relays: Relays) -> RelayProcess:
+    """One relay process (SQLite store) for the tests that do not stop or restart it."""
+    return shared_relays.start()

@@ -21,6 +21,7 @@ later layout can still read the earlier one.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Final, Self
 
@@ -97,11 +98,19 @@ class _Record:
         raise NotImplementedError
 
     @classmethod
+    def older_layouts(cls) -> dict[int, Callable[[Reader], Self]]:
+        """The reader of each earlier layout a vault may still hold; none unless overridden."""
+        return {}
+
+    @classmethod
     def read_version(cls, r: Reader, version: int) -> Self:
-        """Read the fields of layout ``version``; only the current one unless overridden."""
-        if version != cls.VERSION:
+        """Read the fields of layout ``version``: the current one, or an earlier one."""
+        if version == cls.VERSION:
+            return cls.read(r)
+        reader = cls.older_layouts().get(version)
+        if reader is None:
             raise CodecError("unknown record version")
-        return cls.read(r)
+        return reader(r)
 
     def to_bytes(self) -> bytes:
         """``u8 version ‖ fields`` (docs/protocol.md §17.4)."""
@@ -210,15 +219,8 @@ class Contact(_Record):
         )
 
     @classmethod
-    def read_version(cls, r: Reader, version: int) -> Contact:  # noqa: D102
-        # Not super(): a slotted dataclass is a new class, which zero-argument super() misses.
-        if version == _V1:
-            return cls._read_v1(r)
-        if version == _V2:
-            return cls._read_v2(r)
-        if version == cls.VERSION:
-            return cls.read(r)
-        raise CodecError("unknown record version")
+    def older_layouts(cls) -> dict[int, Callable[[Reader], Contact]]:  # noqa: D102
+        return {_V1: cls._read_v1, _V2: cls._read_v2}
 
     @classmethod
     def _read_v2(cls, r: Reader) -> Contact:
@@ -282,12 +284,8 @@ class Invite(_Record):
         return replace(invite, link_queue=QueueCredentials.from_bytes(link) if link else None)
 
     @classmethod
-    def read_version(cls, r: Reader, version: int) -> Invite:  # noqa: D102
-        if version == _V1:
-            return cls._read_v1(r)
-        if version == cls.VERSION:
-            return cls.read(r)
-        raise CodecError("unknown record version")
+    def older_layouts(cls) -> dict[int, Callable[[Reader], Invite]]:  # noqa: D102
+        return {_V1: cls._read_v1}
 
     @classmethod
     def _read_v1(cls, r: Reader) -> Invite:
@@ -486,14 +484,8 @@ class Orphan(_Record):
         return replace(cls._read_v2(r), keep_until=r.u64())
 
     @classmethod
-    def read_version(cls, r: Reader, version: int) -> Orphan:  # noqa: D102
-        if version == _V1:
-            return cls._read_v1(r)
-        if version == _V2:
-            return cls._read_v2(r)
-        if version == cls.VERSION:
-            return cls.read(r)
-        raise CodecError("unknown record version")
+    def older_layouts(cls) -> dict[int, Callable[[Reader], Orphan]]:  # noqa: D102
+        return {_V1: cls._read_v1, _V2: cls._read_v2}
 
     @classmethod
     def _read_v2(cls, r: Reader) -> Orphan:

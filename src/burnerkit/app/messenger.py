@@ -455,8 +455,17 @@ class Messenger:
         return self._view(contact)
 
     def history(self, alias: str) -> list[HistoryEntry]:
-        """Every stored message with ``alias``, oldest first (burned-on-read ones are gone)."""
+        """Every stored message with ``alias``, oldest first (burned-on-read ones are gone).
+
+        Each outgoing message has its ``status``: ``queued`` (in the outbox: its relay was
+        unreachable, a later flush sends it), ``delivered`` (the peer's relay stored it) or
+        ``refused`` (the relay no longer had the peer's queue; the message was dropped).
+
+        Raises:
+            NotFoundError: no such contact.
+        """
         contact = find_contact(self._vault, alias)
+        waiting = {OutboxEntry.from_bytes(data).message_key for _, data in self._vault.items("outbox")}
         messages = [
             StoredMessage.from_bytes(data)
             for key, data in self._vault.items("message")
@@ -464,7 +473,16 @@ class Messenger:
         ]
         messages.sort(key=lambda m: (m.sent_at, m.outgoing, m.seq))
         return [
-            HistoryEntry(m.outgoing, m.text, m.sent_at, m.seq, m.delivered, m.burn_on_read, m.expires_at)
+            HistoryEntry(
+                m.outgoing,
+                m.text,
+                m.sent_at,
+                m.seq,
+                m.delivered,
+                m.burn_on_read,
+                m.expires_at,
+                status=_delivery_status(m, waiting),
+            )
             for m in messages
         ]
 
@@ -1525,46 +1543,6 @@ class Messenger:
         """
         self._link_watcher = watcher
 
-    def conversation(self, alias: str) -> list[HistoryEntry]:
-        """:meth:`history`, with each outgoing message's ``status``.
-
-        ``queued``: in the outbox (its relay was unreachable, a later flush sends it);
-        ``delivered``: the peer's relay stored it; ``refused``: the relay no longer had the
-        peer's queue and the message was dropped.
-
-        Raises:
-            NotFoundError: no such contact.
-        """
-        contact = find_contact(self._vault, alias)
-        waiting = {OutboxEntry.from_bytes(data).message_key for _, data in self._vault.items("outbox")}
-        messages = [
-            StoredMessage.from_bytes(data)
-            for key, data in self._vault.items("message")
-            if key.startswith(contact.contact_id)
-        ]
-        messages.sort(key=lambda m: (m.sent_at, m.outgoing, m.seq))
-        return [
-            HistoryEntry(
-                m.outgoing,
-                m.text,
-                m.sent_at,
-                m.seq,
-                m.delivered,
-                m.burn_on_read,
-                m.expires_at,
-                status=self._delivery_status(m, waiting),
-            )
-            for m in messages
-        ]
-
-    @staticmethod
-    def _delivery_status(message: StoredMessage, waiting: set[bytes]) -> str:
-        if not message.outgoing:
-            return ""
-        if message.delivered:
-            return "delivered"
-        return "queued" if message.key in waiting else "refused"
-
     def outbox_size(self) -> int:
         """How many sealed messages wait in the outbox for their relay."""
         return len(self._vault.items("outbox"))
@@ -1606,6 +1584,14 @@ def _orphan_link_queue(tx: VaultTransaction, invite: Invite) -> None:
     """Keep the link queue of an invitation withdrawn or expired as an orphan: a later run deletes it."""
     if invite.link_queue is not None:
         tx.put("orphan", invite.link_queue.recipient_id, orphan_bytes(invite.queue_relay, invite.link_queue))
+
+
+def _delivery_status(message: StoredMessage, waiting: set[bytes]) -> str:
+    if not message.outgoing:
+        return ""
+    if message.delivered:
+        return "delivered"
+    return "queued" if message.key in waiting else "refused"
 
 
 def _contact_or_none(tx: VaultTransaction, alias: str) -> Contact | None:

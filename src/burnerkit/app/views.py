@@ -201,8 +201,8 @@ class InboxResult:
 class HistoryEntry:
     """One message of a conversation, either direction.
 
-    ``status`` (set by :meth:`Messenger.conversation` only, for outgoing messages):
-    ``queued``, ``delivered`` or ``refused``, as in :class:`SendReceipt`.
+    ``status`` (outgoing messages only): ``queued``, ``delivered`` or ``refused``, as in
+    :class:`SendReceipt`.
     """
 
     outgoing: bool

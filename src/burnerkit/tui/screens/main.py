@@ -286,7 +286,7 @@ class MainScreen(Screen[None]):
         conversation.show(
             render_lines(
                 view.alias,
-                messenger.conversation(view.alias),
+                messenger.history(view.alias),
                 self.ephemeral.get(view.alias, []),
                 events,
                 now=self.app.clock(),

@@ -234,7 +234,7 @@ class Messenger:
             AlreadyExistsError: a burner of that name exists.
         """
         check_name(name)
-        _check_relay_url(relay_url, insecure=insecure)
+        check_relay_url(relay_url, insecure=insecure)
         if home.directory(name).exists():
             raise AlreadyExistsError(f"a burner named {name!r} already exists in {home.root}")
 
@@ -256,7 +256,7 @@ class Messenger:
                 say which and why (refused, DNS, TLS, timed out, ...).
             RelayTimeoutError: it connected but did not answer in time.
         """
-        _check_relay_url(url, insecure=insecure)
+        check_relay_url(url, insecure=insecure)
         await _ping_relay(url, timeout=timeout, connect_timeout=connect_timeout)
 
     @classmethod
@@ -732,7 +732,7 @@ class Messenger:
             _check_peer_relay(parsed, insecure=insecure)
             return await self._accept_invitation(parsed, alias, verified=verified)
         self._refuse_own_link(parsed)
-        _check_relay_url(parsed.relay_url, insecure=insecure)  # we fetch from it before anything
+        check_relay_url(parsed.relay_url, insecure=insecure)  # we fetch from it before anything
         # Fetched, not acknowledged: the copy stays for whoever holds the link until the
         # inviter deletes it once the invitation expires. A second acceptor then meets the
         # invitation's sender-secured queue, whose refusal tells both sides (§17.2).
@@ -876,7 +876,7 @@ class Messenger:
         if words not in pairing.CODE_WORD_COUNTS:
             raise ValueError("a code has 2 or 3 words")
         meet = relay_url or self.relay_url
-        _check_relay_url(meet, insecure=insecure)
+        check_relay_url(meet, insecure=insecure)
         # The code's channel carries the invitation itself: no short link to leave on the relay.
         view = await self.invite(alias, verified=False, lifetime=max(int(timeout), 60), short=False)
         raw = decode_link(view.long_link)
@@ -941,7 +941,7 @@ class Messenger:
         self._check_alive()
         check_name(alias, "contact")
         url = relay_url or self.relay_url
-        _check_relay_url(url, insecure=insecure)
+        check_relay_url(url, insecure=insecure)
         from burnerkit.app import pairing  # imported here: see pair_offer
 
         async with self._client(url) as client:
@@ -1611,11 +1611,6 @@ def _needing_move(reader: RecordReader, url: str) -> list[Contact]:
     ]
 
 
-def _check_relay_url(url: str, *, insecure: bool = False) -> None:
-    """The one relay URL rule (:func:`~burnerkit.relay.url.check_relay_url`), for URLs a person gives."""
-    check_relay_url(url, insecure=insecure)
-
-
 def _check_peer_relay(raw: bytes, *, insecure: bool) -> None:
     """Refuse an invitation whose inviter receives on ``ws://`` off this machine, unless ``insecure``.
 
@@ -1627,7 +1622,7 @@ def _check_peer_relay(raw: bytes, *, insecure: bool) -> None:
         peer = QueueAddress.from_bytes(Invitation.from_bytes(raw).reply_address)
     except RemoteProtocolError:
         return
-    _check_relay_url(peer.relay_url, insecure=insecure)
+    check_relay_url(peer.relay_url, insecure=insecure)
 
 
 def _raise_unreachable(causes: dict[str, RelayError]) -> None:

@@ -1,4 +1,4 @@
-"""The one exception tree of burnerkit.
+"""The one exception tree of burnerkit (docs/protocol.md §9).
 
 Every runtime failure a correct program can meet is a ``BurnerError``. Misuse of an
 API (a key of the wrong length, a negative limit) raises the built-in ``TypeError`` or

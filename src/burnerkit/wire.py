@@ -4,6 +4,8 @@ This is the one place where bytes from outside are sliced. A short or malformed
 input raises :class:`CodecError`, which each format's decoder re-raises at its API
 edge as the error its caller expects (``RemoteProtocolError`` for peer bytes,
 ``DecryptionError`` inside authenticated data, ``ValueError`` for local state).
+It sits beside :mod:`burnerkit.crypto`, below both wire layers, so the relay server can
+share it without importing the end-to-end core. Notation: docs/protocol.md §1.2.
 """
 
 from __future__ import annotations

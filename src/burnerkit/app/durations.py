@@ -1,4 +1,8 @@
-"""Durations as people type them: ``30s``, ``15m``, ``1h``, ``7d``, ``4w``."""
+"""Durations as people type them: ``30s``, ``15m``, ``1h``, ``7d``, ``4w``.
+
+One parser and one time-left formatter for the CLI, the chat's status line and its
+message timers, so all three say the same thing (docs/cli.md).
+"""
 
 from __future__ import annotations
 

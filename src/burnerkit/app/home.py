@@ -4,7 +4,7 @@ The home is ``--home DIR``, else ``$BURNER_HOME``, else the platform's data dire
 (``$XDG_DATA_HOME/burnerkit`` or ``~/.local/share/burnerkit``; ``~/Library/Application
 Support/burnerkit`` on macOS; ``%APPDATA%\burnerkit`` on Windows). A burner's directory
 is named after the burner, so a name should say nothing the owner would not write on
-the outside of a phone.
+the outside of a phone. What each directory holds: docs/protocol.md §15.1.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Every receive queue belongs to a contact (its queue, and the next one while a re
 is under way), to an invitation waiting for its acceptance, or to nobody any more (an
 orphan: an alias paired again, an invitation that expired, a queue a relay move retired).
 A burn deletes all three kinds; orphans are also deleted by ordinary runs. A retired
-queue stays its contact's until then, for what the contact sent to it before switching.
+queue stays its contact's until then, for what the contact sent to it before switching
+(docs/protocol.md §17.4 orphans, §17.6 relay moves).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What the :class:`~burnerkit.app.messenger.Messenger` hands to its faces (CLI, TUI).
 
 Plain frozen values with no secrets beyond what the user is meant to see; each has
-``to_json`` for ``--json`` output.
+``to_json`` for ``--json`` output. The faces get these, never records or sessions, so
+they cannot reach what they should not show (docs/architecture.md §6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``burner new``, ``burner list``, ``burner burn``: minting, listing and destroying burners."""
+"""``burner new``, ``burner list``, ``burner burn``: minting, listing and destroying burners.
+
+What burning destroys, and in which order: docs/protocol.md §15.7; the commands: docs/cli.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``burner chat``: the terminal chat UI (Textual, in :mod:`burnerkit.tui`)."""
+"""``burner chat``: the terminal chat UI (Textual, in :mod:`burnerkit.tui`).
+
+Textual is imported only when the command runs, so every other command starts without it.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""``burner invite``, ``accept``, ``pair``, ``contacts``, ``verify``: making and trusting contacts."""
+"""``burner invite``, ``accept``, ``pair``, ``verify``, ``alerts``, ``contacts``: making, trusting contacts.
+
+Links are docs/protocol.md §17.2, pairing by code §16, the safety code §4.2, alerts §17.6;
+the commands: docs/cli.md.
+"""
 
 from __future__ import annotations
 

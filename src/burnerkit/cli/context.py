@@ -1,4 +1,8 @@
-"""Options every command shares, and opening the burner they name."""
+"""Options every command shares, and opening the burner they name.
+
+One definition of ``--home``, ``--burner`` and ``--json``, and one way to unlock, so every
+command finds and opens a burner alike (docs/cli.md).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """One place where errors become a one-line message and an exit code (never a traceback).
 
+This table is the one source of docs/cli.md's exit codes; the errors are docs/protocol.md §9.
+
 | Exit | Meaning |
 |---:|---|
 | 0 | done |

@@ -1,4 +1,8 @@
-"""``burner send``, ``burner inbox``, ``burner history``: the conversation itself."""
+"""``burner send``, ``burner inbox``, ``burner history``: the conversation itself.
+
+``inbox`` shows each message once and exits 13 while a contact is on alert, so a script
+cannot miss one (docs/protocol.md §17.6; docs/cli.md).
+"""
 
 from __future__ import annotations
 

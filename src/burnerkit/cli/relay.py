@@ -1,4 +1,8 @@
-"""``burner relay serve``: run a relay until SIGTERM or Ctrl-C."""
+"""``burner relay serve``, ``relay cert``, ``relay set``: run a relay, pin it, move a burner to another.
+
+Relay URLs and pins are docs/protocol.md §14.13, relay moves §17.6; the server itself is
+:mod:`burnerkit.relay.server`, imported only when ``serve`` runs.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one AEAD: AES-256-GCM with a full 16-byte tag and a 12-byte nonce.
+"""The one AEAD: AES-256-GCM with a full 16-byte tag and a 12-byte nonce (docs/protocol.md §3.6).
 
 Every failure to open ends in one :class:`DecryptionError` with no reason attached.
 We draw every nonce at random (96 bits) instead of deriving it from the key, so that

@@ -1,4 +1,4 @@
-"""The X25519 ‖ ML-KEM-768 combiner.
+"""The X25519 ‖ ML-KEM-768 combiner (docs/protocol.md §3.4).
 
 Both halves go into one HKDF call as input key material, so the output stays
 secret as long as either half does: a quantum attacker who breaks X25519 still

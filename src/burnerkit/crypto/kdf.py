@@ -1,4 +1,4 @@
-"""HKDF, HMAC and SHA-256, and the one registry of domain-separation labels.
+"""HKDF, HMAC and SHA-256, and the one registry of domain-separation labels (docs/protocol.md §3.1-3.3).
 
 Every key derivation and every signature in burnerkit names its purpose with a
 label from :data:`LABELS`, so that an output of one sub-protocol can never be

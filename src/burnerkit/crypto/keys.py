@@ -1,4 +1,4 @@
-"""Typed key classes: X25519, Ed25519 and ML-KEM-768.
+"""Typed key classes: X25519, Ed25519 and ML-KEM-768 (docs/protocol.md §2.1, §3.5).
 
 Every class is built through a named constructor that validates (``generate``,
 ``from_bytes``); after construction an object is always a valid key. Private

@@ -2,7 +2,8 @@
 
 The protocol core never calls ``os.urandom`` itself: every function that needs
 randomness takes a :class:`Random`. Production code passes :class:`SystemRandom`;
-test vectors pass :class:`DeterministicRandom` so a transcript can be reproduced.
+test vectors pass :class:`DeterministicRandom` so a transcript can be reproduced
+(docs/protocol.md §3.7).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The protocol core's scenario in one process (``burner demo --core``).
 
 The "network" here is a list of envelopes that we drop, reorder, replay and tamper
-with by hand, to show what the core detects. Everything
-else is the real protocol core: the hybrid handshake, the PQ ratchet, fixed-size
-envelopes, and the anomaly events a burner reports.
+with by hand, to show what the core detects. Everything else is the real protocol
+core: the hybrid handshake (docs/protocol.md §5), the PQ ratchet (§6), fixed-size
+envelopes and the anomaly events a burner reports (§7).
 """
 
 from __future__ import annotations

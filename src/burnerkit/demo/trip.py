@@ -4,6 +4,8 @@ Everything runs as it would for a user: a relay process on loopback with its SQL
 store, and every step a separate ``burner`` process with its own home and passphrase
 (from ``$BURNER_PASSPHRASE``, as a script would). Nothing is simulated; the scenario
 checks what each step prints and stops with :class:`DemoFailedError` if anything is off.
+It also reads the relay's file as someone who seized it would: unrelated queue ids and
+bodies of one size (docs/protocol.md §14.11).
 """
 
 from __future__ import annotations

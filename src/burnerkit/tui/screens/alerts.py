@@ -1,4 +1,8 @@
-"""The alerts panel: every contact on alert, what it means, what to do, and clearing."""
+"""The alerts panel: every contact on alert, what it means, what to do, and clearing.
+
+Clearing is one explicit act per alert, never a side effect of reading, so an alert
+cannot scroll away unseen (docs/protocol.md §17.6).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Burning the burner from the app: says what happens, asks for the name, then does it."""
+"""Burning the burner from the app: says what happens, asks for the name, then does it.
+
+Typing the name, not pressing a key, confirms: a burn cannot be undone (docs/protocol.md §15.7).
+"""
 
 from __future__ import annotations
 

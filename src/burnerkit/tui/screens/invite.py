@@ -1,4 +1,8 @@
-"""Invitations: make one (link and QR code), or accept one someone gave you."""
+"""Invitations: make one (link and QR code), or accept one someone gave you.
+
+The links are docs/protocol.md §17.2; the short one is the default because its QR code fits
+a terminal.
+"""
 
 from __future__ import annotations
 

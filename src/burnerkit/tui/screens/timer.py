@@ -1,4 +1,7 @@
-"""A contact's disappearing messages: a timer, and burn-on-read."""
+"""A contact's disappearing messages: a timer, and burn-on-read.
+
+The timer travels in every message, so both sides apply the same one (docs/protocol.md §17.3).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Verifying a contact: compare safety codes by voice or in person, then type theirs."""
+"""Verifying a contact: compare safety codes by voice or in person, then type theirs.
+
+A mismatch becomes an alert, not a message that can be dismissed (docs/protocol.md §4.2, §17.6).
+"""
 
 from __future__ import annotations
 

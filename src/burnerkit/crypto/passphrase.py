@@ -79,9 +79,9 @@ class KdfParams:
             raise ValueError(f"memory_kib * iterations must not exceed {MAX_WORK_KIB}")
 
 
-#: 256 MiB, 3 passes, 2 lanes: about 0.36 s on the 2-core reference machine (0.68 s with one
-#: lane). RFC 9106's second recommendation is 64 MiB, t = 3; we spend four times the memory
-#: because a seized laptop gives its captor unlimited offline guesses and an unlock is rare.
+#: 256 MiB, 3 passes, 2 lanes. RFC 9106's second recommendation is 64 MiB, t = 3; we spend four
+#: times the memory because a seized laptop gives its captor unlimited offline guesses and an
+#: unlock is rare (once per command, once per chat session).
 DEFAULT_KDF: Final = KdfParams(memory_kib=256 * 1024, iterations=3, parallelism=2)
 #: The cheapest parameters Argon2 accepts (8 KiB, one pass). Tests and vectors only: a vault
 #: created with them falls to a passphrase guesser at millions of guesses per second.

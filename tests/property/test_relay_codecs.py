@@ -104,7 +104,7 @@ def test_a_send_whose_trailing_bytes_are_no_key_is_refused(
 def test_fast_send_parser_agrees_with_the_general_parser_on_keyed_sends(
     command: Send, signed: bool, flips: list[tuple[int, int]], cut: int
 ) -> None:
-    from burnerkit.relay.protocol import _decode_client_content, _decode_send_or_ack
+    from burnerkit.relay.protocol.commands import _decode_client_content, _decode_send_or_ack
 
     content = bytearray(
         decode_frame(

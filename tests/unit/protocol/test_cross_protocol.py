@@ -41,8 +41,8 @@ from burnerkit.errors import BurnerError
 from burnerkit.protocol import handshake, pairing, ratchet
 from burnerkit.protocol.handshake import Invitation, accept_invitation, create_invitation
 from burnerkit.protocol.pairing import Pairing, ShortCode, Side
-from burnerkit.relay import protocol as relay
 from burnerkit.relay.protocol import Ack, Sub, decode_client_frame, encode_client_frame
+from burnerkit.relay.protocol import auth as relay
 from burnerkit.vault import format as vault_format
 from burnerkit.vault.format import RecordKeys
 from tests.helpers import ALICE, BOB, T0, SessionPair

@@ -272,7 +272,7 @@ def test_max_body_is_exactly_one_envelope():
 
 
 def _general_or_none(content: bytes) -> ClientTransmission | None:
-    from burnerkit.relay.protocol import _decode_client_content
+    from burnerkit.relay.protocol.commands import _decode_client_content
 
     try:
         return _decode_client_content(content)
@@ -306,7 +306,7 @@ _HOT_CONTENTS = st.builds(
 def test_fast_send_and_ack_parser_agrees_with_the_general_parser(content, flips, cut):
     """The relay's offset parser for SEND and ACK (the hot path) accepts exactly what the
     general parser accepts, with the same value, on genuine, mutated and truncated input."""
-    from burnerkit.relay.protocol import _decode_send_or_ack
+    from burnerkit.relay.protocol.commands import _decode_send_or_ack
 
     mutated = bytearray(content)
     for index, value in flips:

@@ -1,0 +1,183 @@
+"""The relay protocol, sans-IO: frames, commands, responses, the queue layer, the connection.
+
+docs/protocol.md §14. After SimpleX SMP: a recipient creates a queue with its own
+Ed25519 key and receives two independent random 24-byte ids, one to receive on and one
+to hand to senders; senders carry no identity. Every frame, both directions, errors
+included, is exactly :data:`FRAME_SIZE` bytes. One module per noun:
+
+- :mod:`.frames`: the 16,384-byte frame, its padding, the head of every transmission;
+- :mod:`.commands`: client commands and their bytes; :mod:`.responses`: server responses;
+- :mod:`.auth`: command signatures and ACK MACs, bound to the connection's session;
+- :mod:`.queue_layer`: the relay-to-recipient sealing of queue ids and deliveries;
+- :mod:`.connection`: one connection's rules for either end (HELLO, corr ids, commands
+  in flight, pushes), which the client and the server both drive.
+
+Pairing mailboxes (§14.12) ride on the same frames. Nothing here holds I/O, a clock or
+randomness of its own: the server and the client drive it.
+"""
+
+from __future__ import annotations
+
+from .auth import (
+    AckMac,
+    derive_ack_key,
+    encode_client_frame,
+    verify_ack_mac,
+    verify_ack_mac_of_queue,
+    verify_signature,
+)
+from .commands import (
+    ACK_MAC_SIZE,
+    MAILBOX_BODY_SIZE,
+    MAILBOX_MESSAGES,
+    MAILBOX_TOKEN_SIZE,
+    MAILBOX_TTL,
+    MAX_BODY_SIZE,
+    MESSAGE_TTL,
+    QUEUE_QUOTA,
+    SEND_ID_SIZE,
+    Ack,
+    ClientCommand,
+    ClientTransmission,
+    Del,
+    Key,
+    MbAlloc,
+    MbDel,
+    MbGet,
+    MbJoin,
+    MbPut,
+    New,
+    Ping,
+    Send,
+    Sub,
+    decode_client_frame,
+)
+from .connection import (
+    MAX_IN_FLIGHT,
+    PUSHED,
+    Answered,
+    ClientConnection,
+    ConnectionState,
+    Greeted,
+    Pushed,
+    PushResponse,
+    RelayConnection,
+    Sent,
+    ServerConnection,
+    new_corr_id,
+)
+from .frames import (
+    CORR_ID_SIZE,
+    FRAME_SIZE,
+    MSG_ID_SIZE,
+    QUEUE_ID_SIZE,
+    SESSION_ID_SIZE,
+    decode_frame,
+    encode_frame,
+)
+from .queue_layer import (
+    DELIVERY_PLAINTEXT_SIZE,
+    Delivery,
+    QueueIds,
+    derive_queue_key,
+    open_delivery,
+    open_ids,
+    seal_delivery,
+    seal_ids,
+)
+from .responses import (
+    End,
+    Err,
+    ErrorCode,
+    Hello,
+    Ids,
+    MailboxEndReason,
+    MbEnd,
+    MbMsg,
+    MbOpen,
+    Msg,
+    Ok,
+    Pong,
+    ServerResponse,
+    ServerTransmission,
+    decode_server_frame,
+    encode_server_frame,
+    server_frame_parts,
+)
+
+__all__ = [
+    "ACK_MAC_SIZE",
+    "CORR_ID_SIZE",
+    "DELIVERY_PLAINTEXT_SIZE",
+    "FRAME_SIZE",
+    "MAILBOX_BODY_SIZE",
+    "MAILBOX_MESSAGES",
+    "MAILBOX_TOKEN_SIZE",
+    "MAILBOX_TTL",
+    "MAX_BODY_SIZE",
+    "MAX_IN_FLIGHT",
+    "MESSAGE_TTL",
+    "MSG_ID_SIZE",
+    "PUSHED",
+    "QUEUE_ID_SIZE",
+    "QUEUE_QUOTA",
+    "SEND_ID_SIZE",
+    "SESSION_ID_SIZE",
+    "Ack",
+    "AckMac",
+    "Answered",
+    "ClientCommand",
+    "ClientConnection",
+    "ClientTransmission",
+    "ConnectionState",
+    "Del",
+    "Delivery",
+    "End",
+    "Err",
+    "ErrorCode",
+    "Greeted",
+    "Hello",
+    "Ids",
+    "Key",
+    "MailboxEndReason",
+    "MbAlloc",
+    "MbDel",
+    "MbEnd",
+    "MbGet",
+    "MbJoin",
+    "MbMsg",
+    "MbOpen",
+    "MbPut",
+    "Msg",
+    "New",
+    "Ok",
+    "Ping",
+    "Pong",
+    "PushResponse",
+    "Pushed",
+    "QueueIds",
+    "RelayConnection",
+    "Send",
+    "Sent",
+    "ServerConnection",
+    "ServerResponse",
+    "ServerTransmission",
+    "Sub",
+    "decode_client_frame",
+    "decode_frame",
+    "decode_server_frame",
+    "derive_ack_key",
+    "derive_queue_key",
+    "encode_client_frame",
+    "encode_frame",
+    "encode_server_frame",
+    "new_corr_id",
+    "open_delivery",
+    "open_ids",
+    "seal_delivery",
+    "seal_ids",
+    "server_frame_parts",
+    "verify_ack_mac",
+    "verify_ack_mac_of_queue",
+    "verify_signature",
+]

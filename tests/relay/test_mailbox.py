@@ -40,10 +40,10 @@ from burnerkit.relay.protocol import (
     encode_client_frame,
     encode_server_frame,
 )
-from burnerkit.relay.server.app import RelayServer
 from burnerkit.relay.server.config import RelayConfig
 from burnerkit.relay.server.mailbox import MailboxHub, Push
 from burnerkit.relay.server.metrics import Metrics
+from burnerkit.relay.server.server import RelayServer
 from burnerkit.relay.server.store.memory import MemoryStore
 
 CORR = bytes(range(24))

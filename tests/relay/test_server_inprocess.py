@@ -56,9 +56,9 @@ from burnerkit.relay.protocol import (
     open_delivery,
     open_ids,
 )
-from burnerkit.relay.server.app import RelayServer
 from burnerkit.relay.server.config import RelayConfig
 from burnerkit.relay.server.logs import LOGGER_NAME, JsonFormatter
+from burnerkit.relay.server.server import RelayServer
 from burnerkit.relay.server.store.base import MessageStore, PutResult, StoredMessage
 from burnerkit.relay.server.store.memory import MemoryStore
 from tests.test_architecture import needs_linter, plant, run_lint_imports
@@ -805,7 +805,7 @@ async def test_max_connections_refuses_the_next_handshake(start_relay: StartRela
 @needs_linter
 def test_the_server_may_not_import_the_session(tmp_path: Path) -> None:
     result = run_lint_imports(
-        tmp_path, plant(tmp_path, "relay/server/app.py", "import burnerkit.protocol.session")
+        tmp_path, plant(tmp_path, "relay/server/server.py", "import burnerkit.protocol.session")
     )
     assert result.returncode != 0, result.stdout
     assert "The relay server cannot decrypt BROKEN" in result.stdout

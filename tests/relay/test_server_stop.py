@@ -31,8 +31,8 @@ from burnerkit.relay.protocol import (
     encode_client_frame,
     open_ids,
 )
-from burnerkit.relay.server.app import RelayServer
 from burnerkit.relay.server.config import RelayConfig
+from burnerkit.relay.server.server import RelayServer
 from burnerkit.relay.server.store.memory import MemoryStore
 
 RNG = SystemRandom()

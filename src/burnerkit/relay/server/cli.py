@@ -19,9 +19,9 @@ from burnerkit.crypto.certs import fingerprint, leaf_der, self_signed
 from burnerkit.errors import BurnerError, UsageError
 from burnerkit.relay.url import check_relay_url, pinned_url
 
-from .app import RelayServer
 from .config import MEMORY_STORE, RelayConfig
 from .logs import LOGGER_NAME, JsonFormatter
+from .server import RelayServer
 from .store.base import MessageStore
 
 __all__ = ["listening_url", "make_certificate", "open_store", "serve"]

@@ -1,0 +1,448 @@
+"""The relay's commands: NEW, SUB, KEY, SEND, ACK, DEL and the pairing mailboxes, over the store.
+
+docs/protocol.md §14.4 (commands), §14.8 (server rules), §14.12 (mailboxes). The server
+(``server.py``) hands each decoded, rate-checked command to :meth:`Commands.start`: what
+needs no store (PING, the mailboxes, an ACK by the subscription's holder) runs there and
+then; the rest comes back as a coroutine the server runs as a task. Delivery is the
+machine's (``delivery.py``, performed by ``subscriptions.py``); nothing here can decrypt.
+
+Authentication of recipient commands always costs one signature check: a missing queue
+is checked against a fixed dummy key (``verify_signature``), so a missing queue and a
+wrong key answer the same ``ERR AUTH`` after the same work. SEND to a queue that is
+missing or locked to a sender key is checked the same way, and so is SEND to a
+sender-secured queue not yet locked (against the key the SEND carries, or the dummy key):
+the first that verifies locks the queue through the store's conditional
+``lock_sender_key`` before its message is put. An ACK by the subscription's holder is
+checked against the recipient key (or the ACK MAC key, §14.4) kept at SUB, which saves a
+read of the store per delivered message; any other ACK derives its key from the stored
+queue, or from a dummy one, at equal cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, assert_never
+
+from burnerkit.crypto.keys import VerifyKey, X25519PrivateKey
+from burnerkit.crypto.rng import Random
+from burnerkit.errors import InvalidKeyError, RemoteProtocolError, StoreError
+from burnerkit.relay.protocol import (
+    ACK_MAC_SIZE,
+    MAX_BODY_SIZE,
+    MSG_ID_SIZE,
+    QUEUE_ID_SIZE,
+    Ack,
+    ClientTransmission,
+    Del,
+    End,
+    Err,
+    ErrorCode,
+    Ids,
+    Key,
+    MbAlloc,
+    MbDel,
+    MbGet,
+    MbJoin,
+    MbPut,
+    New,
+    Ok,
+    Ping,
+    Pong,
+    QueueIds,
+    Send,
+    ServerResponse,
+    Sub,
+    derive_queue_key,
+    seal_ids,
+    verify_ack_mac_of_queue,
+    verify_signature,
+)
+
+from .config import RelayConfig
+from .connection import ZERO_CORR, Connection, Gate, Slot
+from .link import LinkClosed
+from .logs import LOGGER_NAME, log_event
+from .mailbox import MailboxCommand, MailboxHub
+from .metrics import Metrics
+from .store.base import MessageStore, PutResult, QueueRecord, StoredMessage
+from .subscriptions import Held, Subscriptions
+
+__all__ = ["Commands"]
+
+_log = logging.getLogger(LOGGER_NAME)
+
+#: Every OK is the same value (it has no fields): one made, not one per answer.
+_OK: Final = Ok()
+
+
+class Commands:
+    """The command handlers of one relay.
+
+    Args:
+        store: where queues and messages live.
+        config: limits (quota).
+        rng: ids, server keys, nonces.
+        clock: seconds since the epoch, for ``received_at``.
+        metrics: the relay's counters.
+        mailboxes: the pairing mailboxes.
+        subscriptions: the subscribed queues.
+        spawn: runs a coroutine as a task the relay's stop waits for.
+        take_slot: takes one of a connection's places for a command in flight.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: MessageStore,
+        config: RelayConfig,
+        rng: Random,
+        clock: Callable[[], float],
+        metrics: Metrics,
+        mailboxes: MailboxHub,
+        subscriptions: Subscriptions,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+        take_slot: Callable[[Connection], Slot],
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._rng = rng
+        self._clock = clock
+        self._metrics = metrics
+        self._mailboxes = mailboxes
+        self._subs = subscriptions
+        self._spawn = spawn
+        self._take_slot = take_slot
+        #: recipient ids whose refused-sender notice is being put (one at a time per queue)
+        self._noticing: set[bytes] = set()
+
+    def start(
+        self, conn: Connection, tx: ClientTransmission
+    ) -> tuple[Coroutine[Any, Any, None], Slot] | None:
+        """Run ``tx`` here if it needs no store; else the coroutine that runs it, and its slot.
+
+        The server runs the coroutine as a task and frees the slot when it ends (a SEND
+        frees it earlier, once the store has accepted its message).
+
+        Raises:
+            LinkClosed: if the connection is gone (only from what runs here).
+        """
+        command = tx.command
+        match command:
+            case Ping():
+                self._answer(conn, tx, Pong())
+                return None
+            case Ack():
+                held = self._subs.get(tx.entity)
+                if held is not None and held.conn is conn:
+                    self._ack_held(conn, tx, command, held)
+                    return None
+                work = self._ack(conn, tx, command)
+            case MbAlloc() | MbJoin() | MbPut() | MbGet() | MbDel():
+                self._mailbox(conn, tx, command)
+                return None
+            case Send():
+                # Taken here, in arrival order: each SEND waits for the one before to reach the store.
+                prev, gate = conn.gate, Gate()
+                conn.gate = gate
+                slot = self._take_slot(conn)
+                return self._run(conn, tx, self._send(conn, tx, command, prev, gate, slot), gate), slot
+            case New():
+                work = self._new(conn, tx, command)
+            case Sub():
+                work = self._sub(conn, tx)
+            case Key():
+                work = self._key(conn, tx, command)
+            case Del():
+                work = self._del(conn, tx)
+            case _:  # pragma: no cover
+                assert_never(command)
+        return self._run(conn, tx, work), self._take_slot(conn)
+
+    async def _run(
+        self,
+        conn: Connection,
+        tx: ClientTransmission,
+        work: Coroutine[Any, Any, None],
+        gate: Gate | None = None,
+    ) -> None:
+        """Run ``work``; a failure answers INTERNAL, a closed connection ends it.
+
+        ``gate``: a SEND's gate, opened whatever happens.
+        """
+        try:
+            await work
+        except LinkClosed:
+            pass
+        except Exception as exc:
+            # On a store failure, or on a bug of ours: logged by its kind, never by what it held.
+            event = "store_error" if isinstance(exc, StoreError) else "internal_error"
+            log_event(_log, event, level=logging.ERROR, error=type(exc).__name__)
+            conn.send_quietly(tx.corr_id, tx.entity, Err(ErrorCode.INTERNAL))
+        finally:
+            if gate is not None:
+                gate.open()
+                if conn.gate is gate:
+                    conn.gate = None
+
+    def _answer(self, conn: Connection, tx: ClientTransmission, response: ServerResponse) -> None:
+        """Answer ``tx`` with its own corr_id and entity.
+
+        Raises:
+            LinkClosed: if the connection is gone.
+        """
+        conn.send(tx.corr_id, tx.entity, response)
+
+    # -- queues ---------------------------------------------------------------------------
+
+    async def _new(self, conn: Connection, tx: ClientTransmission, command: New) -> None:
+        # Proof of possession: NEW is signed by the key it registers.
+        if not verify_signature(command.recipient_key, tx, conn.session_id):
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        server_key = X25519PrivateKey.generate(self._rng)
+        try:
+            queue_key = derive_queue_key(server_key, command.recipient_dh)
+        except RemoteProtocolError:
+            self._answer(conn, tx, Err(ErrorCode.CMD))
+            return
+        ids = QueueIds(self._rng.random_bytes(QUEUE_ID_SIZE), self._rng.random_bytes(QUEUE_ID_SIZE))
+        await self._store.create_queue(
+            QueueRecord(
+                ids.recipient_id,
+                ids.sender_id,
+                command.recipient_key,
+                queue_key,
+                sender_secured=command.sender_secured,
+            )
+        )
+        self._metrics.queues_created_total += 1
+        self._answer(conn, tx, Ids(server_key.public_key.raw, seal_ids(queue_key, ids, self._rng)))
+
+    async def _authorized(self, conn: Connection, tx: ClientTransmission) -> QueueRecord | None:
+        """The queue named by a recipient command, if it exists and the signature is its key's.
+
+        The signature is checked in every case (against a dummy key when the queue is
+        missing), so that both failures cost the same.
+        """
+        queue = await self._store.queue_by_recipient(tx.entity)
+        ok = verify_signature(None if queue is None else queue.recipient_key, tx, conn.session_id)
+        return queue if ok else None
+
+    async def _sub(self, conn: Connection, tx: ClientTransmission) -> None:
+        queue = await self._authorized(conn, tx)
+        if queue is None:
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        # A new subscription even on a re-SUB of the same connection: the outstanding
+        # message (whose ACK may have been lost) is delivered again.
+        held, old = self._subs.subscribe(conn, queue)
+        if old is not None and old.conn is not conn:
+            self._subs.push_end(old)
+        self._answer(conn, tx, _OK)
+        self._subs.perform(held, held.machine.subscribed())
+
+    async def _key(self, conn: Connection, tx: ClientTransmission, command: Key) -> None:
+        queue = await self._authorized(conn, tx)
+        if queue is None:
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        try:
+            # A small-order key would accept forged signatures; refuse it here.
+            VerifyKey.from_bytes(command.sender_key)
+        except (ValueError, InvalidKeyError):
+            self._answer(conn, tx, Err(ErrorCode.CMD))
+            return
+        if queue.sender_key is not None and queue.sender_key != command.sender_key:
+            # A queue is locked once (SimpleX's KEY); repeating the same key is a retry.
+            self._answer(conn, tx, Err(ErrorCode.CMD))
+            return
+        # Conditional, like a sender-secured queue's first SEND: whichever of the two
+        # the store runs first locks the queue, and the other is refused.
+        if not await self._store.lock_sender_key(queue.recipient_id, command.sender_key):
+            still = await self._store.queue_by_recipient(queue.recipient_id)
+            self._answer(conn, tx, Err(ErrorCode.AUTH if still is None else ErrorCode.CMD))
+            return
+        self._subs.locked(queue.recipient_id, command.sender_key)
+        self._answer(conn, tx, _OK)
+
+    async def _del(self, conn: Connection, tx: ClientTransmission) -> None:
+        queue = await self._authorized(conn, tx)
+        if queue is None or not await self._store.delete_queue(queue.recipient_id):
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        held = self._subs.get(queue.recipient_id)
+        if held is not None:
+            self._subs.end(held)
+            held.conn.release(queue.recipient_id)
+            if held.conn is not conn:
+                held.conn.send_quietly(ZERO_CORR, queue.recipient_id, End())
+        self._answer(conn, tx, _OK)
+
+    # -- ACK ------------------------------------------------------------------------------
+
+    def _ack_held(self, conn: Connection, tx: ClientTransmission, command: Ack, held: Held) -> None:
+        """An ACK by the holder of the queue's subscription, checked with the keys kept at SUB.
+
+        The queue is the one read at SUB (a DEL would have ended the subscription), so
+        the check needs no read of the store, and costs what it costs on the other path.
+        """
+        if len(tx.signature) == ACK_MAC_SIZE:
+            verified = held.ack_mac.verify(tx)
+        else:
+            verified = verify_signature(held.queue.recipient_key, tx, conn.session_id)
+        if not verified:
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        self._subs.perform(held, held.machine.acked(command.msg_id, tx.corr_id))
+
+    async def _ack(self, conn: Connection, tx: ClientTransmission, command: Ack) -> None:
+        """An ACK on a connection that did not hold the subscription when it arrived."""
+        if len(tx.signature) == ACK_MAC_SIZE:
+            # No key kept for this connection: derive it (from a dummy if the queue is missing).
+            queue = await self._store.queue_by_recipient(tx.entity)
+            ok = verify_ack_mac_of_queue(None if queue is None else queue.queue_key, tx, conn.session_id)
+            queue = queue if ok else None
+        else:
+            queue = await self._authorized(conn, tx)
+        if queue is None:
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            return
+        held = self._subs.get(queue.recipient_id)
+        if held is None or held.conn is not conn:
+            self._answer(conn, tx, Err(ErrorCode.NO_MSG))
+            return
+        self._subs.perform(held, held.machine.acked(command.msg_id, tx.corr_id))
+
+    # -- SEND -----------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        conn: Connection,
+        tx: ClientTransmission,
+        command: Send,
+        prev: Gate | None,
+        gate: Gate,
+        slot: Slot,
+    ) -> None:
+        if len(command.body) > MAX_BODY_SIZE:
+            self._answer(conn, tx, Err(ErrorCode.LARGE))
+            return
+        held = self._subs.by_sender(tx.entity)
+        queue = held.queue if held is not None else await self._store.queue_by_sender(tx.entity)
+        if queue is None or queue.sender_key is not None:
+            key = None if queue is None else queue.sender_key
+        elif queue.sender_secured:
+            # Not locked yet: the first SEND signed by the key it carries locks it (§14.8).
+            # Unsigned, or carrying no key: checked against the dummy key, as a missing queue.
+            key = command.sender_key
+        else:
+            key = None  # an open queue: anyone who knows the sender id may send
+        if (queue is None or key is not None or queue.sender_secured) and not verify_signature(
+            key, tx, conn.session_id
+        ):
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            if queue is not None and queue.sender_secured:
+                self._sender_refused(queue.recipient_id)
+            return
+        assert queue is not None  # verify_signature(None, ...) is always False
+        if queue.sender_key is None and key is not None:
+            # Locked before the message is stored, so the lock is durable no later than the
+            # message: a crash between the two leaves the queue locked to this key, and
+            # the sender's retry (same key, same send id) is stored then.
+            if not await self._store.lock_sender_key(queue.recipient_id, key):
+                self._answer(conn, tx, Err(ErrorCode.AUTH))  # another key locked it first
+                self._sender_refused(queue.recipient_id)
+                return
+            self._subs.locked(queue.recipient_id, key)
+        message = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, command.body)
+        if prev is not None and not prev.is_open:
+            await prev.opened()
+        # The put's first step runs before any later SEND of this connection wakes up,
+        # so the store sees this connection's SENDs in the order they arrived.
+        gate.open()
+        accepted = False
+
+        def deliver(result: PutResult) -> None:
+            """The message is on the queue (stored, or held by the store): hand it to delivery."""
+            nonlocal accepted, message
+            accepted = True
+            # What is left is the wait for the OK (under write-behind, for the recipient's
+            # ACK): the store holds the message, so it no longer takes a place among the
+            # connection's commands, and a sender may pipeline past the limit.
+            slot.free()
+            live = self._subs.get(queue.recipient_id)
+            if live is not None:
+                if result is PutResult.STORED_MARKED:
+                    message = dataclasses.replace(message, quota_marker=True)
+                self._subs.perform(live, live.machine.stored(message))
+
+        # With the recipient online and its queue known in memory, the store may hold the
+        # body back and tell us as soon as it has accepted it: delivery starts before the
+        # commit, and a message acknowledged before its write is never written (§14.8
+        # Write-behind). The OK below still waits until the message is safe.
+        live = self._subs.get(queue.recipient_id)
+        early = deliver if live is not None and live.machine.known else None
+        result = await self._store.put_message(
+            tx.entity, command.send_id, message, quota=self._config.quota, on_accepted=early
+        )
+        match result:
+            case PutResult.STORED | PutResult.STORED_MARKED:
+                self._metrics.messages_stored_total += 1
+                if not accepted:
+                    deliver(result)
+                self._answer(conn, tx, _OK)
+            case PutResult.DUPLICATE:
+                self._answer(conn, tx, _OK)
+            case PutResult.QUOTA:
+                self._answer(conn, tx, Err(ErrorCode.QUOTA))
+            case PutResult.NO_QUEUE:
+                self._answer(conn, tx, Err(ErrorCode.AUTH))
+            case _:  # pragma: no cover
+                assert_never(result)
+
+    def _sender_refused(self, recipient_id: bytes) -> None:
+        """A SEND to this sender-secured queue was refused: leave its recipient a notice.
+
+        After the refusal is answered (the refused sender's answer is AUTH, when and as a
+        missing queue's), in a task of its own; the store keeps at most one waiting per
+        queue, and none if the queue is full. Nothing is logged: it would be per queue.
+        """
+        if recipient_id in self._noticing:
+            return  # one is on its way to the store already
+        self._noticing.add(recipient_id)
+        self._spawn(self._put_notice(recipient_id))
+
+    async def _put_notice(self, recipient_id: bytes) -> None:
+        notice = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, b"", True)
+        try:
+            result = await self._store.put_notice(recipient_id, notice, quota=self._config.quota)
+        except StoreError as exc:
+            log_event(_log, "store_error", level=logging.ERROR, error=type(exc).__name__)
+            return
+        finally:
+            self._noticing.discard(recipient_id)
+        if result is PutResult.STORED or result is PutResult.STORED_MARKED:
+            self._metrics.messages_stored_total += 1
+            held = self._subs.get(recipient_id)
+            if held is not None:
+                self._subs.perform(held, held.machine.notice_stored())
+
+    # -- pairing mailboxes ----------------------------------------------------------------
+
+    def _mailbox(self, conn: Connection, tx: ClientTransmission, command: MailboxCommand) -> None:
+        """A pairing mailbox command (§14.12): the hub decides, we send.
+
+        Frames for other connections go out before the answer, so that what the asker
+        does next (it waits for the answer) reaches them after; frames for the asker's
+        own side (its backlog on JOIN and GET) go after the answer that names its token.
+        """
+        response, pushes = self._mailboxes.handle(conn, tx.entity, command, self._clock())
+        for push in pushes:
+            if not push.after_answer and isinstance(push.conn, Connection):
+                push.conn.send_quietly(ZERO_CORR, push.token, push.response)
+        self._answer(conn, tx, response)
+        for push in pushes:
+            if push.after_answer and isinstance(push.conn, Connection):
+                push.conn.send(ZERO_CORR, push.token, push.response)

@@ -74,8 +74,6 @@ async def open_store(path: str, *, write_behind: float = 0.0) -> MessageStore:
 
 
 async def _serve(config: RelayConfig, out: TextIO) -> int:
-    if config.tls:
-        _shrink_tls_read_buffer()
     store = await open_store(config.store, write_behind=config.write_behind)
     server = RelayServer(store, config)
     try:
@@ -166,31 +164,12 @@ def _tune_gc() -> None:
     full ones over the 50,000 objects of the imported modules. Frozen, those are never
     scanned again; at these thresholds, paired runs of the bench relayed about a fifth
     more messages per second. It still runs: a cycle (an exception's traceback) is
-    freed, only later. Set here, in the process that owns the loop, as
-    :func:`_shrink_tls_read_buffer` is, and not in the reusable :class:`RelayServer`.
+    freed, only later. Set here, in the process that owns the loop, and not in the
+    reusable :class:`RelayServer`.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-#: Bytes asyncio's TLS layer reads per call: one frame's ciphertext with room to spare.
-_TLS_READ_BUFFER = 2 * 16_384
-
-
-def _shrink_tls_read_buffer() -> None:
-    """Make asyncio's per-connection TLS read buffer 32 KiB instead of 256 KiB.
-
-    asyncio gives every TLS connection a ``bytearray(SSLProtocol.max_size)``, 256 KiB,
-    for as long as the connection lives; with thousands of idle subscribers that buffer
-    is most of the relay's memory (measured: 348 KiB per idle TLS connection, 124 KiB
-    with 32 KiB). The attribute is class-wide, so we set it here, in the process that
-    owns the loop, and not in the reusable :class:`RelayServer`.
-    """
-    import asyncio.sslproto
-
-    if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > _TLS_READ_BUFFER:
-        asyncio.sslproto.SSLProtocol.max_size = _TLS_READ_BUFFER
 
 
 def _configure_logging(stream: TextIO) -> logging.Handler:

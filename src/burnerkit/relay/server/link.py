@@ -48,6 +48,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections import deque
 from typing import Final, Protocol
 
@@ -71,6 +72,9 @@ _SILENT.disabled = True
 #: TCP keepalive finds peers that vanished without a FIN. We do not use WebSocket pings
 #: for that: a ping is a small frame of its own size, and every frame of ours is one size.
 _KEEPALIVE: Final = (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 4))
+
+#: Bytes of plaintext read from TLS per call: a frame and its header, with room to spare.
+_TLS_READ: Final = 2 * 16_384
 
 _DATA: Final = (Opcode.BINARY, Opcode.TEXT)
 #: First two bytes of the frame fast mode parses: FIN and BINARY; MASK and a 16-bit length.
@@ -165,6 +169,10 @@ class Link(asyncio.Protocol):
         "_outbox",
         "_paused",
         "_pending",
+        "_tls",
+        "_tls_context",
+        "_tls_in",
+        "_tls_out",
         "_transport",
         "_write_limit",
         "_ws",
@@ -183,6 +191,7 @@ class Link(asyncio.Protocol):
         open_timeout: float,
         close_timeout: float,
         outbox: Outbox,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._handler = handler
         self._loop = asyncio.get_running_loop()
@@ -197,6 +206,11 @@ class Link(asyncio.Protocol):
         #: frames (header, payload, ...) queued in this turn of the loop
         self._pending: list[bytes | memoryview] = []
         self._transport: asyncio.Transport | None = None
+        #: TLS, when the relay serves wss://: our own TLS object over memory buffers (see _tls_received)
+        self._tls_context = tls
+        self._tls: ssl.SSLObject | None = None
+        self._tls_in: ssl.MemoryBIO | None = None
+        self._tls_out: ssl.MemoryBIO | None = None
         self._write_limit = write_limit
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
@@ -275,9 +289,18 @@ class Link(asyncio.Protocol):
         self._transport = transport
         transport.set_write_buffer_limits(high=self._write_limit)
         _keepalive(transport)
+        if self._tls_context is not None:
+            self._tls_in, self._tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            self._tls = self._tls_context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
         self._open_timer = self._loop.call_later(self.open_timeout, self._open_expired)
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
+        if self._tls is not None:
+            self._tls_received(data)
+            return
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
         if self._fast:
             self._read_fast(data)
         else:
@@ -339,6 +362,70 @@ class Link(asyncio.Protocol):
         self._buffer = b""
         self._read(buf[at:])
 
+    def _tls_received(self, data: bytes) -> None:
+        """Decrypt what came in, and go on with the plaintext.
+
+        asyncio's own TLS transport keeps a 256 KiB read buffer for as long as each
+        connection lives; here the plaintext is read in pieces that live only as long as
+        this call (relay_idle_conn_kib, measured with TLS in docs/performance.md).
+        """
+        tls, incoming = self._tls, self._tls_in
+        assert tls is not None
+        assert incoming is not None
+        incoming.write(data)
+        chunks: list[bytes] = []
+        ended = False
+        try:
+            while True:
+                chunk = tls.read(_TLS_READ)
+                if not chunk:
+                    ended = True
+                    break
+                chunks.append(chunk)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except ssl.SSLZeroReturnError:
+            ended = True
+        except (ssl.SSLError, ValueError, OSError):
+            # A failed handshake or a corrupt record: nothing of it reaches the handler.
+            self._tls_write(b"")  # the alert, if TLS has one to send
+            if self._transport is not None:
+                self._transport.close()
+            return
+        self._tls_write(b"")
+        if chunks:
+            self._received(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+        if ended and self._transport is not None:
+            self.eof_received()
+            self._close_transport()
+
+    def _tls_write(self, data: bytes) -> None:
+        """Encrypt ``data`` (and flush whatever TLS itself has to say) onto the TCP connection."""
+        tls, outgoing, transport = self._tls, self._tls_out, self._transport
+        assert tls is not None
+        assert outgoing is not None
+        if data:
+            tls.write(data)
+        if outgoing.pending and transport is not None:
+            transport.write(outgoing.read())
+
+    def _write(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls_write(data)
+        elif self._transport is not None:
+            self._transport.write(data)
+
+    def _close_transport(self) -> None:
+        """Close our side: after TLS's close_notify, or the TCP connection as it is."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._tls is not None:
+            with contextlib.suppress(ssl.SSLError, ValueError, OSError):
+                self._tls.unwrap()
+            self._tls_write(b"")
+        transport.close()
+
     def eof_received(self) -> bool | None:  # noqa: D102
         self._fast = False
         self._buffer = b""
@@ -360,6 +447,7 @@ class Link(asyncio.Protocol):
         self._buffer = b""
         opened, self._opened = self._opened, False
         self._transport = None
+        self._tls = self._tls_in = self._tls_out = None
         if not self.closed.done():
             self.closed.set_result(None)
         if opened:
@@ -418,7 +506,7 @@ class Link(asyncio.Protocol):
     def _write_pending(self) -> None:
         """Write the frames queued in this turn (called by the outbox, or before other output)."""
         if self._pending and self._transport is not None:
-            self._transport.write(b"".join(self._pending))
+            self._write(b"".join(self._pending))
         self._pending.clear()
 
     def _flush(self) -> None:
@@ -429,12 +517,12 @@ class Link(asyncio.Protocol):
             self._write_pending()  # our frames first: they were queued before this output
         for data in self._ws.data_to_send():
             if data:
-                transport.write(data)
-            elif transport.can_write_eof():
+                self._write(data)
+            elif self._tls is None and transport.can_write_eof():
                 with contextlib.suppress(Exception):  # OSError, or RuntimeError if closing
                     transport.write_eof()
             else:
-                transport.close()  # TLS: no half-close
+                self._close_transport()  # TLS: no half-close
 
     def _expect_close(self) -> None:
         if self._close_timer is None and self._transport is not None:

@@ -212,10 +212,12 @@ class RelayServer:
                 open_timeout=_OPEN_TIMEOUT,
                 close_timeout=_CLOSE_TIMEOUT,
                 outbox=outbox,
+                tls=tls,
             )
 
         try:
-            self._ws_server = await loop.create_server(link, config.host, config.port, ssl=tls)
+            # TLS is the link's own (link.py), not asyncio's: see Link._tls_received.
+            self._ws_server = await loop.create_server(link, config.host, config.port)
         except OSError as exc:
             raise RelayStartError(f"cannot listen on {config.host}:{config.port}: {reason(exc)}") from exc
         if config.metrics_port is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
@@ -18,6 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from burnerkit.relay.client import ReceivedMessage, RelayClient
+from burnerkit.relay.server.config import RelayConfig
+from burnerkit.relay.server.server import RelayServer
+from burnerkit.relay.server.store.memory import MemoryStore
 
 
 def make_cert(tmp_path: Path) -> tuple[Path, Path]:
@@ -155,3 +159,47 @@ def test_burners_chat_over_wss_trusting_the_relay_certificate_from_ssl_cert_file
         assert relay.wait(timeout=20) == 0
         if relay.stdout is not None:
             relay.stdout.close()
+
+
+async def _tls_relay(tmp_path: Path) -> tuple[RelayServer, Path]:
+    cert, key = make_cert(tmp_path)
+    server = RelayServer(
+        MemoryStore(), RelayConfig(host="localhost", port=0, tls_cert=str(cert), tls_key=str(key))
+    )
+    await server.start()
+    return server, cert
+
+
+@pytest.mark.asyncio
+async def test_a_tls_1_2_client_and_a_garbage_handshake_are_refused_and_the_relay_serves_on(tmp_path):
+    """The link terminates TLS itself (wrap_bio): TLS 1.3 only, bad bytes close only their own connection."""
+    server, cert = await _tls_relay(tmp_path)
+    try:
+        reader, writer = await asyncio.open_connection("localhost", server.bound_port)
+        writer.write(b"\x16\x03\x01\x00\x05garbage, not a ClientHello" * 4)
+        await asyncio.wait_for(reader.read(), 10)  # an alert, if any, then the relay's close
+        assert reader.at_eof()
+        writer.close()
+
+        old = ssl.create_default_context(cafile=str(cert))
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(ssl.SSLError):
+            await asyncio.wait_for(asyncio.open_connection("localhost", server.bound_port, ssl=old), 10)
+
+        context = ssl.create_default_context(cafile=str(cert))
+        _, writer = await asyncio.open_connection("localhost", server.bound_port, ssl=context)
+        tls = writer.get_extra_info("ssl_object")
+        assert tls.version() == "TLSv1.3"
+        assert not tls.session_reused
+        writer.close()
+
+        url = f"wss://localhost:{server.bound_port}/"
+        async with RelayClient(url, ssl=context) as client:
+            creds = await client.create_queue()
+            await client.send(creds.sender_id, b"after the garbage")
+            await client.subscribe(creds)
+            event = await client.next_delivery(timeout=10)
+            assert isinstance(event, ReceivedMessage)
+            assert event.body == b"after the garbage"
+    finally:
+        await server.stop()

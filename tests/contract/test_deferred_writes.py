@@ -1,10 +1,11 @@
-"""Write-behind: puts with ``on_accepted`` that the SQLite store holds back (``defer_seconds``).
+"""Write-behind: puts with ``on_accepted`` that ``WriteBehind`` holds back from a SQLite store.
 
-Each test states one promise of the write-behind part of ``store/base.py`` and
-``store/sqlite.py``: a deferred message is accepted before it is durable, a delete that
-comes first keeps its body off the disk for good, everything else sees it as stored,
-and its put returns only once it is safe. The last test runs random mixes of operations
-against the memory store (the reference) and a deferring SQLite store side by side.
+Each test states one promise of ``store/writebehind.py`` and ``store/base.py``: a held
+message is accepted before it is durable, a delete that comes first keeps its body off
+the disk for good, everything else sees it as stored, and its put returns only once it
+is safe. A queue is held once a read found it empty (``open_store`` reads each queue, as
+the relay does when its recipient subscribes). The last test runs random mixes of
+operations against the memory store (the reference) and a write-behind SQLite store.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +23,8 @@ import pytest
 from burnerkit.errors import StoreError
 from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage
 from burnerkit.relay.server.store.memory import MemoryStore
-from burnerkit.relay.server.store.sqlite import MAX_DEFERRED, SqliteStore, _Needs
+from burnerkit.relay.server.store.sqlite import SqliteStore
+from burnerkit.relay.server.store.writebehind import MAX_HELD, WriteBehind
 from tests.contract.test_message_store import (
     BIG_QUOTA,
     NOW,
@@ -70,6 +71,10 @@ class Pending:
         self.accepted.append(result)
         self.event.set()
 
+    async def accepted_now(self) -> None:
+        """Wait for ``on_accepted`` (held or written: the put may have returned too)."""
+        await asyncio.wait_for(self.event.wait(), WAIT)
+
     async def deferred(self) -> PutResult:
         """Wait for ``on_accepted``; the put is still waiting for its write (or delete)."""
         await asyncio.wait_for(self.event.wait(), WAIT)
@@ -90,10 +95,23 @@ async def decided(store: MessageStore) -> None:
     """
     for _ in range(3):
         await asyncio.sleep(0)
-    if isinstance(store, SqliteStore):
-        await store._call(lambda _conn: None, needs=_Needs.NOTHING)
+    if not isinstance(store, WriteBehind):
+        if isinstance(store, SqliteStore):
+            await store._call(lambda _conn: None)
+            for _ in range(3):
+                await asyncio.sleep(0)
+        return
+    # A put that waits for its queue's release is handed over a few turns after it ends:
+    # rounds until one sees no release and follows one that saw none either.
+    quiet = 0
+    while quiet < 2:
+        releases = list(store._releasing.values())
+        await asyncio.gather(*(asyncio.shield(r) for r in releases))
+        if isinstance(store.inner, SqliteStore):
+            await store.inner._call(lambda _conn: None)
         for _ in range(3):
             await asyncio.sleep(0)
+        quiet = 0 if releases or store._releasing else quiet + 1
 
 
 def every_file(directory: Path) -> bytes:
@@ -127,11 +145,23 @@ def _store_dir(db_path: Path) -> None:
 
 async def open_store(
     db_path: Path, defer: float = LONG, *, timeout: float = 5.0
-) -> tuple[SqliteStore, QueueRecord]:
-    store = await SqliteStore.open(db_path, defer_seconds=defer, timeout=timeout)
+) -> tuple[WriteBehind, QueueRecord]:
+    store = WriteBehind(await SqliteStore.open(db_path, timeout=timeout), defer_seconds=defer)
+    queue = await new_held_queue(store)
+    return store, queue
+
+
+async def new_held_queue(store: WriteBehind) -> QueueRecord:
+    """A new queue, read empty: held, as when its recipient subscribes."""
     queue = new_queue()
     await store.create_queue(queue)
-    return store, queue
+    assert await store.first_message(queue.recipient_id) is None
+    return queue
+
+
+def commits(store: WriteBehind) -> int:
+    assert isinstance(store.inner, SqliteStore)
+    return store.inner.commit_count
 
 
 # -- cancelled before the write -----------------------------------------------------------
@@ -141,14 +171,14 @@ async def open_store(
 async def test_a_message_deleted_before_its_write_never_reaches_the_disk(db_path: Path) -> None:
     store, queue = await open_store(db_path)
     body = canary("acked")
-    commits = store.commit_count
+    before = commits(store)
     pending = Pending(store, queue, new_message(b"<" + body + b">"))
 
     assert await pending.deferred() is PutResult.STORED
-    assert store.commit_count == commits  # deciding it wrote nothing
+    assert commits(store) == before  # deciding it wrote nothing
     assert await store.delete_message(queue.recipient_id, pending.message.msg_id) is True
     assert await pending.result() is PutResult.STORED
-    assert store.commit_count == commits + 1  # the retired send id
+    assert commits(store) == before  # the retired send id waits in memory for the release
     assert body not in disk_bytes(db_path)
 
     # Its send id is remembered as a deleted one's; the message is gone.
@@ -169,10 +199,10 @@ async def test_a_message_deleted_before_its_write_never_reaches_the_disk(db_path
 async def test_deciding_deferred_puts_writes_and_commits_nothing(db_path: Path) -> None:
     store, queue = await open_store(db_path)
     wal = db_path.with_name(db_path.name + "-wal")
-    commits, wal_size = store.commit_count, wal.stat().st_size
+    before, wal_size = commits(store), wal.stat().st_size
     pendings = [Pending(store, queue, new_message(canary(str(i)))) for i in range(100)]
     assert [await p.deferred() for p in pendings] == [PutResult.STORED] * 100
-    assert store.commit_count == commits
+    assert commits(store) == before
     assert wal.stat().st_size == wal_size
     for p in pendings:
         assert p.message.body not in disk_bytes(db_path)
@@ -204,41 +234,39 @@ async def test_a_deferred_message_is_written_after_defer_seconds_and_survives_re
     assert committed_body(db_path, message.msg_id) == message.body
     await store.close()
 
-    store = await SqliteStore.open(db_path)
+    reopened = await SqliteStore.open(db_path)
     try:
-        assert await store.first_message(queue.recipient_id) == message
+        assert await reopened.first_message(queue.recipient_id) == message
         assert (
-            await store.put_message(queue.sender_id, pending.send_id, new_message(), quota=BIG_QUOTA)
+            await reopened.put_message(queue.sender_id, pending.send_id, new_message(), quota=BIG_QUOTA)
             is PutResult.DUPLICATE
         )
     finally:
-        await store.close()
+        await reopened.close()
 
 
 @pytest.mark.asyncio
 async def test_close_writes_every_deferred_message(db_path: Path) -> None:
     store, a = await open_store(db_path)
-    b = new_queue()
-    await store.create_queue(b)
+    b = await new_held_queue(store)
     pendings = [Pending(store, queue, new_message(canary(str(i)))) for i, queue in enumerate((a, b, a))]
     for p in pendings:
         await p.deferred()
     await store.close()
     assert [await p.result() for p in pendings] == [PutResult.STORED] * 3
 
-    store = await SqliteStore.open(db_path)
+    reopened = await SqliteStore.open(db_path)
     try:
-        assert await drain(store, a.recipient_id) == [pendings[0].message, pendings[2].message]
-        assert await drain(store, b.recipient_id) == [pendings[1].message]
+        assert await drain(reopened, a.recipient_id) == [pendings[0].message, pendings[2].message]
+        assert await drain(reopened, b.recipient_id) == [pendings[1].message]
     finally:
-        await store.close()
+        await reopened.close()
 
 
 @pytest.mark.asyncio
 async def test_a_put_written_at_once_writes_its_queues_deferred_messages_first(db_path: Path) -> None:
     store, a = await open_store(db_path)
-    b = new_queue()
-    await store.create_queue(b)
+    b = await new_held_queue(store)
     first, second = Pending(store, a, new_message(b"1")), Pending(store, a, new_message(b"2"))
     elsewhere = Pending(store, b, new_message(b"b"))
     for p in (first, second, elsewhere):
@@ -302,11 +330,12 @@ async def test_first_message_reads_deferred_messages_in_order_without_writing_th
     assert (
         await store.put_message(queue.sender_id, new_send_id(), written, quota=BIG_QUOTA) is PutResult.STORED
     )
-    pendings = [Pending(store, queue, new_message(canary(str(i))), quota=3) for i in range(2)]
-    for p in pendings:
-        await p.deferred()
     assert await store.first_message(queue.recipient_id) == written  # the file's come first
     assert await store.delete_message(queue.recipient_id, written.msg_id)
+    assert await store.first_message(queue.recipient_id) is None  # held again
+    pendings = [Pending(store, queue, new_message(canary(str(i))), quota=2) for i in range(2)]
+    for p in pendings:
+        await p.deferred()
     first = await store.first_message(queue.recipient_id)
     assert first == pendings[0].message
     assert await store.delete_message(queue.recipient_id, pendings[0].message.msg_id)
@@ -337,7 +366,7 @@ async def test_messages_come_out_in_put_order_whatever_was_deferred(db_path: Pat
             )
         else:
             pendings.append(Pending(store, queue, message))
-            await pendings[-1].deferred()
+            await pendings[-1].accepted_now()  # held, or written through after a release
     assert await drain(store, queue.recipient_id) == order
     assert {await p.result() for p in pendings} == {PutResult.STORED}
     await store.close()
@@ -346,8 +375,7 @@ async def test_messages_come_out_in_put_order_whatever_was_deferred(db_path: Pat
 @pytest.mark.asyncio
 async def test_expire_deletes_deferred_messages_too(db_path: Path) -> None:
     store, a = await open_store(db_path)
-    b = new_queue()
-    await store.create_queue(b)
+    b = await new_held_queue(store)
     old = Pending(store, a, new_message(received_at=NOW - 100))
     young = Pending(store, a, new_message(received_at=NOW + 100))
     other = Pending(store, b, new_message(received_at=NOW + 100))
@@ -370,8 +398,7 @@ async def test_expire_deletes_deferred_messages_too(db_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_delete_queue_drops_its_deferred_messages_unwritten(db_path: Path) -> None:
     store, doomed = await open_store(db_path)
-    kept = new_queue()
-    await store.create_queue(kept)
+    kept = await new_held_queue(store)
     gone = Pending(store, doomed, new_message(canary("burnt")))
     stays = Pending(store, kept, new_message(canary("kept")))
     await gone.deferred()
@@ -395,8 +422,7 @@ async def test_delete_queue_drops_its_deferred_messages_unwritten(db_path: Path)
 @pytest.mark.asyncio
 async def test_a_deferred_message_id_is_taken(db_path: Path) -> None:
     store, a = await open_store(db_path)
-    b = new_queue()
-    await store.create_queue(b)
+    b = await new_held_queue(store)
     pending = Pending(store, a, new_message(b"first"))
     await pending.deferred()
     taken = pending.message.msg_id
@@ -410,9 +436,9 @@ async def test_a_deferred_message_id_is_taken(db_path: Path) -> None:
         await store.put_message(b.sender_id, new_send_id(), StoredMessage(taken, NOW, False, b"x"), quota=9)
     # The checks come in their order: a retry is a duplicate before its id could clash.
     retry = Pending(store, a, StoredMessage(taken, NOW, False, b"retry"), send_id=pending.send_id)
-    assert await retry.result() is PutResult.DUPLICATE
     assert await store.first_message(b.recipient_id) is None
     assert await drain(store, a.recipient_id) == [pending.message]
+    assert await retry.result() is PutResult.DUPLICATE  # once its original is safe: acknowledged
     assert await pending.result() is PutResult.STORED
     await store.close()
 
@@ -420,9 +446,8 @@ async def test_a_deferred_message_id_is_taken(db_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_beyond_max_deferred_a_put_is_written_at_once(db_path: Path) -> None:
     store, a = await open_store(db_path)
-    b = new_queue()
-    await store.create_queue(b)
-    held = [Pending(store, a, new_message()) for _ in range(MAX_DEFERRED)]
+    b = await new_held_queue(store)
+    held = [Pending(store, a, new_message()) for _ in range(MAX_HELD)]
     for p in held:
         await p.deferred()
     beyond = Pending(store, b, new_message(b"beyond"))
@@ -442,18 +467,6 @@ async def test_puts_without_on_accepted_are_committed_when_they_return(db_path: 
         await store.put_message(queue.sender_id, new_send_id(), message, quota=BIG_QUOTA) is PutResult.STORED
     )
     assert committed_body(db_path, message.msg_id) == b"at once"
-    await store.close()
-
-
-@pytest.mark.asyncio
-async def test_an_operation_of_unknown_kind_finds_the_deferred_messages_written(db_path: Path) -> None:
-    store, queue = await open_store(db_path)
-    pendings = [Pending(store, queue, new_message()) for _ in range(3)]
-    for p in pendings:
-        await p.deferred()
-    count = await store._call(lambda conn: conn.execute("SELECT count(*) FROM messages").fetchone()[0])
-    assert count == 3
-    assert [await p.result() for p in pendings] == [PutResult.STORED] * 3
     await store.close()
 
 
@@ -488,8 +501,7 @@ async def test_a_deferred_message_whose_write_fails_fails_its_put(db_path: Path)
 @pytest.mark.asyncio
 async def test_a_deferred_write_that_fails_alone_fails_only_its_put(db_path: Path) -> None:
     store, a = await open_store(db_path)
-    b = new_queue()
-    await store.create_queue(b)
+    b = await new_held_queue(store)
     pending = Pending(store, a, new_message(b"deferred"))
     await pending.deferred()
     # Another process (a broken one) puts the deferred message's id in the file meanwhile.
@@ -508,86 +520,6 @@ async def test_a_deferred_write_that_fails_alone_fails_only_its_put(db_path: Pat
     with pytest.raises(StoreError):
         await pending.result()
     assert await drain(store, a.recipient_id) == [after]
-    await store.close()
-
-
-@pytest.mark.asyncio
-async def test_a_cancellation_that_fails_leaves_the_message_deferred(db_path: Path) -> None:
-    store, queue = await open_store(db_path)
-    pending = Pending(store, queue, new_message(canary("kept")))
-    await pending.deferred()
-    other = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        # Another process (a broken one) makes every new send id row fail.
-        other.execute("CREATE TRIGGER boom BEFORE INSERT ON send_ids BEGIN SELECT RAISE(ABORT, 'boom'); END")
-        with pytest.raises(StoreError):
-            await store.delete_message(queue.recipient_id, pending.message.msg_id)
-        other.execute("DROP TRIGGER boom")
-    finally:
-        other.close()
-    assert not pending.task.done()
-    assert await store.first_message(queue.recipient_id) == pending.message
-    assert await store.delete_message(queue.recipient_id, pending.message.msg_id) is True
-    assert await pending.result() is PutResult.STORED
-    await store.close()
-    assert pending.message.body not in every_file(db_path.parent)
-
-
-@pytest.mark.asyncio
-async def test_a_batch_run_again_operation_by_operation_keeps_the_deferred_messages_right(
-    db_path: Path,
-) -> None:
-    store, queue = await open_store(db_path)
-    other = new_queue()
-    await store.create_queue(other)
-    written = new_message(b"written")
-    assert (
-        await store.put_message(queue.sender_id, new_send_id(), written, quota=BIG_QUOTA) is PutResult.STORED
-    )
-    acked, later = Pending(store, queue, new_message(b"acked")), Pending(store, queue, new_message(b"later"))
-    await acked.deferred()
-    await later.deferred()
-
-    entered, gate = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> bool:
-        entered.set()
-        return gate.wait(WAIT)
-
-    # Hold the writer (without touching the deferred messages) so the next operations form one batch.
-    blocker = asyncio.ensure_future(store._call(hold, needs=_Needs.NOTHING))
-    assert await asyncio.to_thread(entered.wait, WAIT)
-    delete_acked = asyncio.ensure_future(store.delete_message(queue.recipient_id, acked.message.msg_id))
-    fresh = Pending(store, queue, new_message(b"fresh"))
-    # Written at once, to another queue (one to this queue would write its deferred ones first).
-    clash = asyncio.ensure_future(
-        store.put_message(
-            other.sender_id, new_send_id(), StoredMessage(written.msg_id, NOW, False, b"x"), quota=BIG_QUOTA
-        )
-    )
-    delete_later = asyncio.ensure_future(store.delete_message(queue.recipient_id, later.message.msg_id))
-    await asyncio.sleep(0)  # every one of them is queued
-    commits = store.commit_count
-    gate.set()
-    assert await blocker is True
-
-    # The clash fails the batch's first try (one statement); run again one by one, the
-    # deferred messages come out as if it had run one by one from the start.
-    assert await delete_acked is True
-    with pytest.raises(StoreError):
-        await clash
-    assert await delete_later is True
-    assert await fresh.deferred() is PutResult.STORED
-    assert fresh.accepted == [PutResult.STORED]  # once, though the batch ran twice
-    assert [await acked.result(), await later.result()] == [PutResult.STORED] * 2
-    assert store.commit_count - commits == 2  # the blocker's batch, then one for the rest
-    for send_id in (acked.send_id, later.send_id):
-        assert (
-            await store.put_message(queue.sender_id, send_id, new_message(), quota=BIG_QUOTA)
-            is PutResult.DUPLICATE
-        )
-    assert await drain(store, queue.recipient_id) == [written, fresh.message]
-    assert await fresh.result() is PutResult.STORED
     await store.close()
 
 
@@ -636,14 +568,14 @@ async def run_mix(store: MessageStore, seed: int, queues: list[QueueRecord], pau
                     send_ids[rng.below(len(send_ids))] if send_ids and rng.below(5) == 0 else rng.bytes(16)
                 )
                 send_ids.append(send_id)
-                if msg_ids and rng.below(25) == 0:
-                    msg_id = msg_ids[rng.below(len(msg_ids))][1]
-                else:
-                    msg_id = rng.bytes(24)
+                reused = bool(msg_ids) and rng.below(25) == 0
+                msg_id = msg_ids[rng.below(len(msg_ids))][1] if reused else rng.bytes(24)
                 msg_ids.append((queue.recipient_id, msg_id))
                 message = StoredMessage(msg_id, NOW - 10 + rng.below(20), rng.below(8) == 0, msg_id[:4])
                 callback: Callable[[PutResult], None] | None = None
-                if rng.below(4):
+                # A reused (clashing) id goes without on_accepted: a held put learns of a clash
+                # with the inner store only when written (store/base.py), unlike the reference.
+                if rng.below(4) and not reused:
                     accepted[index] = []
                     callback = accepted[index].append
                 awaitable = asyncio.ensure_future(
@@ -682,7 +614,8 @@ async def test_a_deferring_store_answers_like_the_reference(db_path: Path, seed:
     queues = [new_queue() for _ in range(3)]
     reference = MemoryStore()
     expected = await run_mix(reference, seed, queues, 0.01)
-    store = await SqliteStore.open(db_path, defer_seconds=defer)
+    inner = await SqliteStore.open(db_path)
+    store: MessageStore = WriteBehind(inner, defer_seconds=defer) if defer else inner
     try:
         got = await run_mix(store, seed, queues, 0.01)
     finally:

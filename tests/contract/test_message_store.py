@@ -4,10 +4,10 @@ Each test states one promise of ``store/base.py`` (or of the dedupe rule in
 ``store/memory.py``) and runs against every backend; the tests at the bottom cover
 what only a file-backed store can promise: durability, locking, what stays on disk.
 
-The SQLite store runs twice: as the relay opened it so far, and with write-behind
-(``defer_seconds``), where every put of these tests passes ``on_accepted`` and may be
-held back; ``put`` checks the ``on_accepted`` promise on every call. What write-behind
-adds is tested in ``test_deferred_writes.py``.
+Each store also runs under write-behind (``WriteBehind``), where every put of these
+tests passes ``on_accepted`` and may be held back; ``put`` checks the ``on_accepted``
+promise on every call. What write-behind adds is tested in ``test_deferred_writes.py``
+and ``test_hot_queues.py``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import pytest_asyncio
 
 from burnerkit.errors import StoreError
 from burnerkit.relay.protocol import QUEUE_QUOTA
-from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage
+from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueMemory, QueueRecord, StoredMessage
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS, MemoryStore
 from burnerkit.relay.server.store.sqlite import MAX_BATCH, SCHEMA_VERSION, SqliteStore
+from burnerkit.relay.server.store.writebehind import WriteBehind
 
 NOW = 1_700_000_000
 BIG_QUOTA = 10_000
@@ -80,18 +81,24 @@ async def drain(store: MessageStore, recipient_id: bytes) -> list[StoredMessage]
     return out
 
 
-@pytest_asyncio.fixture(params=["memory", "sqlite", "sqlite-write-behind"])
+@pytest_asyncio.fixture(params=["memory", "sqlite", "memory-write-behind", "sqlite-write-behind"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MessageStore]:
     backend: MessageStore
-    if request.param == "memory":
+    if request.param.startswith("memory"):
         backend = MemoryStore()
-    elif request.param == "sqlite":
-        backend = await SqliteStore.open(tmp_path / "relay.sqlite")
     else:
-        backend = await SqliteStore.open(tmp_path / "relay.sqlite", defer_seconds=DEFER)
+        backend = await SqliteStore.open(tmp_path / "relay.sqlite")
+    if request.param.endswith("write-behind"):
+        backend = WriteBehind(backend, defer_seconds=DEFER)
         WRITE_BEHIND.add(backend)
     yield backend
     await backend.close()
+
+
+def sqlite_of(store: MessageStore) -> SqliteStore | None:
+    """The SQLite store under ``store``, if any."""
+    inner = store.inner if isinstance(store, WriteBehind) else store
+    return inner if isinstance(inner, SqliteStore) else None
 
 
 @pytest_asyncio.fixture
@@ -523,6 +530,44 @@ async def test_expire_deletes_only_older_messages(store: MessageStore) -> None:
     assert await drain(store, b.recipient_id) == [b_new]
 
 
+@pytest.mark.asyncio
+async def test_head_is_the_first_message_or_what_an_empty_queue_remembers(store: MessageStore) -> None:
+    queue = new_queue()
+    assert await store.head(queue.recipient_id) is None
+    await store.create_queue(queue)
+    assert await store.head(queue.recipient_id) == QueueMemory(queue.sender_id, [])
+    first, second = new_message(b"1"), new_message(b"2")
+    send_ids = [new_send_id(), new_send_id()]
+    for message, send_id in zip((first, second), send_ids, strict=True):
+        assert await put(store, queue, message, send_id=send_id) is PutResult.STORED
+    assert await store.head(queue.recipient_id) == first
+    assert await drain(store, queue.recipient_id) == [first, second]
+    assert await store.head(queue.recipient_id) == QueueMemory(queue.sender_id, send_ids)
+
+
+@pytest.mark.asyncio
+async def test_retired_send_ids_join_the_window_as_the_latest_deletions(
+    store: MessageStore, created: QueueRecord
+) -> None:
+    acked = new_send_id()
+    await put(store, created, new_message(), send_id=acked)
+    await drain(store, created.recipient_id)
+    elsewhere = [new_send_id() for _ in range(RETIRED_SEND_IDS)]
+    await store.retire_send_ids(created.recipient_id, elsewhere[:1])
+    assert await put(store, created, new_message(), send_id=elsewhere[0]) is PutResult.DUPLICATE
+    head = await store.head(created.recipient_id)
+    assert head == QueueMemory(created.sender_id, [acked, elsewhere[0]])
+    # The window keeps the latest 256 deletions, whoever made them.
+    await store.retire_send_ids(created.recipient_id, elsewhere[1:])
+    head = await store.head(created.recipient_id)
+    assert head == QueueMemory(created.sender_id, elsewhere)
+    message = new_message()
+    assert await put(store, created, message, send_id=acked) is PutResult.STORED
+    assert await put(store, created, new_message(), send_id=elsewhere[-1]) is PutResult.DUPLICATE
+    await store.retire_send_ids(new_queue().recipient_id, [new_send_id()])  # no such queue: nothing
+    assert await drain(store, created.recipient_id) == [message]
+
+
 # -- concurrency and lifecycle ------------------------------------------------------------
 
 
@@ -588,15 +633,16 @@ async def test_many_concurrent_puts_are_each_stored_once(store: MessageStore, cr
     count = 200
     send_ids = [new_send_id() for _ in range(count)]
     messages = [new_message(i.to_bytes(2, "big")) for i in range(count)]
-    commits_before = store.commit_count if isinstance(store, SqliteStore) else 0
+    sqlite = sqlite_of(store)
+    commits_before = sqlite.commit_count if sqlite is not None else 0
 
     results = await asyncio.gather(
         *(put(store, created, m, send_id=s) for m, s in zip(messages, send_ids, strict=True))
     )
 
     assert results == [PutResult.STORED] * count
-    if isinstance(store, SqliteStore):
-        commits = store.commit_count - commits_before
+    if sqlite is not None:
+        commits = sqlite.commit_count - commits_before
         print(f"group commit: {count} concurrent puts in {commits} commits")
         assert commits < count
         if store not in WRITE_BEHIND:  # deferred puts are decided without a commit

@@ -21,6 +21,7 @@ from burnerkit.errors import StoreError
 from burnerkit.relay.server.store.base import MessageStore, PutResult, QueueRecord, StoredMessage
 from burnerkit.relay.server.store.memory import MemoryStore
 from burnerkit.relay.server.store.sqlite import SCHEMA_VERSION, SqliteStore
+from burnerkit.relay.server.store.writebehind import WriteBehind
 
 NOW = 1_700_000_000
 BIG_QUOTA = 10_000
@@ -64,7 +65,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     elif request.param == "sqlite":
         backend = await SqliteStore.open(tmp_path / "relay.sqlite")
     else:
-        backend = await SqliteStore.open(tmp_path / "relay.sqlite", defer_seconds=DEFER)
+        backend = WriteBehind(await SqliteStore.open(tmp_path / "relay.sqlite"), defer_seconds=DEFER)
     yield backend
     await backend.close()
 

@@ -57,8 +57,10 @@ def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None 
 async def open_store(path: str, *, write_behind: float = 0.0) -> MessageStore:
     """The store named by ``--store``: :data:`MEMORY_STORE` or a SQLite file.
 
-    ``write_behind``: seconds a SQLite store may hold back a message whose recipient is
-    online (``RelayConfig.write_behind``); 0 writes each at once.
+    ``write_behind``: seconds the store may hold back a message whose recipient is online
+    (``RelayConfig.write_behind``, :class:`~.store.writebehind.WriteBehind`); 0 writes each
+    at once. Not for the memory store: its puts are as durable as they get at once, so
+    holding them back would save no write and only delay each ``OK``.
 
     Raises:
         StoreError: if the SQLite file cannot be opened.
@@ -70,7 +72,12 @@ async def open_store(path: str, *, write_behind: float = 0.0) -> MessageStore:
         return MemoryStore()
     from .store.sqlite import SqliteStore
 
-    return await SqliteStore.open(path, checkpoint_interval=_CHECKPOINT_INTERVAL, defer_seconds=write_behind)
+    store = await SqliteStore.open(path, checkpoint_interval=_CHECKPOINT_INTERVAL)
+    if write_behind <= 0:
+        return store
+    from .store.writebehind import WriteBehind
+
+    return WriteBehind(store, defer_seconds=write_behind)
 
 
 async def _serve(config: RelayConfig, out: TextIO) -> int:

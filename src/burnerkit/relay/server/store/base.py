@@ -5,36 +5,30 @@ implementation; the in-memory store is the reference, not a mock.
 
 Promises:
 
-- The one rule (docs/protocol.md §14.8 Durability): ``put_message`` returns only once the
-  message its ``send_id`` names is *safe*: committed (for SQLite: with
-  ``synchronous=FULL``), or deleted by its recipient's acknowledgement
-  (``delete_message``/``delete_message_now``). The server answers ``OK`` when it returns,
-  so an ``OK`` is never given for a message a crash could lose. This holds for every
-  result: ``STORED``/``STORED_MARKED`` (this message) and ``DUPLICATE`` (the message it
-  repeats, below). Should the message fail to become safe, the put raises ``StoreError``.
-- Write-behind: a caller that passes ``on_accepted`` learns the outcome early. The store
-  decides the put at once (same rules, same order) and, if it is ``STORED`` or
-  ``STORED_MARKED``, calls ``on_accepted(result)`` on the caller's event loop before the
-  message is durable, and always before the put returns; the server then delivers it.
-  A store may hold such a message back ("deferred") for a short while. If its
-  ``delete_message`` (the recipient's ACK) comes first, the body is never written at
-  all: the put returns the same result once the delete is durable, and the send id is
-  remembered as a deleted one. Every other operation sees a deferred message exactly
-  as a stored one (order, quota, dedupe, ``first_message``, ``expire``,
-  ``delete_queue``; a ``delete_queue`` answers its put as if deleted). Should its write
-  fail, the put raises ``StoreError`` although ``on_accepted`` was called.
-  ``on_accepted`` must not raise (an exception goes to the loop's exception handler); it
-  is called even if the awaiting coroutine was cancelled, since the message is on the
-  queue all the same.
+- ``put_message`` returns once the message is *durable* (for SQLite: committed with
+  ``synchronous=FULL``); so does every other write. The relay's one rule of when it may
+  answer ``OK`` (docs/protocol.md §14.8 Durability) is kept on top of this by
+  :mod:`.writebehind`, the only store that answers a put before its message is durable.
+- ``on_accepted``: a caller that passes it learns the outcome early. A store calls
+  ``on_accepted(result)`` on the caller's event loop if the put is ``STORED`` or
+  ``STORED_MARKED``, always before the put returns, never for another result; it must not
+  raise (an exception goes to the loop's exception handler), and it is called even if the
+  awaiting coroutine was cancelled, since the message is on the queue all the same. A
+  durable store calls it just before returning; :class:`.writebehind.WriteBehind` calls it
+  as soon as it decides the put, before the message is durable (its module docstring).
 - A ``send_id`` is remembered per queue while its message waits and, after the message
   is deleted (ACK or expiry), among the queue's 256 most recently deleted send ids; a
   put with a remembered ``send_id`` is not stored again (``DUPLICATE``), so a client
-  retrying an unacknowledged send never creates a second copy. A ``DUPLICATE`` of a
-  message that is not safe yet (held back, above) returns with that message's put, never
-  before it: ``DUPLICATE`` once it is safe, its ``StoreError`` if its write fails (the
-  client then retries, and finds the send id forgotten). ``put_message`` checks no-queue,
-  then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
+  retrying an unacknowledged send never creates a second copy. ``put_message`` checks
+  no-queue, then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
 - Message ids are unique across the store; a clash raises ``StoreError`` with no effect.
+  (Ids are 24 random bytes of the relay's: a clash is a 2^-192 event. A put held by
+  :class:`.writebehind.WriteBehind` is checked against the held messages only; should its
+  id be taken in the inner store, its write fails and the put raises ``StoreError``
+  although ``on_accepted`` was called.)
+- Operations take effect in the order they are called (their coroutines started), and
+  ``head`` sees every write called before it: :class:`.writebehind.WriteBehind` relies on
+  it to know when a queue holds nothing but what it holds itself.
 - ``lock_sender_key`` sets a queue's sender key once (KEY and a sender-secured queue's
   first SEND share it; a key once set is never replaced), in one step: of two concurrent
   calls with different keys exactly one gets True, and the lock is durable when it
@@ -48,7 +42,7 @@ Promises:
 - Messages of one queue come out in the order they were stored.
 - ``delete_message`` deletes exactly the named message of the named queue, nothing else.
   ``delete_message_now`` is the same delete, done at once when the store needs to wait
-  for nothing (an in-memory store always; SQLite for a hot queue), or not at all (None).
+  for nothing (an in-memory store always; a queue held by write-behind), or not at all (None).
 - No error from the backing library escapes: each is raised as ``StoreError``.
 """
 
@@ -60,7 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["MessageStore", "PutResult", "QueueRecord", "StoredMessage", "notify_accepted"]
+__all__ = ["MessageStore", "PutResult", "QueueMemory", "QueueRecord", "StoredMessage", "notify_accepted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +81,15 @@ class StoredMessage:
     body: bytes = field(repr=False)
     #: a refused-sender notice (``put_notice``): empty body, delivered with flag bit 1
     sender_refused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemory:
+    """What a queue that holds no message remembers: :meth:`MessageStore.head`'s empty answer."""
+
+    sender_id: bytes
+    #: its window of retired send ids (at most 256), oldest deletion first
+    retired: list[bytes] = field(repr=False)
 
 
 @enum.unique
@@ -169,15 +172,31 @@ class MessageStore(Protocol):
         that senders were refused after it; the result is then ``STORED_MARKED``
         (also when the caller passed the marker), else ``STORED``.
 
-        ``on_accepted``: called with that result, on the caller's event loop, as soon as
-        the message is accepted (possibly before it is durable) and before this returns;
-        not called for any other result. With it the store may defer the write, and skip
-        it if the message is deleted first (see the module docstring).
+        ``on_accepted``: called with that result, on the caller's event loop, before this
+        returns; not called for any other result. A durable store calls it once the message
+        is durable; write-behind as soon as it is decided (see the module docstring).
         """
         ...
 
     async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
         """The oldest message on the queue, if any."""
+        ...
+
+    async def head(self, recipient_id: bytes) -> StoredMessage | QueueMemory | None:
+        """The oldest message on the queue; if it holds none, what it remembers; None if no such queue.
+
+        :meth:`first_message` with what write-behind needs to take over an empty queue:
+        its sender id and its window of retired send ids (:class:`QueueMemory`).
+        """
+        ...
+
+    async def retire_send_ids(self, recipient_id: bytes, send_ids: list[bytes]) -> None:
+        """Remember ``send_ids``, in order, as the queue's latest deletions (durably on return).
+
+        What a delete leaves of a message's send id, for messages deleted elsewhere (held
+        by write-behind and acknowledged there). Older ones fall out of the window of 256
+        as usual. No such queue: nothing happens.
+        """
         ...
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
@@ -188,7 +207,7 @@ class MessageStore(Protocol):
         """:meth:`delete_message` here and now, if the store needs to wait for nothing.
 
         Returns what ``delete_message`` would return, with every effect it has taken
-        (a deferred put it answers is answered); None if the store would have to wait:
+        (a held put it answers is answered); None if the store would have to wait:
         nothing was done, and the caller awaits ``delete_message``. The relay deletes
         most acknowledged messages this way, without a coroutine per ACK.
         """

@@ -23,9 +23,9 @@ that makes it hold exactly ``quota`` is stored with ``quota_marker=True`` (a cal
 Message ids are unique across the whole store, as in SQLite: storing a ``msg_id``
 that is already on any queue raises :class:`StoreError` and stores nothing.
 
-Write-behind: this store is durable at once (as durable as it gets), so it never
-defers; a put with ``on_accepted`` stores the message, calls ``on_accepted(result)``
-before returning, and returns.
+This store is durable at once (as durable as it gets): a put with ``on_accepted``
+stores the message, calls ``on_accepted(result)`` and returns. Write-behind over it
+(:class:`~.writebehind.WriteBehind`) runs as over any store.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Final
 from burnerkit.errors import StoreError
 from burnerkit.relay.server.store.base import (
     PutResult,
+    QueueMemory,
     QueueRecord,
     StoredMessage,
     notify_accepted,
@@ -248,6 +249,32 @@ class MemoryStore:
             return None
         first = next(iter(entry.messages.values()), None)
         return None if first is None else first[1]
+
+    async def head(self, recipient_id: bytes) -> StoredMessage | QueueMemory | None:
+        """The oldest message; if none, the queue's sender id and retired send ids; None if no queue.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        if entry is None:
+            return None
+        for _, message in entry.messages.values():
+            return message
+        return QueueMemory(entry.record.sender_id, list(entry.retired_send_ids))
+
+    async def retire_send_ids(self, recipient_id: bytes, send_ids: list[bytes]) -> None:
+        """Remember ``send_ids`` as the queue's latest deletions, in order.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
+        self._check_open()
+        entry = self._queues.get(recipient_id)
+        if entry is not None:
+            for send_id in send_ids:
+                retire_send_id(entry.retired_send_ids, send_id)
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message of this queue; False if it is not on this queue.

@@ -365,9 +365,10 @@ class Link(asyncio.Protocol):
     def _tls_received(self, data: bytes) -> None:
         """Decrypt what came in, and go on with the plaintext.
 
-        asyncio's own TLS transport keeps a 256 KiB read buffer for as long as each
-        connection lives; here the plaintext is read in pieces that live only as long as
-        this call (relay_idle_conn_kib, measured with TLS in docs/performance.md).
+        Not asyncio's TLS transport: it keeps a 256 KiB read buffer for as long as each
+        connection lives (shrinking it took a patch of asyncio's internals); here the
+        plaintext is read in pieces that live only as long as this call. This holds up the
+        memory per idle TLS connection (docs/performance.md, the relay's memory text).
         """
         tls, incoming = self._tls, self._tls_in
         assert tls is not None

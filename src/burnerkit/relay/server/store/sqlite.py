@@ -50,7 +50,15 @@ from burnerkit.relay.server.store.base import (
     notify_accepted,
 )
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS
-from burnerkit.relay.server.store.sqlite_schema import SCHEMA_VERSION, migrate
+from burnerkit.relay.server.store.sqlite_schema import (
+    RETIRED,
+    SCHEMA_VERSION,
+    SEEN,
+    insert_message,
+    migrate,
+    retire,
+    select_queue,
+)
 
 __all__ = ["MAX_BATCH", "SCHEMA_VERSION", "SqliteStore"]
 
@@ -60,8 +68,6 @@ MAX_BATCH: Final = 64
 _CACHE_KIB: Final = -16_384
 #: RETURNING and ON CONFLICT without a target.
 _MIN_SQLITE: Final = (3, 35, 0)
-#: Deletions per queue between two prunings of its forgotten send ids.
-_PRUNE_EVERY: Final = 64
 _STORED: Final = (PutResult.STORED, PutResult.STORED_MARKED)
 
 _T = TypeVar("_T")
@@ -106,6 +112,8 @@ def _describe(exc: sqlite3.Error) -> str:
 
 class SqliteStore:
     """Queues and messages in one SQLite file; create with :meth:`open`.
+
+    Every method raises :class:`StoreError` if the store failed or is closed.
 
     Attributes:
         commit_count: transactions committed so far, one per batch.
@@ -425,29 +433,18 @@ class SqliteStore:
         )
 
     async def queue_by_recipient(self, recipient_id: bytes) -> QueueRecord | None:
-        """The queue with this recipient id, if any.
-
-        Raises:
-            StoreError: the store failed.
-        """
-        return await self._query(lambda conn: _select_queue(conn, "recipient_id", recipient_id))
+        """The queue with this recipient id, if any."""
+        return await self._query(lambda conn: select_queue(conn, "recipient_id", recipient_id))
 
     async def queue_by_sender(self, sender_id: bytes) -> QueueRecord | None:
-        """The queue with this sender id, if any.
-
-        Raises:
-            StoreError: the store failed.
-        """
-        return await self._query(lambda conn: _select_queue(conn, "sender_id", sender_id))
+        """The queue with this sender id, if any."""
+        return await self._query(lambda conn: select_queue(conn, "sender_id", sender_id))
 
     async def lock_sender_key(self, recipient_id: bytes, sender_key: bytes) -> bool:
         """Set the sender key if none is set; whether the queue is now locked to ``sender_key``.
 
         One conditional UPDATE, committed before this returns: of two concurrent calls
         with different keys, the one the writer runs first wins.
-
-        Raises:
-            StoreError: the store failed.
         """
 
         def op(conn: sqlite3.Connection) -> bool:
@@ -486,17 +483,13 @@ class SqliteStore:
             if count >= quota:
                 return PutResult.QUOTA
             marker = message.quota_marker or count == quota - 1
-            _insert_message(conn, recipient_id, last + 1, b"", message, marker, sender_refused=True)
+            insert_message(conn, recipient_id, last + 1, b"", message, marker, sender_refused=True)
             return PutResult.STORED_MARKED if marker else PutResult.STORED
 
         return await self._call(op)
 
     async def delete_queue(self, recipient_id: bytes) -> bool:
-        """Delete a queue, its messages and every send id it remembers; False if no such queue.
-
-        Raises:
-            StoreError: the store failed.
-        """
+        """Delete a queue, its messages and every send id it remembers; False if no such queue."""
 
         def op(conn: sqlite3.Connection) -> bool:
             (count,) = conn.execute(
@@ -538,7 +531,7 @@ class SqliteStore:
             if row is None:
                 return PutResult.NO_QUEUE
             recipient_id = row[0]
-            if conn.execute(_SEEN, (recipient_id, send_id, RETIRED_SEND_IDS)).fetchone() is not None:
+            if conn.execute(SEEN, (recipient_id, send_id, RETIRED_SEND_IDS)).fetchone() is not None:
                 return PutResult.DUPLICATE
             count, last = conn.execute(
                 "SELECT count(*), coalesce(max(qseq), 0) FROM messages WHERE recipient_id = ?",
@@ -547,7 +540,7 @@ class SqliteStore:
             if count >= quota:
                 return PutResult.QUOTA
             marker = message.quota_marker or count == quota - 1
-            _insert_message(conn, recipient_id, last + 1, send_id, message, marker)
+            insert_message(conn, recipient_id, last + 1, send_id, message, marker)
             conn.execute(
                 "INSERT INTO send_ids (recipient_id, send_id) VALUES (?, ?)"
                 " ON CONFLICT DO UPDATE SET retired = NULL",
@@ -561,9 +554,6 @@ class SqliteStore:
         """The oldest message; if none, what the queue remembers; None if there is no such queue.
 
         On the writer thread, in order with the writes before it (a delete just acknowledged).
-
-        Raises:
-            StoreError: the store failed.
         """
 
         def op(conn: sqlite3.Connection) -> StoredMessage | QueueMemory | None:
@@ -579,26 +569,18 @@ class SqliteStore:
             ).fetchone()
             if queue is None:
                 return None
-            retired = conn.execute(_RETIRED, (recipient_id, RETIRED_SEND_IDS)).fetchall()
+            retired = conn.execute(RETIRED, (recipient_id, RETIRED_SEND_IDS)).fetchall()
             return QueueMemory(bytes(queue[0]), [bytes(r[0]) for r in retired])
 
         return await self._call(op)
 
     async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
-        """The oldest message on the queue, if any.
-
-        Raises:
-            StoreError: the store failed.
-        """
+        """The oldest message on the queue, if any."""
         first = await self.head(recipient_id)
         return first if isinstance(first, StoredMessage) else None
 
     async def retire_send_ids(self, recipient_id: bytes, send_ids: list[bytes]) -> None:
-        """Remember ``send_ids`` as the queue's latest deletions, in order; durable on return.
-
-        Raises:
-            StoreError: the store failed.
-        """
+        """Remember ``send_ids`` as the queue's latest deletions, in order; durable on return."""
 
         def op(conn: sqlite3.Connection) -> None:
             if (
@@ -611,16 +593,12 @@ class SqliteStore:
                     "INSERT INTO send_ids (recipient_id, send_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                     (recipient_id, send_id),
                 )
-                _retire(conn, recipient_id, send_id)
+                retire(conn, recipient_id, send_id)
 
         await self._call(op)
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
-        """Delete exactly this message of this queue; False if it is not on this queue.
-
-        Raises:
-            StoreError: the store failed.
-        """
+        """Delete exactly this message of this queue; False if it is not on this queue."""
 
         def op(conn: sqlite3.Connection) -> bool:
             rows = conn.execute(
@@ -629,7 +607,7 @@ class SqliteStore:
             ).fetchall()
             if not rows:
                 return False
-            _retire(conn, recipient_id, bytes(rows[0][0]))
+            retire(conn, recipient_id, bytes(rows[0][0]))
             self._deleted += 1
             return True
 
@@ -640,11 +618,7 @@ class SqliteStore:
         return None
 
     async def expire(self, older_than: int) -> int:
-        """Delete messages with ``received_at < older_than``; return how many.
-
-        Raises:
-            StoreError: the store failed.
-        """
+        """Delete messages with ``received_at < older_than``; return how many."""
 
         def op(conn: sqlite3.Connection) -> int:
             # Retired in queue order, as the reference does.
@@ -655,7 +629,7 @@ class SqliteStore:
             ).fetchall()
             conn.execute("DELETE FROM messages WHERE received_at < ?", (older_than,))
             for recipient_id, send_id in rows:
-                _retire(conn, recipient_id, bytes(send_id))
+                retire(conn, recipient_id, bytes(send_id))
             self._deleted += len(rows)
             return len(rows)
 
@@ -669,78 +643,3 @@ def _set_once(future: asyncio.Future[None], value: None, exc: BaseException | No
         future.set_result(value)
     else:
         future.set_exception(exc)
-
-
-def _insert_message(
-    conn: sqlite3.Connection,
-    recipient_id: bytes,
-    qseq: int,
-    send_id: bytes,
-    message: StoredMessage,
-    marker: bool,
-    *,
-    sender_refused: bool = False,
-) -> None:
-    conn.execute(
-        "INSERT INTO messages (recipient_id, qseq, msg_id, send_id, received_at, quota_marker, body,"
-        " sender_refused)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            recipient_id,
-            qseq,
-            message.msg_id,
-            send_id,
-            message.received_at,
-            int(marker),
-            message.body,
-            int(sender_refused),
-        ),
-    )
-
-
-def _select_queue(conn: sqlite3.Connection, column: str, value: bytes) -> QueueRecord | None:
-    row = conn.execute(_QUEUE_BY[column], (value,)).fetchone()
-    if row is None:
-        return None
-    sender_key = None if row[4] is None else bytes(row[4])
-    return QueueRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]), sender_key, bool(row[5]))
-
-
-def _retire(conn: sqlite3.Connection, recipient_id: bytes, send_id: bytes) -> None:
-    """Number ``send_id`` as the queue's latest deletion; now and then, drop the forgotten ones.
-
-    Only the latest :data:`RETIRED_SEND_IDS` numbers count as remembered (see ``_SEEN``), so
-    the rows below that window go in bulk every :data:`_PRUNE_EVERY` deletions. A notice's
-    empty send id has no row: nothing to number.
-    """
-    row = conn.execute(
-        "UPDATE send_ids SET retired ="
-        " (SELECT coalesce(max(retired), 0) + 1 FROM send_ids WHERE recipient_id = ?1)"
-        " WHERE recipient_id = ?1 AND send_id = ?2 RETURNING retired",
-        (recipient_id, send_id),
-    ).fetchone()
-    if row is not None and row[0] % _PRUNE_EVERY == 0:
-        conn.execute(
-            "DELETE FROM send_ids WHERE recipient_id = ? AND retired <= ?",
-            (recipient_id, row[0] - RETIRED_SEND_IDS),
-        )
-
-
-_SELECT_QUEUE: Final = (
-    "SELECT recipient_id, sender_id, recipient_key, queue_key, sender_key, sender_secured FROM queues"
-)
-_QUEUE_BY: Final = {
-    "recipient_id": _SELECT_QUEUE + " WHERE recipient_id = ?",
-    "sender_id": _SELECT_QUEUE + " WHERE sender_id = ?",
-}
-#: Whether queue ?1 remembers send id ?2: while its message waits (``retired`` NULL), or
-#: while it is among the queue's ?3 latest deletions (older rows may linger until pruned).
-_SEEN: Final = (
-    "SELECT 1 FROM send_ids WHERE recipient_id = ?1 AND send_id = ?2 AND (retired IS NULL OR retired >"
-    " (SELECT coalesce(max(retired), 0) FROM send_ids WHERE recipient_id = ?1) - ?3)"
-)
-#: The queue's window of retired send ids, oldest deletion first.
-_RETIRED: Final = (
-    "SELECT send_id FROM send_ids WHERE recipient_id = ?1 AND retired IS NOT NULL AND retired >"
-    " (SELECT coalesce(max(retired), 0) FROM send_ids WHERE recipient_id = ?1) - ?2 ORDER BY retired"
-)

@@ -1,4 +1,4 @@
-"""The SQLite store's schema and its migrations, applied when a file opens.
+"""The SQLite store's schema, its migrations (applied when a file opens) and its shared statements.
 
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
@@ -21,8 +21,13 @@ import sqlite3
 from typing import Final
 
 from burnerkit.errors import StoreError
+from burnerkit.relay.server.store.base import QueueRecord, StoredMessage
+from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["RETIRED", "SCHEMA_VERSION", "SEEN", "insert_message", "migrate", "retire", "select_queue"]
+
+#: Deletions per queue between two prunings of its forgotten send ids.
+PRUNE_EVERY: Final = 64
 
 #: ``PRAGMA user_version`` of the schema this module writes.
 SCHEMA_VERSION: Final = 3  # 2: no rowids, per-queue message numbers (nothing shipped v1); 3: flags
@@ -91,3 +96,80 @@ def migrate(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def insert_message(
+    conn: sqlite3.Connection,
+    recipient_id: bytes,
+    qseq: int,
+    send_id: bytes,
+    message: StoredMessage,
+    marker: bool,
+    *,
+    sender_refused: bool = False,
+) -> None:
+    """Append ``message`` to the queue as its ``qseq``-th, marked or not."""
+    conn.execute(
+        "INSERT INTO messages (recipient_id, qseq, msg_id, send_id, received_at, quota_marker, body,"
+        " sender_refused)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            recipient_id,
+            qseq,
+            message.msg_id,
+            send_id,
+            message.received_at,
+            int(marker),
+            message.body,
+            int(sender_refused),
+        ),
+    )
+
+
+def select_queue(conn: sqlite3.Connection, column: str, value: bytes) -> QueueRecord | None:
+    """The queue whose ``column`` (recipient_id or sender_id) is ``value``, if any."""
+    row = conn.execute(_QUEUE_BY[column], (value,)).fetchone()
+    if row is None:
+        return None
+    sender_key = None if row[4] is None else bytes(row[4])
+    return QueueRecord(bytes(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]), sender_key, bool(row[5]))
+
+
+def retire(conn: sqlite3.Connection, recipient_id: bytes, send_id: bytes) -> None:
+    """Number ``send_id`` as the queue's latest deletion; now and then, drop the forgotten ones.
+
+    Only the latest :data:`RETIRED_SEND_IDS` numbers count as remembered (see ``SEEN``), so
+    the rows below that window go in bulk every :data:`PRUNE_EVERY` deletions. A notice's
+    empty send id has no row: nothing to number.
+    """
+    row = conn.execute(
+        "UPDATE send_ids SET retired ="
+        " (SELECT coalesce(max(retired), 0) + 1 FROM send_ids WHERE recipient_id = ?1)"
+        " WHERE recipient_id = ?1 AND send_id = ?2 RETURNING retired",
+        (recipient_id, send_id),
+    ).fetchone()
+    if row is not None and row[0] % PRUNE_EVERY == 0:
+        conn.execute(
+            "DELETE FROM send_ids WHERE recipient_id = ? AND retired <= ?",
+            (recipient_id, row[0] - RETIRED_SEND_IDS),
+        )
+
+
+_SELECT_QUEUE: Final = (
+    "SELECT recipient_id, sender_id, recipient_key, queue_key, sender_key, sender_secured FROM queues"
+)
+_QUEUE_BY: Final = {
+    "recipient_id": _SELECT_QUEUE + " WHERE recipient_id = ?",
+    "sender_id": _SELECT_QUEUE + " WHERE sender_id = ?",
+}
+#: Whether queue ?1 remembers send id ?2: while its message waits (``retired`` NULL), or
+#: while it is among the queue's ?3 latest deletions (older rows may linger until pruned).
+SEEN: Final = (
+    "SELECT 1 FROM send_ids WHERE recipient_id = ?1 AND send_id = ?2 AND (retired IS NULL OR retired >"
+    " (SELECT coalesce(max(retired), 0) FROM send_ids WHERE recipient_id = ?1) - ?3)"
+)
+#: The queue's window of retired send ids, oldest deletion first.
+RETIRED: Final = (
+    "SELECT send_id FROM send_ids WHERE recipient_id = ?1 AND retired IS NOT NULL AND retired >"
+    " (SELECT coalesce(max(retired), 0) FROM send_ids WHERE recipient_id = ?1) - ?2 ORDER BY retired"
+)

@@ -402,11 +402,16 @@ class WriteBehind:
             for msg_id in held.entries:
                 del self._msgs[msg_id]
         try:
-            return await self._pass(recipient_id, lambda: self.inner.delete_queue(recipient_id))
-        finally:
-            if held is not None:
+            deleted = await self._pass(recipient_id, lambda: self.inner.delete_queue(recipient_id))
+        except BaseException as exc:
+            if held is not None:  # unwritten and the queue stands: not safe, the senders resend
                 for entry in held.entries.values():
-                    entry.answer()  # as if deleted: never delivered again, never to be resent
+                    entry.answer(exc if isinstance(exc, StoreError) else StoreError("delete failed"))
+            raise
+        if held is not None:
+            for entry in held.entries.values():
+                entry.answer()  # as if deleted: never delivered again, never to be resent
+        return deleted
 
     async def expire(self, older_than: int) -> int:
         """Delete old messages, held ones too: their queues are released first."""

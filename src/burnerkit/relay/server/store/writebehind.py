@@ -15,10 +15,11 @@ itself, by the reference rules of :mod:`.memory`, without the inner store:
   queue's oldest held message came, when the message was written to the inner store.
 - A queue is *released*, and no longer held, by its timer, by a put without
   ``on_accepted`` or beyond ``max_held`` held messages, ``put_notice``,
-  ``retire_send_ids``, ``expire`` (if it holds a message it deletes) and ``close``. Its messages are put into
-  the inner store in order, then the send ids retired here are handed to it, then the
-  held puts are answered. Operations on a queue being released wait for the release.
-  ``delete_queue`` drops the held messages unwritten and answers their puts.
+  ``retire_send_ids``, ``expire`` (if it holds a message it deletes) and ``close``. Its
+  messages are put into the inner store in order, then the send ids retired here are
+  handed to it, then the held puts are answered. Operations on a queue being released
+  wait for the release. ``delete_queue`` drops the held messages unwritten and answers
+  their puts once the queue's deletion is durable.
 - A retry (same send id) of a held message is answered with it: ``DUPLICATE`` once it is
   safe, or its write's failure.
 

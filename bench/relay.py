@@ -993,7 +993,7 @@ def method(quick: bool) -> str:
             f"keeps at most {RELAY_WINDOW} messages between its SEND and the answer to its ACK, and a",
             "message counts when that answer arrives. Otherwise the relay runs as deployed, write-behind on",
             "(0.25 s): a message acknowledged before the store had to write it is never written; its OK",
-            "rests on the recipient's ACK, and its send id is remembered as retired (in memory on a hot",
+            "rests on the recipient's ACK, and its send id is remembered as retired (in memory on a held",
             "queue, committed when the queue leaves that state).",
             "`relay_write_through_msgs_per_s` is the same run with `--write-behind 0`, every message",
             "inserted and then deleted. The throughput clients",

@@ -561,8 +561,9 @@ def relay_bound_note(figures: Mapping[str, float]) -> str:
             f"{_fmt(loop_us)} us on its event-loop thread (four frames and their parsing, the queue",
             "layer's AES-GCM, the ACK's HMAC, the store's decisions) and",
             f"{_fmt(store_us)} us on its SQLite writer thread. Under write-behind a queue whose",
-            "recipient is online is *hot* (docs/protocol.md §14.8): its SENDs and ACKs are decided",
-            "on the event loop and never reach the writer thread, which then has nothing to do;",
+            "recipient is online is *held* (docs/protocol.md §14.8, store/writebehind.py): its SENDs",
+            "and ACKs are decided on the event loop and never reach the writer thread, which then",
+            "has nothing to do;",
             "written through (`--write-behind 0`), every body is inserted, zeroed on delete and",
             f"checkpointed out, and the relay reaches {_fmt(written)}x the echo",
             "(`relay_write_through_vs_ws_echo`). The event loop used",
@@ -570,7 +571,7 @@ def relay_bound_note(figures: Mapping[str, float]) -> str:
             "message. With storage taken out altogether (`--store :memory:`) the same relay moves",
             f"{_fmt(unstored_rate)} msgs/s, {_fmt(unstored)}x the echo; the difference to the durable",
             "figure is a SEND's wait for its recipient's ACK (a future per SEND, which resumes",
-            "the command; the memory store answers at once) and the hot queue's bookkeeping,",
+            "the command; the memory store answers at once) and the held queue's bookkeeping,",
             verdict,
         )
     )

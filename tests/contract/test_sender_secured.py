@@ -158,7 +158,7 @@ async def test_a_notice_is_flagged_whatever_the_caller_passed(
 
 
 async def test_a_notice_after_a_hot_message_comes_after_it(store: MessageStore, secured: QueueRecord) -> None:
-    """An empty queue read by the recipient may be decided in memory (SQLite's hot queues):
+    """An empty queue read by the recipient may be decided in memory (a queue held by write-behind):
     the notice still takes its place after what was accepted before it."""
     assert await store.first_message(secured.recipient_id) is None
     accepted: list[PutResult] = []

@@ -1,11 +1,15 @@
-"""The relay client over MemoryTransport, against a small scripted relay.
+"""The relay client against the real relay, and against a relay that misbehaves on cue.
 
-``FakeRelay`` is a reference implementation of the relay's side of the protocol, kept
-small: it decodes every client frame with the real decoder, checks signatures over
-its session value as the relay does, keeps queues in dicts, and answers with the real
-encoders. Switches on it script the failures (drop the connection before or after a
-command takes effect, answer RATE, say nothing, send garbage). Every frame it
-receives is logged with the session it arrived on, so tests assert on the wire.
+Behaviour is tested against the real in-process :class:`RelayServer` (a ``MemoryStore``,
+write-through, on loopback): ``Relay`` starts one, and the client reaches it through a
+``Wire`` per connection, a transport that records every frame the client sends (with the
+session it went out on) and, where a test says so, cuts the connection before a command
+arrives or instead of its answer, answers a command itself (``RATE``, ``INTERNAL``, a
+refusal), or hands the client a frame the relay did not send. The relay's state is read
+from its store. Tests of a relay that breaks the protocol (no greeting, garbage, silence,
+ids that do not open, answers to the wrong command) run against ``ScriptedRelay``, which
+is the server end of :class:`~burnerkit.relay.protocol.ServerConnection` over
+``MemoryTransport`` answering what the test scripts.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import pytest_asyncio
 import websockets.exceptions
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection as WebSocketConnection
+from websockets.asyncio.server import serve
 
 from burnerkit.crypto.keys import SigningKey, X25519PrivateKey
 from burnerkit.crypto.rng import DeterministicRandom
@@ -39,11 +45,10 @@ from burnerkit.relay.client import (
 from burnerkit.relay.protocol import (
     FRAME_SIZE,
     MAX_BODY_SIZE,
-    QUEUE_QUOTA,
+    PUSHED,
     Ack,
     ClientTransmission,
     Del,
-    Delivery,
     End,
     Err,
     ErrorCode,
@@ -55,42 +60,23 @@ from burnerkit.relay.protocol import (
     Ok,
     QueueIds,
     Send,
+    ServerConnection,
     ServerResponse,
     Sub,
     decode_client_frame,
-    derive_ack_key,
+    decode_server_frame,
     derive_queue_key,
     encode_frame,
     encode_server_frame,
-    seal_delivery,
     seal_ids,
-    verify_ack_mac,
     verify_signature,
 )
-from burnerkit.relay.transport import MemoryTransport, WebSocketTransport, map_exceptions
+from burnerkit.relay.server.config import RelayConfig
+from burnerkit.relay.server.server import RelayServer
+from burnerkit.relay.server.store.memory import MemoryStore
+from burnerkit.relay.transport import MemoryTransport, Transport, WebSocketTransport, map_exceptions
 
-PUSHED = bytes(24)
-NOW = 1_700_000_000
-
-
-@dataclass
-class FakeQueue:
-    recipient_key: bytes
-    queue_key: bytes
-    sender_id: bytes
-    sender_key: bytes | None = None
-    messages: list[tuple[bytes, bytes, bool]] = field(default_factory=list)  # msg_id, body, quota
-    send_ids: set[bytes] = field(default_factory=set)
-    quota: int = QUEUE_QUOTA
-    subscriber: FakeConnection | None = None
-    outstanding: bytes | None = None
-
-
-@dataclass(eq=False)
-class FakeConnection:
-    index: int
-    session: bytes
-    transport: MemoryTransport
+NOW = 1_700_000_000  #: the relay's clock: every delivery's received_at
 
 
 @dataclass(frozen=True)
@@ -100,184 +86,211 @@ class Logged:
     tx: ClientTransmission
 
 
-class FakeRelay:
-    def __init__(self) -> None:
-        self.rng = DeterministicRandom(b"fake relay")
-        self.queues: dict[bytes, FakeQueue] = {}
-        self.by_sender: dict[bytes, bytes] = {}
-        self.connections: list[FakeConnection] = []
+@dataclass(frozen=True)
+class QueueView:
+    """A queue as the relay's store holds it."""
+
+    recipient_key: bytes
+    queue_key: bytes
+    messages: list[tuple[bytes, bytes, bool]]  #: msg_id, body, quota marker, oldest first
+
+
+def _take(script: dict[type, int], kind: type) -> bool:
+    if script.get(kind, 0) > 0:
+        script[kind] -= 1
+        return True
+    return False
+
+
+class Wire:
+    """One client connection to the real relay, through the test (see the module docstring)."""
+
+    def __init__(self, relay: Relay, index: int, inner: Transport) -> None:
+        self.relay = relay
+        self.index = index
+        self.inner = inner
+        self.session = b""
+        self.closed = False
+        self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._lose_answers: set[bytes] = set()  # corr ids whose answer never reaches the client
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(RelayUnavailableError):
+            while True:
+                frame = await self.inner.recv()
+                tx = decode_server_frame(frame)
+                if isinstance(tx.response, Hello):
+                    self.session = tx.response.session_id
+                if tx.corr_id in self._lose_answers:
+                    await self.close()
+                    return
+                if self.relay.wrong_queue_layer and isinstance(tx.response, Msg):
+                    sealed = tx.response.sealed
+                    tampered = Msg(tx.response.msg_id, sealed[:-1] + bytes([sealed[-1] ^ 1]))
+                    frame = encode_server_frame(tx.corr_id, tx.entity, tampered)
+                self._incoming.put_nowait(frame)
+        self._incoming.put_nowait(None)
+
+    async def send(self, frame: bytes) -> None:
+        if self.closed:
+            raise RelayUnavailableError("relay connection closed")
+        tx = decode_client_frame(frame)
+        relay = self.relay
+        relay.log.append(Logged(self.index, self.session, tx))
+        kind = type(tx.command)
+        if _take(relay.drop_before, kind):  # the command never arrives
+            await self.close()
+            return
+        scripted = relay.answers.get(kind)
+        if scripted:  # answered here; the relay never sees it
+            self.inject(encode_server_frame(tx.corr_id, tx.entity, scripted.pop(0)))
+            return
+        if _take(relay.drop_after, kind):  # it takes effect; its answer is lost with the connection
+            self._lose_answers.add(tx.corr_id)
+        await self.inner.send(frame)
+
+    async def recv(self) -> bytes:
+        frame = None if self.closed else await self._incoming.get()
+        if frame is None or self.closed:
+            raise RelayUnavailableError("relay connection closed")
+        return frame
+
+    def inject(self, frame: bytes) -> None:
+        """The client gets ``frame`` as if the relay had sent it."""
+        self._incoming.put_nowait(frame)
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._incoming.put_nowait(None)
+            await self.inner.close()
+
+
+class Relay:
+    """The real relay in this process, and the client's connections to it."""
+
+    def __init__(self, server: RelayServer, store: MemoryStore) -> None:
+        self.server = server
+        self.store = store
+        self.connections: list[Wire] = []
         self.log: list[Logged] = []
-        self.tasks: list[asyncio.Task[None]] = []
-        # Scripted failures.
         self.refuse = False
-        self.drop_before: dict[type, int] = {}  # close before the command takes effect
-        self.drop_after: dict[type, int] = {}  # let it take effect, close instead of answering
-        self.answers: dict[type, list[ServerResponse]] = {}  # answer the next commands of a kind so
-        self.greeting = "hello"  # or "silent", "garbage", "ok"
-        self.bad_ids = False
-        self.silent = False
-        self.garbage = False
+        self.drop_before: dict[type, int] = {}
+        self.drop_after: dict[type, int] = {}
+        self.answers: dict[type, list[ServerResponse]] = {}
         self.wrong_queue_layer = False
 
-    # -- the transport factory the client is given ---------------------------------------
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.bound_port}"
 
-    async def connect(self) -> MemoryTransport:
+    async def connect(self) -> Wire:
+        """The client's transport factory."""
         if self.refuse:
             raise RelayUnavailableError("relay unreachable (test)")
-        client_side, server_side = MemoryTransport.pair()
-        conn = FakeConnection(len(self.connections), self.rng.random_bytes(32), server_side)
-        self.connections.append(conn)
-        self.tasks.append(asyncio.create_task(self.serve(conn)))
-        return client_side
+        inner = await WebSocketTransport.connect(self.url, open_timeout=2.0)
+        wire = Wire(self, len(self.connections), inner)
+        self.connections.append(wire)
+        return wire
 
     async def drop_all(self) -> None:
-        for conn in self.connections:
-            await conn.transport.close()
-
-    async def stop(self) -> None:
-        await self.drop_all()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    # -- what the test asserts on --------------------------------------------------------
+        for wire in self.connections:
+            await wire.close()
 
     def seen(self, kind: type) -> list[Logged]:
         return [entry for entry in self.log if isinstance(entry.tx.command, kind)]
 
-    def sessions(self) -> list[bytes]:
-        return [conn.session for conn in self.connections]
+    @property
+    def queues(self) -> dict[bytes, QueueView]:
+        # The reference store's own dicts: the one place this file reads the relay's insides.
+        return {
+            rid: QueueView(
+                queue.record.recipient_key,
+                queue.record.queue_key,
+                [(m.msg_id, m.body, m.quota_marker) for _, m in queue.messages.values()],
+            )
+            for rid, queue in self.store._queues.items()
+        }
 
-    # -- the relay -----------------------------------------------------------------------
-
-    async def serve(self, conn: FakeConnection) -> None:
-        try:
-            greeting = {
-                "hello": encode_server_frame(PUSHED, b"", Hello(conn.session)),
-                "garbage": encode_frame(b"\xff"),
-                "ok": encode_server_frame(PUSHED, b"", Ok()),
-            }.get(self.greeting)
-            if greeting is None:
-                await asyncio.Event().wait()
-            else:
-                await conn.transport.send(greeting)
-            while True:
-                tx = decode_client_frame(await conn.transport.recv())
-                self.log.append(Logged(conn.index, conn.session, tx))
-                await self.handle(conn, tx)
-        except RelayUnavailableError:
-            pass
-        finally:
-            await conn.transport.close()
-            for queue in self.queues.values():
-                if queue.subscriber is conn:
-                    queue.subscriber, queue.outstanding = None, None
-
-    def _take(self, script: dict[type, int], tx: ClientTransmission) -> bool:
-        kind = type(tx.command)
-        if script.get(kind, 0) > 0:
-            script[kind] -= 1
-            return True
-        return False
-
-    async def handle(self, conn: FakeConnection, tx: ClientTransmission) -> None:
-        if self._take(self.drop_before, tx):
-            await conn.transport.close()
-            return
-        if self.silent:
-            return
-        if self.garbage:
-            await conn.transport.send(encode_frame(b"\xff not a response"))
-            return
-        scripted = self.answers.get(type(tx.command))
-        response = scripted.pop(0) if scripted else self.execute(conn, tx)
-        if self._take(self.drop_after, tx):
-            await conn.transport.close()
-            return
-        await conn.transport.send(encode_server_frame(tx.corr_id, tx.entity, response))
-        for queue in self.queues.values():
-            await self.deliver(queue)
-
-    def execute(self, conn: FakeConnection, tx: ClientTransmission) -> ServerResponse:
-        match tx.command:
-            case New(recipient_key, recipient_dh):
-                if tx.entity or not verify_signature(recipient_key, tx, conn.session):
-                    return Err(ErrorCode.AUTH)
-                server_dh = X25519PrivateKey.generate(self.rng)
-                queue_key = derive_queue_key(server_dh, recipient_dh)
-                ids = QueueIds(self.rng.random_bytes(24), self.rng.random_bytes(24))
-                self.queues[ids.recipient_id] = FakeQueue(recipient_key, queue_key, ids.sender_id)
-                self.by_sender[ids.sender_id] = ids.recipient_id
-                sealed = seal_ids(queue_key, ids, self.rng)
-                if self.bad_ids:
-                    sealed = sealed[:-1] + bytes([sealed[-1] ^ 1])
-                return Ids(server_dh.public_key.raw, sealed)
-            case Send(send_id, body):
-                rid = self.by_sender.get(tx.entity)
-                queue = None if rid is None else self.queues[rid]
-                if queue is None or (
-                    queue.sender_key is not None and not verify_signature(queue.sender_key, tx, conn.session)
-                ):
-                    return Err(ErrorCode.AUTH)
-                if send_id in queue.send_ids:
-                    return Ok()
-                if len(queue.messages) >= queue.quota:
-                    return Err(ErrorCode.QUOTA)
-                queue.send_ids.add(send_id)
-                queue.messages.append((self.rng.random_bytes(24), body, False))
-                return Ok()
-        queue = self.queues.get(tx.entity)
-        if isinstance(tx.command, Ack):
-            # The client authenticates ACK by MAC under the queue key, bound to the session.
-            ack_key = None if queue is None else derive_ack_key(queue.queue_key, conn.session)
-            if queue is None or not verify_ack_mac(ack_key, tx, conn.session):
-                return Err(ErrorCode.AUTH)
-        elif queue is None or not verify_signature(queue.recipient_key, tx, conn.session):
-            return Err(ErrorCode.AUTH)
-        match tx.command:
-            case Sub():
-                old = queue.subscriber
-                if old is not None and old is not conn and not old.transport.closed:
-                    end = encode_server_frame(PUSHED, tx.entity, End())
-                    self.tasks.append(asyncio.create_task(old.transport.send(end)))
-                queue.subscriber, queue.outstanding = conn, None
-                return Ok()
-            case Ack(msg_id):
-                if queue.subscriber is not conn or queue.outstanding != msg_id:
-                    return Err(ErrorCode.NO_MSG)
-                queue.messages.pop(0)
-                queue.outstanding = None
-                return Ok()
-            case Key(sender_key):
-                queue.sender_key = sender_key
-                return Ok()
-            case Del():
-                del self.queues[tx.entity]
-                del self.by_sender[queue.sender_id]
-                return Ok()
-        return Err(ErrorCode.CMD)
-
-    async def deliver(self, queue: FakeQueue) -> None:
-        conn = queue.subscriber
-        if conn is None or queue.outstanding is not None or not queue.messages or conn.transport.closed:
-            return
-        msg_id, body, quota = queue.messages[0]
-        key = bytes(32) if self.wrong_queue_layer else queue.queue_key
-        sealed = seal_delivery(key, msg_id, Delivery(NOW, quota, body), self.rng)
-        rid = next(r for r, q in self.queues.items() if q is queue)
-        queue.outstanding = msg_id
-        with contextlib.suppress(RelayUnavailableError):
-            await conn.transport.send(encode_server_frame(PUSHED, rid, Msg(msg_id, sealed)))
+    @property
+    def by_sender(self) -> dict[bytes, bytes]:
+        return dict(self.store._by_sender)
 
 
 @pytest_asyncio.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    fake = FakeRelay()
-    yield fake
-    await fake.stop()
+async def start_relay() -> AsyncIterator[Callable[..., Any]]:
+    relays: list[Relay] = []
+
+    async def start(**config: Any) -> Relay:
+        store = MemoryStore()
+        server = RelayServer(
+            store, RelayConfig(port=0, store=":memory:", write_behind=0, **config), clock=lambda: NOW
+        )
+        await server.start()
+        relays.append(Relay(server, store))
+        return relays[-1]
+
+    yield start
+    for relay in relays:
+        await relay.drop_all()
+        await relay.server.stop()
 
 
-def make_client(relay: FakeRelay, seed: bytes = b"client", timeout: float = 2.0) -> RelayClient:
+@pytest_asyncio.fixture
+async def relay(start_relay: Callable[..., Any]) -> Relay:
+    started: Relay = await start_relay()
+    return started
+
+
+class ScriptedRelay:
+    """A relay that says only what the test scripts, over the server end of RelayConnection."""
+
+    def __init__(
+        self,
+        answer: Callable[[ServerConnection, ClientTransmission], bytes | None] = lambda conn, tx: None,
+        greeting: str = "hello",  # or "silent", "garbage", "ok"
+    ) -> None:
+        self.answer = answer
+        self.greeting = greeting
+        self.connections: list[MemoryTransport] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.rng = DeterministicRandom(b"scripted relay")
+
+    async def connect(self) -> MemoryTransport:
+        client_side, server_side = MemoryTransport.pair()
+        self.connections.append(server_side)
+        self._tasks.append(asyncio.create_task(self._serve(server_side)))
+        return client_side
+
+    async def _serve(self, transport: MemoryTransport) -> None:
+        conn = ServerConnection(self.rng.random_bytes(32))
+        with contextlib.suppress(RelayUnavailableError):
+            if self.greeting == "silent":
+                await asyncio.Event().wait()
+            elif self.greeting != "hello":
+                ok = encode_server_frame(PUSHED, b"", Ok())
+                await transport.send(encode_frame(b"\xff") if self.greeting == "garbage" else ok)
+                await asyncio.Event().wait()
+            await transport.send(conn.greet())
+            while True:
+                tx = conn.receive(await transport.recv())
+                reply = self.answer(conn, tx)
+                if reply is not None:
+                    await transport.send(reply)
+
+    async def __aenter__(self) -> ScriptedRelay:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for transport in self.connections:
+            await transport.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def make_client(relay: Relay | ScriptedRelay, seed: bytes = b"client", timeout: float = 2.0) -> RelayClient:
     return RelayClient(
         "ws://relay.invalid",
         rng=DeterministicRandom(seed),
@@ -288,8 +301,9 @@ def make_client(relay: FakeRelay, seed: bytes = b"client", timeout: float = 2.0)
 
 
 @pytest_asyncio.fixture
-async def client(relay: FakeRelay) -> AsyncIterator[RelayClient]:
+async def client(relay: Relay) -> AsyncIterator[RelayClient]:
     async with make_client(relay) as c:
+        await wait_for(lambda: c.connected)  # as a test begins, the client holds a connection
         yield c
 
 
@@ -299,7 +313,7 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
             await asyncio.sleep(0.001)
 
 
-async def reconnect(relay: FakeRelay, client: RelayClient) -> None:
+async def reconnect(relay: Relay, client: RelayClient) -> None:
     """Break every connection and wait until the client has a new one."""
     before = len(relay.connections)
     await relay.drop_all()
@@ -310,7 +324,7 @@ async def reconnect(relay: FakeRelay, client: RelayClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_create_queue_opens_ids(relay: FakeRelay, client: RelayClient) -> None:
+async def test_create_queue_opens_ids(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
 
     queue = relay.queues[creds.recipient_id]
@@ -341,7 +355,7 @@ def test_credentials_round_trip_and_keep_secrets_out_of_repr() -> None:
 
 @pytest.mark.asyncio
 async def test_lock_refuses_unsigned_sends_and_delete_removes_the_queue(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     creds = await client.create_queue()
     sender_key = SigningKey.generate(DeterministicRandom(b"sender"))
@@ -365,7 +379,7 @@ async def test_lock_refuses_unsigned_sends_and_delete_removes_the_queue(
 
 @pytest.mark.asyncio
 async def test_send_retries_after_a_dropped_connection_with_the_same_send_id(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     creds = await client.create_queue()
     relay.drop_after[Send] = 1  # stored, then the connection dies before the OK
@@ -380,7 +394,7 @@ async def test_send_retries_after_a_dropped_connection_with_the_same_send_id(
 
 
 @pytest.mark.asyncio
-async def test_send_waits_for_a_connection_and_goes_out_once(relay: FakeRelay, client: RelayClient) -> None:
+async def test_send_waits_for_a_connection_and_goes_out_once(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     relay.drop_before[Send] = 1  # the first SEND never arrives
 
@@ -391,22 +405,21 @@ async def test_send_waits_for_a_connection_and_goes_out_once(relay: FakeRelay, c
 
 
 @pytest.mark.asyncio
-async def test_quota_raises_rejected_and_is_not_retried(relay: FakeRelay, client: RelayClient) -> None:
-    creds = await client.create_queue()
-    relay.queues[creds.recipient_id].quota = 1
-    await client.send(creds.sender_id, b"fits")
+async def test_quota_raises_rejected_and_is_not_retried(start_relay: Callable[..., Any]) -> None:
+    relay: Relay = await start_relay(quota=1)
+    async with make_client(relay) as client:
+        creds = await client.create_queue()
+        await client.send(creds.sender_id, b"fits")
 
-    with pytest.raises(RelayRejectedError) as excinfo:
-        await client.send(creds.sender_id, b"full")
+        with pytest.raises(RelayRejectedError) as excinfo:
+            await client.send(creds.sender_id, b"full")
 
     assert excinfo.value.code == ErrorCode.QUOTA
     assert len(relay.seen(Send)) == 2
 
 
 @pytest.mark.asyncio
-async def test_rate_and_internal_are_retried_with_the_same_send_id(
-    relay: FakeRelay, client: RelayClient
-) -> None:
+async def test_rate_and_internal_are_retried_with_the_same_send_id(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     relay.answers[Send] = [Err(ErrorCode.RATE), Err(ErrorCode.INTERNAL)]
 
@@ -432,7 +445,7 @@ async def test_send_checks_its_arguments(client: RelayClient) -> None:
 
 @pytest.mark.asyncio
 async def test_subscribe_delivers_opened_messages_one_at_a_time_until_ack(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     creds = await client.create_queue()
     await client.send(creds.sender_id, b"one")
@@ -459,7 +472,7 @@ async def test_subscribe_delivers_opened_messages_one_at_a_time_until_ack(
 
 
 @pytest.mark.asyncio
-async def test_deliveries_iterates_until_the_client_closes(relay: FakeRelay) -> None:
+async def test_deliveries_iterates_until_the_client_closes(relay: Relay) -> None:
     client = make_client(relay)
     async with client:
         creds = await client.create_queue()
@@ -481,7 +494,7 @@ async def test_deliveries_iterates_until_the_client_closes(relay: FakeRelay) -> 
 
 @pytest.mark.asyncio
 async def test_resubscribes_after_reconnect_signed_over_the_new_session(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     creds = await client.create_queue()
     await client.subscribe(creds)
@@ -503,7 +516,7 @@ async def test_resubscribes_after_reconnect_signed_over_the_new_session(
 
 @pytest.mark.asyncio
 async def test_ack_resent_after_reconnect_answered_no_msg_is_not_an_error(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     creds = await client.create_queue()
     await client.send(creds.sender_id, b"m")
@@ -521,9 +534,7 @@ async def test_ack_resent_after_reconnect_answered_no_msg_is_not_an_error(
 
 
 @pytest.mark.asyncio
-async def test_unacked_message_is_delivered_again_after_reconnect(
-    relay: FakeRelay, client: RelayClient
-) -> None:
+async def test_unacked_message_is_delivered_again_after_reconnect(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     await client.send(creds.sender_id, b"again")
     await client.subscribe(creds)
@@ -538,7 +549,7 @@ async def test_unacked_message_is_delivered_again_after_reconnect(
 
 
 @pytest.mark.asyncio
-async def test_end_surfaces_and_the_client_stops_resubscribing(relay: FakeRelay, client: RelayClient) -> None:
+async def test_end_surfaces_and_the_client_stops_resubscribing(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     await client.subscribe(creds)
 
@@ -548,7 +559,7 @@ async def test_end_surfaces_and_the_client_stops_resubscribing(relay: FakeRelay,
         assert event == SubscriptionEnded(creds.recipient_id)
 
         client_conn = relay.seen(Sub)[0].conn
-        await relay.connections[client_conn].transport.close()
+        await relay.connections[client_conn].close()
         await client.send(creds.sender_id, b"still sending")  # proves it reconnected
     last_send = relay.seen(Send)[-1]
     assert last_send.conn != client_conn
@@ -556,10 +567,10 @@ async def test_end_surfaces_and_the_client_stops_resubscribing(relay: FakeRelay,
 
 
 @pytest.mark.asyncio
-async def test_refused_resubscription_ends_the_subscription(relay: FakeRelay, client: RelayClient) -> None:
+async def test_refused_resubscription_ends_the_subscription(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     await client.subscribe(creds)
-    del relay.queues[creds.recipient_id]  # swept while we were away
+    assert await relay.store.delete_queue(creds.recipient_id)  # swept while we were away
 
     await relay.drop_all()
 
@@ -567,7 +578,7 @@ async def test_refused_resubscription_ends_the_subscription(relay: FakeRelay, cl
 
 
 @pytest.mark.asyncio
-async def test_unopenable_delivery_surfaces_as_unreadable(relay: FakeRelay, client: RelayClient) -> None:
+async def test_unopenable_delivery_surfaces_as_unreadable(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     await client.send(creds.sender_id, b"x")
     relay.wrong_queue_layer = True
@@ -585,7 +596,7 @@ async def test_unopenable_delivery_surfaces_as_unreadable(relay: FakeRelay, clie
 
 @pytest.mark.asyncio
 async def test_connection_lost_during_new_raises_unavailable_and_is_not_repeated(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     relay.drop_after[New] = 1
 
@@ -598,7 +609,7 @@ async def test_connection_lost_during_new_raises_unavailable_and_is_not_repeated
 
 @pytest.mark.asyncio
 async def test_every_in_flight_command_fails_with_relay_errors_only(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     creds = await client.create_queue()
     for kind in (New, Key, Del):
@@ -624,7 +635,7 @@ async def test_every_in_flight_command_fails_with_relay_errors_only(
 
 
 @pytest.mark.asyncio
-async def test_unreachable_relay_raises_unavailable(relay: FakeRelay, client: RelayClient) -> None:
+async def test_unreachable_relay_raises_unavailable(relay: Relay, client: RelayClient) -> None:
     relay.refuse = True
     await relay.drop_all()
     with pytest.raises(RelayUnavailableError) as excinfo:
@@ -633,27 +644,28 @@ async def test_unreachable_relay_raises_unavailable(relay: FakeRelay, client: Re
 
 
 @pytest.mark.asyncio
-async def test_silent_relay_raises_timeout(relay: FakeRelay, client: RelayClient) -> None:
-    relay.silent = True
-    with pytest.raises(RelayTimeoutError):
-        await client.create_queue(timeout=0.05)
+async def test_silent_relay_raises_timeout() -> None:
+    async with ScriptedRelay() as relay, make_client(relay) as client:  # answers nothing
+        with pytest.raises(RelayTimeoutError):
+            await client.create_queue(timeout=0.05)
 
 
 @pytest.mark.asyncio
-async def test_malformed_answers_drop_the_connection_and_surface_as_relay_errors(
-    relay: FakeRelay, client: RelayClient
-) -> None:
-    relay.garbage = True
-    with pytest.raises(RelayUnavailableError) as excinfo:
-        await client.create_queue(timeout=0.1)
-    assert "malformed" in str(excinfo.value.__cause__)
-    await wait_for(lambda: len(relay.connections) > 1)  # and it reconnects
+async def test_malformed_answers_drop_the_connection_and_surface_as_relay_errors() -> None:
+    async with (
+        ScriptedRelay(lambda conn, tx: encode_frame(b"\xff not a response")) as relay,
+        make_client(relay) as client,
+    ):
+        with pytest.raises(RelayUnavailableError) as excinfo:
+            await client.create_queue(timeout=0.1)
+        assert "malformed" in str(excinfo.value.__cause__)
+        await wait_for(lambda: len(relay.connections) > 1)  # and it reconnects
 
-    creds_error: list[BaseException] = []
-    try:
-        await client.send(bytes(24), b"x", timeout=0.1)
-    except Exception as exc:
-        creds_error.append(exc)
+        creds_error: list[BaseException] = []
+        try:
+            await client.send(bytes(24), b"x", timeout=0.1)
+        except Exception as exc:
+            creds_error.append(exc)
     assert len(creds_error) == 1
     assert isinstance(creds_error[0], RelayError)
 
@@ -744,7 +756,7 @@ def test_map_exceptions_leaves_misuse_alone() -> None:
 
 @pytest.mark.asyncio
 async def test_websocket_transport_round_trip_on_loopback() -> None:
-    async def echo(ws: ServerConnection) -> None:
+    async def echo(ws: WebSocketConnection) -> None:
         async for message in ws:
             await ws.send(message)
 
@@ -773,7 +785,7 @@ async def test_websocket_transport_maps_a_refused_connection() -> None:
 
 @pytest.mark.asyncio
 async def test_deleting_a_subscribed_queue_ends_its_subscription_quietly(
-    relay: FakeRelay, client: RelayClient
+    relay: Relay, client: RelayClient
 ) -> None:
     creds = await client.create_queue()
     await client.subscribe(creds)
@@ -788,7 +800,7 @@ async def test_deleting_a_subscribed_queue_ends_its_subscription_quietly(
 
 
 @pytest.mark.asyncio
-async def test_resubscription_answered_rate_is_retried(relay: FakeRelay, client: RelayClient) -> None:
+async def test_resubscription_answered_rate_is_retried(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     await client.subscribe(creds)
     relay.answers[Sub] = [Err(ErrorCode.RATE)]
@@ -803,7 +815,7 @@ async def test_resubscription_answered_rate_is_retried(relay: FakeRelay, client:
 
 
 @pytest.mark.asyncio
-async def test_failed_subscribe_leaves_no_subscription(relay: FakeRelay, client: RelayClient) -> None:
+async def test_failed_subscribe_leaves_no_subscription(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     relay.answers[Sub] = [Err(ErrorCode.AUTH)]
     with pytest.raises(RelayRejectedError):
@@ -817,20 +829,35 @@ async def test_failed_subscribe_leaves_no_subscription(relay: FakeRelay, client:
 
 
 @pytest.mark.asyncio
-async def test_ids_that_do_not_open_raise_unavailable(relay: FakeRelay, client: RelayClient) -> None:
-    relay.bad_ids = True
-    with pytest.raises(RelayUnavailableError, match="invalid queue answer"):
-        await client.create_queue()
+async def test_ids_that_do_not_open_raise_unavailable() -> None:
+    rng = DeterministicRandom(b"ids")
+
+    def bad_ids(conn: ServerConnection, tx: ClientTransmission) -> bytes:
+        assert isinstance(tx.command, New)
+        server_dh = X25519PrivateKey.generate(rng)
+        queue_key = derive_queue_key(server_dh, tx.command.recipient_dh)
+        sealed = seal_ids(queue_key, QueueIds(rng.random_bytes(24), rng.random_bytes(24)), rng)
+        tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+        return conn.answer(tx.corr_id, b"", Ids(server_dh.public_key.raw, tampered))
+
+    async with ScriptedRelay(bad_ids) as relay, make_client(relay) as client:
+        with pytest.raises(RelayUnavailableError, match="invalid queue answer"):
+            await client.create_queue()
 
 
 @pytest.mark.asyncio
-async def test_wrong_answers_raise_relay_errors(relay: FakeRelay, client: RelayClient) -> None:
-    relay.answers[New] = [Err(ErrorCode.AUTH), Ok()]
-    with pytest.raises(RelayRejectedError) as excinfo:
-        await client.create_queue()
-    assert excinfo.value.code == ErrorCode.AUTH
-    with pytest.raises(RelayUnavailableError, match="unexpected answer"):
-        await client.create_queue()
+async def test_wrong_answers_raise_relay_errors() -> None:
+    answers: list[ServerResponse] = [Err(ErrorCode.AUTH), Ok()]
+
+    def answer(conn: ServerConnection, tx: ClientTransmission) -> bytes:
+        return conn.answer(tx.corr_id, tx.entity, answers.pop(0))
+
+    async with ScriptedRelay(answer) as relay, make_client(relay) as client:
+        with pytest.raises(RelayRejectedError) as excinfo:
+            await client.create_queue()
+        assert excinfo.value.code == ErrorCode.AUTH
+        with pytest.raises(RelayUnavailableError, match="unexpected answer"):
+            await client.create_queue()
 
 
 @pytest.mark.asyncio
@@ -842,24 +869,24 @@ async def test_wrong_answers_raise_relay_errors(relay: FakeRelay, client: RelayC
     ],
 )
 async def test_protocol_violations_drop_the_connection(
-    relay: FakeRelay, client: RelayClient, frame: bytes
+    relay: Relay, client: RelayClient, frame: bytes
 ) -> None:
     creds = await client.create_queue()
     await client.subscribe(creds)
-    await relay.connections[0].transport.send(frame)
+    relay.connections[0].inject(frame)
 
     await wait_for(lambda: len(relay.seen(Sub)) == 2)  # reconnected and resubscribed
-    assert relay.connections[0].transport.closed
+    assert relay.connections[0].closed
 
 
 @pytest.mark.asyncio
-async def test_pushes_for_queues_we_do_not_hold_are_ignored(relay: FakeRelay, client: RelayClient) -> None:
+async def test_pushes_for_queues_we_do_not_hold_are_ignored(relay: Relay, client: RelayClient) -> None:
     creds = await client.create_queue()
     await client.subscribe(creds)
     stranger = bytes(range(24))
-    conn = relay.connections[0].transport
-    await conn.send(encode_server_frame(PUSHED, stranger, End()))
-    await conn.send(encode_server_frame(PUSHED, stranger, Msg(bytes(24), bytes(100))))
+    conn = relay.connections[0]
+    conn.inject(encode_server_frame(PUSHED, stranger, End()))
+    conn.inject(encode_server_frame(PUSHED, stranger, Msg(bytes(24), bytes(100))))
     await client.send(creds.sender_id, b"mine")
 
     event = await client.next_delivery(1.0)
@@ -869,8 +896,12 @@ async def test_pushes_for_queues_we_do_not_hold_are_ignored(relay: FakeRelay, cl
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("greeting", ["silent", "garbage", "ok"])
-async def test_a_relay_that_does_not_greet_is_unavailable(relay: FakeRelay, greeting: str) -> None:
-    relay.greeting = greeting
+async def test_a_relay_that_does_not_greet_is_unavailable(greeting: str) -> None:
+    async with ScriptedRelay(greeting=greeting) as relay:
+        await _a_relay_that_does_not_greet_is_unavailable(relay, greeting)
+
+
+async def _a_relay_that_does_not_greet_is_unavailable(relay: ScriptedRelay, greeting: str) -> None:
     client = RelayClient(
         "ws://relay.invalid",
         timeout=60.0,
@@ -896,33 +927,12 @@ async def test_a_relay_that_does_not_greet_is_unavailable(relay: FakeRelay, gree
 
 
 @pytest.mark.asyncio
-async def test_client_over_a_real_websocket(relay: FakeRelay) -> None:
-    async def bridge(ws: ServerConnection) -> None:
-        client_side = await relay.connect()
-
-        async def upstream() -> None:
-            async for message in ws:
-                assert isinstance(message, bytes)
-                await client_side.send(message)
-
-        async def downstream() -> None:
-            with contextlib.suppress(RelayUnavailableError):
-                while True:
-                    await ws.send(await client_side.recv())
-
-        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        await client_side.close()
-
-    async with serve(bridge, "127.0.0.1", 0, compression=None, max_size=FRAME_SIZE) as server:
-        port = server.sockets[0].getsockname()[1]
-        async with RelayClient(f"ws://127.0.0.1:{port}", timeout=2.0) as client:
-            creds = await client.create_queue()
-            await client.subscribe(creds)
-            await client.send(creds.sender_id, b"over the wire")
-            event = await client.next_delivery(2.0)
-            assert isinstance(event, ReceivedMessage)
-            assert event.body == b"over the wire"
-            assert client.connected
+async def test_client_over_a_real_websocket(relay: Relay) -> None:
+    async with RelayClient(relay.url, timeout=2.0) as client:
+        creds = await client.create_queue()
+        await client.subscribe(creds)
+        await client.send(creds.sender_id, b"over the wire")
+        event = await client.next_delivery(2.0)
+        assert isinstance(event, ReceivedMessage)
+        assert event.body == b"over the wire"
+        assert client.connected

@@ -3,8 +3,8 @@
 A transport moves whole frames (docs/protocol.md §14: every frame is exactly
 :data:`~burnerkit.relay.protocol.FRAME_SIZE` bytes) and knows nothing of what they
 carry. :class:`WebSocketTransport` is the real one; :class:`MemoryTransport` is an
-in-memory reference implementation with the same behaviour on failure, so that the
-client's tests need no socket.
+in-memory reference implementation with the same behaviour on failure, for peers that
+need no socket (the scripted relays of the client's tests).
 
 Failure contract, for every implementation: once the connection is gone, ``send`` and
 ``recv`` raise :class:`~burnerkit.errors.RelayUnavailableError`, and nothing else. The

@@ -61,7 +61,7 @@ from burnerkit.relay.protocol import (
 )
 
 from .config import RelayConfig
-from .connection import ZERO_CORR, Connection, Gate, Slot
+from .connection import Connection, Gate
 from .link import LinkClosed
 from .logs import LOGGER_NAME, log_event
 from .mailbox import MailboxCommand, MailboxHub
@@ -89,7 +89,6 @@ class Commands:
         mailboxes: the pairing mailboxes.
         subscriptions: the subscribed queues.
         spawn: runs a coroutine as a task the relay's stop waits for.
-        take_slot: takes one of a connection's places for a command in flight.
     """
 
     def __init__(
@@ -103,7 +102,6 @@ class Commands:
         mailboxes: MailboxHub,
         subscriptions: Subscriptions,
         spawn: Callable[[Coroutine[Any, Any, None]], object],
-        take_slot: Callable[[Connection], Slot],
     ) -> None:
         self._store = store
         self._config = config
@@ -113,17 +111,11 @@ class Commands:
         self._mailboxes = mailboxes
         self._subs = subscriptions
         self._spawn = spawn
-        self._take_slot = take_slot
         #: recipient ids whose refused-sender notice is being put (one at a time per queue)
         self._noticing: set[bytes] = set()
 
-    def start(
-        self, conn: Connection, tx: ClientTransmission
-    ) -> tuple[Coroutine[Any, Any, None], Slot] | None:
-        """Run ``tx`` here if it needs no store; else the coroutine that runs it, and its slot.
-
-        The server runs the coroutine as a task and frees the slot when it ends (a SEND
-        frees it earlier, once the store has accepted its message).
+    def start(self, conn: Connection, tx: ClientTransmission) -> Coroutine[Any, Any, None] | None:
+        """Run ``tx`` here if it needs no store; else the coroutine that runs it (as a task).
 
         Raises:
             LinkClosed: if the connection is gone (only from what runs here).
@@ -146,8 +138,7 @@ class Commands:
                 # Taken here, in arrival order: each SEND waits for the one before to reach the store.
                 prev, gate = conn.gate, Gate()
                 conn.gate = gate
-                slot = self._take_slot(conn)
-                return self._run(conn, tx, self._send(conn, tx, command, prev, gate, slot), gate), slot
+                return self._run(conn, tx, self._send(conn, tx, command, prev, gate), gate)
             case New():
                 work = self._new(conn, tx, command)
             case Sub():
@@ -158,7 +149,7 @@ class Commands:
                 work = self._del(conn, tx)
             case _:  # pragma: no cover
                 assert_never(command)
-        return self._run(conn, tx, work), self._take_slot(conn)
+        return self._run(conn, tx, work)
 
     async def _run(
         self,
@@ -179,7 +170,7 @@ class Commands:
             # On a store failure, or on a bug of ours: logged by its kind, never by what it held.
             event = "store_error" if isinstance(exc, StoreError) else "internal_error"
             log_event(_log, event, level=logging.ERROR, error=type(exc).__name__)
-            conn.send_quietly(tx.corr_id, tx.entity, Err(ErrorCode.INTERNAL))
+            conn.answer_quietly(tx.corr_id, tx.entity, Err(ErrorCode.INTERNAL))
         finally:
             if gate is not None:
                 gate.open()
@@ -192,7 +183,7 @@ class Commands:
         Raises:
             LinkClosed: if the connection is gone.
         """
-        conn.send(tx.corr_id, tx.entity, response)
+        conn.answer(tx.corr_id, tx.entity, response)
 
     # -- queues ---------------------------------------------------------------------------
 
@@ -277,7 +268,7 @@ class Commands:
             self._subs.end(held)
             held.conn.release(queue.recipient_id)
             if held.conn is not conn:
-                held.conn.send_quietly(ZERO_CORR, queue.recipient_id, End())
+                held.conn.push(queue.recipient_id, End())
         self._answer(conn, tx, _OK)
 
     # -- ACK ------------------------------------------------------------------------------
@@ -324,7 +315,6 @@ class Commands:
         command: Send,
         prev: Gate | None,
         gate: Gate,
-        slot: Slot,
     ) -> None:
         if len(command.body) > MAX_BODY_SIZE:
             self._answer(conn, tx, Err(ErrorCode.LARGE))
@@ -368,10 +358,6 @@ class Commands:
             """The message is on the queue (stored, or held by the store): hand it to delivery."""
             nonlocal accepted, message
             accepted = True
-            # What is left is the wait for the OK (under write-behind, for the recipient's
-            # ACK): the store holds the message, so it no longer takes a place among the
-            # connection's commands, and a sender may pipeline past the limit.
-            slot.free()
             live = self._subs.get(queue.recipient_id)
             if live is not None:
                 if result is PutResult.STORED_MARKED:
@@ -441,8 +427,8 @@ class Commands:
         response, pushes = self._mailboxes.handle(conn, tx.entity, command, self._clock())
         for push in pushes:
             if not push.after_answer and isinstance(push.conn, Connection):
-                push.conn.send_quietly(ZERO_CORR, push.token, push.response)
+                push.conn.push(push.token, push.response)
         self._answer(conn, tx, response)
         for push in pushes:
             if push.after_answer and isinstance(push.conn, Connection):
-                push.conn.send(ZERO_CORR, push.token, push.response)
+                push.conn.push(push.token, push.response)

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Final
 
-from burnerkit.relay.protocol import CORR_ID_SIZE, FRAME_SIZE, Err, ServerResponse, server_frame_parts
+from burnerkit.relay.protocol import (
+    CORR_ID_SIZE,
+    FRAME_SIZE,
+    ClientTransmission,
+    Err,
+    ErrorCode,
+    PushResponse,
+    ServerConnection,
+    ServerResponse,
+)
 
-from .link import Link, LinkClosed
+from .link import Link, LinkClosed, Pause
 from .metrics import Metrics
 
-__all__ = ["NO_ENTITY", "ZERO_CORR", "Connection", "Gate", "Slot"]
+__all__ = ["ZERO_CORR", "Connection", "Gate"]
 
 #: The corr_id of pushed frames and of answers to frames that did not parse (§14.8 Corr ids).
 ZERO_CORR: Final = bytes(CORR_ID_SIZE)
-NO_ENTITY: Final = b""
 
 
 class Gate:
@@ -53,35 +60,48 @@ class Gate:
 
 
 class Connection:
-    """One connection's state: session value, token bucket, commands in flight, subscriptions."""
+    """One connection: its protocol state (:class:`ServerConnection`), token bucket, tasks, subscriptions.
+
+    The protocol state is the sans-IO one the client shares (``relay/protocol/connection.py``):
+    it decodes commands, counts those in flight, and encodes answers and pushes. Here we add
+    the I/O: a link paused while 16 commands are in flight, and resumed once one is answered.
+    """
 
     __slots__ = (
         "gate",
         "gone",
-        "inflight",
         "link",
         "metrics",
-        "session_id",
+        "paused",
+        "protocol",
         "stamp",
         "subscriptions",
+        "tasks",
         "tokens",
     )
 
     def __init__(self, link: Link, session_id: bytes, metrics: Metrics, tokens: float, stamp: float) -> None:
         self.link = link
-        self.session_id = session_id
+        self.protocol = ServerConnection(session_id)
         self.metrics = metrics
         #: token bucket: tokens left and when it was last refilled (loop time)
         self.tokens = tokens
         self.stamp = stamp
         #: recipient ids this connection holds the subscription of (None until the first SUB)
         self.subscriptions: set[bytes] | None = None
-        #: commands started and not yet done (or, for a SEND, not yet accepted by the store)
-        self.inflight = 0
+        #: command tasks of this connection still running
+        self.tasks = 0
         #: the gate of the latest SEND of this connection, until that SEND ends
         self.gate: Gate | None = None
+        #: reading is paused for commands in flight (Pause.INFLIGHT)
+        self.paused = False
         #: the TCP connection is gone; its state goes once no command runs any more
         self.gone = False
+
+    @property
+    def session_id(self) -> bytes:
+        """The session value sent in HELLO (§14.4: what every signed command covers)."""
+        return self.protocol.session_id
 
     def take_token(self, now: float, rate: float, burst: int) -> bool:
         """Charge one command to the bucket; False if it is empty (§14.8 Rate)."""
@@ -105,34 +125,59 @@ class Connection:
             if not self.subscriptions:
                 self.subscriptions = None
 
-    def send(self, corr_id: bytes, entity: bytes, response: ServerResponse) -> None:
-        """Write one frame.
+    # -- frames -----------------------------------------------------------------------------
+
+    def greet(self) -> None:
+        """Send HELLO.
+
+        Raises:
+            LinkClosed: if the connection is gone.
+        """
+        self.link.send(self.protocol.greet())
+
+    def receive(self, frame: bytes) -> ClientTransmission:
+        """Decode one command; it is in flight until answered. At 16 in flight, read no more.
+
+        Raises:
+            RemoteProtocolError: the frame does not parse (nothing changed: :meth:`refuse` it).
+        """
+        tx = self.protocol.receive(frame)
+        if not self.protocol.reading:
+            self.paused = True
+            self.link.pause(Pause.INFLIGHT)
+        return tx
+
+    def refuse(self, code: ErrorCode) -> None:
+        """Answer a frame that did not parse (or was not decoded): ``ERR code``, corr id zeros.
+
+        Raises:
+            LinkClosed: if the connection is gone.
+        """
+        self.metrics.errors[code] += 1
+        self.link.send(self.protocol.refusal(code))
+
+    def answer(self, corr_id: bytes, entity: bytes, response: ServerResponse) -> None:
+        """Answer the command ``corr_id`` (each command gets exactly one answer).
 
         Raises:
             LinkClosed: if the connection is gone.
         """
         if isinstance(response, Err):
             self.metrics.errors[response.code] += 1
-        self.link.send_parts(server_frame_parts(corr_id, entity, response), FRAME_SIZE)
+        parts = self.protocol.answer_parts(corr_id, entity, response)
+        if self.paused and self.protocol.reading:
+            self.paused = False
+            # Not here and now: reading runs the commands read meanwhile, and they must not
+            # run inside whatever sent this answer (a delivery in the middle of its actions).
+            asyncio.get_running_loop().call_soon(self.link.resume, Pause.INFLIGHT)
+        self.link.send_parts(parts, FRAME_SIZE)
 
-    def send_quietly(self, corr_id: bytes, entity: bytes, response: ServerResponse) -> None:
-        """:meth:`send`, for a frame a closed connection no longer needs (a push, a late answer)."""
+    def answer_quietly(self, corr_id: bytes, entity: bytes, response: ServerResponse) -> None:
+        """:meth:`answer`, to a connection that may be gone (a late answer)."""
         with contextlib.suppress(LinkClosed):
-            self.send(corr_id, entity, response)
+            self.answer(corr_id, entity, response)
 
-
-class Slot:
-    """One of a connection's places for a command in flight; given back once (later calls do nothing)."""
-
-    __slots__ = ("conn", "held", "on_free")
-
-    def __init__(self, conn: Connection, on_free: Callable[[Connection], None]) -> None:
-        self.conn = conn
-        self.on_free = on_free
-        self.held = True
-
-    def free(self, _task: object = None) -> None:
-        """Give the place back."""
-        if self.held:
-            self.held = False
-            self.on_free(self.conn)
+    def push(self, entity: bytes, response: PushResponse) -> None:
+        """Send a frame unasked (MSG, END, MB_MSG, MB_END); a connection gone needs none."""
+        with contextlib.suppress(LinkClosed):
+            self.link.send(self.protocol.push(entity, response))

@@ -9,13 +9,14 @@ Theory of operation
 Each WebSocket connection (a :class:`~.link.Link`) gets a random session value, sent in
 ``HELLO``, that every signed command must cover, so a command recorded on one connection
 is refused on another. The link hands us each frame as it arrives, synchronously: we
-charge the connection's token bucket, decode the frame (a frame that does not decode
+charge the connection's token bucket, decode the frame with the connection's sans-IO
+protocol state (``ServerConnection``, shared with the client; a frame that does not decode
 gets ``ERR CMD`` and the connection lives on) and hand it to the commands. What needs no
-store runs there and then; the rest runs as an asyncio task. A connection may have
-:data:`MAX_INFLIGHT` commands in flight (beyond, its link reads no more), so a client that
-pipelines SENDs gets them into one group commit of the store; they still reach the store
-in arrival order (``connection.Gate``). Answers are written to the link at once; a peer
-that does not read them stops being read (the link's write-buffer pause).
+store runs there and then; the rest runs as an asyncio task. A connection may have 16
+commands in flight, read and not yet answered (beyond, its link reads no more), so a
+client that pipelines SENDs gets them into one group commit of the store; they still
+reach the store in arrival order (``connection.Gate``). Answers are written to the link at
+once; a peer that does not read them stops being read (the link's write-buffer pause).
 
 :meth:`RelayServer.stop` drains: no new connection, no command read; the commands in
 flight get a grace period to answer, then are cancelled; then every connection is closed.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -37,11 +39,9 @@ from burnerkit.relay.protocol import (
     QUEUE_ID_SIZE,
     SESSION_ID_SIZE,
     Ack,
-    ClientTransmission,
     Del,
     Err,
     ErrorCode,
-    Hello,
     Key,
     MbAlloc,
     MbDel,
@@ -52,13 +52,11 @@ from burnerkit.relay.protocol import (
     Ping,
     Send,
     Sub,
-    decode_client_frame,
-    encode_server_frame,
 )
 
 from .commands import Commands
 from .config import RelayConfig
-from .connection import NO_ENTITY, ZERO_CORR, Connection, Slot
+from .connection import Connection
 from .link import Link, LinkClosed, Outbox, Pause
 from .logs import LOGGER_NAME, log_event
 from .mailbox import MailboxHub
@@ -67,12 +65,10 @@ from .store.base import MessageStore
 from .subscriptions import Subscriptions
 from .tls import reason, tls_context
 
-__all__ = ["MAX_INFLIGHT", "RelayServer"]
+__all__ = ["RelayServer"]
 
 _log = logging.getLogger(LOGGER_NAME)
 
-#: Commands of one connection that may run at once (the group commit of SQLite takes up to 64).
-MAX_INFLIGHT: Final = 16
 #: Bytes of unsent output per connection beyond which we stop reading its commands.
 _WRITE_LIMIT: Final = 4 * FRAME_SIZE
 #: Seconds for the HTTP upgrade, for a closing handshake, and for a graceful stop
@@ -153,7 +149,6 @@ class RelayServer:
             mailboxes=self._mailboxes,
             subscriptions=self._subscriptions,
             spawn=self._spawn,
-            take_slot=self._take_slot,
         )
         self._closing = False
         self._stopped = asyncio.Event()
@@ -346,7 +341,7 @@ class RelayServer:
             await asyncio.sleep(interval)
             for push in self._mailboxes.expire(self._clock()):
                 if isinstance(push.conn, Connection):
-                    push.conn.send_quietly(ZERO_CORR, push.token, push.response)
+                    push.conn.push(push.token, push.response)
 
     # -- connections (the LinkHandler protocol of .link) ----------------------------------
 
@@ -367,7 +362,7 @@ class RelayServer:
         self._connections.add(conn)
         self.metrics.connections_total += 1
         with contextlib.suppress(LinkClosed):
-            link.send(encode_server_frame(ZERO_CORR, NO_ENTITY, Hello(conn.session_id)))
+            conn.greet()
 
     def link_received(self, link: Link, data: bytes | str) -> None:
         """One frame of ``link``: run it, unless the relay is stopping."""
@@ -382,7 +377,7 @@ class RelayServer:
         conn = link.context
         assert isinstance(conn, Connection)
         conn.gone = True
-        if not conn.inflight:
+        if not conn.tasks:
             self._release(conn)
 
     def _release(self, conn: Connection) -> None:
@@ -399,45 +394,30 @@ class RelayServer:
         """Charge the bucket, decode, and run the command (or answer RATE or CMD)."""
         loop = asyncio.get_running_loop()
         allowed = conn.take_token(loop.time(), self._config.rate_limit, self._config.rate_burst)
-        tx: ClientTransmission | None = None
-        if isinstance(data, bytes):
-            # Not contextlib.suppress: this runs for every frame, and a bare try costs nothing.
-            try:  # noqa: SIM105
-                tx = decode_client_frame(data)
-            except RemoteProtocolError:
-                pass
         try:
-            if not allowed:
-                if tx is None:
-                    conn.send(ZERO_CORR, NO_ENTITY, Err(ErrorCode.RATE))
-                else:
-                    conn.send(tx.corr_id, tx.entity, Err(ErrorCode.RATE))
+            if not isinstance(data, bytes):
+                conn.refuse(ErrorCode.RATE if not allowed else ErrorCode.CMD)
                 return
-            if tx is None:
-                conn.send(ZERO_CORR, NO_ENTITY, Err(ErrorCode.CMD))
+            try:
+                tx = conn.receive(data)
+            except RemoteProtocolError:
+                conn.refuse(ErrorCode.RATE if not allowed else ErrorCode.CMD)
+                return
+            if not allowed:
+                conn.answer(tx.corr_id, tx.entity, Err(ErrorCode.RATE))
                 return
             self.metrics.commands[_COMMAND_NAMES[type(tx.command)]] += 1
             if isinstance(tx.command, _WITHOUT_ENTITY) == (len(tx.entity) == QUEUE_ID_SIZE):
-                conn.send(tx.corr_id, tx.entity, Err(ErrorCode.CMD))
+                conn.answer(tx.corr_id, tx.entity, Err(ErrorCode.CMD))
                 return
-            pending = self._commands.start(conn, tx)
+            work = self._commands.start(conn, tx)
         except LinkClosed:
             return
-        if pending is not None:
-            coro, slot = pending
-            self._spawn(coro).add_done_callback(slot.free)
+        if work is not None:
+            conn.tasks += 1
+            self._spawn(work).add_done_callback(functools.partial(self._command_done, conn))
 
-    def _take_slot(self, conn: Connection) -> Slot:
-        """Take one of ``conn``'s places for a running command; at MAX_INFLIGHT, read no more."""
-        conn.inflight += 1
-        if conn.inflight >= MAX_INFLIGHT:
-            conn.link.pause(Pause.INFLIGHT)
-        return Slot(conn, self._slot_freed)
-
-    def _slot_freed(self, conn: Connection) -> None:
-        conn.inflight -= 1
-        if conn.gone:
-            if not conn.inflight:
-                self._release(conn)
-        elif conn.inflight < MAX_INFLIGHT:
-            conn.link.resume(Pause.INFLIGHT)
+    def _command_done(self, conn: Connection, _task: object) -> None:
+        conn.tasks -= 1
+        if conn.gone and not conn.tasks:
+            self._release(conn)

@@ -133,7 +133,7 @@ class Subscriptions:
 
     def push_end(self, held: Held) -> None:
         """Tell ``held``'s connection it lost the subscription (§14.8 Subscription)."""
-        held.conn.send_quietly(ZERO_CORR, held.recipient_id, End())
+        held.conn.push(held.recipient_id, End())
 
     def locked(self, recipient_id: bytes, sender_key: bytes) -> None:
         """The store locked the queue to ``sender_key``: so does the subscription's copy.
@@ -159,7 +159,7 @@ class Subscriptions:
                 case delivery.ReadStore():
                     self._spawn(self._read(held))
                 case delivery.Answer(corr_id, reply):
-                    held.conn.send_quietly(corr_id, held.recipient_id, _REPLIES[reply])
+                    held.conn.answer_quietly(corr_id, held.recipient_id, _REPLIES[reply])
                 case _:  # pragma: no cover
                     assert_never(action)
 
@@ -172,7 +172,10 @@ class Subscriptions:
         )
         self._metrics.messages_delivered_total += 1
         # A closed connection keeps the message outstanding (and stored); its end ends the machine.
-        held.conn.send_quietly(corr_id, held.recipient_id, Msg(message.msg_id, sealed))
+        if corr_id == ZERO_CORR:
+            held.conn.push(held.recipient_id, Msg(message.msg_id, sealed))
+        else:
+            held.conn.answer_quietly(corr_id, held.recipient_id, Msg(message.msg_id, sealed))
 
     async def _read(self, held: Held) -> None:
         try:

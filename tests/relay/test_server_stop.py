@@ -33,6 +33,7 @@ from burnerkit.relay.protocol import (
 )
 from burnerkit.relay.server.config import RelayConfig
 from burnerkit.relay.server.server import RelayServer
+from burnerkit.relay.server.store.base import QueueRecord
 from burnerkit.relay.server.store.memory import MemoryStore
 
 RNG = SystemRandom()
@@ -96,4 +97,51 @@ async def test_stop_with_clients_connected_completes_every_close_handshake() -> 
         assert closed.value.rcvd_then_sent is True  # the server started the handshake
         # The server read our answer and ended TCP with a FIN; a cut connection would be a reset.
         assert ws.connection_exc is None, repr(ws.connection_exc)
+    assert server.connections_active == 0
+
+
+class _StuckStore(MemoryStore):
+    """A store whose queue lookups never return: a command that waits for it runs until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def queue_by_recipient(self, recipient_id: bytes) -> QueueRecord | None:
+        self.entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.asyncio
+async def test_stop_cancels_a_command_still_waiting_for_the_store_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A short grace, so the test does not wait the real one out.
+    monkeypatch.setattr("burnerkit.relay.server.server._STOP_GRACE", 0.2)
+    store = _StuckStore()
+    server = RelayServer(store, RelayConfig(port=0, store=":memory:"))
+    await server.start()
+    ws = await connect(
+        f"ws://127.0.0.1:{server.bound_port}", max_size=FRAME_SIZE, compression=None, ping_interval=None
+    )
+    session_id = await hello(ws)
+    key = SigningKey.generate(RNG)
+    await ws.send(
+        encode_client_frame(corr(), RNG.random_bytes(24), Sub(), session_id=session_id, signing_key=key)
+    )
+    await asyncio.wait_for(store.entered.wait(), 5)
+
+    await server.stop()
+
+    assert store.cancelled.is_set()  # the SUB's task was cancelled, not left behind
+    with pytest.raises(ConnectionClosedOK) as closed:
+        await ws.recv()  # and it got no answer: the close comes first
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == GOING_AWAY
     assert server.connections_active == 0

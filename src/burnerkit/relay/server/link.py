@@ -36,6 +36,11 @@ are unmasked binary messages, so we write their header ourselves; the sans-I/O l
 own output (pong, close) follows the frames queued before it. :meth:`Link.send` raises
 :class:`LinkClosed` once the connection is closing.
 
+TLS (``wss://``): the link runs it too, with ``ssl.SSLContext.wrap_bio`` over two memory
+buffers, on a plain TCP transport: bytes in are decrypted before anything above sees them,
+and everything written is encrypted on its way out. asyncio's own TLS transport would keep
+a large read buffer per connection for as long as it lives (see :meth:`Link._tls_received`).
+
 Closing: a close frame from the peer is answered by the sans-I/O layer; we then close
 the TCP connection after the peer's, or after ``close_timeout``. :meth:`Link.close`
 starts the closing handshake from our side. :meth:`LinkHandler.link_closed` is called

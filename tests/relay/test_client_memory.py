@@ -218,23 +218,30 @@ class Relay:
         return dict(self.store._by_sender)
 
 
+@contextlib.asynccontextmanager
+async def running_relay(**config: Any) -> AsyncIterator[Relay]:
+    """A relay in this process on a free loopback port: MemoryStore, write-through, clock at NOW."""
+    store = MemoryStore()
+    server = RelayServer(
+        store, RelayConfig(port=0, store=":memory:", write_behind=0, **config), clock=lambda: NOW
+    )
+    await server.start()
+    relay = Relay(server, store)
+    try:
+        yield relay
+    finally:
+        await relay.drop_all()
+        await server.stop()
+
+
 @pytest_asyncio.fixture
 async def start_relay() -> AsyncIterator[Callable[..., Any]]:
-    relays: list[Relay] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**config: Any) -> Relay:
-        store = MemoryStore()
-        server = RelayServer(
-            store, RelayConfig(port=0, store=":memory:", write_behind=0, **config), clock=lambda: NOW
-        )
-        await server.start()
-        relays.append(Relay(server, store))
-        return relays[-1]
+        async def start(**config: Any) -> Relay:
+            return await stack.enter_async_context(running_relay(**config))
 
-    yield start
-    for relay in relays:
-        await relay.drop_all()
-        await relay.server.stop()
+        yield start
 
 
 @pytest_asyncio.fixture

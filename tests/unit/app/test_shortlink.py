@@ -27,7 +27,7 @@ from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.errors import HandshakeError, RelayRejectedError, UsageError
 from burnerkit.relay.client import ReceivedMessage
 from burnerkit.relay.protocol import MAX_BODY_SIZE, Err, ErrorCode, Send
-from tests.relay.test_client_memory import FakeRelay, make_client
+from tests.relay.test_client_memory import Relay, make_client, running_relay
 
 RNG = DeterministicRandom(b"short link unit tests")
 PIN = "#sha256=" + base64.urlsafe_b64encode(bytes(range(32))).rstrip(b"=").decode()
@@ -160,21 +160,20 @@ def test_link_naming_a_small_order_relay_key_is_refused_as_damaged() -> None:
         parsed.credentials()  # ...the queue key refuses an all-zero exchange (§3.5)
 
 
-# -- publishing and fetching, against the in-memory relay of the client's tests --------------
+# -- publishing and fetching, against the in-process relay of the client's tests --------------
 
 INVITATION = b"an invitation, fresh keys and id" + RNG.random_bytes(32)
 
 
 @pytest_asyncio.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    fake = FakeRelay()
-    yield fake
-    await fake.stop()
+async def relay() -> AsyncIterator[Relay]:
+    async with running_relay() as started:
+        yield started
 
 
 @pytest.mark.asyncio
 async def test_published_invitation_is_fetched_by_each_holder_until_the_inviter_deletes_it(
-    relay: FakeRelay,
+    relay: Relay,
 ) -> None:
     async with make_client(relay) as inviter:
         link, creds = await publish_invitation(inviter, "ws://relay.invalid", INVITATION, RNG)
@@ -196,7 +195,7 @@ async def test_published_invitation_is_fetched_by_each_holder_until_the_inviter_
 
 
 @pytest.mark.asyncio
-async def test_link_queue_whose_copy_was_taken_counts_as_gone(relay: FakeRelay) -> None:
+async def test_link_queue_whose_copy_was_taken_counts_as_gone(relay: Relay) -> None:
     async with make_client(relay) as inviter:
         link, _ = await publish_invitation(inviter, "ws://relay.invalid", INVITATION, RNG)
     reader = link.credentials()
@@ -211,7 +210,7 @@ async def test_link_queue_whose_copy_was_taken_counts_as_gone(relay: FakeRelay) 
 
 
 @pytest.mark.asyncio
-async def test_link_queue_is_deleted_when_the_relay_refuses_the_invitation(relay: FakeRelay) -> None:
+async def test_link_queue_is_deleted_when_the_relay_refuses_the_invitation(relay: Relay) -> None:
     relay.answers[Send] = [Err(ErrorCode.QUOTA)]
     async with make_client(relay) as inviter:
         with pytest.raises(RelayRejectedError):

@@ -103,7 +103,12 @@ from .protocol import (
 )
 from .transport import CONNECT_TIMEOUT, Transport, WebSocketTransport, parse_url
 
-__all__ = ["ClientLoop", "TransportFactory"]
+__all__ = [
+    "ClientLoop",
+    "MacKey",
+    "MailboxState",
+    "TransportFactory",
+]
 
 #: Makes a fresh connection to the relay; raises only ``RelayError``.
 TransportFactory = Callable[[], Awaitable[Transport]]
@@ -132,6 +137,7 @@ class MailboxState:
         self.lock = asyncio.Lock()
 
     def end(self, reason: MailboxEndReason) -> None:
+        """The mailbox closed: the inbox gets one :class:`MailboxEnded`, then nothing more."""
         if self.ended is None:
             self.ended = reason
             self.inbox.put_nowait(MailboxEnded(reason))

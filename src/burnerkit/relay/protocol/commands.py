@@ -30,6 +30,7 @@ __all__ = [
     "Ack",
     "ClientCommand",
     "ClientTransmission",
+    "CommandTag",
     "Del",
     "Key",
     "MbAlloc",
@@ -42,6 +43,7 @@ __all__ = [
     "Send",
     "Sub",
     "decode_client_frame",
+    "signed_part",
 ]
 
 SEND_ID_SIZE: Final = 16

@@ -21,6 +21,12 @@ __all__ = [
     "SESSION_ID_SIZE",
     "decode_frame",
     "encode_frame",
+    "exact",
+    "frame_length",
+    "frame_parts",
+    "head",
+    "in_range",
+    "read_head",
 ]
 
 #: Every frame on the wire, both directions, is exactly this long (SimpleX's block).

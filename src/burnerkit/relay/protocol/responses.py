@@ -29,6 +29,7 @@ __all__ = [
     "Msg",
     "Ok",
     "Pong",
+    "ResponseTag",
     "ServerResponse",
     "ServerTransmission",
     "decode_server_frame",

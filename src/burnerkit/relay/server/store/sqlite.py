@@ -355,7 +355,7 @@ class SqliteStore:
             first = len(self._outbox) == 1
         if first:
             # One hand-over (one wake-up of the writer) for every operation of this turn of
-            # the loop. Holds up relay_write_through_vs_ws_echo (see tuning notes).
+            # the loop.
             loop.call_soon(self._hand_over)
         try:
             return await future
@@ -370,6 +370,7 @@ class SqliteStore:
 
     async def _query(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run the read-only ``fn`` here, on the reader; on a lock, on the writer thread instead."""
+        # Holds up relay_vs_ws_echo: queue lookups stay off the writer thread and its fsyncs.
         reader = self._reader
         if reader is None or self._closed:
             raise StoreError("store is closed")

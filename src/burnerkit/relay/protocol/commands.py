@@ -208,15 +208,14 @@ def signed_part(corr_id: bytes, entity: bytes, command: ClientCommand) -> bytes:
 
 
 def _command_bytes(command: ClientCommand) -> bytes:
-    match command:
-        # SEND and ACK, once per relayed message each, without a Writer.
-        case Send(send_id, body, sender_key):
-            key = b"" if sender_key is None else exact(sender_key, KEY_SIZE)
-            return b"".join(
-                (_TAG_SEND, exact(send_id, SEND_ID_SIZE), len(body).to_bytes(2, "big"), body, key)
-            )
-        case Ack(msg_id):
-            return b"".join((_TAG_ACK, exact(msg_id, MSG_ID_SIZE)))
+    # SEND and ACK, once per relayed message each, without a Writer.
+    if isinstance(command, Send):
+        body, sender_key = command.body, command.sender_key
+        key = b"" if sender_key is None else exact(sender_key, KEY_SIZE)
+        size = len(body).to_bytes(2, "big")
+        return b"".join((_TAG_SEND, exact(command.send_id, SEND_ID_SIZE), size, body, key))
+    if isinstance(command, Ack):
+        return b"".join((_TAG_ACK, exact(command.msg_id, MSG_ID_SIZE)))
     w = Writer()
     match command:
         case New(recipient_key, recipient_dh, sender_secured):

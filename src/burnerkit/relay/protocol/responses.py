@@ -191,21 +191,21 @@ def server_frame_parts(corr_id: bytes, entity: bytes, response: ServerResponse) 
         ValueError: if a field has the wrong size or the content does not fit a frame.
     """
     start = head(corr_id, entity)
-    match response:
-        # OK, ERR and MSG, the relay's every-message answers, without a Writer.
-        case Ok():
-            return frame_parts([start, _TAG_OK], len(start) + 1)
-        case Err(code):
-            return frame_parts([start, _TAG_ERR, code.to_bytes(1, "big")], len(start) + 2)
-        case Msg(msg_id, sealed):
-            fields: list[bytes | memoryview] = [
-                start,
-                _TAG_MSG,
-                exact(msg_id, MSG_ID_SIZE),
-                len(sealed).to_bytes(2, "big"),
-                sealed,
-            ]
-            return frame_parts(fields, len(start) + 1 + MSG_ID_SIZE + 2 + len(sealed))
+    # MSG, OK and ERR, the relay's every-message frames, without a Writer.
+    if isinstance(response, Msg):
+        sealed = response.sealed
+        fields: list[bytes | memoryview] = [
+            start,
+            _TAG_MSG,
+            exact(response.msg_id, MSG_ID_SIZE),
+            len(sealed).to_bytes(2, "big"),
+            sealed,
+        ]
+        return frame_parts(fields, len(start) + 1 + MSG_ID_SIZE + 2 + len(sealed))
+    if isinstance(response, Ok):
+        return frame_parts([start, _TAG_OK], len(start) + 1)
+    if isinstance(response, Err):
+        return frame_parts([start, _TAG_ERR, response.code.to_bytes(1, "big")], len(start) + 2)
     w = Writer().raw(start)
     match response:
         case Hello(session_id):

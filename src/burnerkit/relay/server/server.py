@@ -415,9 +415,12 @@ class RelayServer:
             return
         if work is not None:
             conn.tasks += 1
-            self._spawn(work).add_done_callback(functools.partial(self._command_done, conn))
+            task = asyncio.get_running_loop().create_task(work)
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._command_done, conn))
 
-    def _command_done(self, conn: Connection, _task: object) -> None:
+    def _command_done(self, conn: Connection, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
         conn.tasks -= 1
         if conn.gone and not conn.tasks:
             self._release(conn)

@@ -77,7 +77,7 @@ async def open_store(path: str, *, write_behind: float = 0.0) -> MessageStore:
         return store
     from .store.writebehind import WriteBehind
 
-    return WriteBehind(store, defer_seconds=write_behind)
+    return WriteBehind(store, defer_seconds=write_behind)  # holds up relay_vs_ws_echo
 
 
 async def _serve(config: RelayConfig, out: TextIO) -> int:

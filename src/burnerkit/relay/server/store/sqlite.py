@@ -63,7 +63,7 @@ from burnerkit.relay.server.store.sqlite_schema import (
 __all__ = ["MAX_BATCH", "SCHEMA_VERSION", "SqliteStore"]
 
 #: Operations one transaction (one commit, one fsync) carries at most.
-MAX_BATCH: Final = 64
+MAX_BATCH: Final = 64  # group commit holds up relay_write_through_vs_ws_echo
 #: The writer's page cache, in KiB (a negative cache_size is KiB).
 _CACHE_KIB: Final = -16_384
 #: RETURNING and ON CONFLICT without a target.

@@ -45,7 +45,7 @@ from burnerkit.relay.server.store.base import (
     notify_accepted,
 )
 
-__all__ = ["RETIRED_SEND_IDS", "MemoryStore", "decide_put", "retire_send_id"]
+__all__ = ["RETIRED_SEND_IDS", "MemoryStore", "as_stored", "decide_put", "retire_send_id"]
 
 #: Send ids of deleted messages each queue keeps for deduplication; the oldest deletion is forgotten first.
 RETIRED_SEND_IDS: Final = 256
@@ -92,6 +92,13 @@ def decide_put(
     if count >= quota:
         return PutResult.QUOTA
     return None
+
+
+def as_stored(message: StoredMessage, count: int, quota: int) -> tuple[PutResult, StoredMessage]:
+    """A put's result and its message as stored after ``count`` others: marked if it fills the queue."""
+    if count == quota - 1 and not message.quota_marker:
+        message = dataclasses.replace(message, quota_marker=True)
+    return (PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED), message
 
 
 class MemoryStore:
@@ -227,12 +234,10 @@ class MemoryStore:
             return refused
         if message.msg_id in self._msg_owner:
             raise StoreError("message id already in use")
-        if count == quota - 1 and not message.quota_marker:
-            message = dataclasses.replace(message, quota_marker=True)
+        result, message = as_stored(message, count, quota)
         entry.messages[message.msg_id] = (send_id, message)
         entry.live_send_ids.add(send_id)
         self._msg_owner[message.msg_id] = recipient_id
-        result = PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
         if on_accepted is not None:
             notify_accepted(on_accepted, result)
         return result

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import sys
 from collections import OrderedDict
@@ -48,7 +47,7 @@ from burnerkit.relay.server.store.base import (
     StoredMessage,
     notify_accepted,
 )
-from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS, decide_put, retire_send_id
+from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS, as_stored, decide_put, retire_send_id
 
 __all__ = ["MAX_HELD", "WriteBehind"]
 
@@ -184,9 +183,7 @@ class WriteBehind:
             return refused  # QUOTA, or DUPLICATE of a retired send id: its message was safe
         if message.msg_id in self._msgs:
             raise StoreError("message id already in use")
-        if count == quota - 1 and not message.quota_marker:
-            message = dataclasses.replace(message, quota_marker=True)
-        result = PutResult.STORED_MARKED if message.quota_marker else PutResult.STORED
+        result, message = as_stored(message, count, quota)
         loop = asyncio.get_running_loop()
         entry = _Entry(send_id, message, result, loop.time() + self._defer, loop.create_future())
         held.entries[message.msg_id] = entry

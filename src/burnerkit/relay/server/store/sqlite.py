@@ -140,8 +140,7 @@ class SqliteStore:
         self._timeout = timeout
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval
-        self._queue: SimpleQueue[list[_Op] | _Close] = SimpleQueue()
-        self._outbox: list[_Op] = []
+        self._queue: SimpleQueue[_Op | _Close] = SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -244,7 +243,7 @@ class SqliteStore:
                 if isinstance(item, _Close):
                     closing = item
                 else:
-                    waiting.extend(item)
+                    waiting.append(item)
             while closing is None and len(waiting) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
@@ -253,7 +252,7 @@ class SqliteStore:
                 if isinstance(item, _Close):
                     closing = item
                 else:
-                    waiting.extend(item)
+                    waiting.append(item)
             batch, waiting = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
             if batch:
                 self._run_batch(conn, batch)
@@ -351,22 +350,11 @@ class SqliteStore:
         with self._lock:
             if self._closed:
                 raise StoreError("store is closed")
-            self._outbox.append(_Op(fn, future, loop, on_accepted))
-            first = len(self._outbox) == 1
-        if first:
-            # One hand-over (one wake-up of the writer) for every operation of this turn of
-            # the loop.
-            loop.call_soon(self._hand_over)
+            self._queue.put(_Op(fn, future, loop, on_accepted))
         try:
             return await future
         except sqlite3.Error as exc:
             raise StoreError(_describe(exc)) from exc
-
-    def _hand_over(self) -> None:
-        with self._lock:
-            ops, self._outbox = self._outbox, []
-            if ops:
-                self._queue.put(ops)
 
     async def _query(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run the read-only ``fn`` here, on the reader; on a lock, on the writer thread instead."""
@@ -387,9 +375,6 @@ class SqliteStore:
             if self._closed:
                 return False
             self._closed = True
-            if self._outbox:  # called before the close: they run before it
-                self._queue.put(self._outbox)
-                self._outbox = []
             if close is not None:
                 self._queue.put(close)
         reader, self._reader = self._reader, None

@@ -1,9 +1,8 @@
 """One WebSocket connection of the relay, as an asyncio protocol over websockets' sans-I/O layer.
 
 docs/protocol.md §14.1 (transport). Why not ``websockets.asyncio.server``: it hands each
-frame to a reader task through a queue and sends each one under an async lock, which
-costs more CPU per frame than everything else the relay does with it (measured in
-``make bench``). Here the frames go straight from ``data_received`` to the server's
+frame to a reader task through a queue and sends each one under an async lock, a cost
+per frame we do not need. Here the frames go straight from ``data_received`` to the server's
 handler, synchronously, and its answers straight into the transport; the protocol
 rules (the HTTP upgrade, masking, fragments, ping and close handshakes, the size limit)
 stay websockets', through :class:`websockets.server.ServerProtocol`.
@@ -22,7 +21,7 @@ commands in flight). Messages that were already in the bytes read when input pau
 wait in a backlog and go to the handler, in order, once every reason is gone.
 
 The common frame, a whole masked binary message, is parsed here, by offsets ("fast
-mode"): websockets' general parser costs four times as much for it. Fast mode starts
+mode"), not by websockets' general parser. Fast mode starts
 once the upgrade is done with nothing of a frame left in the sans-I/O parser, and ends
 for good at the first frame of any other kind (a fragment, a control frame, a length
 beyond ``max_size``): from its first byte on, the stream goes to the sans-I/O layer,
@@ -128,11 +127,11 @@ class LinkHandler(Protocol):
         ...
 
 
+# Holds up relay_vs_ws_echo: a write per frame, at once, costs the relay more per message.
 class Outbox:
     """The links that queued frames in this turn of the loop, written by one callback after it.
 
-    Links share one (the relay's): a callback of each link for each turn would cost the
-    loop a handle per link and turn, about one and a half per relayed message.
+    Links share one (the relay's), so a turn costs the loop one handle, not one per link.
     """
 
     __slots__ = ("_links", "_loop")
@@ -336,6 +335,7 @@ class Link(asyncio.Protocol):
 
     def _read_fast(self, data: bytes) -> None:
         """Parse whole masked binary frames by offsets; hand anything else to _read, for good."""
+        # Holds up relay_vs_ws_echo and relay_idle_conn_kib: the general parser for each frame costs both.
         buf = self._buffer + data if self._buffer else data
         end = len(buf)
         at = 0

@@ -23,9 +23,9 @@ an answer to free a place. When a connection breaks:
 - any other (``NEW``, ``KEY``, ``DEL``, ``MB_ALLOC``, ``MB_JOIN``) that was already sent
   fails with :class:`~burnerkit.errors.RelayUnavailableError`: it may have taken effect,
   and repeating it is not harmless. One not sent yet waits for the next connection;
-- every subscription is renewed (``SUB`` over the new session) and every open mailbox
-  re-attached (``MB_GET``; the relay pushes its backlog again, deduplicated by index),
-  before any other pending command goes out.
+- every subscription is renewed (``SUB`` over the new session) before any other pending
+  command goes out, and every open mailbox is re-attached (``MB_GET``; the relay pushes
+  its backlog again, deduplicated by index).
 
 Retry rules
 -----------
@@ -33,7 +33,7 @@ Retry rules
   uniform pick in ``[d/2, d]`` (so burners do not reconnect in step). The count restarts
   once a connection has carried a frame after its ``HELLO``.
 - ``ERR RATE`` and ``ERR INTERNAL`` mean the command had no effect: it is sent again after
-  the same backoff (:meth:`RelayClient._until_final`, the one retry loop). Any other
+  the same backoff (:meth:`ClientLoop._until_final`, the one retry loop). Any other
   ``ERR`` is final: :class:`~burnerkit.errors.RelayRejectedError` with the relay's code.
 - Each public call has one overall time limit (``timeout``) covering connecting, every
   retry and every reconnect; each connect (TCP, TLS, WebSocket, ``HELLO``) has its own,

@@ -1,1 +1,1 @@
-"""Message stores behind one protocol: memory (reference), SQLite (default)."""
+"""Message stores behind one protocol: memory (reference), SQLite (default), and write-behind over either."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, assert_never
+from typing import Any, assert_never
 
 from burnerkit.crypto.keys import VerifyKey, X25519PrivateKey
 from burnerkit.crypto.rng import Random
@@ -72,9 +72,6 @@ from .subscriptions import Held, Subscriptions
 __all__ = ["Commands"]
 
 _log = logging.getLogger(LOGGER_NAME)
-
-#: Every OK is the same value (it has no fields): one made, not one per answer.
-_OK: Final = Ok()
 
 
 class Commands:
@@ -231,7 +228,7 @@ class Commands:
         held, old = self._subs.subscribe(conn, queue)
         if old is not None and old.conn is not conn:
             self._subs.push_end(old)
-        self._answer(conn, tx, _OK)
+        self._answer(conn, tx, Ok())
         self._subs.perform(held, held.machine.subscribed())
 
     async def _key(self, conn: Connection, tx: ClientTransmission, command: Key) -> None:
@@ -256,7 +253,7 @@ class Commands:
             self._answer(conn, tx, Err(ErrorCode.AUTH if still is None else ErrorCode.CMD))
             return
         self._subs.locked(queue.recipient_id, command.sender_key)
-        self._answer(conn, tx, _OK)
+        self._answer(conn, tx, Ok())
 
     async def _del(self, conn: Connection, tx: ClientTransmission) -> None:
         queue = await self._authorized(conn, tx)
@@ -269,7 +266,7 @@ class Commands:
             held.conn.release(queue.recipient_id)
             if held.conn is not conn:
                 held.conn.push(queue.recipient_id, End())
-        self._answer(conn, tx, _OK)
+        self._answer(conn, tx, Ok())
 
     # -- ACK ------------------------------------------------------------------------------
 
@@ -280,7 +277,7 @@ class Commands:
         the check needs no read of the store, and costs what it costs on the other path.
         """
         if len(tx.signature) == ACK_MAC_SIZE:
-            verified = held.ack_mac.verify(tx)
+            verified = held.verify_ack_mac(tx)
         else:
             verified = verify_signature(held.queue.recipient_key, tx, conn.session_id)
         if not verified:
@@ -378,9 +375,9 @@ class Commands:
                 self._metrics.messages_stored_total += 1
                 if not accepted:
                     deliver(result)
-                self._answer(conn, tx, _OK)
+                self._answer(conn, tx, Ok())
             case PutResult.DUPLICATE:
-                self._answer(conn, tx, _OK)
+                self._answer(conn, tx, Ok())
             case PutResult.QUOTA:
                 self._answer(conn, tx, Err(ErrorCode.QUOTA))
             case PutResult.NO_QUEUE:

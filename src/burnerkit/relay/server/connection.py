@@ -13,7 +13,6 @@ from typing import Final
 
 from burnerkit.relay.protocol import (
     CORR_ID_SIZE,
-    FRAME_SIZE,
     ClientTransmission,
     Err,
     ErrorCode,
@@ -35,28 +34,27 @@ class Gate:
     """Open once a SEND has called ``put_message``: the next SEND of its connection waits for it.
 
     So one connection's SENDs reach the store in arrival order without waiting for each
-    other's commit. It makes a future only for a later SEND that must wait.
+    other's commit.
     """
 
-    __slots__ = ("_waiter", "is_open")
+    __slots__ = ("_opened",)
 
     def __init__(self) -> None:
-        self.is_open = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` was called."""
+        return self._opened.done()
 
     def open(self) -> None:
         """Let the next SEND go on (once; later calls do nothing)."""
-        if not self.is_open:
-            self.is_open = True
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
+        if not self._opened.done():
+            self._opened.set_result(None)
 
     async def opened(self) -> None:
         """Return once :meth:`open` was called."""
-        if not self.is_open:
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+        await self._opened
 
 
 class Connection:
@@ -164,13 +162,13 @@ class Connection:
         """
         if isinstance(response, Err):
             self.metrics.errors[response.code] += 1
-        parts = self.protocol.answer_parts(corr_id, entity, response)
+        frame = self.protocol.answer(corr_id, entity, response)
         if self.paused and self.protocol.reading:
             self.paused = False
             # Not here and now: reading runs the commands read meanwhile, and they must not
             # run inside whatever sent this answer (a delivery in the middle of its actions).
             asyncio.get_running_loop().call_soon(self.link.resume, Pause.INFLIGHT)
-        self.link.send_parts(parts, FRAME_SIZE)
+        self.link.send(frame)
 
     def answer_quietly(self, corr_id: bytes, entity: bytes, response: ServerResponse) -> None:
         """:meth:`answer`, to a connection that may be gone (a late answer)."""

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import socket
 import ssl
@@ -95,16 +96,12 @@ class LinkClosed(Exception):
     """
 
 
-class Pause:
-    """Why a link reads no input: bits of one ``int``.
+class Pause(enum.IntFlag):
+    """Why a link reads no input (any of them)."""
 
-    Not an :class:`enum.IntFlag`: its operators run in Python, and a link tests and sets
-    these on every command (py-spy: a few microseconds of each relayed message).
-    """
-
-    WRITING: Final = 1  #: the peer does not take its answers fast enough
-    INFLIGHT: Final = 2  #: the handler has enough of this connection's commands running
-    STOPPING: Final = 4  #: the relay is stopping: no command is read before its close is sent
+    WRITING = 1  #: the peer does not take its answers fast enough
+    INFLIGHT = 2  #: the handler has enough of this connection's commands running
+    STOPPING = 4  #: the relay is stopping: no command is read before its close is sent
 
 
 class LinkHandler(Protocol):
@@ -208,7 +205,7 @@ class Link(asyncio.Protocol):
         self._fast_ended = False
         self._buffer = b""
         #: frames (header, payload, ...) queued in this turn of the loop
-        self._pending: list[bytes | memoryview] = []
+        self._pending: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         #: TLS, when the relay serves wss://: our own TLS object over memory buffers (see _tls_received)
         self._tls_context = tls
@@ -220,7 +217,7 @@ class Link(asyncio.Protocol):
         self.close_timeout = close_timeout
         self._open_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._paused = 0  #: the Pause bits that hold
+        self._paused = Pause(0)  #: the reasons that hold
         self._backlog: deque[bytes | str] = deque()
         #: the frames of a fragmented message so far (None between messages)
         self._fragments: list[Frame] | None = None
@@ -233,18 +230,7 @@ class Link(asyncio.Protocol):
     # -- for the handler ------------------------------------------------------------------
 
     def send(self, frame: bytes) -> None:
-        """Send one binary message.
-
-        Raises:
-            LinkClosed: if the connection is closing or closed.
-        """
-        self.send_parts([frame], len(frame))
-
-    def send_parts(self, parts: list[bytes | memoryview], length: int) -> None:
-        """Send one binary message of ``length`` bytes, the concatenation of ``parts``.
-
-        The parts are joined with the rest of this turn's output, so the message is
-        copied once on its way to the transport, not once more to make it one object.
+        """Send one binary message (written with the rest of this turn's output, after it).
 
         Raises:
             LinkClosed: if the connection is closing or closed.
@@ -254,8 +240,8 @@ class Link(asyncio.Protocol):
         pending = self._pending
         if not pending:
             self._outbox.add(self)
-        pending.append(_header(length))
-        pending.extend(parts)
+        pending.append(_header(len(frame)))
+        pending.append(frame)
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (no-op if one has started)."""
@@ -269,14 +255,14 @@ class Link(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def pause(self, reason: int) -> None:
+    def pause(self, reason: Pause) -> None:
         """Stop reading input for ``reason`` (in addition to any other)."""
         if not self._paused and self._transport is not None:
             with contextlib.suppress(RuntimeError):  # the transport is closing
                 self._transport.pause_reading()
         self._paused |= reason
 
-    def resume(self, reason: int) -> None:
+    def resume(self, reason: Pause) -> None:
         """``reason`` no longer holds: read again once no other does."""
         if not self._paused & reason:
             return

@@ -88,8 +88,6 @@ class CommandTag(enum.IntEnum):
     MB_DEL = 0x0C
 
 
-_TAG_SEND: Final = bytes([CommandTag.SEND])
-_TAG_ACK: Final = bytes([CommandTag.ACK])
 _SEND: Final = int(CommandTag.SEND)
 _ACK: Final = int(CommandTag.ACK)
 #: From the version byte of a transmission to the tag of a command to a queue.
@@ -208,14 +206,6 @@ def signed_part(corr_id: bytes, entity: bytes, command: ClientCommand) -> bytes:
 
 
 def _command_bytes(command: ClientCommand) -> bytes:
-    # SEND and ACK, once per relayed message each, without a Writer.
-    if isinstance(command, Send):
-        body, sender_key = command.body, command.sender_key
-        key = b"" if sender_key is None else exact(sender_key, KEY_SIZE)
-        size = len(body).to_bytes(2, "big")
-        return b"".join((_TAG_SEND, exact(command.send_id, SEND_ID_SIZE), size, body, key))
-    if isinstance(command, Ack):
-        return b"".join((_TAG_ACK, exact(command.msg_id, MSG_ID_SIZE)))
     w = Writer()
     match command:
         case New(recipient_key, recipient_dh, sender_secured):
@@ -225,6 +215,12 @@ def _command_bytes(command: ClientCommand) -> bytes:
             w.u8(CommandTag.SUB)
         case Key(sender_key):
             w.u8(CommandTag.KEY).raw(exact(sender_key, KEY_SIZE))
+        case Send(send_id, body, sender_key):
+            w.u8(CommandTag.SEND).raw(exact(send_id, SEND_ID_SIZE)).var16(body)
+            if sender_key is not None:
+                w.raw(exact(sender_key, KEY_SIZE))
+        case Ack(msg_id):
+            w.u8(CommandTag.ACK).raw(exact(msg_id, MSG_ID_SIZE))
         case Del():
             w.u8(CommandTag.DEL)
         case Ping():

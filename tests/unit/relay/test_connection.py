@@ -290,9 +290,9 @@ def test_server_answers_only_commands_in_flight_and_pushes_only_pushes() -> None
     with pytest.raises(LocalProtocolError, match="not pushed"):
         server.push(QID, Ok())  # type: ignore[arg-type]
 
-    parts = server.answer_parts(tx.corr_id, b"", Pong())
+    frame = server.answer(tx.corr_id, b"", Pong())
 
-    assert b"".join(parts) == encode_server_frame(tx.corr_id, b"", Pong())
+    assert frame == encode_server_frame(tx.corr_id, b"", Pong())
     assert server.in_flight == 0
 
 

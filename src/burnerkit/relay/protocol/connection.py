@@ -66,7 +66,6 @@ from .responses import (
     ServerResponse,
     decode_server_frame,
     encode_server_frame,
-    server_frame_parts,
 )
 
 __all__ = [
@@ -347,24 +346,13 @@ class ServerConnection(RelayConnection):
             LocalProtocolError: no command is in flight, or ``response`` is HELLO.
             ValueError: what :func:`~.responses.encode_server_frame` refuses.
         """
-        return b"".join(self.answer_parts(corr_id, entity, response))
-
-    def answer_parts(
-        self, corr_id: bytes, entity: bytes, response: ServerResponse
-    ) -> list[bytes | memoryview]:
-        """:meth:`answer` in pieces that concatenate to it (:func:`~.responses.server_frame_parts`).
-
-        Raises:
-            LocalProtocolError: no command is in flight, or ``response`` is HELLO.
-            ValueError: what :func:`~.responses.encode_server_frame` refuses.
-        """
         if self._in_flight <= 0 or self._state is not ConnectionState.OPEN:
             raise LocalProtocolError("no command in flight to answer")
         if type(response) is Hello:
             raise LocalProtocolError("HELLO answers no command")
-        parts = server_frame_parts(corr_id, entity, response)
+        frame = encode_server_frame(corr_id, entity, response)
         self._in_flight -= 1
-        return parts
+        return frame
 
     def push(self, entity: bytes, response: PushResponse) -> bytes:
         """A frame sent unasked: MSG, END, MB_MSG or MB_END, corr id zeros (rule 4).

@@ -184,14 +184,13 @@ def encode_server_frame(corr_id: bytes, entity: bytes, response: ServerResponse)
 def server_frame_parts(corr_id: bytes, entity: bytes, response: ServerResponse) -> list[bytes | memoryview]:
     """The bytes of :func:`encode_server_frame`, in pieces that concatenate to it.
 
-    For a sender that joins them with other output anyway (the relay's links join all
-    frames of one loop turn into one write): one copy of a 16 KiB frame fewer.
+    A caller that writes the pieces with other output may skip one copy of the frame.
 
     Raises:
         ValueError: if a field has the wrong size or the content does not fit a frame.
     """
     start = head(corr_id, entity)
-    # MSG, OK and ERR unjoined, without a Writer: holds up relay_server_cpu_us_per_msg (tuning-C.md).
+    # MSG, OK and ERR without a Writer: holds up relay_server_cpu_us_per_msg (tuning-C.md).
     if isinstance(response, Msg):
         sealed = response.sealed
         fields: list[bytes | memoryview] = [

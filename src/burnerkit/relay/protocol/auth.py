@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from typing import Final
 
-from burnerkit.crypto.kdf import LABEL_RELAY_ACK_MAC, LABEL_RELAY_AUTH, hkdf, hmac_sha256
+from burnerkit.crypto.kdf import LABEL_RELAY_ACK_MAC, LABEL_RELAY_AUTH, KeyedMac, hkdf, hmac_sha256
 from burnerkit.crypto.keys import SigningKey, VerifyKey
 from burnerkit.errors import InvalidKeyError, SignatureError
 
@@ -129,16 +129,16 @@ class AckMac:
     The relay keeps one per subscription, derived once at ``SUB`` (§14.4).
     """
 
-    __slots__ = ("_ack_key", "_session_id")
+    __slots__ = ("_mac",)
 
     def __init__(self, ack_key: bytes, session_id: bytes) -> None:
-        self._ack_key = ack_key
-        self._session_id = session_id
+        # Keyed once, with the label and session absorbed: holds up relay_vs_ws_echo (the
+        # profile of the headline run: keying an HMAC per ACK, 4% of the server's time).
+        self._mac = KeyedMac(ack_key, LABEL_RELAY_AUTH + session_id)
 
     def verify(self, transmission: ClientTransmission) -> bool:
         """Whether ``transmission`` is an ACK carrying the right MAC."""
-        mac = hmac_sha256(self._ack_key, _auth_message(self._session_id, transmission.signed))
-        good = hmac.compare_digest(mac, transmission.signature)
+        good = hmac.compare_digest(self._mac.mac(transmission.signed), transmission.signature)
         return good and isinstance(transmission.command, Ack)
 
     def __repr__(self) -> str:

@@ -513,6 +513,39 @@ async def test_delete_message_now_deletes_as_delete_message_does_or_does_nothing
 
 
 @pytest.mark.asyncio
+async def test_put_message_now_puts_as_put_message_does_or_does_nothing(store: MessageStore) -> None:
+    queue = new_queue()
+    await store.create_queue(queue)
+    assert await store.first_message(queue.recipient_id) is None  # a queue read empty may get held
+    send_id, message = new_send_id(), new_message(b"now")
+    accepted: list[PutResult] = []
+    future = store.put_message_now(queue.sender_id, send_id, message, quota=2, on_accepted=accepted.append)
+    if isinstance(store, MemoryStore):
+        assert future is not None  # an in-memory store never waits
+        assert future.done()
+    if future is None:
+        # Nothing was done here: the queue is still empty, and the awaited put stores it.
+        assert accepted == []
+        assert await store.first_message(queue.recipient_id) is None
+        assert await put(store, queue, message, send_id=send_id, quota=2) is PutResult.STORED
+    else:
+        assert accepted == [PutResult.STORED]  # accepted before the answer, once
+        assert await store.first_message(queue.recipient_id) == message
+        assert await store.delete_message(queue.recipient_id, message.msg_id) is True
+        assert await future is PutResult.STORED  # answered once safe: here, acknowledged
+        # A retry of it is a duplicate, decided now or awaited, and stores nothing.
+        retry = store.put_message_now(
+            queue.sender_id, send_id, new_message(), quota=2, on_accepted=accepted.append
+        )
+        assert await (
+            retry if retry is not None else put(store, queue, new_message(), send_id=send_id, quota=2)
+        ) is (PutResult.DUPLICATE)
+        assert accepted == [PutResult.STORED]
+    with pytest.raises(ValueError):
+        store.put_message_now(queue.sender_id, new_send_id(), new_message(), quota=0)
+
+
+@pytest.mark.asyncio
 async def test_expire_deletes_only_older_messages(store: MessageStore) -> None:
     a, b = new_queue(), new_queue()
     await store.create_queue(a)

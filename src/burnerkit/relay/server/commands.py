@@ -20,6 +20,7 @@ queue, or from a dummy one, at equal cost.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
@@ -72,6 +73,16 @@ from .subscriptions import Held, Subscriptions
 __all__ = ["Commands"]
 
 _log = logging.getLogger(LOGGER_NAME)
+
+
+def _failed(conn: Connection, tx: ClientTransmission, exc: Exception) -> None:
+    """``tx`` failed: answer INTERNAL.
+
+    On a store failure, or on a bug of ours: logged by its kind, never by what it held.
+    """
+    event = "store_error" if isinstance(exc, StoreError) else "internal_error"
+    log_event(_log, event, level=logging.ERROR, error=type(exc).__name__)
+    conn.answer_quietly(tx.corr_id, tx.entity, Err(ErrorCode.INTERNAL))
 
 
 class Commands:
@@ -132,6 +143,8 @@ class Commands:
                 self._mailbox(conn, tx, command)
                 return None
             case Send():
+                if conn.gate is None and self._send_now(conn, tx, command):
+                    return None
                 # Taken here, in arrival order: each SEND waits for the one before to reach the store.
                 prev, gate = conn.gate, Gate()
                 conn.gate = gate
@@ -164,10 +177,7 @@ class Commands:
         except LinkClosed:
             pass
         except Exception as exc:
-            # On a store failure, or on a bug of ours: logged by its kind, never by what it held.
-            event = "store_error" if isinstance(exc, StoreError) else "internal_error"
-            log_event(_log, event, level=logging.ERROR, error=type(exc).__name__)
-            conn.answer_quietly(tx.corr_id, tx.entity, Err(ErrorCode.INTERNAL))
+            _failed(conn, tx, exc)
         finally:
             if gate is not None:
                 gate.open()
@@ -343,47 +353,52 @@ class Commands:
                 self._sender_refused(queue.recipient_id)
                 return
             self._subs.locked(queue.recipient_id, key)
-        message = StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, command.body)
         if prev is not None and not prev.is_open:
             await prev.opened()
         # The put's first step runs before any later SEND of this connection wakes up,
         # so the store sees this connection's SENDs in the order they arrived.
         gate.open()
-        accepted = False
-
-        def deliver(result: PutResult) -> None:
-            """The message is on the queue (stored, or held by the store): hand it to delivery."""
-            nonlocal accepted, message
-            accepted = True
-            live = self._subs.get(queue.recipient_id)
-            if live is not None:
-                if result is PutResult.STORED_MARKED:
-                    message = dataclasses.replace(message, quota_marker=True)
-                self._subs.perform(live, live.machine.stored(message))
-
-        # With the recipient online and its queue known in memory, the store may hold the
-        # body back and tell us as soon as it has accepted it: delivery starts before the
-        # commit, and a message acknowledged before its write is never written (§14.8
-        # Write-behind). The OK below still waits until the message is safe.
-        live = self._subs.get(queue.recipient_id)
-        early = deliver if live is not None and live.machine.known else None
-        result = await self._store.put_message(
-            tx.entity, command.send_id, message, quota=self._config.quota, on_accepted=early
+        put = _Put(self, conn, tx, queue.recipient_id, self._message(command))
+        put.answer(
+            await self._store.put_message(
+                tx.entity, command.send_id, put.message, quota=self._config.quota, on_accepted=put.early()
+            )
         )
-        match result:
-            case PutResult.STORED | PutResult.STORED_MARKED:
-                self._metrics.messages_stored_total += 1
-                if not accepted:
-                    deliver(result)
-                self._answer(conn, tx, Ok())
-            case PutResult.DUPLICATE:
-                self._answer(conn, tx, Ok())
-            case PutResult.QUOTA:
-                self._answer(conn, tx, Err(ErrorCode.QUOTA))
-            case PutResult.NO_QUEUE:
-                self._answer(conn, tx, Err(ErrorCode.AUTH))
-            case _:  # pragma: no cover
-                assert_never(result)
+
+    def _send_now(self, conn: Connection, tx: ClientTransmission, command: Send) -> bool:
+        """A SEND the store decides here and now, with no task; False: nothing done, run ``_send``.
+
+        For a subscribed queue the store holds (write-behind) or keeps in memory: the SEND
+        is answered when its put's future is done.
+
+        Raises:
+            LinkClosed: if the connection is gone (only from a refusal answered here).
+        """
+        held = self._subs.by_sender(tx.entity)
+        if held is None or len(command.body) > MAX_BODY_SIZE:
+            return False
+        queue = held.queue
+        if queue.sender_key is None:
+            if queue.sender_secured:
+                return False  # its first SEND locks it, in the store
+        elif not verify_signature(queue.sender_key, tx, conn.session_id):
+            self._answer(conn, tx, Err(ErrorCode.AUTH))
+            if queue.sender_secured:
+                self._sender_refused(queue.recipient_id)
+            return True
+        if not held.machine.known:
+            return False  # delivery would wait for the store's order: no early accept
+        put = _Put(self, conn, tx, queue.recipient_id, self._message(command))
+        future = self._store.put_message_now(
+            tx.entity, command.send_id, put.message, quota=self._config.quota, on_accepted=put.accepted
+        )
+        if future is None:
+            return False
+        future.add_done_callback(put.future_done)
+        return True
+
+    def _message(self, command: Send) -> StoredMessage:
+        return StoredMessage(self._rng.random_bytes(MSG_ID_SIZE), int(self._clock()), False, command.body)
 
     def _sender_refused(self, recipient_id: bytes) -> None:
         """A SEND to this sender-secured queue was refused: leave its recipient a notice.
@@ -429,3 +444,75 @@ class Commands:
         for push in pushes:
             if push.after_answer and isinstance(push.conn, Connection):
                 push.conn.push(push.token, push.response)
+
+
+class _Put:
+    """One SEND's message on its way into the store: delivered once accepted, answered once safe."""
+
+    __slots__ = ("_accepted", "_commands", "_conn", "_recipient_id", "_tx", "message")
+
+    def __init__(
+        self,
+        commands: Commands,
+        conn: Connection,
+        tx: ClientTransmission,
+        recipient_id: bytes,
+        message: StoredMessage,
+    ) -> None:
+        self._commands = commands
+        self._conn = conn
+        self._tx = tx
+        self._recipient_id = recipient_id
+        self.message = message
+        self._accepted = False
+
+    def early(self) -> Callable[[PutResult], None] | None:
+        """``on_accepted`` for the store, when the recipient is online and its queue known.
+
+        The store may then hold the body back and deliver before the commit; a message
+        acknowledged before its write is never written (§14.8 Write-behind). The answer
+        still waits until the message is safe.
+        """
+        held = self._commands._subs.get(self._recipient_id)
+        return self.accepted if held is not None and held.machine.known else None
+
+    def accepted(self, result: PutResult) -> None:
+        """The message is on the queue (stored, or held by the store): hand it to delivery."""
+        self._accepted = True
+        subs = self._commands._subs
+        held = subs.get(self._recipient_id)
+        if held is not None:
+            if result is PutResult.STORED_MARKED:
+                self.message = dataclasses.replace(self.message, quota_marker=True)
+            subs.perform(held, held.machine.stored(self.message))
+
+    def answer(self, result: PutResult) -> None:
+        """The put returned ``result``: deliver if not yet, and answer the SEND.
+
+        Raises:
+            LinkClosed: if the connection is gone.
+        """
+        conn, tx = self._conn, self._tx
+        match result:
+            case PutResult.STORED | PutResult.STORED_MARKED:
+                self._commands._metrics.messages_stored_total += 1
+                if not self._accepted:
+                    self.accepted(result)
+                conn.answer(tx.corr_id, tx.entity, Ok())
+            case PutResult.DUPLICATE:
+                conn.answer(tx.corr_id, tx.entity, Ok())
+            case PutResult.QUOTA:
+                conn.answer(tx.corr_id, tx.entity, Err(ErrorCode.QUOTA))
+            case PutResult.NO_QUEUE:
+                conn.answer(tx.corr_id, tx.entity, Err(ErrorCode.AUTH))
+            case _:  # pragma: no cover
+                assert_never(result)
+
+    def future_done(self, future: asyncio.Future[PutResult]) -> None:
+        """The put decided without a task (``put_message_now``) is done: answer, as ``_run`` would."""
+        try:
+            self.answer(future.result())
+        except LinkClosed:
+            pass
+        except Exception as exc:
+            _failed(self._conn, self._tx, exc)

@@ -42,7 +42,8 @@ Promises:
 - Messages of one queue come out in the order they were stored.
 - ``delete_message`` deletes exactly the named message of the named queue, nothing else.
   ``delete_message_now`` is the same delete, done at once when the store needs to wait
-  for nothing (an in-memory store always; a queue held by write-behind), or not at all (None).
+  for nothing (an in-memory store always; a queue held by write-behind), or not at all (None);
+  ``put_message_now`` likewise for a put.
 - No error from the backing library escapes: each is raised as ``StoreError``.
 """
 
@@ -175,6 +176,25 @@ class MessageStore(Protocol):
         ``on_accepted``: called with that result, on the caller's event loop, before this
         returns; not called for any other result. A durable store calls it once the message
         is durable; write-behind as soon as it is decided (see the module docstring).
+        """
+        ...
+
+    def put_message_now(
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
+    ) -> asyncio.Future[PutResult] | None:
+        """:meth:`put_message` decided here and now, if the store needs to wait for nothing to decide it.
+
+        Returns a future of what ``put_message`` would return, resolved when it would
+        return (the message safe, §14.8), with ``on_accepted`` called as it would be; None
+        if the store would have to wait: nothing was done, and the caller awaits
+        ``put_message``. The relay puts most SENDs to online recipients this way, without
+        a task per SEND. Raises what ``put_message`` raises.
         """
         ...
 

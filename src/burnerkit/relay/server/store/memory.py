@@ -30,6 +30,7 @@ stores the message, calls ``on_accepted(result)`` and returns. Write-behind over
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Container
@@ -221,6 +222,35 @@ class MemoryStore:
             ValueError: if ``quota`` is less than 1.
             StoreError: if ``message.msg_id`` is already stored, or the store is closed.
         """
+        return self._put(sender_id, send_id, message, quota, on_accepted)
+
+    def put_message_now(
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
+    ) -> asyncio.Future[PutResult]:
+        """:meth:`put_message`, which never waits here: its result as a done future.
+
+        Raises:
+            ValueError: if ``quota`` is less than 1.
+            StoreError: if ``message.msg_id`` is already stored, or the store is closed.
+        """
+        future: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
+        future.set_result(self._put(sender_id, send_id, message, quota, on_accepted))
+        return future
+
+    def _put(
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None,
+    ) -> PutResult:
         if quota < 1:
             raise ValueError("quota must be at least 1")
         self._check_open()

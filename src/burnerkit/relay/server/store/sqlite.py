@@ -573,6 +573,24 @@ class SqliteStore:
 
         return await self._call(op)
 
+    def put_message_now(
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
+    ) -> None:
+        """Nothing: a put here waits for its commit (the caller awaits ``put_message``).
+
+        Raises:
+            ValueError: if ``quota`` is less than 1, as ``put_message`` would.
+        """
+        if quota < 1:
+            raise ValueError("quota must be at least 1")
+        return None
+
     def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> None:
         """Nothing: a delete here waits for its commit (the caller awaits ``delete_message``)."""
         return None

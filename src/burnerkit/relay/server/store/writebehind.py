@@ -150,14 +150,11 @@ class WriteBehind:
             StoreError: the message id is taken (by a held message at once; in the inner
                 store when it is written), or the store failed or is closed.
         """
-        if quota < 1:
-            raise ValueError("quota must be at least 1")
-        self._check_open()
-        held = self._by_sender.get(sender_id)
-        if held is not None:
-            if on_accepted is not None and len(self._msgs) < self._max_held:
-                return await self._held_put(held, send_id, message, quota, on_accepted)
-            self._release(held)
+        future = self.put_message_now(sender_id, send_id, message, quota=quota, on_accepted=on_accepted)
+        if future is not None:
+            return await future
+        if (held := self._by_sender.get(sender_id)) is not None:
+            self._release(held)  # a put it cannot hold: the inner store gets the queue first
         if message.msg_id in self._msgs:
             raise StoreError("message id already in use")
         return await self._pass(
@@ -165,26 +162,41 @@ class WriteBehind:
             lambda: self.inner.put_message(sender_id, send_id, message, quota=quota, on_accepted=on_accepted),
         )
 
-    async def _held_put(
+    def put_message_now(
         self,
-        held: _Held,
+        sender_id: bytes,
         send_id: bytes,
         message: StoredMessage,
+        *,
         quota: int,
-        on_accepted: Callable[[PutResult], None],
-    ) -> PutResult:
+        on_accepted: Callable[[PutResult], None] | None = None,
+    ) -> asyncio.Future[PutResult] | None:
+        """A held queue's put, decided here and now; None for any other (await ``put_message``).
+
+        Raises:
+            ValueError: ``quota`` is less than 1.
+            StoreError: the message id is held already, or the store is closed.
+        """
+        if quota < 1:
+            raise ValueError("quota must be at least 1")
+        self._check_open()
+        held = self._by_sender.get(sender_id)
+        if held is None or on_accepted is None or len(self._msgs) >= self._max_held:
+            return None
+        loop = asyncio.get_running_loop()
         count = len(held.entries)
         refused = decide_put(held.send_ids, held.retired, count, send_id, quota)
         if refused is PutResult.DUPLICATE and (original := held.send_ids.get(send_id)) is not None:
-            retry: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
+            retry: asyncio.Future[PutResult] = loop.create_future()
             original.retries.append(retry)
-            return await retry
+            return retry
         if refused is not None:
-            return refused  # QUOTA, or DUPLICATE of a retired send id: its message was safe
+            done: asyncio.Future[PutResult] = loop.create_future()
+            done.set_result(refused)  # QUOTA, or DUPLICATE of a retired send id: its message was safe
+            return done
         if message.msg_id in self._msgs:
             raise StoreError("message id already in use")
         result, message = as_stored(message, count, quota)
-        loop = asyncio.get_running_loop()
         entry = _Entry(send_id, message, result, loop.time() + self._defer, loop.create_future())
         held.entries[message.msg_id] = entry
         held.send_ids[send_id] = entry
@@ -192,9 +204,9 @@ class WriteBehind:
         if held.timer is None:
             held.timer = loop.call_at(entry.due, self._due, held)
         notify_accepted(on_accepted, result)
-        # docs/protocol.md §14.8 Durability: the OK waits until the message is safe, that is
-        # acknowledged (delete_message_now) or durable in the inner store (_release).
-        return await entry.future
+        # docs/protocol.md §14.8 Durability: the put's answer waits until the message is safe,
+        # that is acknowledged (delete_message_now) or durable in the inner store (_release).
+        return entry.future
 
     def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool | None:
         """A held queue's delete, here and now; else the inner store's ``delete_message_now``.

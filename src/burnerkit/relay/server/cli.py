@@ -1,6 +1,6 @@
 """``burner relay serve``: open the store, run the relay until SIGTERM or SIGINT, stop gracefully.
 
-The argument parsing lives in ``burnerkit.__main__``; this module is the glue between a
+The arguments are parsed in ``burnerkit.cli.relay``; this module is the glue between a
 :class:`RelayConfig` and a running :class:`RelayServer`.
 """
 

@@ -26,7 +26,7 @@ from .metrics import Metrics
 
 __all__ = ["ZERO_CORR", "Connection", "Gate"]
 
-#: The corr_id of pushed frames and of answers to frames that did not parse (§14.8 Corr ids).
+#: The corr_id of pushed frames and of answers to frames that did not parse (§14.5a rules 2 and 4).
 ZERO_CORR: Final = bytes(CORR_ID_SIZE)
 
 

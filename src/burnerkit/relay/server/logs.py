@@ -1,6 +1,6 @@
 """Structured log lines of the relay: an event name and aggregate fields, nothing else.
 
-docs/protocol.md §14.9. The relay's operator is part of the threat model, so its logs
+docs/protocol.md §14.11. The relay's operator is part of the threat model, so its logs
 must not become the record that links people: no IP address, no queue id, no message
 id, no per-queue timing. We get there by construction rather than by care:
 

@@ -1,4 +1,4 @@
-"""Aggregate counters and a tiny Prometheus text endpoint (docs/protocol.md §14.9).
+"""Aggregate counters and a tiny Prometheus text endpoint (docs/protocol.md §14.11).
 
 Only totals and two gauges: no label ever names a queue, a connection or an address.
 The HTTP side is a few lines over :func:`asyncio.start_server` rather than a new

@@ -3,8 +3,9 @@
 docs/protocol.md §14.4 (commands), §14.8 (server rules), §14.12 (mailboxes). The server
 (``server.py``) hands each decoded, rate-checked command to :meth:`Commands.start`: what
 needs no store (PING, the mailboxes, an ACK by the subscription's holder) runs there and
-then; the rest comes back as a coroutine the server runs as a task. Delivery is the
-machine's (``delivery.py``, performed by ``subscriptions.py``); nothing here can decrypt.
+then, as does a SEND the store decides at once (``put_message_now``); the rest comes back
+as a coroutine the server runs as a task. Delivery is the machine's (``delivery.py``,
+performed by ``subscriptions.py``); nothing here can decrypt.
 
 Authentication of recipient commands always costs one signature check: a missing queue
 is checked against a fixed dummy key (``verify_signature``), so a missing queue and a

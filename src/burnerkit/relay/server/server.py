@@ -12,8 +12,9 @@ is refused on another. The link hands us each frame as it arrives, synchronously
 charge the connection's token bucket, decode the frame with the connection's sans-IO
 protocol state (``ServerConnection``, shared with the client; a frame that does not decode
 gets ``ERR CMD`` and the connection lives on) and hand it to the commands. What needs no
-store runs there and then; the rest runs as an asyncio task. A connection may have 16
-commands in flight, read and not yet answered (beyond, its link reads no more), so a
+store runs there and then, and so does a SEND the store decides at once (a queue held by
+write-behind: answered from its put's future); the rest runs as an asyncio task. A
+connection may have 16 commands in flight, read and not yet answered (beyond, its link reads no more), so a
 client that pipelines SENDs gets them into one group commit of the store; they still
 reach the store in arrival order (``connection.Gate``). Answers are written to the link at
 once; a peer that does not read them stops being read (the link's write-buffer pause).

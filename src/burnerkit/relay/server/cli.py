@@ -27,6 +27,10 @@ from .store.base import MessageStore
 __all__ = ["listening_url", "make_certificate", "open_store", "serve"]
 
 
+#: Seconds between two WAL checkpoints of the relay's SQLite store at least (docs/protocol.md §14.8).
+_CHECKPOINT_INTERVAL = 0.25
+
+
 def serve(config: RelayConfig, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the relay until SIGTERM or SIGINT; return the process exit code.
 
@@ -68,7 +72,7 @@ async def open_store(path: str, *, write_behind: float = 0.0) -> MessageStore:
         return MemoryStore()
     from .store.sqlite import SqliteStore
 
-    store = await SqliteStore.open(path)
+    store = await SqliteStore.open(path, checkpoint_interval=_CHECKPOINT_INTERVAL)
     if write_behind <= 0:
         return store
     from .store.writebehind import WriteBehind

@@ -12,7 +12,7 @@ write-behind is :mod:`.writebehind`'s, over this store as over any.
 
 Pragmas: ``journal_mode=WAL``, ``synchronous=FULL``, ``secure_delete=ON`` (deleted rows
 are overwritten with zeros), ``foreign_keys=ON`` (a queue's rows go with it). After every
-``checkpoint_every`` deleted messages, after a
+``checkpoint_every`` deleted messages (at most once per ``checkpoint_interval``), after a
 deleted queue and on close, ``wal_checkpoint(TRUNCATE)`` empties the WAL, so the frames
 that held a deleted message leave the disk too. The small lookups (``queue_by_*``) run
 on a read-only connection on the caller's thread, outside any transaction between reads.
@@ -35,6 +35,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
@@ -126,15 +127,19 @@ class SqliteStore:
         *,
         timeout: float,
         checkpoint_every: int,
+        checkpoint_interval: float,
     ) -> None:
         """Prepare a store; :meth:`open` is the constructor to call."""
         if timeout < 0:
             raise ValueError("timeout must not be negative")
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
+        if checkpoint_interval < 0:
+            raise ValueError("checkpoint_interval must not be negative")
         self._path = os.fspath(path)
         self._timeout = timeout
         self._checkpoint_every = checkpoint_every
+        self._checkpoint_interval = checkpoint_interval
         self._queue: SimpleQueue[_Op | _Close] = SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -143,6 +148,8 @@ class SqliteStore:
         # Writer thread only:
         self._deleted = 0  # messages deleted since the last checkpoint
         self._checkpoint_now = False  # a queue was deleted in this batch
+        self._checkpointed_at = float("-inf")
+        self._checkpoint_due: float | None = None
         self.commit_count = 0
 
     @classmethod
@@ -152,6 +159,7 @@ class SqliteStore:
         *,
         timeout: float = 5.0,
         checkpoint_every: int = 64,
+        checkpoint_interval: float = 0.0,
     ) -> SqliteStore:
         """Open (or create) the store at ``path`` and start its writer thread.
 
@@ -159,15 +167,20 @@ class SqliteStore:
             path: the database file; ``-wal`` and ``-shm`` files live beside it.
             timeout: seconds to wait for a lock another process holds before failing.
             checkpoint_every: deleted messages between two ``wal_checkpoint(TRUNCATE)``.
+            checkpoint_interval: seconds between two such checkpoints at least: one due
+                sooner waits until then (the thread wakes up for it).
 
         Raises:
             StoreError: the file cannot be opened, is not a database, is locked, or
                 holds an unknown schema version; or this SQLite is older than 3.35.
-            ValueError: ``timeout`` is negative, or ``checkpoint_every`` is below 1.
+            ValueError: ``timeout`` or ``checkpoint_interval`` is negative, or
+                ``checkpoint_every`` is below 1.
         """
         if sqlite3.sqlite_version_info < _MIN_SQLITE:
             raise StoreError("sqlite store needs SQLite 3.35 or later")
-        store = cls(path, timeout=timeout, checkpoint_every=checkpoint_every)
+        store = cls(
+            path, timeout=timeout, checkpoint_every=checkpoint_every, checkpoint_interval=checkpoint_interval
+        )
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         store._thread = threading.Thread(
@@ -221,7 +234,12 @@ class SqliteStore:
         closing: _Close | None = None
         while closing is None or waiting:
             if not waiting and closing is None:
-                item = self._queue.get()
+                try:
+                    due = self._checkpoint_due
+                    item = self._queue.get(timeout=None if due is None else max(0.0, due - time.monotonic()))
+                except Empty:
+                    self._checkpoint(conn)  # a deferred checkpoint came due, and nothing else came
+                    continue
                 if isinstance(item, _Close):
                     closing = item
                 else:
@@ -260,9 +278,15 @@ class SqliteStore:
             self._deleted = deleted
             outcome = [(None, failure)] * len(batch)
         # The checkpoint runs before the batch is answered: a deleted queue's rows leave the
-        # WAL before DEL is answered, a batch's deleted messages before their ACKs are.
-        if self._checkpoint_now or self._deleted >= self._checkpoint_every:
+        # WAL before DEL is answered, a message's within checkpoint_interval of its ACK.
+        if self._checkpoint_now:
             self._checkpoint(conn)
+        elif self._deleted >= self._checkpoint_every:
+            allowed = self._checkpointed_at + self._checkpoint_interval
+            if time.monotonic() >= allowed:
+                self._checkpoint(conn)
+            else:
+                self._checkpoint_due = allowed
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, object, BaseException | None]]] = {}
         for op, (value, exc) in zip(batch, outcome, strict=True):
             by_loop.setdefault(op.loop, []).append((op, value, exc))
@@ -305,6 +329,8 @@ class SqliteStore:
         # TRUNCATE waits up to the busy timeout for readers, and must not do so every batch.
         self._deleted = 0
         self._checkpoint_now = False
+        self._checkpoint_due = None
+        self._checkpointed_at = time.monotonic()
         try:
             (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:

@@ -28,6 +28,7 @@ __all__ = ["listening_url", "make_certificate", "open_store", "serve"]
 
 
 #: Seconds between two WAL checkpoints of the relay's SQLite store at least (docs/protocol.md §14.8).
+#: Holds up relay_write_through_vs_ws_echo: a checkpoint per 64 deletions was 9% of the writer's time.
 _CHECKPOINT_INTERVAL = 0.25
 
 

@@ -317,4 +317,4 @@ async def test_sqlite_opens_a_relay_database_from_before_sender_secured_queues(t
     with sqlite3.connect(path) as conn:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
     conn.close()
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4

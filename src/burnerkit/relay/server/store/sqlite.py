@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any, Final, TypeVar
 
+from burnerkit.crypto.rng import SystemRandom
 from burnerkit.errors import StoreError
 from burnerkit.relay.server.store.base import (
     PutResult,
@@ -51,12 +52,16 @@ from burnerkit.relay.server.store.base import (
 )
 from burnerkit.relay.server.store.memory import RETIRED_SEND_IDS
 from burnerkit.relay.server.store.sqlite_schema import (
-    RETIRED,
+    NO_SENDER_KEY,
     SCHEMA_VERSION,
-    SEEN,
+    SLOT_SIZE,
+    first_qseq,
     insert_message,
+    insert_queue,
     migrate,
-    retire,
+    new_ring,
+    ring_has,
+    ring_ids,
     select_queue,
 )
 
@@ -69,6 +74,11 @@ _CACHE_KIB: Final = -16_384
 #: RETURNING and ON CONFLICT without a target.
 _MIN_SQLITE: Final = (3, 35, 0)
 _STORED: Final = (PutResult.STORED, PutResult.STORED_MARKED)
+#: Bytes of the WAL's header, and of each frame's header (its page follows).
+_WAL_HEADER: Final = 32
+_FRAME_HEADER: Final = 24
+#: Zeros written at once when a WAL is overwritten.
+_ZEROS: Final = bytes(1 << 20)
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
@@ -105,6 +115,26 @@ def _settle(answers: list[tuple[_Op, object, BaseException | None]]) -> None:
             op.future.set_exception(exc)
 
 
+def _zero_prefix(path: str, length: int) -> None:
+    """Overwrite the first ``length`` bytes of ``path`` (at most its size) with zeros, and sync them.
+
+    In place: the same blocks (on a file system that writes in place, docs/protocol.md
+    §14.8b). A missing file has nothing to overwrite.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return
+    try:
+        length = min(length, os.fstat(fd).st_size)
+        done = 0
+        while done < length:
+            done += os.pwrite(fd, _ZEROS[: min(len(_ZEROS), length - done)], done)
+        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _describe(exc: sqlite3.Error) -> str:
     name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
     return f"sqlite store failed: {name}"
@@ -128,6 +158,7 @@ class SqliteStore:
         timeout: float,
         checkpoint_every: int,
         checkpoint_interval: float,
+        checkpoint_within: float,
     ) -> None:
         """Prepare a store; :meth:`open` is the constructor to call."""
         if timeout < 0:
@@ -136,7 +167,10 @@ class SqliteStore:
             raise ValueError("checkpoint_every must be at least 1")
         if checkpoint_interval < 0:
             raise ValueError("checkpoint_interval must not be negative")
+        if not checkpoint_within >= checkpoint_interval:  # also refuses NaN
+            raise ValueError("checkpoint_within must not be below checkpoint_interval")
         self._path = os.fspath(path)
+        self._checkpoint_within = checkpoint_within
         self._timeout = timeout
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval
@@ -150,6 +184,13 @@ class SqliteStore:
         self._checkpoint_now = False  # a queue was deleted in this batch
         self._checkpointed_at = float("-inf")
         self._checkpoint_due: float | None = None
+        self._rng = SystemRandom()
+        #: recipient id -> the ring slot its next retired send id goes to (oldest first).
+        #: In memory only: on disk nothing says which slot is the newest.
+        self._ring_next: dict[bytes, int] = {}
+        #: (recipient id, slot before) of ring moves in the running transaction, to undo
+        #: them with it; ``_savepoint`` marks where the running operation's begin.
+        self._ring_undo: list[tuple[bytes, int | None]] = []
         self.commit_count = 0
 
     @classmethod
@@ -160,26 +201,36 @@ class SqliteStore:
         timeout: float = 5.0,
         checkpoint_every: int = 64,
         checkpoint_interval: float = 0.0,
+        checkpoint_within: float = 1.0,
     ) -> SqliteStore:
         """Open (or create) the store at ``path`` and start its writer thread.
 
         Args:
             path: the database file; ``-wal`` and ``-shm`` files live beside it.
             timeout: seconds to wait for a lock another process holds before failing.
-            checkpoint_every: deleted messages between two ``wal_checkpoint(TRUNCATE)``.
+            checkpoint_every: deleted messages that make a checkpoint (and the WAL's
+                zeroing) due at once.
             checkpoint_interval: seconds between two such checkpoints at least: one due
                 sooner waits until then (the thread wakes up for it).
+            checkpoint_within: seconds after a deletion by which a checkpoint runs even if
+                fewer than ``checkpoint_every`` deletions came: what a deleted message
+                may linger in the WAL at most (plus one batch).
 
         Raises:
             StoreError: the file cannot be opened, is not a database, is locked, or
                 holds an unknown schema version; or this SQLite is older than 3.35.
-            ValueError: ``timeout`` or ``checkpoint_interval`` is negative, or
-                ``checkpoint_every`` is below 1.
+            ValueError: ``timeout`` or ``checkpoint_interval`` is negative,
+                ``checkpoint_every`` is below 1, or ``checkpoint_within`` is below
+                ``checkpoint_interval``.
         """
         if sqlite3.sqlite_version_info < _MIN_SQLITE:
             raise StoreError("sqlite store needs SQLite 3.35 or later")
         store = cls(
-            path, timeout=timeout, checkpoint_every=checkpoint_every, checkpoint_interval=checkpoint_interval
+            path,
+            timeout=timeout,
+            checkpoint_every=checkpoint_every,
+            checkpoint_interval=checkpoint_interval,
+            checkpoint_within=checkpoint_within,
         )
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
@@ -215,7 +266,10 @@ class SqliteStore:
             # A batch of 64 puts dirties about 1 MiB of 16 KiB bodies, and each is read back:
             # holds up relay_write_through_vs_ws_echo.
             conn.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
-            migrate(conn)
+            migrate(conn, self._rng)
+            # What a crash left in the WAL (recovered on open), or what a migration wrote
+            # there, is checkpointed and zeroed before the first operation runs.
+            self._checkpoint(conn)
         except BaseException:
             conn.close()
             raise
@@ -278,15 +332,20 @@ class SqliteStore:
             self._deleted = deleted
             outcome = [(None, failure)] * len(batch)
         # The checkpoint runs before the batch is answered: a deleted queue's rows leave the
-        # WAL before DEL is answered, a message's within checkpoint_interval of its ACK.
+        # WAL before DEL is answered, a message's within checkpoint_within of its ACK.
+        now = time.monotonic()
+        allowed = self._checkpointed_at + self._checkpoint_interval
         if self._checkpoint_now:
             self._checkpoint(conn)
+        elif self._checkpoint_due is not None and now >= self._checkpoint_due:
+            self._checkpoint(conn)  # under steady load the thread never waits for it to come due
         elif self._deleted >= self._checkpoint_every:
-            allowed = self._checkpointed_at + self._checkpoint_interval
-            if time.monotonic() >= allowed:
+            if now >= allowed:
                 self._checkpoint(conn)
             else:
                 self._checkpoint_due = allowed
+        elif self._deleted > deleted and self._checkpoint_due is None:
+            self._checkpoint_due = max(allowed, now + self._checkpoint_within)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, object, BaseException | None]]] = {}
         for op, (value, exc) in zip(batch, outcome, strict=True):
             by_loop.setdefault(op.loop, []).append((op, value, exc))
@@ -298,9 +357,11 @@ class SqliteStore:
         self, conn: sqlite3.Connection, batch: list[_Op], *, isolate: bool
     ) -> list[tuple[object, BaseException | None]]:
         outcome: list[tuple[object, BaseException | None]] = []
+        self._ring_undo.clear()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in batch:
+                mark = len(self._ring_undo)
                 if isolate:
                     conn.execute("SAVEPOINT op")
                 try:
@@ -310,6 +371,7 @@ class SqliteStore:
                         raise _Retry from exc
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
+                    self._undo_ring_moves(mark)
                     outcome.append((None, exc))
                     continue
                 if isolate:
@@ -321,23 +383,82 @@ class SqliteStore:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            self._undo_ring_moves(0)
             raise
         return outcome
 
+    def _undo_ring_moves(self, mark: int) -> None:
+        while len(self._ring_undo) > mark:
+            recipient_id, slot = self._ring_undo.pop()
+            if slot is None:
+                self._ring_next.pop(recipient_id, None)
+            else:
+                self._ring_next[recipient_id] = slot
+
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the database, then overwrite the frames it held with zeros, in place.
+
+        ``RESTART`` (not ``TRUNCATE``): a truncated WAL would hand its blocks, deleted
+        bodies and keys included, back to the file system as they are. After a complete
+        RESTART checkpoint every frame is in the database file, no reader reads the WAL
+        (readers that start now read the database only) and the next write starts the
+        log again from its first byte; this thread is the only writer. So the WAL's used
+        bytes are zeroed and synced here, and the file keeps its size. SQLite deletes the
+        (zeroed) WAL when the last connection closes.
+        """
         # Whatever the outcome, the next try waits for another checkpoint_every deletions:
-        # TRUNCATE waits up to the busy timeout for readers, and must not do so every batch.
+        # RESTART waits up to the busy timeout for readers, and must not do so every batch.
         self._deleted = 0
         self._checkpoint_now = False
         self._checkpoint_due = None
         self._checkpointed_at = time.monotonic()
         try:
-            (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.Error as exc:
-            _log.warning("wal checkpoint failed: %s", _describe(exc))
+            (busy, frames, copied) = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            if busy or frames != copied:
+                _log.warning("wal checkpoint could not finish: a reader holds an old snapshot")
+                return
+            if frames > 0:
+                (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+                _zero_prefix(self._path + "-wal", _WAL_HEADER + frames * (_FRAME_HEADER + page_size))
+        except (sqlite3.Error, OSError) as exc:
+            name = _describe(exc) if isinstance(exc, sqlite3.Error) else type(exc).__name__
+            _log.warning("wal checkpoint failed: %s", name)
+
+    def _retire(self, conn: sqlite3.Connection, recipient_id: bytes, send_ids: list[bytes]) -> None:
+        """Write ``send_ids`` (oldest first) into the queue's ring, each over its oldest slot.
+
+        A notice's empty send id is nobody's: skipped. Where the ring's oldest slot is
+        (its write position) is known to this process only; a queue it has not seen yet
+        starts at a random slot, so after a restart the ids then remembered are forgotten
+        in an order nobody chose.
+        """
+        send_ids = [send_id for send_id in send_ids if send_id]
+        if not send_ids:
             return
-        if busy:
-            _log.warning("wal checkpoint could not finish: a reader holds an old snapshot")
+        row = conn.execute("SELECT send_ids FROM queues WHERE recipient_id = ?", (recipient_id,)).fetchone()
+        if row is None:
+            return
+        ring = bytearray(row[0])
+        slot = self._ring_slot(recipient_id)
+        for send_id in send_ids:
+            if ring_has(ring, send_id):
+                continue
+            ring[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = send_id
+            slot = (slot + 1) % RETIRED_SEND_IDS
+        self._move_ring(recipient_id, slot)
+        # The same size as before: SQLite overwrites the row in place.
+        conn.execute("UPDATE queues SET send_ids = ? WHERE recipient_id = ?", (bytes(ring), recipient_id))
+
+    def _ring_slot(self, recipient_id: bytes) -> int:
+        slot = self._ring_next.get(recipient_id)
+        if slot is None:
+            slot = int.from_bytes(self._rng.random_bytes(2), "big") % RETIRED_SEND_IDS
+            self._move_ring(recipient_id, slot)
+        return slot
+
+    def _move_ring(self, recipient_id: bytes, slot: int) -> None:
+        self._ring_undo.append((recipient_id, self._ring_next.get(recipient_id)))
+        self._ring_next[recipient_id] = slot
 
     # -- the event-loop side --------------------------------------------------------------
 
@@ -404,19 +525,13 @@ class SqliteStore:
     # -- MessageStore ---------------------------------------------------------------------
 
     async def create_queue(self, queue: QueueRecord) -> None:
-        """Store a new queue.
+        """Store a new queue, with a ring of random send ids, among rows written again with it.
 
         Raises:
             StoreError: either id is already in use, or the store failed.
         """
-        row = (queue.recipient_id, queue.sender_id, queue.recipient_key, queue.queue_key)
-        await self._call(
-            lambda conn: conn.execute(
-                "INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, sender_key,"
-                " sender_secured) VALUES (?, ?, ?, ?, ?, ?)",
-                (*row, queue.sender_key, int(queue.sender_secured)),
-            )
-        )
+        ring = new_ring(self._rng)
+        await self._call(lambda conn: insert_queue(conn, queue, ring))
 
     async def queue_by_recipient(self, recipient_id: bytes) -> QueueRecord | None:
         """The queue with this recipient id, if any."""
@@ -430,14 +545,15 @@ class SqliteStore:
         """Set the sender key if none is set; whether the queue is now locked to ``sender_key``.
 
         One conditional UPDATE, committed before this returns: of two concurrent calls
-        with different keys, the one the writer runs first wins.
+        with different keys, the one the writer runs first wins. The key takes the place
+        of the 32 zero bytes that stood for none: the row keeps its size and its place.
         """
 
         def op(conn: sqlite3.Connection) -> bool:
             rows = conn.execute(
-                "UPDATE queues SET sender_key = coalesce(sender_key, ?2) WHERE recipient_id = ?1"
-                " RETURNING sender_key",
-                (recipient_id, sender_key),
+                "UPDATE queues SET sender_key = CASE WHEN sender_key = ?3 THEN ?2 ELSE sender_key END"
+                " WHERE recipient_id = ?1 RETURNING sender_key",
+                (recipient_id, sender_key, NO_SENDER_KEY),
             ).fetchall()
             return bool(rows) and bytes(rows[0][0]) == sender_key
 
@@ -460,7 +576,7 @@ class SqliteStore:
             ):
                 return PutResult.NO_QUEUE
             count, waiting, last = conn.execute(
-                "SELECT count(*), coalesce(max(sender_refused), 0), coalesce(max(qseq), 0) FROM messages"
+                "SELECT count(*), coalesce(max(sender_refused), 0), max(qseq) FROM messages"
                 " WHERE recipient_id = ?",
                 (recipient_id,),
             ).fetchone()
@@ -469,20 +585,21 @@ class SqliteStore:
             if count >= quota:
                 return PutResult.QUOTA
             marker = message.quota_marker or count == quota - 1
-            insert_message(conn, recipient_id, last + 1, b"", message, marker, sender_refused=True)
+            qseq = first_qseq(self._rng) if last is None else last + 1
+            insert_message(conn, recipient_id, qseq, b"", message, marker, sender_refused=True)
             return PutResult.STORED_MARKED if marker else PutResult.STORED
 
         return await self._call(op)
 
     async def delete_queue(self, recipient_id: bytes) -> bool:
-        """Delete a queue, its messages and every send id it remembers; False if no such queue."""
+        """Delete a queue and its messages (the send ids it remembers are in its row); False if none."""
 
         def op(conn: sqlite3.Connection) -> bool:
-            (count,) = conn.execute(
-                "SELECT count(*) FROM messages WHERE recipient_id = ?", (recipient_id,)
-            ).fetchone()
+            count = conn.execute("DELETE FROM messages WHERE recipient_id = ?", (recipient_id,)).rowcount
             if conn.execute("DELETE FROM queues WHERE recipient_id = ?", (recipient_id,)).rowcount != 1:
                 return False
+            if recipient_id in self._ring_next:
+                self._ring_undo.append((recipient_id, self._ring_next.pop(recipient_id)))
             # A deleted queue (a burn) is checkpointed out of the WAL before DEL is answered:
             # its keys and ids must not outlive the answer. Rare, so it costs nothing under load.
             self._deleted += count + 1
@@ -513,25 +630,26 @@ class SqliteStore:
             raise ValueError("quota must be at least 1")
 
         def op(conn: sqlite3.Connection) -> PutResult:
-            row = conn.execute("SELECT recipient_id FROM queues WHERE sender_id = ?", (sender_id,)).fetchone()
+            row = conn.execute(
+                "SELECT recipient_id, send_ids FROM queues WHERE sender_id = ?", (sender_id,)
+            ).fetchone()
             if row is None:
                 return PutResult.NO_QUEUE
             recipient_id = row[0]
-            if conn.execute(SEEN, (recipient_id, send_id, RETIRED_SEND_IDS)).fetchone() is not None:
+            if ring_has(row[1], send_id):
                 return PutResult.DUPLICATE
-            count, last = conn.execute(
-                "SELECT count(*), coalesce(max(qseq), 0) FROM messages WHERE recipient_id = ?",
-                (recipient_id,),
+            count, waiting, last = conn.execute(
+                "SELECT count(*), coalesce(max(send_id = ?2), 0), max(qseq) FROM messages"
+                " WHERE recipient_id = ?1",
+                (recipient_id, send_id),
             ).fetchone()
+            if waiting:
+                return PutResult.DUPLICATE
             if count >= quota:
                 return PutResult.QUOTA
             marker = message.quota_marker or count == quota - 1
-            insert_message(conn, recipient_id, last + 1, send_id, message, marker)
-            conn.execute(
-                "INSERT INTO send_ids (recipient_id, send_id) VALUES (?, ?)"
-                " ON CONFLICT DO UPDATE SET retired = NULL",
-                (recipient_id, send_id),
-            )
+            qseq = first_qseq(self._rng) if last is None else last + 1
+            insert_message(conn, recipient_id, qseq, send_id, message, marker)
             return PutResult.STORED_MARKED if marker else PutResult.STORED
 
         return await self._call(op, on_accepted)
@@ -539,7 +657,9 @@ class SqliteStore:
     async def head(self, recipient_id: bytes) -> StoredMessage | QueueMemory | None:
         """The oldest message; if none, what the queue remembers; None if there is no such queue.
 
-        On the writer thread, in order with the writes before it (a delete just acknowledged).
+        What it remembers is its whole ring, oldest slot first: the send ids of its latest
+        deletions and, until 256 came, random ones no SEND carries. On the writer thread,
+        in order with the writes before it (a delete just acknowledged).
         """
 
         def op(conn: sqlite3.Connection) -> StoredMessage | QueueMemory | None:
@@ -551,12 +671,11 @@ class SqliteStore:
             if row is not None:
                 return StoredMessage(bytes(row[0]), int(row[1]), bool(row[2]), bytes(row[3]), bool(row[4]))
             queue = conn.execute(
-                "SELECT sender_id FROM queues WHERE recipient_id = ?", (recipient_id,)
+                "SELECT sender_id, send_ids FROM queues WHERE recipient_id = ?", (recipient_id,)
             ).fetchone()
             if queue is None:
                 return None
-            retired = conn.execute(RETIRED, (recipient_id, RETIRED_SEND_IDS)).fetchall()
-            return QueueMemory(bytes(queue[0]), [bytes(r[0]) for r in retired])
+            return QueueMemory(bytes(queue[0]), ring_ids(bytes(queue[1]), self._ring_slot(recipient_id)))
 
         return await self._call(op)
 
@@ -567,21 +686,7 @@ class SqliteStore:
 
     async def retire_send_ids(self, recipient_id: bytes, send_ids: list[bytes]) -> None:
         """Remember ``send_ids`` as the queue's latest deletions, in order; durable on return."""
-
-        def op(conn: sqlite3.Connection) -> None:
-            if (
-                conn.execute("SELECT 1 FROM queues WHERE recipient_id = ?", (recipient_id,)).fetchone()
-                is None
-            ):
-                return
-            for send_id in send_ids:
-                conn.execute(
-                    "INSERT INTO send_ids (recipient_id, send_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (recipient_id, send_id),
-                )
-                retire(conn, recipient_id, send_id)
-
-        await self._call(op)
+        await self._call(lambda conn: self._retire(conn, recipient_id, send_ids))
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message of this queue; False if it is not on this queue."""
@@ -593,7 +698,7 @@ class SqliteStore:
             ).fetchall()
             if not rows:
                 return False
-            retire(conn, recipient_id, bytes(rows[0][0]))
+            self._retire(conn, recipient_id, [bytes(rows[0][0])])
             self._deleted += 1
             return True
 
@@ -625,15 +730,19 @@ class SqliteStore:
         """Delete messages with ``received_at < older_than``; return how many."""
 
         def op(conn: sqlite3.Connection) -> int:
-            # Retired in queue order, as the reference does.
+            # A scan (no index orders messages by age across queues); hourly. Retired in
+            # queue order, as the reference does.
             rows = conn.execute(
                 "SELECT recipient_id, send_id FROM messages WHERE received_at < ?"
                 " ORDER BY recipient_id, qseq",
                 (older_than,),
             ).fetchall()
             conn.execute("DELETE FROM messages WHERE received_at < ?", (older_than,))
+            by_queue: dict[bytes, list[bytes]] = {}
             for recipient_id, send_id in rows:
-                retire(conn, recipient_id, bytes(send_id))
+                by_queue.setdefault(bytes(recipient_id), []).append(bytes(send_id))
+            for recipient_id, send_ids in by_queue.items():
+                self._retire(conn, recipient_id, send_ids)
             self._deleted += len(rows)
             return len(rows)
 

@@ -1,9 +1,10 @@
-"""Frozen vault vectors (tests/vectors/vault_v1.json): header and records, byte for byte.
+"""Frozen vault vectors: version 2 (tests/vectors/vault_v2.json) and version 1 (vault_v1.json).
 
-Checked two ways: our code reproduces every byte (also through ``Vault.create`` and
-``put``, so the order in which the vault draws randomness is frozen too), and an independent
-re-derivation with argon2-cffi, pyca's AESGCM and ``hmac`` alone opens them from the layout in
-docs/protocol.md §15.
+Version 2 is checked two ways: our code reproduces every byte (also through ``Vault.create``,
+``put`` and the key rotation of a reopened vault, so the order in which the vault draws
+randomness is frozen too), and an independent re-derivation with argon2-cffi, pyca's AESGCM and
+``hmac`` alone opens them from the layout in docs/protocol.md §15. Version 1 is frozen: the
+version 1 reader must still open its header and records (docs/protocol.md §15.12).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlite3
 import struct
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -20,10 +22,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.vault import Vault
+from burnerkit.vault.format import RecordKeys, open_header_v1
 from tests import vectorio
-from tests.vectors.generate_vault import build
+from tests.vectors.generate_vault import AFTER_ROTATION, build
 
-V = vectorio.load("vault_v1")
+V = vectorio.load("vault_v2")
+V1 = vectorio.load("vault_v1")
 
 
 def h(value: str) -> bytes:
@@ -40,58 +44,96 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int) -> bytes:
     return out[:length]
 
 
+def rows(directory: Path) -> set[tuple[bytes, bytes]]:
+    conn = sqlite3.connect(directory / "vault.sqlite")
+    try:
+        return set(conn.execute("SELECT row_id, sealed FROM records"))
+    finally:
+        conn.close()
+
+
 def test_every_vault_vector_regenerates_byte_for_byte():
     assert build() == V
 
 
-def test_vault_create_and_put_write_exactly_the_vectors(tmp_path: Path) -> None:
+def test_vault_create_put_and_rotation_write_exactly_the_vectors(tmp_path: Path) -> None:
     directory = tmp_path / "v"
-    rng = DeterministicRandom(h(V["seed"]))
-    with Vault.create(directory, V["passphrase"], rng=rng, kdf=FAST_TEST_KDF) as vault:
+    with Vault.create(
+        directory, V["passphrase"], rng=DeterministicRandom(h(V["seed"])), kdf=FAST_TEST_KDF
+    ) as vault:
         for record in V["records"]:
             with vault.transaction() as tx:
                 tx.put(record["kind"], h(record["key"]), h(record["value"]))
     assert (directory / "vault.key").read_bytes() == h(V["header"])
-    conn = sqlite3.connect(directory / "vault.sqlite")
-    try:
-        rows = set(conn.execute("SELECT row_id, kind_tag, sealed FROM records"))
-    finally:
-        conn.close()
-    assert rows == {(h(r["row_id"]), h(r["kind_tag"]), h(r["sealed"])) for r in V["records"]}
+    assert rows(directory) == {(h(r["row_id"]), h(r["sealed"])) for r in V["records"]}
+
+    rotation = V["rotation"]
+    rng = DeterministicRandom(h(rotation["seed"]))
+    with Vault.open(directory, V["passphrase"], rng=rng) as vault, vault.transaction() as tx:
+        tx.put(*AFTER_ROTATION)
+    assert (directory / "vault.key").read_bytes() == h(rotation["header"])
+    assert rows(directory) == {(h(r["row_id"]), h(r["sealed"])) for r in rotation["records"]}
+
+
+def open_slot(kek: bytes, header: bytes, index: int) -> bytes:
+    slot = header[34 + 60 * index : 94 + 60 * index]
+    ad = b"burner/v1/vault/key-wrap" + header[:34] + bytes([index])
+    return AESGCM(kek).decrypt(slot[:12], slot[12:], ad)
 
 
 def test_header_opens_with_argon2_and_aesgcm_alone():
     header = h(V["header"])
-    assert len(header) == 94
+    assert len(header) == 154
     magic, version, kdf, memory, iterations, lanes = struct.unpack(">7sBBIIB", header[:18])
-    assert (magic, version, kdf) == (b"BURNVLT", 1, 1)
+    assert (magic, version, kdf) == (b"BURNVLT", 2, 1)
     assert (memory, iterations, lanes) == tuple(V["kdf"].values())
-    salt, nonce = header[18:34], header[34:46]
     secret = unicodedata.normalize("NFC", V["passphrase"]).encode()
-    kek = hash_secret_raw(secret, salt, iterations, memory, lanes, 32, Type.ID)
+    kek = hash_secret_raw(secret, header[18:34], iterations, memory, lanes, 32, Type.ID)
     assert kek == h(V["kek"])
-    ad = b"burner/v1/vault/key-wrap" + header[:46]
-    assert AESGCM(kek).decrypt(nonce, header[46:], ad) == h(V["vault_key"])
+    assert open_slot(kek, header, 0) == h(V["vault_key"])
+    # After the rotation and its tidy step: the new key in slot 1, slot 0 overwritten.
+    rotation = V["rotation"]
+    before_tidy = h(rotation["header_before_tidy"])
+    assert open_slot(kek, before_tidy, 0) == h(V["vault_key"])
+    assert open_slot(kek, before_tidy, 1) == h(rotation["vault_key"])
+    after = h(rotation["header"])
+    assert after[:34] == header[:34]
+    assert after[94:] == before_tidy[94:]
+    assert open_slot(kek, after, 1) == h(rotation["vault_key"])
+    assert after[34:94] not in (header[34:94], before_tidy[34:94])
 
 
-def test_records_open_with_hmac_and_aesgcm_alone():
-    vault_key = h(V["vault_key"])
+def check_records(keys: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    vault_key = h(keys["vault_key"])
     record_key = hkdf_sha256(vault_key, b"burner/v1/vault/record", 32)
     index_key = hkdf_sha256(vault_key, b"burner/v1/vault/index", 32)
-    assert (record_key, index_key) == (h(V["record_key"]), h(V["index_key"]))
-    for r in V["records"]:
+    assert (record_key, index_key) == (h(keys["record_key"]), h(keys["index_key"]))
+    assert hkdf_sha256(vault_key, b"burner/v1/vault/key-id", 16) == h(keys["key_id"])
+    for r in records:
         kind, key, value = r["kind"].encode(), h(r["key"]), h(r["value"])
         row_id = hmac.digest(index_key, b"\x01" + kind + b"\x00" + key, "sha256")
-        kind_tag = hmac.digest(index_key, b"\x02" + kind, "sha256")[:16]
-        assert (row_id, kind_tag) == (h(r["row_id"]), h(r["kind_tag"]))
+        assert row_id == h(r["row_id"])
         sealed = h(r["sealed"])
-        plaintext = AESGCM(record_key).decrypt(
-            sealed[:12], sealed[12:], b"burner/v1/vault/record" + row_id + kind_tag
-        )
+        plaintext = AESGCM(record_key).decrypt(sealed[:12], sealed[12:], b"burner/v1/vault/record" + row_id)
         body = bytes([len(kind)]) + kind + bytes([len(key)]) + key + struct.pack(">I", len(value)) + value
         assert len(plaintext) == r["padded_size"] >= 256
         assert plaintext == body + bytes(r["padded_size"] - len(body))
 
 
+def test_records_open_with_hmac_and_aesgcm_alone():
+    check_records(V, V["records"])
+    check_records(V["rotation"], V["rotation"]["records"])
+    assert len(V["rotation"]["records"]) == len(V["records"]) + 1
+
+
 def test_vectors_cover_the_padding_buckets():
     assert [r["padded_size"] for r in V["records"]] == [256, 256, 352]
+
+
+def test_version_1_vectors_still_open():
+    keys = open_header_v1(h(V1["header"]), V1["passphrase"])
+    assert keys.keys[0] == h(V1["vault_key"])
+    record_keys = RecordKeys(h(V1["vault_key"]))
+    for r in V1["records"]:
+        kind, key, value = record_keys.open_row_v1(h(r["row_id"]), h(r["kind_tag"]), h(r["sealed"]))
+        assert (kind, key, value) == (r["kind"], h(r["key"]), h(r["value"]))

@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from burnerkit.vault.format import open_header
 from tests.e2e.helpers import Person, mint, pair_by_link, together
 
 WRONG_PASSPHRASE = "burner: wrong passphrase, or the vault header is damaged"
@@ -88,9 +89,12 @@ def test_tampered_vault_header_looks_like_a_wrong_passphrase(relay, people, tmp_
     (alice,) = people("alice")
     mint(relay.url, alice)
     header = (alice.directory / "vault.key").read_bytes()
-    assert len(header) == 94
-    # salt, nonce, wrapped key, tag: one byte flipped in each part, each in its own copy.
-    offsets = (30, 40, 60, 93)
+    assert len(header) == 154
+    # The slot holding the current key (the other holds random bytes until the next rotation).
+    (slot,) = (i for i, key in enumerate(open_header(header, alice.passphrase).keys) if key is not None)
+    at = 34 + 60 * slot
+    # salt, the slot's nonce, wrapped key, tag: one byte flipped in each part, each in its own copy.
+    offsets = (30, at + 5, at + 30, at + 59)
     twins = [_copy(alice, tmp_path / f"twin{offset}") for offset in offsets]
     for twin, offset in zip(twins, offsets, strict=True):
         damaged = bytearray(header)

@@ -1,16 +1,23 @@
-"""Generate the frozen vault vectors ``vault_v1.json`` (docs/protocol.md §15).
+"""Generate the frozen vault vectors ``vault_v2.json`` (docs/protocol.md §15).
 
-Run from the repository root after a deliberate change to the vault header, the record
-layout, the row naming or the padding (and bump the header's version byte with it)::
+Run from the repository root after a deliberate change to the vault header, the key slots,
+the record layout, the row naming, the padding or the order of a key rotation (and bump the
+header's version byte with it)::
 
     .venv/bin/python -m tests.vectors.generate_vault
 
-Everything is deterministic: the vault key, salt and every nonce come from one
-``DeterministicRandom`` stream, drawn in the order ``Vault.create`` and later ``put`` calls
-draw them (vault key, salt, header nonce, then one nonce per record), and Argon2id runs with
-``FAST_TEST_KDF``. ``tests/test_vault_vectors.py`` rebuilds them byte for byte, checks that
-``Vault.create`` writes the same files, and re-derives every value with argon2-cffi, pyca's
-AESGCM and ``hmac`` alone.
+Everything is deterministic. Creation: one ``DeterministicRandom(SEED)`` stream, drawn in the
+order ``Vault.create`` and later ``put`` calls draw it (vault key, salt, slot 0's nonce, 60
+bytes for the empty slot 1, then one nonce per record). Rotation: the vault reopened with
+``DeterministicRandom(ROTATION_SEED)`` and one ``put``, drawn in the order ``Vault._rotate``
+draws (the new key, slot 1's nonce, one nonce per re-sealed record in the order of the old row
+ids, then the new record's nonce) and then ``Vault._tidy`` (60 bytes over slot 0). Argon2id runs
+with ``FAST_TEST_KDF``. ``tests/test_vault_vectors.py`` rebuilds them byte for byte, checks that
+``Vault`` writes the same files, and re-derives every value with argon2-cffi, pyca's AESGCM and
+``hmac`` alone.
+
+``vault_v1.json`` (the version 1 format, written by this script's earlier version) is frozen:
+the version 1 reader still opens it.
 """
 
 from __future__ import annotations
@@ -19,15 +26,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from burnerkit.crypto.aead import AeadKey
 from burnerkit.crypto.kdf import LABEL_VAULT_INDEX, LABEL_VAULT_RECORD, hkdf
 from burnerkit.crypto.passphrase import FAST_TEST_KDF, derive_key
 from burnerkit.crypto.rng import DeterministicRandom
-from burnerkit.vault.format import VAULT_KEY_SIZE, RecordKeys, padded_size, seal_header
+from burnerkit.vault.format import SLOT_SIZE, VAULT_KEY_SIZE, RecordKeys, padded_size, seal_header, seal_slot
 
-__all__ = ["PASSPHRASE", "RECORDS", "SEED", "build", "main"]
+__all__ = ["AFTER_ROTATION", "PASSPHRASE", "RECORDS", "ROTATION_SEED", "SEED", "build", "main"]
 
 HERE = Path(__file__).parent
-SEED = b"burnerkit vault vectors v1"
+SEED = b"burnerkit vault vectors v2"
+ROTATION_SEED = b"burnerkit vault vectors v2 rotation"
 #: Typed decomposed ("e" + U+0301); the key must come from its NFC form.
 PASSPHRASE = "correct horse battery staple cafe\u0301"
 RECORDS: list[tuple[str, bytes, bytes]] = [
@@ -35,29 +44,51 @@ RECORDS: list[tuple[str, bytes, bytes]] = [
     ("setting", b"", b""),
     ("message", bytes(range(40)), bytes(range(256)) + b"0123456789" * 3),
 ]
+#: The record put after the vault is reopened: the first write of an unlock rotates the key.
+AFTER_ROTATION: tuple[str, bytes, bytes] = ("message", b"after", b"written under the second key")
+
+
+def _keys(vault_key: bytes) -> dict[str, str]:
+    return {
+        "vault_key": vault_key.hex(),
+        "record_key": hkdf(vault_key, salt=b"", info=LABEL_VAULT_RECORD, length=32).hex(),
+        "index_key": hkdf(vault_key, salt=b"", info=LABEL_VAULT_INDEX, length=32).hex(),
+        "key_id": RecordKeys(vault_key).key_id.hex(),
+    }
+
+
+def _record(
+    keys: RecordKeys, kind: str, key: bytes, value: bytes, rng: DeterministicRandom
+) -> dict[str, Any]:
+    record = keys.seal(kind, key, value, rng)
+    body_size = 1 + len(kind) + 1 + len(key) + 4 + len(value)
+    return {
+        "kind": kind,
+        "key": key.hex(),
+        "value": value.hex(),
+        "padded_size": padded_size(body_size),
+        "row_id": record.row_id.hex(),
+        "sealed": record.sealed.hex(),
+    }
 
 
 def build() -> dict[str, Any]:
-    """Every vault vector, from the seed alone."""
+    """Every vault vector, from the seeds alone."""
     rng = DeterministicRandom(SEED)
     vault_key = rng.random_bytes(VAULT_KEY_SIZE)
-    header = seal_header(vault_key, PASSPHRASE, FAST_TEST_KDF, rng)
+    header, _ = seal_header(vault_key, PASSPHRASE, FAST_TEST_KDF, rng)
+    kek = derive_key(PASSPHRASE, header[18:34], FAST_TEST_KDF)
     keys = RecordKeys(vault_key)
-    records = []
-    for kind, key, value in RECORDS:
-        record = keys.seal(kind, key, value, rng)
-        body_size = 1 + len(kind) + 1 + len(key) + 4 + len(value)
-        records.append(
-            {
-                "kind": kind,
-                "key": key.hex(),
-                "value": value.hex(),
-                "padded_size": padded_size(body_size),
-                "row_id": record.row_id.hex(),
-                "kind_tag": record.kind_tag.hex(),
-                "sealed": record.sealed.hex(),
-            }
-        )
+    records = [_record(keys, kind, key, value, rng) for kind, key, value in RECORDS]
+
+    rng = DeterministicRandom(ROTATION_SEED)
+    new_key = rng.random_bytes(VAULT_KEY_SIZE)
+    slot_1 = seal_slot(AeadKey(kek), header[:34], 1, new_key, rng)
+    new_keys = RecordKeys(new_key)
+    by_old_row = sorted(zip(records, RECORDS, strict=True), key=lambda pair: pair[0]["row_id"])
+    resealed = [_record(new_keys, kind, key, value, rng) for _, (kind, key, value) in by_old_row]
+    resealed.append(_record(new_keys, *AFTER_ROTATION, rng))
+    wiped_slot_0 = rng.random_bytes(SLOT_SIZE)
     return {
         "source": "burnerkit, tests/vectors/generate_vault.py (docs/protocol.md §15)",
         "seed": SEED.hex(),
@@ -67,18 +98,24 @@ def build() -> dict[str, Any]:
             "iterations": FAST_TEST_KDF.iterations,
             "parallelism": FAST_TEST_KDF.parallelism,
         },
-        "vault_key": vault_key.hex(),
-        "kek": derive_key(PASSPHRASE, header[18:34], FAST_TEST_KDF).hex(),
+        "kek": kek.hex(),
         "header": header.hex(),
-        "record_key": hkdf(vault_key, salt=b"", info=LABEL_VAULT_RECORD, length=32).hex(),
-        "index_key": hkdf(vault_key, salt=b"", info=LABEL_VAULT_INDEX, length=32).hex(),
+        **_keys(vault_key),
         "records": records,
+        "rotation": {
+            "seed": ROTATION_SEED.hex(),
+            "slot": 1,
+            "header_before_tidy": (header[:94] + slot_1).hex(),
+            "header": (header[:34] + wiped_slot_0 + slot_1).hex(),
+            **_keys(new_key),
+            "records": resealed,
+        },
     }
 
 
 def main() -> None:
-    """Write ``vault_v1.json``."""
-    path = HERE / "vault_v1.json"
+    """Write ``vault_v2.json``."""
+    path = HERE / "vault_v2.json"
     path.write_text(json.dumps(build(), indent=1) + "\n")
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 

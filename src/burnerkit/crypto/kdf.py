@@ -38,6 +38,7 @@ __all__ = [
     "LABEL_PAIRING_PAKE",
     "LABEL_PAIRING_PAYLOAD",
     "LABEL_VAULT_INDEX",
+    "LABEL_VAULT_KEY_ID",
     "LABEL_VAULT_KEY_WRAP",
     "LABEL_VAULT_RECORD",
     "KeyedMac",
@@ -64,6 +65,7 @@ LABEL_RELAY_QUEUE: Final = b"burner/v1/relay/queue-layer"
 LABEL_VAULT_KEY_WRAP: Final = b"burner/v1/vault/key-wrap"
 LABEL_VAULT_RECORD: Final = b"burner/v1/vault/record"
 LABEL_VAULT_INDEX: Final = b"burner/v1/vault/index"
+LABEL_VAULT_KEY_ID: Final = b"burner/v1/vault/key-id"
 LABEL_PAIRING_PAKE: Final = b"burner/v1/pairing/spake2"
 LABEL_PAIRING_CONFIRM: Final = b"burner/v1/pairing/confirm"
 LABEL_PAIRING_PAYLOAD: Final = b"burner/v1/pairing/payload"
@@ -92,6 +94,7 @@ LABELS: Final = MappingProxyType(
         "vault-key-wrap": LABEL_VAULT_KEY_WRAP,
         "vault-record": LABEL_VAULT_RECORD,
         "vault-index": LABEL_VAULT_INDEX,
+        "vault-key-id": LABEL_VAULT_KEY_ID,
         "pairing-pake": LABEL_PAIRING_PAKE,
         "pairing-confirm": LABEL_PAIRING_CONFIRM,
         "pairing-payload": LABEL_PAIRING_PAYLOAD,

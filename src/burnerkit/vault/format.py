@@ -1,17 +1,29 @@
-"""The vault's bytes: header, record keys, sealed records and padding (docs/protocol.md §15).
+"""The vault's bytes: header, key slots, record keys, sealed records and padding (docs/protocol.md §15).
 
 Pure: no files, no SQLite, no clock; randomness comes in as an ``rng``. :mod:`.vault` does the
 I/O around it.
 
 Theory of operation
 -------------------
-A random 32-byte *vault key* is drawn once, at creation, and never changes. The header
-(``vault.key``) holds it wrapped under a key-encryption key that Argon2id derives from the
-passphrase; changing the passphrase rewrites only the header. From the vault key HKDF derives
-two keys: the *record key* (AES-256-GCM) that seals every record and the *index key* (HMAC)
-that names rows, so the database holds no plaintext kind or key, only keyed hashes of them.
+The header (``vault.key``, version 2) holds a key-encryption key's parameters and two *key
+slots*; Argon2id derives the KEK from the passphrase and the header's salt. A slot holds a
+32-byte *vault key* wrapped under the KEK, or 60 random bytes. The vault key is not for life:
+:mod:`.vault` draws a new one (a new *epoch*) at the first write after each unlock and after
+each transaction that deleted records, writes it into the slot the current key does not use,
+re-seals every live record under it and only then overwrites the old slot, so a copy of the
+files taken earlier, plus the passphrase, opens nothing written later (§15.11). Two slots make
+the rotation crash-safe: at every instant the key the database's records are sealed under is in
+one of them, named by the database's *key id* (``HKDF(vault_key, "burner/v1/vault/key-id")``).
 
-Every check on the header happens before or inside one AEAD open, and every failure ends in
+From the vault key HKDF derives the *record key* (AES-256-GCM) that seals every record and the
+*index key* (HMAC) that names rows. A record's kind and key live only inside its sealed bytes:
+the database holds no kind tag, so the records of one kind cannot be told from another's.
+
+Version 1 (a 94-byte header with one wrapped key, rows with a clear kind tag) is still read:
+:func:`open_header_v1` and :meth:`RecordKeys.open_row_v1`; :mod:`.vault` upgrades such a vault
+at its first write.
+
+Every check on the header happens before or inside the AEAD opens, and every failure ends in
 the same :class:`VaultLockedError`: a wrong passphrase, a flipped bit anywhere and a file of
 garbage are indistinguishable by type and message.
 """
@@ -27,6 +39,7 @@ from typing import Final
 from burnerkit.crypto.aead import NONCE_SIZE, TAG_SIZE, AeadKey
 from burnerkit.crypto.kdf import (
     LABEL_VAULT_INDEX,
+    LABEL_VAULT_KEY_ID,
     LABEL_VAULT_KEY_WRAP,
     LABEL_VAULT_RECORD,
     hkdf,
@@ -37,9 +50,12 @@ from burnerkit.crypto.rng import Random
 from burnerkit.errors import DecryptionError, VaultCorruptedError, VaultLockedError
 
 __all__ = [
+    "DATABASE_STEP",
     "HEADER_PREFIX_SIZE",
     "HEADER_SIZE",
+    "HEADER_V1_SIZE",
     "KDF_ARGON2ID",
+    "KEY_ID_SIZE",
     "KIND_TAG_SIZE",
     "MAGIC",
     "MAX_KEY_SIZE",
@@ -47,26 +63,46 @@ __all__ = [
     "MAX_VALUE_SIZE",
     "MIN_PADDED_SIZE",
     "ROW_ID_SIZE",
+    "SLOTS",
+    "SLOT_SIZE",
     "VAULT_KEY_SIZE",
     "VERSION",
+    "VERSION_1",
+    "HeaderKeys",
     "RecordKeys",
     "SealedRecord",
     "check_kind",
+    "check_record",
+    "database_bucket",
+    "header_version",
+    "key_id",
     "open_header",
+    "open_header_v1",
     "padded_size",
     "seal_header",
+    "seal_prefix",
+    "seal_slot",
+    "slot_offset",
 ]
 
 MAGIC: Final = b"BURNVLT"
-VERSION: Final = 0x01
+VERSION: Final = 0x02
+#: The first header format: one key, wrapped once, for the vault's life.
+VERSION_1: Final = 0x01
 #: Argon2id, version 0x13 (RFC 9106); the only KDF so far.
 KDF_ARGON2ID: Final = 0x01
 VAULT_KEY_SIZE: Final = 32
+KEY_ID_SIZE: Final = 16
+SLOTS: Final = 2
 
-# magic(7) ‖ version(1) ‖ kdf(1) ‖ memory_kib(u32) ‖ iterations(u32) ‖ parallelism(u8) ‖ salt(16) ‖ nonce(12)
-_PREFIX: Final = struct.Struct(f">{len(MAGIC)}sBBIIB{SALT_SIZE}s{NONCE_SIZE}s")
-HEADER_PREFIX_SIZE: Final = _PREFIX.size  # 46
-HEADER_SIZE: Final = HEADER_PREFIX_SIZE + VAULT_KEY_SIZE + TAG_SIZE  # 94
+# magic(7) ‖ version(1) ‖ kdf(1) ‖ memory_kib(u32) ‖ iterations(u32) ‖ parallelism(u8) ‖ salt(16)
+_PREFIX: Final = struct.Struct(f">{len(MAGIC)}sBBIIB{SALT_SIZE}s")
+HEADER_PREFIX_SIZE: Final = _PREFIX.size  # 34
+#: nonce(12) ‖ AES-256-GCM(KEK, nonce, vault_key) (32 + 16)
+SLOT_SIZE: Final = NONCE_SIZE + VAULT_KEY_SIZE + TAG_SIZE  # 60
+HEADER_SIZE: Final = HEADER_PREFIX_SIZE + SLOTS * SLOT_SIZE  # 154
+#: Version 1: the prefix, then one nonce and one wrapped key.
+HEADER_V1_SIZE: Final = HEADER_PREFIX_SIZE + SLOT_SIZE  # 94
 
 ROW_ID_SIZE: Final = 32
 KIND_TAG_SIZE: Final = 16
@@ -76,59 +112,205 @@ MAX_KEY_SIZE: Final = 255
 MAX_VALUE_SIZE: Final = 8 << 20
 #: The smallest record bucket: every small record (a setting, a contact) looks the same.
 MIN_PADDED_SIZE: Final = 256
+#: ``vault.sqlite`` grows in steps of at least 256 KiB (:func:`database_bucket`).
+DATABASE_STEP: Final = 256 << 10
 
 _KIND_RE: Final = re.compile(r"[a-z0-9_-]{1,32}", re.ASCII)
 _ROW_PREFIX: Final = b"\x01"
 _KIND_PREFIX: Final = b"\x02"
 
 
-def _header_ad(prefix: bytes) -> bytes:
-    return LABEL_VAULT_KEY_WRAP + prefix
+def header_version(header: bytes) -> int | None:
+    """The version byte of a header of a known length and magic, else ``None`` (no secret involved)."""
+    if len(header) not in (HEADER_SIZE, HEADER_V1_SIZE) or not hmac.compare_digest(header[:7], MAGIC):
+        return None
+    version = header[7]
+    expected = {HEADER_SIZE: VERSION, HEADER_V1_SIZE: VERSION_1}[len(header)]
+    return version if version == expected else None
 
 
-def seal_header(vault_key: bytes, passphrase: str, params: KdfParams, rng: Random) -> bytes:
-    """Wrap ``vault_key`` under the passphrase: the 94 bytes of ``vault.key`` (§15.2).
+def slot_offset(index: int) -> int:
+    """Where key slot ``index`` (0 or 1) starts in ``vault.key``."""
+    if index not in range(SLOTS):
+        raise ValueError("a header has two key slots, 0 and 1")
+    return HEADER_PREFIX_SIZE + index * SLOT_SIZE
 
-    Draws the salt (16 bytes) and then the nonce (12 bytes) from ``rng``.
+
+def _slot_ad(prefix: bytes, index: int) -> bytes:
+    return LABEL_VAULT_KEY_WRAP + prefix + bytes([index])
+
+
+def key_id(vault_key: bytes) -> bytes:
+    """``HKDF(vault_key, "burner/v1/vault/key-id")[:16]``: names a key in the database, not the key."""
+    return hkdf(vault_key, salt=b"", info=LABEL_VAULT_KEY_ID, length=KEY_ID_SIZE)
+
+
+def seal_prefix(params: KdfParams, rng: Random) -> bytes:
+    """The 34 bytes before the slots, with a fresh 16-byte salt from ``rng``."""
+    salt = rng.random_bytes(SALT_SIZE)
+    return _PREFIX.pack(
+        MAGIC, VERSION, KDF_ARGON2ID, params.memory_kib, params.iterations, params.parallelism, salt
+    )
+
+
+class HeaderKeys:
+    """What an opened header gives: its prefix, the KEK, and each slot's vault key or ``None``.
+
+    The KEK is kept for the open vault's life, so a key rotation wraps the new key without
+    running Argon2 again.
+    """
+
+    __slots__ = ("_kek", "keys", "prefix")
+
+    def __init__(self, prefix: bytes, kek: AeadKey, keys: tuple[bytes | None, ...]) -> None:
+        self.prefix = prefix
+        self._kek = kek
+        self.keys = keys
+
+    def seal_slot(self, index: int, vault_key: bytes, rng: Random) -> bytes:
+        """Wrap ``vault_key`` for slot ``index`` under this header's KEK (60 bytes)."""
+        return seal_slot(self._kek, self.prefix, index, vault_key, rng)
+
+    def with_key(self, index: int, vault_key: bytes) -> HeaderKeys:
+        """The same header with ``vault_key`` in slot ``index``."""
+        keys = list(self.keys)
+        keys[index] = bytes(vault_key)
+        return HeaderKeys(self.prefix, self._kek, tuple(keys))
+
+    def only(self, index: int) -> HeaderKeys:
+        """The same header with every slot but ``index`` empty (the others were overwritten)."""
+        return HeaderKeys(
+            self.prefix, self._kek, tuple(k if i == index else None for i, k in enumerate(self.keys))
+        )
+
+    def reopen(self, header: bytes) -> HeaderKeys:
+        """Open the slots of a re-read ``header`` with the KEK we hold.
+
+        Raises:
+            VaultLockedError: the header is not a version 2 header with our prefix (its
+                passphrase was changed by another process), or no slot opens.
+        """
+        if header_version(header) != VERSION or not hmac.compare_digest(
+            header[:HEADER_PREFIX_SIZE], self.prefix
+        ):
+            raise VaultLockedError
+        keys = _open_slots(self._kek, header)
+        if not any(keys):
+            raise VaultLockedError
+        return HeaderKeys(self.prefix, self._kek, keys)
+
+    def __repr__(self) -> str:
+        return "HeaderKeys(<secret>)"
+
+
+def seal_slot(kek: AeadKey, prefix: bytes, index: int, vault_key: bytes, rng: Random) -> bytes:
+    """``nonce ‖ AES-256-GCM(KEK, nonce, vault_key, AD = label ‖ prefix ‖ u8(index))``: one key slot.
 
     Raises:
-        ValueError: if ``vault_key`` is not 32 bytes.
+        ValueError: if ``vault_key`` is not 32 bytes or ``index`` not 0 or 1.
     """
     if len(vault_key) != VAULT_KEY_SIZE:
         raise ValueError(f"vault key must be {VAULT_KEY_SIZE} bytes")
-    salt = rng.random_bytes(SALT_SIZE)
+    slot_offset(index)
     nonce = rng.random_bytes(NONCE_SIZE)
-    prefix = _PREFIX.pack(
-        MAGIC, VERSION, KDF_ARGON2ID, params.memory_kib, params.iterations, params.parallelism, salt, nonce
-    )
-    kek = AeadKey(derive_key(passphrase, salt, params))
-    return prefix + kek.seal(nonce, bytes(vault_key), _header_ad(prefix))
+    return nonce + kek.seal(nonce, bytes(vault_key), _slot_ad(prefix, index))
 
 
-def open_header(header: bytes, passphrase: str) -> bytes:
-    """Unwrap the vault key from the bytes of ``vault.key``.
+def seal_header(
+    vault_key: bytes,
+    passphrase: str,
+    params: KdfParams,
+    rng: Random,
+    *,
+    slot: int = 0,
+    other: bytes | None = None,
+) -> tuple[bytes, HeaderKeys]:
+    """A whole ``vault.key`` (154 bytes, §15.2) holding ``vault_key`` in ``slot``.
+
+    Draws the salt (16 bytes), then the slot's nonce (12 bytes), then 60 random bytes for the
+    other slot, unless ``other`` (a second key, for a migration) is wrapped there instead.
+
+    Raises:
+        ValueError: if a key is not 32 bytes.
+    """
+    prefix = seal_prefix(params, rng)
+    kek = AeadKey(derive_key(passphrase, prefix[18:34], params))
+    mine = seal_slot(kek, prefix, slot, vault_key, rng)
+    theirs = rng.random_bytes(SLOT_SIZE) if other is None else seal_slot(kek, prefix, 1 - slot, other, rng)
+    slots = (mine, theirs) if slot == 0 else (theirs, mine)
+    keys: list[bytes | None] = [None, None]
+    keys[slot] = bytes(vault_key)
+    if other is not None:
+        keys[1 - slot] = bytes(other)
+    return prefix + slots[0] + slots[1], HeaderKeys(prefix, kek, tuple(keys))
+
+
+def _parse_prefix(header: bytes) -> tuple[KdfParams, bytes]:
+    _, _, kdf_id, memory_kib, iterations, parallelism, salt = _PREFIX.unpack_from(header)
+    if kdf_id != KDF_ARGON2ID:
+        raise VaultLockedError
+    try:
+        return KdfParams(memory_kib, iterations, parallelism), salt
+    except ValueError:
+        raise VaultLockedError from None
+
+
+def _open_slots(kek: AeadKey, header: bytes) -> tuple[bytes | None, ...]:
+    prefix = header[:HEADER_PREFIX_SIZE]
+    keys = []
+    for index in range(SLOTS):
+        at = slot_offset(index)
+        slot = header[at : at + SLOT_SIZE]
+        key = kek.try_open(slot[:NONCE_SIZE], slot[NONCE_SIZE:], _slot_ad(prefix, index))
+        keys.append(key if key is not None and len(key) == VAULT_KEY_SIZE else None)
+    return tuple(keys)
+
+
+def open_header(header: bytes, passphrase: str) -> HeaderKeys:
+    """Derive the KEK from a version 2 ``vault.key`` and open both of its slots.
 
     The KDF parameters are range-checked before Argon2 runs, so a tampered header cannot make
     us allocate gigabytes or loop for hours.
 
     Raises:
-        VaultLockedError: for a wrong passphrase and for every kind of damaged header alike.
+        VaultLockedError: for a wrong passphrase (no slot opens) and for every kind of damaged
+            header alike.
     """
-    if len(header) != HEADER_SIZE:
+    if header_version(header) != VERSION:
         raise VaultLockedError
-    magic, version, kdf_id, memory_kib, iterations, parallelism, salt, nonce = _PREFIX.unpack_from(header)
-    if not hmac.compare_digest(magic, MAGIC) or version != VERSION or kdf_id != KDF_ARGON2ID:
-        raise VaultLockedError
-    try:
-        params = KdfParams(memory_kib, iterations, parallelism)
-    except ValueError:
-        raise VaultLockedError from None
-    prefix = header[:HEADER_PREFIX_SIZE]
+    params, salt = _parse_prefix(header)
     try:
         kek = AeadKey(derive_key(passphrase, salt, params))
-        return kek.open(nonce, header[HEADER_PREFIX_SIZE:], _header_ad(prefix))
+    except ValueError:
+        raise VaultLockedError from None
+    keys = _open_slots(kek, header)
+    if not any(keys):
+        raise VaultLockedError
+    return HeaderKeys(header[:HEADER_PREFIX_SIZE], kek, keys)
+
+
+def open_header_v1(header: bytes, passphrase: str) -> HeaderKeys:
+    """Open a version 1 ``vault.key`` (94 bytes, one wrapped key; read for migration only).
+
+    The result's prefix is the version 2 prefix with the same KDF parameters and salt, so the
+    KEK we keep also opens the version 2 header that the upgrade writes; its key is in slot 0.
+
+    Raises:
+        VaultLockedError: for a wrong passphrase and for every kind of damaged header alike.
+    """
+    if header_version(header) != VERSION_1:
+        raise VaultLockedError
+    params, salt = _parse_prefix(header)
+    nonce = header[HEADER_PREFIX_SIZE : HEADER_PREFIX_SIZE + NONCE_SIZE]
+    # Version 1 authenticated the prefix with the nonce: its first 46 bytes.
+    ad = LABEL_VAULT_KEY_WRAP + header[: HEADER_PREFIX_SIZE + NONCE_SIZE]
+    try:
+        kek = AeadKey(derive_key(passphrase, salt, params))
+        vault_key = kek.open(nonce, header[HEADER_PREFIX_SIZE + NONCE_SIZE :], ad)
     except (DecryptionError, ValueError):
         raise VaultLockedError from None
+    prefix = header[:7] + bytes([VERSION]) + header[8:HEADER_PREFIX_SIZE]
+    return HeaderKeys(prefix, kek, (vault_key, None))
 
 
 def check_kind(kind: str) -> bytes:
@@ -145,6 +327,17 @@ def check_kind(kind: str) -> bytes:
     return kind.encode("ascii")
 
 
+def check_record(kind: str, key: bytes, value: bytes) -> None:
+    """Raise what :meth:`RecordKeys.seal` would raise for this record, and nothing else.
+
+    Raises:
+        TypeError, ValueError: as :meth:`RecordKeys.seal`.
+    """
+    check_kind(kind)
+    _check_bytes("key", key, MAX_KEY_SIZE)
+    _check_bytes("value", value, MAX_VALUE_SIZE)
+
+
 def _check_bytes(name: str, data: object, limit: int) -> bytes:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"{name} must be bytes")
@@ -152,6 +345,18 @@ def _check_bytes(name: str, data: object, limit: int) -> bytes:
     if len(data) > limit:
         raise ValueError(f"{name} must be at most {limit} bytes")
     return data
+
+
+def database_bucket(size: int) -> int:
+    """The size ``vault.sqlite`` is grown to when it holds ``size`` bytes (§15.6).
+
+    Multiples of 256 KiB up to 4 MiB, then multiples of an eighth of the power of two below
+    the size (at most 12.5 % more): the file's size moves in coarse steps, not with each record.
+    """
+    step = DATABASE_STEP
+    if size > 16 * DATABASE_STEP:
+        step = 1 << (size.bit_length() - 4)
+    return max(DATABASE_STEP, -(-size // step) * step)
 
 
 def padded_size(n: int) -> int:
@@ -175,7 +380,6 @@ class SealedRecord:
     """One row of the ``records`` table: what the database sees of a record."""
 
     row_id: bytes
-    kind_tag: bytes
     sealed: bytes
 
     def __repr__(self) -> str:
@@ -183,15 +387,17 @@ class SealedRecord:
 
 
 class RecordKeys:
-    """The two keys HKDF derives from the vault key, and everything done with them (§15.4)."""
+    """The two keys HKDF derives from one vault key, and everything done with them (§15.4)."""
 
-    __slots__ = ("_index_key", "_record_key")
+    __slots__ = ("_index_key", "_record_key", "key_id")
 
     def __init__(self, vault_key: bytes) -> None:
         if len(vault_key) != VAULT_KEY_SIZE:
             raise ValueError(f"vault key must be {VAULT_KEY_SIZE} bytes")
         self._record_key = AeadKey(hkdf(vault_key, salt=b"", info=LABEL_VAULT_RECORD, length=32))
         self._index_key = hkdf(vault_key, salt=b"", info=LABEL_VAULT_INDEX, length=32)
+        #: The key's name in the database (:func:`key_id`).
+        self.key_id = key_id(vault_key)
 
     def row_id(self, kind: str, key: bytes) -> bytes:
         """``HMAC(index_key, 0x01 ‖ kind ‖ 0x00 ‖ key)``: the row's primary key (32 bytes).
@@ -206,7 +412,7 @@ class RecordKeys:
         return hmac_sha256(self._index_key, _ROW_PREFIX + kind_bytes + b"\x00" + key)
 
     def kind_tag(self, kind: str) -> bytes:
-        """``HMAC(index_key, 0x02 ‖ kind)[:16]``: lets the database list one kind, blindly."""
+        """``HMAC(index_key, 0x02 ‖ kind)[:16]``: the clear kind tag of version 1 rows (read only)."""
         return hmac_sha256(self._index_key, _KIND_PREFIX + check_kind(kind))[:KIND_TAG_SIZE]
 
     def seal(self, kind: str, key: bytes, value: bytes, rng: Random) -> SealedRecord:
@@ -221,7 +427,6 @@ class RecordKeys:
         key = _check_bytes("key", key, MAX_KEY_SIZE)
         value = _check_bytes("value", value, MAX_VALUE_SIZE)
         row_id = self.row_id(kind, key)
-        kind_tag = self.kind_tag(kind)
         body = (
             bytes([len(kind_bytes)])
             + kind_bytes
@@ -232,52 +437,63 @@ class RecordKeys:
         )
         plaintext = body + bytes(padded_size(len(body)) - len(body))
         nonce = rng.random_bytes(NONCE_SIZE)
-        sealed = nonce + self._record_key.seal(nonce, plaintext, _record_ad(row_id, kind_tag))
-        return SealedRecord(row_id, kind_tag, sealed)
+        sealed = nonce + self._record_key.seal(nonce, plaintext, _record_ad(row_id))
+        return SealedRecord(row_id, sealed)
 
-    def open(self, kind: str, row_id: bytes, sealed: bytes) -> tuple[bytes, bytes]:
-        """Open a record found under ``row_id`` while looking for ``kind``: ``(key, value)``.
+    def open_row(self, row_id: bytes, sealed: bytes) -> tuple[str, bytes, bytes]:
+        """Open the record found under ``row_id``: ``(kind, key, value)``.
 
-        The AEAD binds the record to its row id and kind tag, so a record copied to another
-        row, or relabelled as another kind, fails here; the plaintext's own kind and key must
-        hash back to ``row_id`` as well.
+        The AEAD binds the record to its row id, so a record copied to another row fails here;
+        the plaintext's own kind and key must hash back to ``row_id`` as well.
 
         Raises:
             VaultCorruptedError: if the record does not authenticate or does not belong there.
         """
-        kind_bytes = check_kind(kind)
-        kind_tag = self.kind_tag(kind)
+        return self._open(row_id, sealed, _record_ad(row_id), None)
+
+    def open_row_v1(self, row_id: bytes, kind_tag: bytes, sealed: bytes) -> tuple[str, bytes, bytes]:
+        """Open a version 1 row (its AD also held the clear kind tag): ``(kind, key, value)``.
+
+        Raises:
+            VaultCorruptedError: as :meth:`open_row`, and if the kind tag is not the kind's.
+        """
+        return self._open(row_id, sealed, _record_ad(row_id) + kind_tag, kind_tag)
+
+    def _open(
+        self, row_id: bytes, sealed: bytes, ad: bytes, kind_tag: bytes | None
+    ) -> tuple[str, bytes, bytes]:
         if len(sealed) < NONCE_SIZE + MIN_PADDED_SIZE + TAG_SIZE:
             raise _corrupted()
-        nonce = sealed[:NONCE_SIZE]
-        plaintext = self._record_key.try_open(nonce, sealed[NONCE_SIZE:], _record_ad(row_id, kind_tag))
+        plaintext = self._record_key.try_open(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], ad)
         if plaintext is None:
             raise _corrupted()
         try:
-            key, value = _parse_plaintext(plaintext, kind_bytes)
+            kind, key, value = _parse_plaintext(plaintext)
         except (IndexError, ValueError):
             raise _corrupted() from None
         if not hmac.compare_digest(self.row_id(kind, key), row_id):
             raise _corrupted()
-        return key, value
+        if kind_tag is not None and not hmac.compare_digest(self.kind_tag(kind), kind_tag):
+            raise _corrupted()
+        return kind, key, value
 
     def __repr__(self) -> str:
         return "RecordKeys(<secret>)"
 
 
-def _record_ad(row_id: bytes, kind_tag: bytes) -> bytes:
-    return LABEL_VAULT_RECORD + row_id + kind_tag
+def _record_ad(row_id: bytes) -> bytes:
+    return LABEL_VAULT_RECORD + row_id
 
 
 def _corrupted() -> VaultCorruptedError:
     return VaultCorruptedError("a vault record failed authentication")
 
 
-def _parse_plaintext(plaintext: bytes, kind: bytes) -> tuple[bytes, bytes]:
+def _parse_plaintext(plaintext: bytes) -> tuple[str, bytes, bytes]:
     """Split an authenticated plaintext; ``ValueError`` (or ``IndexError``) if it is not ours."""
     kind_len = plaintext[0]
-    if plaintext[1 : 1 + kind_len] != kind:
-        raise ValueError("kind")
+    kind = plaintext[1 : 1 + kind_len].decode("ascii")
+    check_kind(kind)
     at = 1 + kind_len
     key_len = plaintext[at]
     key = plaintext[at + 1 : at + 1 + key_len]
@@ -290,4 +506,4 @@ def _parse_plaintext(plaintext: bytes, kind: bytes) -> tuple[bytes, bytes]:
         raise ValueError("length")
     if plaintext[end:].count(0) != len(plaintext) - end:
         raise ValueError("padding")
-    return key, value
+    return kind, key, value

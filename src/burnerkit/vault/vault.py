@@ -2,18 +2,42 @@
 
 Theory of operation
 -------------------
-A vault is a directory with two files of its own: ``vault.key`` (the header: the vault key
-wrapped under the passphrase, :mod:`.format`) and ``vault.sqlite`` (one row per record, each
-sealed). The header is written last at creation and replaced atomically (temp file, fsync,
-rename, fsync of the directory) when the passphrase changes, so at every instant the directory
-holds either no vault or one complete header. :meth:`Vault.exists` looks at the header alone.
+A vault is a directory with files of its own: ``vault.key`` (the header: two key slots under a
+passphrase, :mod:`.format`), ``vault.sqlite`` (one row per record, each sealed) and SQLite's
+``vault.sqlite-journal``. At creation the database is written first and the header last
+(temp file, fsync, rename, fsync of the directory), so at every instant the directory holds
+either no vault or one complete header. :meth:`Vault.exists` looks at the header alone.
+
+Forward secrecy at rest (§15.11). The vault key changes: at the first write after each unlock
+and at the end of every transaction that deleted a record, :meth:`Vault._rotate` draws a new
+key and, inside the same SQLite transaction, in this order:
+
+1. writes it wrapped into the slot the current key does not use, in place (``pwrite`` on the
+   header's own inode, fsync): both keys are now in the header;
+2. re-seals every live record under it and records its key id in the database; ``COMMIT``;
+3. under the write lock again, overwrites every slot whose key is not the committed one with
+   random bytes, in place, fsync; then zeroes the rollback journal in place, fsync, truncates.
+
+A crash before the commit leaves the old key current (the new one is wiped by the next writer),
+after it the new one (the old one is wiped at the next open). The header is never replaced by a
+rename during a rotation: a rename frees the old file's blocks with the old key in them.
 
 SQLite gives us crash safety: every change happens inside ``BEGIN IMMEDIATE`` … ``COMMIT`` with
-``journal_mode=WAL`` and ``synchronous=FULL``, so a process killed at any instant leaves each
-transaction either entirely on disk or not at all. ``secure_delete=ON`` zeroes a deleted or
-overwritten record in the database file, and after any commit that deleted or overwrote a row
-(and on close) ``wal_checkpoint(TRUNCATE)`` empties the WAL, which still held the old page.
+``journal_mode=PERSIST`` and ``synchronous=FULL``. We chose a rollback journal over WAL because
+WAL frames are written to a file that SQLite later truncates or deletes, freeing blocks we never
+saw, and because a WAL reader writes the ``-shm`` file: with a rollback journal a read-only run
+writes nothing at all, and the journal, which holds the pages' old contents after a commit, is
+zeroed by us in place before it is truncated. ``secure_delete=ON`` zeroes a deleted or
+overwritten record in the database file; the database never shrinks (no vacuum) and grows in
+coarse steps (:func:`~.format.database_bucket`) by a filler row inserted and deleted.
 ``temp_store=MEMORY`` keeps sort and temp tables off the disk.
+
+The database holds no kind tag (records of one kind look like any other), so the vault keeps an
+in-memory index ``row_id → kind``, built by opening every row once per key and kept while
+``PRAGMA data_version`` says no other process committed.
+
+A version 1 vault (one key for life, clear kind tags, WAL) opens and reads as before and is
+upgraded in its first write transaction (§15.12).
 
 Burning is :meth:`Vault.shred`: the header goes first (overwritten with random bytes, fsynced,
 unlinked), which alone makes every other byte unreadable; then each database file is
@@ -26,6 +50,8 @@ Every ``sqlite3.Error`` and ``OSError`` is translated to a :class:`VaultError` a
 
 One :class:`Vault` may be shared between threads: a lock serialises calls, and a transaction
 holds it from ``BEGIN`` to ``COMMIT``, so other threads wait for the transaction to end.
+Several processes may open one vault: each checks the database's key id before it reads and
+re-reads the header (with the KEK it keeps) when another process rotated the key.
 """
 
 from __future__ import annotations
@@ -38,7 +64,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -46,11 +72,29 @@ from burnerkit.crypto.passphrase import DEFAULT_KDF, KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import AlreadyExistsError, VaultCorruptedError, VaultError, VaultLockedError
 
-from .format import HEADER_SIZE, VAULT_KEY_SIZE, RecordKeys, open_header, seal_header
+from .format import (
+    HEADER_SIZE,
+    SLOT_SIZE,
+    SLOTS,
+    VAULT_KEY_SIZE,
+    VERSION,
+    VERSION_1,
+    HeaderKeys,
+    RecordKeys,
+    check_kind,
+    check_record,
+    database_bucket,
+    header_version,
+    open_header,
+    open_header_v1,
+    seal_header,
+    slot_offset,
+)
 
 __all__ = [
     "DB_FILE",
     "HEADER_FILE",
+    "JOURNAL_FILE",
     "LOCK_FILE",
     "SCHEMA_VERSION",
     "ExclusiveLock",
@@ -60,30 +104,29 @@ __all__ = [
 
 HEADER_FILE: Final = "vault.key"
 DB_FILE: Final = "vault.sqlite"
+JOURNAL_FILE: Final = f"{DB_FILE}-journal"
 #: ``PRAGMA user_version`` of the records database.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+_SCHEMA_V1: Final = 1
 
 _HEADER_TMP: Final = "vault.key.tmp"
 #: An empty file that processes sharing the vault lock to take turns (``Vault.exclusive``).
 LOCK_FILE: Final = "vault.lock"
-# -journal cannot appear in WAL mode, but a crash before WAL was switched on could leave one.
-_DB_FILES: Final = (f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", DB_FILE)
+# -wal and -shm belong to version 1 vaults (WAL) and to one not yet switched to the journal.
+_DB_FILES: Final = (f"{DB_FILE}-wal", f"{DB_FILE}-shm", JOURNAL_FILE, DB_FILE)
 _BUSY_TIMEOUT: Final = 5.0
 _CHUNK: Final = 1 << 20
 # SQLite's primary result codes that mean "these bytes are not a sound database".
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
 
-_SCHEMA: Final = f"""
-BEGIN;
+_TABLES_V2: Final = """
 CREATE TABLE records (
-    row_id   BLOB PRIMARY KEY NOT NULL,
-    kind_tag BLOB NOT NULL,
-    sealed   BLOB NOT NULL
+    row_id BLOB PRIMARY KEY NOT NULL,
+    sealed BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX records_by_kind ON records (kind_tag);
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
+CREATE TABLE vault_state (key_id BLOB NOT NULL);
+CREATE TABLE filler (pad BLOB NOT NULL);
 """
 
 
@@ -194,6 +237,57 @@ class ExclusiveLock:
             os.close(fd)
 
 
+def _read_header(directory: Path) -> bytes:
+    try:
+        with (directory / HEADER_FILE).open("rb") as f:
+            return f.read(HEADER_SIZE + 1)  # a huge planted file is not read whole
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise VaultLockedError from None
+
+
+def _write_slot(directory: Path, index: int, data: bytes) -> None:
+    """Overwrite key slot ``index`` of ``vault.key`` in place: same inode, same blocks, fsync."""
+    if len(data) != SLOT_SIZE:
+        raise ValueError("a key slot is 60 bytes")
+    fd = os.open(directory / HEADER_FILE, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        if os.fstat(fd).st_size != HEADER_SIZE:
+            raise VaultCorruptedError("the vault header changed size under us")
+        if os.pwrite(fd, data, slot_offset(index)) != SLOT_SIZE:
+            raise VaultError("vault file error (short write)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _scrub_journal(directory: Path) -> None:
+    """Zero the rollback journal in place, fsync, then truncate it (only under the write lock).
+
+    After a commit the journal still holds the old contents of every page the transaction
+    changed: deleted records and records sealed under a retired key. Zeroing before truncating
+    means the blocks the truncation frees hold zeros.
+    """
+    try:
+        fd = os.open(directory / JOURNAL_FILE, os.O_WRONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            _overwrite_fd(fd, random=False)
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _journal_size(directory: Path) -> int:
+    try:
+        return (directory / JOURNAL_FILE).lstat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     # mode=rw never creates a file: an open vault whose database vanished must not come back empty.
     uri = path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
@@ -202,9 +296,6 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     )
     try:
         conn.execute("PRAGMA secure_delete = ON")
-        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        if mode != "wal":
-            raise VaultError("the vault database cannot use WAL mode")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA temp_store = MEMORY")
     except BaseException:
@@ -213,15 +304,25 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     return conn
 
 
+def _use_journal(conn: sqlite3.Connection) -> None:
+    """Switch to the persistent rollback journal (§15.6); a version 1 database leaves WAL here."""
+    (mode,) = conn.execute("PRAGMA journal_mode = PERSIST").fetchone()
+    if mode != "persist":
+        # Another process still holds the database open in WAL mode: it switches when alone.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 class VaultTransaction:
     """Reads and writes inside one :meth:`Vault.transaction`; valid only inside its ``with``."""
 
-    __slots__ = ("_shrank", "_vault")
+    __slots__ = ("_deleted", "_rotated", "_vault", "_wrote")
 
     def __init__(self, vault: Vault) -> None:
         self._vault: Vault | None = vault
-        # True once a row was deleted or overwritten: its old bytes sit in the WAL until a checkpoint.
-        self._shrank = False
+        self._wrote = False
+        # A deleted record's key must not outlive the transaction (§15.11): rotate before COMMIT.
+        self._deleted = False
+        self._rotated = False
 
     def _live(self) -> Vault:
         if self._vault is None:
@@ -255,19 +356,17 @@ class VaultTransaction:
             VaultError: if the database write failed.
         """
         vault = self._live()
+        # Checked before a first write may rotate the key: bad input changes nothing.
+        check_record(kind, key, value)
+        vault._before_write(self)
         record = vault._record_keys().seal(kind, key, value, vault._rng)
         with vault._lock, _storage_errors():
-            conn = vault._connection()
-            existed = (
-                conn.execute("SELECT 1 FROM records WHERE row_id = ?", (record.row_id,)).fetchone()
-                is not None
+            vault._connection().execute(
+                "INSERT INTO records (row_id, sealed) VALUES (?, ?) "
+                "ON CONFLICT (row_id) DO UPDATE SET sealed = excluded.sealed",
+                (record.row_id, record.sealed),
             )
-            conn.execute(
-                "INSERT INTO records (row_id, kind_tag, sealed) VALUES (?, ?, ?) "
-                "ON CONFLICT (row_id) DO UPDATE SET kind_tag = excluded.kind_tag, sealed = excluded.sealed",
-                (record.row_id, record.kind_tag, record.sealed),
-            )
-        self._shrank |= existed
+        vault._remember(record.row_id, kind)
 
     def delete(self, kind: str, key: bytes) -> bool:
         """Delete the record under ``(kind, key)``; ``True`` if there was one.
@@ -277,16 +376,82 @@ class VaultTransaction:
             VaultError: if the database write failed.
         """
         vault = self._live()
+        vault._record_keys().row_id(kind, key)
+        if vault._get(kind, key) is None:
+            return False
+        vault._before_write(self)
         row_id = vault._record_keys().row_id(kind, key)
         with vault._lock, _storage_errors():
-            deleted = (
-                vault._connection().execute("DELETE FROM records WHERE row_id = ?", (row_id,)).rowcount > 0
-            )
-        self._shrank |= deleted
-        return deleted
+            vault._connection().execute("DELETE FROM records WHERE row_id = ?", (row_id,))
+        vault._forget(row_id)
+        self._deleted = True
+        return True
 
     def __repr__(self) -> str:
         return f"VaultTransaction({'open' if self._vault is not None else 'ended'})"
+
+
+def _replace_header(directory: Path, header: bytes) -> None:
+    """Put a new ``vault.key`` in place atomically, then overwrite the old one's inode.
+
+    Used where the header changes as a whole (a new passphrase, the version 1 upgrade): temp
+    file, fsync, rename, fsync of the directory; the old inode, still open, is then overwritten
+    with random bytes so the blocks it frees do not keep its wrapped keys.
+    """
+    tmp = directory / _HEADER_TMP
+    _write_new(tmp, header)
+    try:
+        old = os.open(directory / HEADER_FILE, os.O_WRONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        old = -1
+    try:
+        os.replace(tmp, directory / HEADER_FILE)
+        _fsync_dir(directory)
+        if old >= 0:
+            _overwrite_fd(old, random=True)
+    finally:
+        if old >= 0:
+            os.close(old)
+
+
+def _grow(conn: sqlite3.Connection) -> None:
+    """Grow the database file to its size bucket with a filler row, inserted and deleted.
+
+    Without vacuum SQLite never shrinks the file; the filler's pages go to the free list
+    (zeroed by ``secure_delete``) and are used by later records before the file grows again.
+    """
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    for _ in range(4):
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+        missing = database_bucket(pages * page_size) // page_size - pages
+        if missing <= 0:
+            break
+        # The filler table is empty, so the row's local part fits its root page: it takes
+        # exactly the free pages and the missing ones as overflow pages.
+        conn.execute(
+            "INSERT INTO filler (pad) VALUES (zeroblob(?))", (_filler_size(missing + free, page_size),)
+        )
+    conn.execute("DELETE FROM filler")
+
+
+def _filler_size(pages: int, page_size: int) -> int:
+    """A blob whose row keeps SQLite's minimum in the leaf and fills exactly ``pages`` overflow pages."""
+    min_local = (page_size - 12) * 32 // 255 - 23
+    payload = min_local + pages * (page_size - 4)
+    # The record's header: its own length (1 byte) and the blob's serial type, a varint.
+    for header in range(2, 11):
+        blob = payload - header
+        if 1 + _varint_size(2 * blob + 12) == header:
+            return blob
+    return payload - 4
+
+
+def _varint_size(n: int) -> int:
+    return max(1, -(-n.bit_length() // 7))
+
+
+_Saved = tuple[HeaderKeys | None, int, RecordKeys | None, int, bool]
 
 
 class Vault:
@@ -295,17 +460,52 @@ class Vault:
     Built with :meth:`create` or :meth:`open`; usable as a context manager that closes it.
     """
 
-    __slots__ = ("_conn", "_directory", "_keys", "_lock", "_rng", "_tx", "_vault_key")
+    __slots__ = (
+        "_conn",
+        "_directory",
+        "_header",
+        "_hook",
+        "_index",
+        "_keys",
+        "_layout",
+        "_lock",
+        "_rng",
+        "_rotated",
+        "_seen",
+        "_slot",
+        "_tx",
+    )
 
-    def __init__(self, directory: Path, conn: sqlite3.Connection, vault_key: bytes, rng: Random) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        conn: sqlite3.Connection,
+        header: HeaderKeys,
+        slot: int,
+        layout: int,
+        rng: Random,
+        *,
+        rotated: bool,
+    ) -> None:
         """Private: use :meth:`create` or :meth:`open`."""
+        key = header.keys[slot]
+        if key is None:
+            raise VaultCorruptedError("the vault's header holds no key for its records")
         self._directory = directory
         self._conn: sqlite3.Connection | None = conn
-        self._vault_key: bytes | None = vault_key
-        self._keys: RecordKeys | None = RecordKeys(vault_key)
+        self._header: HeaderKeys | None = header
+        self._slot = slot
+        self._keys: RecordKeys | None = RecordKeys(key)
+        self._layout = layout
         self._rng = rng
         self._lock = threading.RLock()
         self._tx: VaultTransaction | None = None
+        # row_id → kind (None: the row does not authenticate), for the key in self._keys.
+        self._index: dict[bytes, str | None] | None = None
+        self._seen = -1
+        # Whether this vault drew a key of its own since it was unlocked (§15.11).
+        self._rotated = rotated
+        self._hook: Callable[[VaultTransaction], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -314,7 +514,8 @@ class Vault:
         """Create a new, empty vault in ``directory`` (made with mode 0o700 if missing).
 
         Leftovers without a header (a crashed creation or burn) are shredded first: without
-        their header nobody can read them. ``rng`` also supplies the nonces of later writes.
+        their header nobody can read them. ``rng`` also supplies the keys and nonces of later
+        writes.
 
         Raises:
             AlreadyExistsError: if ``directory`` already holds a vault header.
@@ -333,14 +534,23 @@ class Vault:
             for name in (_HEADER_TMP, *_DB_FILES):
                 _shred_file(directory / name, random=False)
         vault_key = rng.random_bytes(VAULT_KEY_SIZE)
-        header = seal_header(vault_key, passphrase, kdf, rng)
+        header, header_keys = seal_header(vault_key, passphrase, kdf, rng)
         conn: sqlite3.Connection | None = None
         try:
             with _storage_errors():
-                # Created here so it is 0o600 from its first byte; SQLite gives -wal and -shm the same mode.
+                # Created here so it is 0o600 from its first byte; SQLite gives the journal the same mode.
                 os.close(os.open(directory / DB_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
                 conn = _connect(directory / DB_FILE, create=True)
-                conn.executescript(_SCHEMA)
+                _use_journal(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _TABLES_V2.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO vault_state (key_id) VALUES (?)", (RecordKeys(vault_key).key_id,))
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                _grow(conn)
+                conn.execute("COMMIT")
+                _scrub_journal(directory)
                 _write_new(directory / _HEADER_TMP, header)
                 os.replace(directory / _HEADER_TMP, directory / HEADER_FILE)
                 _fsync_dir(directory)
@@ -351,59 +561,84 @@ class Vault:
                 for name in (HEADER_FILE, _HEADER_TMP, *_DB_FILES):
                     _shred_file(directory / name, random=False)
             raise
-        return cls(directory, conn, vault_key, rng)
+        # A new key nobody can have copied yet: the first write need not rotate.
+        return cls(directory, conn, header_keys, 0, SCHEMA_VERSION, rng, rotated=True)
 
     @classmethod
     def open(cls, directory: Path, passphrase: str, *, rng: Random | None = None) -> Vault:
-        """Unlock the vault in ``directory``.
+        """Unlock the vault in ``directory``; writes nothing unless a crash left work to finish.
 
         Args:
             directory: the burner's vault directory.
             passphrase: the passphrase given at creation or the last :meth:`change_passphrase`.
-            rng: nonces for later writes; :class:`SystemRandom` unless a test injects one.
+            rng: keys and nonces for later writes; :class:`SystemRandom` unless a test injects one.
 
         Raises:
             VaultLockedError: for a wrong passphrase, a damaged or truncated header, and a missing
                 header (use :meth:`exists` to tell "no vault here" apart); one message for all.
-            VaultCorruptedError: if the header opens but the records database is missing or damaged.
+            VaultCorruptedError: if the header opens but the records database is missing or
+                damaged, or holds records under a key the header does not have.
             VaultError: if the files cannot be read.
         """
         directory = Path(directory)
         if not isinstance(passphrase, str):
             raise TypeError("passphrase must be a str")
         with _storage_errors():
-            try:
-                with (directory / HEADER_FILE).open("rb") as f:
-                    header = f.read(HEADER_SIZE + 1)  # a huge planted file is not read whole
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                raise VaultLockedError from None
-        vault_key = open_header(header, passphrase)
+            raw = _read_header(directory)
+        if header_version(raw) == VERSION_1:
+            header_keys = open_header_v1(raw, passphrase)
+        else:
+            header_keys = open_header(raw, passphrase)
         with _storage_errors():
             # A change of passphrase that crashed before its rename left the new header behind.
-            _shred_file(directory / _HEADER_TMP, random=True)
+            if (directory / _HEADER_TMP).exists():
+                _shred_file(directory / _HEADER_TMP, random=True)
             if not (directory / DB_FILE).is_file():
                 raise VaultCorruptedError("the vault's records database is missing")
             conn = _connect(directory / DB_FILE, create=False)
             try:
-                (version,) = conn.execute("PRAGMA user_version").fetchone()
-                if version != SCHEMA_VERSION:
+                # The first read rolls back a journal a crashed writer left hot.
+                (layout,) = conn.execute("PRAGMA user_version").fetchone()
+                if layout == SCHEMA_VERSION:
+                    _use_journal(conn)
+                    slot = _current_slot(conn, header_keys)
+                elif layout == _SCHEMA_V1:
+                    # A version 1 database's key is in slot 0 of either header version (§15.12).
+                    slot = 0
+                else:
                     raise VaultCorruptedError("the vault's records database has an unknown layout")
+                vault = cls(directory, conn, header_keys, slot, layout, rng or SystemRandom(), rotated=False)
             except BaseException:
                 conn.close()
                 raise
-        return cls(directory, conn, vault_key, rng if rng is not None else SystemRandom())
+        try:
+            stale = any(k is not None for i, k in enumerate(header_keys.keys) if i != slot)
+            if stale or (layout == SCHEMA_VERSION and _journal_size(directory) > 0):
+                vault._tidy()
+        except BaseException:
+            vault.close()
+            raise
+        return vault
 
     @staticmethod
     def exists(directory: Path) -> bool:
         """Whether ``directory`` holds a vault header (it may still be damaged)."""
         return (Path(directory) / HEADER_FILE).is_file()
 
+    def on_write(self, hook: Callable[[VaultTransaction], None] | None) -> None:
+        """Call ``hook(tx)`` in every transaction that wrote, just before it commits.
+
+        For bookkeeping that should ride along with real writes instead of writing on its own
+        (so that a read-only run leaves every file untouched); ``None`` removes it.
+        """
+        self._hook = hook
+
     def close(self) -> None:
-        """Checkpoint the WAL away and close; closing twice is harmless.
+        """Close; closing twice is harmless.
 
         Raises:
             ValueError: inside a transaction.
-            VaultError: if the final checkpoint failed (the vault is closed all the same).
+            VaultError: if a version 1 vault's final WAL checkpoint failed (closed all the same).
         """
         with self._lock:
             if self._conn is None:
@@ -411,10 +646,11 @@ class Vault:
             if self._tx is not None:
                 raise ValueError("close() inside a vault transaction")
             conn = self._conn
-            self._conn = self._keys = self._vault_key = None
+            self._conn = self._keys = self._header = self._index = None
             try:
-                with _storage_errors():
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self._layout == _SCHEMA_V1:
+                    with _storage_errors():
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 conn.close()
 
@@ -429,7 +665,7 @@ class Vault:
             if self._tx is not None:
                 raise ValueError("destroy() inside a vault transaction")
             conn = self._conn
-            self._conn = self._keys = self._vault_key = None
+            self._conn = self._keys = self._header = self._index = None
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
@@ -519,30 +755,59 @@ class Vault:
                 raise ValueError("a vault transaction is already open")
             with _storage_errors():
                 conn.execute("BEGIN IMMEDIATE")
+            saved: _Saved = (self._header, self._slot, self._keys, self._layout, self._rotated)
             tx = self._tx = VaultTransaction(self)
             try:
+                with _storage_errors():
+                    self._sync()
                 yield tx
+                if tx._wrote and self._hook is not None:
+                    self._hook(tx)
+                if tx._deleted and not tx._rotated:
+                    self._rotate(tx)
+                if tx._wrote:
+                    with _storage_errors():
+                        _grow(conn)
             except BaseException:
                 self._end(tx)
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+                self._abandon(conn, saved, tx)
                 raise
             self._end(tx)
             with _storage_errors():
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
+                    self._abandon(conn, saved, tx)
                     raise
-                if tx._shrank:
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if tx._wrote:
+                self._after_commit(migrated=saved[3] != self._layout)
+
+    def _abandon(self, conn: sqlite3.Connection, saved: _Saved, tx: VaultTransaction) -> None:
+        """Roll back and forget what the transaction changed in memory."""
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        self._header, self._slot, self._keys, self._layout, self._rotated = saved
+        self._index = None
+        if tx._wrote:
+            # The journal holds the pages the rollback restored; a key written to the spare
+            # slot sealed nothing that was kept. Both are tidied at the next open otherwise.
+            with contextlib.suppress(VaultError):
+                self._tidy()
+
+    def _after_commit(self, *, migrated: bool) -> None:
+        conn = self._connection()
+        if migrated:
+            with _storage_errors():
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                _use_journal(conn)
+        self._tidy()
 
     def change_passphrase(self, new: str, *, rng: Random, kdf: KdfParams = DEFAULT_KDF) -> None:
-        """Wrap the same vault key under a new passphrase; the records are not touched.
+        """Wrap the current vault key under a new passphrase; the records are not touched.
 
         Atomic: the new header goes to a temp file, is fsynced and renamed over the old one;
-        the old header's inode is then overwritten with random bytes, best effort.
+        the old header's inode is then overwritten with random bytes. Another process that has
+        this vault open can no longer rotate its key (it holds the old KEK) and says so.
 
         Raises:
             TypeError: if ``new`` is not a ``str``.
@@ -552,27 +817,21 @@ class Vault:
         if not isinstance(new, str):
             raise TypeError("passphrase must be a str")
         with self._lock:
-            self._connection()
+            conn = self._connection()
             if self._tx is not None:
                 raise ValueError("change_passphrase() inside a vault transaction")
-            assert self._vault_key is not None
-            header = seal_header(self._vault_key, new, kdf, rng)
             with _storage_errors():
-                tmp = self._directory / _HEADER_TMP
-                _write_new(tmp, header)
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    old = os.open(self._directory / HEADER_FILE, os.O_WRONLY | os.O_NOFOLLOW)
-                except FileNotFoundError:
-                    old = -1
-                try:
-                    os.replace(tmp, self._directory / HEADER_FILE)
-                    _fsync_dir(self._directory)
-                    if old >= 0:
-                        # Unlinked but still open: overwrite the old wrap so its blocks do not keep it.
-                        _overwrite_fd(old, random=True)
+                    self._sync()
+                    header = self._live_header()
+                    key = header.keys[self._slot]
+                    assert key is not None
+                    raw, fresh = seal_header(key, new, kdf, rng, slot=self._slot)
+                    _replace_header(self._directory, raw)
                 finally:
-                    if old >= 0:
-                        os.close(old)
+                    conn.execute("COMMIT")
+                self._header = fresh
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -586,38 +845,242 @@ class Vault:
             raise ValueError("the vault is closed")
         return self._keys
 
+    def _live_header(self) -> HeaderKeys:
+        if self._header is None:
+            raise ValueError("the vault is closed")
+        return self._header
+
     def _end(self, tx: VaultTransaction) -> None:
         tx._vault = None
         self._tx = None
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A consistent snapshot for a read: the transaction's own, or a read transaction."""
+        conn = self._connection()
+        if self._tx is not None:
+            yield
+            return
+        with _storage_errors():
+            conn.execute("BEGIN")
+        try:
+            with _storage_errors():
+                self._sync()
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("COMMIT")
+
+    def _sync(self) -> None:
+        """Catch up with commits of other processes: their key (if they rotated) and the index."""
+        conn = self._connection()
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        if self._index is not None and version == self._seen:
+            return
+        (layout,) = conn.execute("PRAGMA user_version").fetchone()
+        if layout != self._layout:
+            if (self._layout, layout) != (_SCHEMA_V1, SCHEMA_VERSION):
+                raise VaultCorruptedError("the vault's records database has an unknown layout")
+            self._layout = layout  # another process upgraded it (§15.12)
+        keys = self._record_keys()
+        if layout == SCHEMA_VERSION:
+            row = conn.execute("SELECT key_id FROM vault_state").fetchone()
+            if row is None:
+                raise VaultCorruptedError("the vault's records database names no key")
+            if not hmac.compare_digest(bytes(row[0]), keys.key_id):
+                header = self._live_header().reopen(_read_header(self._directory))
+                self._slot = _current_slot(conn, header)
+                self._header = header
+                key = header.keys[self._slot]
+                assert key is not None
+                self._keys = keys = RecordKeys(key)
+        index: dict[bytes, str | None] = {}
+        if layout == SCHEMA_VERSION:
+            for row_id, sealed in conn.execute("SELECT row_id, sealed FROM records"):
+                index[bytes(row_id)] = _kind_or_none(keys, bytes(row_id), bytes(sealed), None)
+        else:
+            for row_id, tag, sealed in conn.execute("SELECT row_id, kind_tag, sealed FROM records"):
+                index[bytes(row_id)] = _kind_or_none(keys, bytes(row_id), bytes(sealed), bytes(tag))
+        self._index = index
+        self._seen = version
+
+    def _remember(self, row_id: bytes, kind: str) -> None:
+        if self._index is not None:
+            self._index[row_id] = kind
+
+    def _forget(self, row_id: bytes) -> None:
+        if self._index is not None:
+            self._index.pop(row_id, None)
+
+    def _before_write(self, tx: VaultTransaction) -> None:
+        """The first write of a transaction: upgrade a version 1 vault, or rotate once per unlock."""
+        if tx._wrote:
+            return
+        tx._wrote = True
+        if self._layout == _SCHEMA_V1:
+            self._migrate(tx)
+        elif not self._rotated:
+            self._rotate(tx)
+
+    def _rotate(self, tx: VaultTransaction) -> None:
+        """Steps 1 and 2 of a key rotation (§15.11), inside the caller's write transaction."""
+        conn = self._connection()
+        old = self._record_keys()
+        with _storage_errors():
+            header = self._live_header().reopen(_read_header(self._directory))
+            spare = 1 - self._slot
+            new_key = self._rng.random_bytes(VAULT_KEY_SIZE)
+            _write_slot(self._directory, spare, header.seal_slot(spare, new_key, self._rng))
+            new = RecordKeys(new_key)
+            rows = conn.execute("SELECT row_id, sealed FROM records ORDER BY row_id").fetchall()
+            opened = [old.open_row(bytes(row_id), bytes(sealed)) for row_id, sealed in rows]
+            records = [new.seal(kind, key, value, self._rng) for kind, key, value in opened]
+            conn.execute("DELETE FROM records")
+            conn.executemany(
+                "INSERT INTO records (row_id, sealed) VALUES (?, ?)", [(r.row_id, r.sealed) for r in records]
+            )
+            conn.execute("UPDATE vault_state SET key_id = ?", (new.key_id,))
+        self._header = header.with_key(spare, new_key)
+        self._slot = spare
+        self._keys = new
+        self._index = {r.row_id: kind for r, (kind, _, _) in zip(records, opened, strict=True)}
+        self._rotated = tx._rotated = True
+
+    def _migrate(self, tx: VaultTransaction) -> None:
+        """Upgrade a version 1 vault inside its first write transaction (§15.12)."""
+        conn = self._connection()
+        old = self._record_keys()
+        header = self._live_header()
+        old_key = header.keys[0]
+        assert old_key is not None
+        with _storage_errors():
+            new_key = self._rng.random_bytes(VAULT_KEY_SIZE)
+            # Same prefix (KDF parameters and salt) as before: the KEK every opener holds still works.
+            raw = (
+                header.prefix
+                + header.seal_slot(0, old_key, self._rng)
+                + header.seal_slot(1, new_key, self._rng)
+            )
+            _replace_header(self._directory, raw)
+            new = RecordKeys(new_key)
+            rows = conn.execute("SELECT row_id, kind_tag, sealed FROM records ORDER BY row_id").fetchall()
+            opened = [old.open_row_v1(bytes(r), bytes(t), bytes(s)) for r, t, s in rows]
+            records = [new.seal(kind, key, value, self._rng) for kind, key, value in opened]
+            conn.execute("DROP INDEX IF EXISTS records_by_kind")
+            conn.execute("DROP TABLE records")
+            for statement in _TABLES_V2.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO records (row_id, sealed) VALUES (?, ?)", [(r.row_id, r.sealed) for r in records]
+            )
+            conn.execute("INSERT INTO vault_state (key_id) VALUES (?)", (new.key_id,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._header = header.with_key(0, old_key).with_key(1, new_key)
+        self._slot = 1
+        self._keys = new
+        self._layout = SCHEMA_VERSION
+        self._index = {r.row_id: kind for r, (kind, _, _) in zip(records, opened, strict=True)}
+        self._rotated = tx._rotated = True
+
+    def _tidy(self) -> None:
+        """Step 3 of a rotation, and what a crash left behind (§15.11).
+
+        Under the write lock, overwrite every key slot that opens to a key other than the
+        records' key, and zero the journal.
+
+        Only under the write lock: a writer puts its next key into the spare slot only while it
+        holds that lock, so no slot we overwrite here can hold a key about to be committed.
+        """
+        conn = self._connection()
+        with _storage_errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._sync()
+                raw = _read_header(self._directory)
+                if header_version(raw) == VERSION:
+                    header = self._live_header().reopen(raw)
+                    for index in range(SLOTS):
+                        if index != self._slot and header.keys[index] is not None:
+                            _write_slot(self._directory, index, self._rng.random_bytes(SLOT_SIZE))
+                    self._header = header.only(self._slot)
+                if self._layout == SCHEMA_VERSION:
+                    _scrub_journal(self._directory)
+            finally:
+                conn.execute("COMMIT")
+
     def _get(self, kind: str, key: bytes) -> bytes | None:
         with self._lock:
-            keys = self._record_keys()
-            row_id = keys.row_id(kind, key)
-            with _storage_errors():
-                row = (
-                    self._connection()
-                    .execute("SELECT kind_tag, sealed FROM records WHERE row_id = ?", (row_id,))
-                    .fetchone()
+            self._record_keys().row_id(kind, key)  # bad input is refused before any I/O
+            with self._reading():
+                keys = self._record_keys()
+                row_id = keys.row_id(kind, key)
+                with _storage_errors():
+                    row = self._connection().execute(_SELECT[self._layout], (row_id,)).fetchone()
+                if row is None:
+                    return None
+                opened = (
+                    keys.open_row(row_id, bytes(row[0]))
+                    if self._layout == SCHEMA_VERSION
+                    else keys.open_row_v1(row_id, bytes(row[1]), bytes(row[0]))
                 )
-            if row is None:
-                return None
-            # The AEAD binds the expected tag anyway; a relabelled row would vanish from items().
-            if not hmac.compare_digest(bytes(row[0]), keys.kind_tag(kind)):
+            if opened[0] != kind:
                 raise VaultCorruptedError("a vault record failed authentication")
-            return keys.open(kind, row_id, bytes(row[1]))[1]
+            return opened[2]
 
     def _items(self, kind: str) -> list[tuple[bytes, bytes]]:
         with self._lock:
-            keys = self._record_keys()
-            kind_tag = keys.kind_tag(kind)
-            with _storage_errors():
-                rows = (
-                    self._connection()
-                    .execute("SELECT row_id, sealed FROM records WHERE kind_tag = ?", (kind_tag,))
-                    .fetchall()
-                )
-            return [keys.open(kind, bytes(row_id), bytes(sealed)) for row_id, sealed in rows]
+            check_kind(kind)
+            with self._reading():
+                index = self._index
+                assert index is not None
+                if None in index.values():
+                    raise VaultCorruptedError("a vault record failed authentication")
+                keys = self._record_keys()
+                conn = self._connection()
+                found = []
+                for row_id in [r for r, k in index.items() if k == kind]:
+                    with _storage_errors():
+                        row = conn.execute(_SELECT[self._layout], (row_id,)).fetchone()
+                    if row is None:
+                        raise VaultCorruptedError("a vault record failed authentication")
+                    opened = (
+                        keys.open_row(row_id, bytes(row[0]))
+                        if self._layout == SCHEMA_VERSION
+                        else keys.open_row_v1(row_id, bytes(row[1]), bytes(row[0]))
+                    )
+                    found.append((opened[1], opened[2]))
+                return found
 
     def __repr__(self) -> str:
         return f"Vault({'open' if self._conn is not None else 'closed'})"
+
+
+_SELECT: Final = {
+    SCHEMA_VERSION: "SELECT sealed FROM records WHERE row_id = ?",
+    _SCHEMA_V1: "SELECT sealed, kind_tag FROM records WHERE row_id = ?",
+}
+
+
+def _open(keys: RecordKeys, row_id: bytes, sealed: bytes, kind_tag: bytes | None) -> tuple[str, bytes, bytes]:
+    """Open a row of either layout: version 1 rows carry their clear kind tag."""
+    if kind_tag is None:
+        return keys.open_row(row_id, sealed)
+    return keys.open_row_v1(row_id, kind_tag, sealed)
+
+
+def _kind_or_none(keys: RecordKeys, row_id: bytes, sealed: bytes, kind_tag: bytes | None) -> str | None:
+    try:
+        return _open(keys, row_id, sealed, kind_tag)[0]
+    except VaultCorruptedError:
+        return None
+
+
+def _current_slot(conn: sqlite3.Connection, header: HeaderKeys) -> int:
+    """The slot whose key the database names (version 2 layout)."""
+    row = conn.execute("SELECT key_id FROM vault_state").fetchone()
+    if row is not None:
+        for index, key in enumerate(header.keys):
+            if key is not None and hmac.compare_digest(RecordKeys(key).key_id, bytes(row[0])):
+                return index
+    raise VaultCorruptedError("the vault's header holds no key for its records")

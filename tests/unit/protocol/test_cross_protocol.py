@@ -189,7 +189,7 @@ class VaultRecord(SubProtocol):
 
     def refuses(self, candidate: bytes) -> bool:
         keys = RecordKeys(KEY)
-        return refused(lambda: keys.open(self.kind, keys.row_id(self.kind, self.key), candidate))
+        return refused(lambda: keys.open_row(keys.row_id(self.kind, self.key), candidate))
 
 
 class PairingConfirmation(SubProtocol):

@@ -17,19 +17,26 @@ from burnerkit.vault.format import (
     HEADER_SIZE,
     MAX_VALUE_SIZE,
     MIN_PADDED_SIZE,
+    SLOT_SIZE,
     RecordKeys,
     check_kind,
+    database_bucket,
+    key_id,
     open_header,
+    open_header_v1,
     padded_size,
     seal_header,
 )
 
 VAULT_KEY = bytes(range(32))
+OTHER_KEY = bytes(range(32, 64))
 LOCKED = "wrong passphrase, or the vault header is damaged"
+SLOT_0 = range(HEADER_PREFIX_SIZE, HEADER_PREFIX_SIZE + SLOT_SIZE)
+SLOT_1 = range(HEADER_PREFIX_SIZE + SLOT_SIZE, HEADER_SIZE)
 
 
-def header(passphrase: str = "pw", params: KdfParams = FAST_TEST_KDF) -> bytes:
-    return seal_header(VAULT_KEY, passphrase, params, DeterministicRandom(b"header"))
+def header(passphrase: str = "pw", params: KdfParams = FAST_TEST_KDF, other: bytes | None = None) -> bytes:
+    return seal_header(VAULT_KEY, passphrase, params, DeterministicRandom(b"header"), other=other)[0]
 
 
 def keys() -> RecordKeys:
@@ -45,11 +52,19 @@ def rng() -> DeterministicRandom:
 
 def test_header_layout_and_roundtrip():
     h = header()
-    assert len(h) == HEADER_SIZE == 94
+    assert len(h) == HEADER_SIZE == 154
     assert h[:7] == b"BURNVLT"
-    assert h[7:9] == b"\x01\x01"
+    assert h[7:9] == b"\x02\x01"
     assert struct.unpack(">IIB", h[9:18]) == (8, 1, 1)
-    assert open_header(h, "pw") == VAULT_KEY
+    assert open_header(h, "pw").keys == (VAULT_KEY, None)
+    both = header(other=OTHER_KEY)
+    assert open_header(both, "pw").keys == (VAULT_KEY, OTHER_KEY)
+
+
+def test_a_slot_is_bound_to_its_position():
+    h = header(other=OTHER_KEY)
+    swapped = h[:HEADER_PREFIX_SIZE] + h[SLOT_1.start :] + h[SLOT_0.start : SLOT_1.start]
+    assert locked_message(swapped) == LOCKED
 
 
 def locked_message(data: bytes, passphrase: str = "pw") -> str:
@@ -63,11 +78,18 @@ def test_wrong_passphrase_is_locked():
     assert locked_message(header(), "pW") == LOCKED
 
 
-@pytest.mark.parametrize("position", range(HEADER_SIZE))
+@pytest.mark.parametrize("position", [*range(HEADER_PREFIX_SIZE), *SLOT_0])
 def test_tampered_header_byte_is_indistinguishable_from_a_wrong_passphrase(position):
     h = bytearray(header())
     h[position] ^= 0x01
     assert locked_message(bytes(h)) == locked_message(header(), "wrong")
+
+
+def test_the_empty_slot_is_random_bytes_that_open_nothing():
+    h = bytearray(header())
+    assert bytes(h[SLOT_1.start :]) != bytes(SLOT_SIZE)
+    h[SLOT_1.start] ^= 0x01
+    assert open_header(bytes(h), "pw").keys == (VAULT_KEY, None)
 
 
 @pytest.mark.parametrize(
@@ -106,8 +128,35 @@ def test_header_is_bound_to_its_label():
 
     h = header()
     kek = AeadKey(derive_key("pw", h[18:34], FAST_TEST_KDF))
-    assert kek.try_open(h[34:46], h[HEADER_PREFIX_SIZE:], h[:HEADER_PREFIX_SIZE]) is None
-    assert kek.try_open(h[34:46], h[HEADER_PREFIX_SIZE:], b"burner/v1/vault/key-wrap" + h[:46]) == VAULT_KEY
+    slot = h[SLOT_0.start : SLOT_1.start]
+    assert kek.try_open(slot[:12], slot[12:], h[:HEADER_PREFIX_SIZE] + b"\x00") is None
+    assert kek.try_open(slot[:12], slot[12:], b"burner/v1/vault/key-wrap" + h[:34] + b"\x00") == VAULT_KEY
+
+
+def test_version_1_header_opens_for_migration_only():
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parents[2] / "migration_data" / "vault_v1.json").read_text())
+    v1 = bytes.fromhex(data["files"]["vault.key"])
+    assert (len(v1), v1[7]) == (94, 1)
+    opened = open_header_v1(v1, data["passphrase"])
+    assert opened.keys[0] is not None
+    assert opened.keys[1] is None
+    # The version 2 prefix keeps the salt and parameters: the same KEK opens what the upgrade writes.
+    assert opened.prefix == v1[:7] + b"\x02" + v1[8:34]
+    assert locked_message(v1, data["passphrase"]) == LOCKED  # not a version 2 header
+    with pytest.raises(VaultLockedError):
+        open_header_v1(v1, "wrong")
+    with pytest.raises(VaultLockedError):
+        open_header_v1(header(), "pw")
+
+
+def test_key_id_names_a_key_without_revealing_it():
+    assert len(key_id(VAULT_KEY)) == 16
+    assert key_id(VAULT_KEY) != key_id(OTHER_KEY)
+    assert keys().key_id == key_id(VAULT_KEY)
+    assert VAULT_KEY[:16] != key_id(VAULT_KEY)
 
 
 # -- records ---------------------------------------------------------------------------------------
@@ -118,12 +167,19 @@ def test_record_roundtrip_and_row_naming():
     rec = k.seal("contact", b"alice", b"value", rng())
     assert rec.row_id == k.row_id("contact", b"alice")
     assert len(rec.row_id) == 32
-    assert rec.kind_tag == k.kind_tag("contact")
-    assert len(rec.kind_tag) == 16
     assert len(rec.sealed) == 12 + MIN_PADDED_SIZE + 16
-    assert k.open("contact", rec.row_id, rec.sealed) == (b"alice", b"value")
+    assert k.open_row(rec.row_id, rec.sealed) == ("contact", b"alice", b"value")
     assert b"alice" not in rec.sealed
+    assert b"contact" not in rec.sealed
     assert "alice" not in repr(rec)
+
+
+def test_records_of_different_kinds_share_size_and_carry_no_clear_kind():
+    k = keys()
+    contact = k.seal("contact", b"alice", b"a", rng())
+    message = k.seal("message", b"m", b"b", rng())
+    assert len(contact.sealed) == len(message.sealed)
+    assert not hasattr(contact, "kind_tag")
 
 
 def test_row_ids_separate_kind_and_key():
@@ -140,9 +196,9 @@ def test_tampered_sealed_record_is_detected():
         sealed = bytearray(rec.sealed)
         sealed[position] ^= 0x80
         with pytest.raises(VaultCorruptedError, match=r"^a vault record failed authentication$"):
-            k.open("contact", rec.row_id, bytes(sealed))
+            k.open_row(rec.row_id, bytes(sealed))
     with pytest.raises(VaultCorruptedError):
-        k.open("contact", rec.row_id, rec.sealed[:100])
+        k.open_row(rec.row_id, rec.sealed[:100])
 
 
 def test_record_moved_to_another_row_is_detected():
@@ -150,20 +206,22 @@ def test_record_moved_to_another_row_is_detected():
     alice = k.seal("contact", b"alice", b"a", rng())
     bob = k.seal("contact", b"bob", b"b", rng())
     with pytest.raises(VaultCorruptedError):
-        k.open("contact", bob.row_id, alice.sealed)
-
-
-def test_record_relabelled_as_another_kind_is_detected():
-    k = keys()
-    rec = k.seal("contact", b"alice", b"a", rng())
-    with pytest.raises(VaultCorruptedError):
-        k.open("setting", rec.row_id, rec.sealed)
+        k.open_row(bob.row_id, alice.sealed)
 
 
 def test_record_from_another_vault_is_detected():
     rec = RecordKeys(bytes(32)).seal("contact", b"alice", b"a", rng())
     with pytest.raises(VaultCorruptedError):
-        keys().open("contact", keys().row_id("contact", b"alice"), rec.sealed)
+        keys().open_row(keys().row_id("contact", b"alice"), rec.sealed)
+
+
+def test_database_grows_in_coarse_steps():
+    assert [database_bucket(n) for n in (0, 1, 256 << 10)] == [256 << 10] * 3
+    assert database_bucket((256 << 10) + 1) == 512 << 10
+    assert database_bucket(4 << 20) == 4 << 20
+    assert database_bucket((4 << 20) + 1) == (4 << 20) + (512 << 10)
+    for n in (1, 5 << 20, 100 << 20, 3 << 30):
+        assert n <= database_bucket(n) <= max(256 << 10, n * 1.125)
 
 
 @pytest.mark.parametrize("kind", ["", "A", "a" * 33, "con tact", "contact\0", "é", "a/b"])
@@ -215,4 +273,4 @@ def test_any_record_roundtrips_to_a_bucketed_size(kind, key, value):
     rec = k.seal(kind, key, value, rng())
     body = 1 + len(kind) + 1 + len(key) + 4 + len(value)
     assert len(rec.sealed) == 12 + padded_size(body) + 16
-    assert k.open(kind, rec.row_id, rec.sealed) == (key, value)
+    assert k.open_row(rec.row_id, rec.sealed) == (kind, key, value)

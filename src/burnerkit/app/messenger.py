@@ -360,15 +360,22 @@ class Messenger:
         return max(self._clock(), float(self._profile().clock_mark))
 
     def _advance_clock(self) -> None:
+        # The clock mark rides along with the run's real writes (Vault.on_write), so that a
+        # read-only run leaves the vault's files untouched (docs/protocol.md §15.11); a run
+        # that finds the burner expired writes it at once (_check_alive).
+        self._vault.on_write(self._mark_clock)
+
+    def _mark_clock(self, tx: VaultTransaction) -> None:
         now = int(self._clock())
-        with self._vault.transaction() as tx:
-            profile = self._profile(tx)
-            if now > profile.clock_mark:
-                tx.put("profile", _PROFILE_KEY, replace(profile, clock_mark=now).to_bytes())
+        profile = self._profile(tx)
+        if now > profile.clock_mark:
+            tx.put("profile", _PROFILE_KEY, replace(profile, clock_mark=now).to_bytes())
 
     def _check_alive(self) -> None:
         profile = self._profile()
         if self.now() >= profile.expires_at:
+            with self._vault.transaction() as tx:  # the expiry stays seen if the clock is turned back
+                self._mark_clock(tx)
             stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(profile.expires_at))
             raise IdentityExpiredError(
                 f"burner {self.name!r} expired at {stamp}; it refuses to send or receive "

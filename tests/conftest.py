@@ -7,12 +7,18 @@ relay is stopped with SIGTERM at the end, and must exit 0 with no traceback in i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.harness import RelayProcess, Relays
+
+# Connections opened together are spread over up to 2 s (docs/protocol.md §14.13a): the
+# suites turn that off to stay fast, here and in every burner and relay process they start.
+# Tests of the spread itself set it per Messenger.
+os.environ.setdefault("BURNER_CONNECT_JITTER", "0")
 
 
 @pytest.fixture

@@ -107,6 +107,7 @@ class Person:
         env["BURNER_HOME"] = str(self.home)
         env["BURNER_PASSPHRASE"] = self.passphrase
         env["BURNER_INSECURE_FAST_KDF"] = "1"
+        env["BURNER_CONNECT_JITTER"] = "0"  # fast: see tests/conftest.py
         if self.relay_timeout is not None:
             env["BURNER_RELAY_TIMEOUT"] = str(self.relay_timeout)
         env.update(extra or {})

@@ -34,13 +34,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Final, Self
 
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
+from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
 from burnerkit.app.home import BURNING_MARKER, Home, check_name
 from burnerkit.app.ledger import (
@@ -134,7 +135,7 @@ _SEND_ID_SIZE: Final = 16
 _CODE_WORDS: Final = 2
 #: Seconds between tries of the vault's lock held by another process's outbox flush.
 _LOCK_POLL: Final = 0.02
-#: Seconds between two looks, while following, for queues on a relay not yet listened to.
+#: Seconds between two looks, while following, for queues of an owner (or on a relay) not yet listened to.
 _FOLLOW_NEW_RELAYS: Final = 1.0
 #: How long the inbox keeps listening after the last delivery before it stops.
 DEFAULT_IDLE: Final = 0.5
@@ -173,6 +174,15 @@ class Messenger:
         self._unreachable: dict[str, str] = {}
         #: One outbox flush at a time in this process; the vault's lock orders processes.
         self._flush_mutex = asyncio.Lock()
+        #: Our relay connections: one per contact per relay, unless the policy shares them.
+        self.connections = RelayConnections(
+            self._make_client,
+            policy=ConnectionPolicy.from_environ(),
+            rng=rng,
+            watcher=lambda: self._link_watcher,
+        )
+        #: Numbers the parties of operations that belong to no contact yet (no rng drawn).
+        self._fresh_parties = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -624,9 +634,7 @@ class Messenger:
 
     # -- relays --------------------------------------------------------------------------------
 
-    def _client(self, url: str) -> RelayClient:
-        watcher = self._link_watcher
-        on_link = None if watcher is None else functools.partial(watcher, url)
+    def _make_client(self, url: str, open_after: float, on_link: Callable[[bool], None]) -> RelayClient:
         try:
             return RelayClient(
                 url,
@@ -634,11 +642,28 @@ class Messenger:
                 timeout=self._relay_timeout,
                 connect_timeout=self._connect_timeout,
                 on_link=on_link,
+                open_after=open_after,
+                reconnect_jitter=self.connections.policy.jitter,
             )
         except ValueError as exc:
             # A peer's address that our URL rule refuses (§14.13; an older peer's relay, say):
             # that relay is unreachable for us, as callers already handle, not a crash.
             raise RelayUnavailableError(url=url.partition("#")[0], cause="unusable relay url") from exc
+
+    def _client(self, url: str, party: bytes | None = None) -> AbstractAsyncContextManager[RelayClient]:
+        """A connection to ``url`` of ``party``'s own (a contact's id, an invitation's).
+
+        None: an operation for nobody known yet (a pairing, a new contact's queue), which
+        gets a connection of its own (docs/protocol.md §14.13a).
+        """
+        if party is None:
+            self._fresh_parties += 1
+            party = b"fresh:%d" % self._fresh_parties
+        return self.connections.lease(url, party)
+
+    def _party(self, owner: QueueOwner) -> bytes:
+        """Which connection a queue travels on: its owner's (the one link when shared)."""
+        return b"" if self.connections.policy.shared else owner.key
 
     # -- invitations ----------------------------------------------------------------------------
 
@@ -1057,14 +1082,15 @@ class Messenger:
             key=lambda e: e.created_at,
         )
         keys = {c.contact_id: c.sender_key for c in all_contacts(self._vault)}
-        by_relay: dict[str, list[OutboxEntry]] = {}
+        # One connection per contact per relay: a SEND names the contact's queue (§14.13a).
+        by_link: dict[tuple[str, bytes], list[OutboxEntry]] = {}
         for entry in entries:
-            by_relay.setdefault(entry.peer.relay_url, []).append(entry)
+            by_link.setdefault((entry.peer.relay_url, entry.contact_id), []).append(entry)
         failed: list[str] = []
 
-        async def one_relay(url: str, batch: list[OutboxEntry]) -> None:
+        async def one_link(url: str, party: bytes, batch: list[OutboxEntry]) -> None:
             try:
-                async with self._client(url) as client:
+                async with self._client(url, party) as client:
                     for entry in batch:
                         seed = keys.get(entry.contact_id, b"")
                         try:
@@ -1083,10 +1109,11 @@ class Messenger:
                             continue
                         self._sent(entry, delivered=True)
             except RelayError as exc:
-                failed.append(url)
+                if url not in failed:
+                    failed.append(url)
                 self._unreachable[url] = _unreachable_text(url, exc)
 
-        await asyncio.gather(*(one_relay(url, batch) for url, batch in by_relay.items()))
+        await asyncio.gather(*(one_link(url, party, batch) for (url, party), batch in by_link.items()))
         return failed
 
     def _sent(self, entry: OutboxEntry, *, delivered: bool, dropped: str = "") -> None:
@@ -1214,41 +1241,54 @@ class Messenger:
     ) -> list[str]:
         """Subscribe to every queue and process deliveries; returns unreachable relays.
 
-        Without ``until_invite``: stop once the relays were quiet for ``idle`` seconds after
-        the first delivery, or after ``timeout`` if nothing came. With it: stop as soon as
-        that invitation has been accepted, or after ``timeout``. With ``on_delivery``: never
-        stop by itself, call it after each delivery, and subscribe each quiet second to
-        the queues made meanwhile (by an ``invite`` or a ``relay set`` in another process,
-        say), on a relay we listen to already or on a new one.
+        Each owner's queues (a contact's, an invitation's) are subscribed on a connection
+        of their own (:meth:`_party`, docs/protocol.md §14.13a). Without ``until_invite``:
+        stop once the relays were quiet for ``idle`` seconds after the first delivery, or
+        after ``timeout`` if nothing came. With it: stop as soon as that invitation has
+        been accepted, or after ``timeout``. With ``on_delivery``: never stop by itself,
+        call it after each delivery, and each quiet second subscribe to the queues made
+        meanwhile (by an ``invite`` or a ``relay set`` in another process, say), on their
+        owner's connection, opened for them if need be.
         """
-        queues = self._owners()
-        by_relay: dict[str, list[QueueOwner]] = {}
-        for owner in queues.values():
-            by_relay.setdefault(owner.relay_url, []).append(owner)
-        if on_delivery is not None:
-            by_relay.setdefault(self.relay_url, [])
+        links: dict[tuple[str, bytes], list[QueueOwner]] = {}
+        for owner in self._owners().values():
+            links.setdefault((owner.relay_url, self._party(owner)), []).append(owner)
+        if on_delivery is not None and all(url != self.relay_url for url, _ in links):
+            # A face's status line shows our relay's link even before any queue is there.
+            links[(self.relay_url, b"")] = []
+        urls = {url for url, _ in links}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         got_first = asyncio.Event()
         done = asyncio.Event()
         failed: list[str] = []
+        #: Every queue subscribed, on whichever connection: an invitation's queue that
+        #: became a contact's stays on the invitation's connection (subscribing it on
+        #: another would end the first subscription, which reads as a clone, §17.5).
+        held: dict[bytes, QueueOwner] = {}
 
         def finished() -> bool:
             return until_invite is not None and self._vault.get("invite", until_invite) is None
 
-        async def subscribe(
-            client: RelayClient, owners: list[QueueOwner], held: dict[bytes, QueueOwner]
-        ) -> None:
+        async def subscribe(client: RelayClient, owners: list[QueueOwner]) -> None:
+            # Marked held before the first await, so no other connection takes them meanwhile.
             for owner in owners:
                 held[owner.creds.recipient_id] = owner
+            for owner in owners:
                 with contextlib.suppress(RelayRejectedError):  # AUTH: the queue is gone
                     await client.subscribe(owner.creds)
 
-        async def one_relay(url: str, owners: list[QueueOwner]) -> None:
-            held: dict[bytes, QueueOwner] = {}
+        def unheld(url: str, party: bytes) -> list[QueueOwner]:
+            return [
+                o
+                for o in self._owners().values()
+                if o.relay_url == url and self._party(o) == party and o.creds.recipient_id not in held
+            ]
+
+        async def one_link(url: str, party: bytes, owners: list[QueueOwner]) -> None:
             try:
-                async with self._client(url) as client:
-                    await subscribe(client, owners, held)
+                async with self._client(url, party) as client:
+                    await subscribe(client, owners)
                     while not done.is_set():
                         remaining = deadline - loop.time()
                         if on_delivery is not None:
@@ -1265,10 +1305,7 @@ class Messenger:
                             event = await client.next_delivery(timeout=limit)
                         except RelayTimeoutError:
                             if on_delivery is not None:
-                                fresh = [o for o in self._owners().values() if o.relay_url == url]
-                                await subscribe(
-                                    client, [o for o in fresh if o.creds.recipient_id not in held], held
-                                )
+                                await subscribe(client, unheld(url, party))
                                 continue
                             if until_invite is None and (got_first.is_set() or loop.time() >= deadline):
                                 return
@@ -1282,32 +1319,34 @@ class Messenger:
                         if finished():
                             done.set()
             except RelayError as exc:
-                failed.append(url)
+                if url not in failed:
+                    failed.append(url)
                 causes[url] = exc
                 self._unreachable[url] = _unreachable_text(url, exc)
 
         causes: dict[str, RelayError] = {}
         if on_delivery is None:
-            await asyncio.gather(*(one_relay(url, owners) for url, owners in by_relay.items()))
+            await asyncio.gather(*(one_link(url, party, owners) for (url, party), owners in links.items()))
         else:
-            await self._follow_relays(by_relay, one_relay)
-        if by_relay and len(failed) == len(by_relay) and until_invite is None:
+            await self._follow_links(links, one_link, unheld)
+        if urls and set(failed) == urls and until_invite is None:
             _raise_unreachable(causes)
         return failed
 
-    async def _follow_relays(
+    async def _follow_links(
         self,
-        by_relay: dict[str, list[QueueOwner]],
-        one_relay: Callable[[str, list[QueueOwner]], Coroutine[None, None, None]],
+        links: dict[tuple[str, bytes], list[QueueOwner]],
+        one_link: Callable[[str, bytes, list[QueueOwner]], Coroutine[None, None, None]],
+        unheld: Callable[[str, bytes], list[QueueOwner]],
     ) -> None:
-        """Run ``one_relay`` for each relay, and each second for a relay we have queues on since.
+        """Run ``one_link`` for each connection, and each second for an owner we have queues of since.
 
-        A ``relay set`` in another process while we follow gives us queues on a relay we
-        were not listening to: without this, what our contacts send there after they switch
-        would wait until the next start. Returns once every relay's loop has ended (each
-        relay unreachable); cancelled, it cancels them all.
+        A new contact, or a ``relay set`` in another process while we follow, gives us
+        queues of an owner (or on a relay) we were not listening to: without this, what
+        they send would wait until the next start. Returns once every connection's loop has
+        ended (each relay unreachable); cancelled, it cancels them all.
         """
-        tasks = {url: asyncio.create_task(one_relay(url, owners)) for url, owners in by_relay.items()}
+        tasks = {key: asyncio.create_task(one_link(*key, owners)) for key, owners in links.items()}
         try:
             while not all(task.done() for task in tasks.values()):
                 await asyncio.wait(tasks.values(), timeout=_FOLLOW_NEW_RELAYS)
@@ -1315,9 +1354,11 @@ class Messenger:
                     error = task.exception() if task.done() and not task.cancelled() else None
                     if error is not None:
                         raise error  # a bug, not an outage: those end in `failed`
-                for url in {o.relay_url for o in self._owners().values()} - tasks.keys():
-                    by_relay[url] = []
-                    tasks[url] = asyncio.create_task(one_relay(url, []))
+                owners = self._owners().values()
+                for key in {(o.relay_url, self._party(o)) for o in owners} - tasks.keys():
+                    fresh = unheld(*key)
+                    if fresh:
+                        tasks[key] = asyncio.create_task(one_link(*key, fresh))
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -1443,16 +1484,20 @@ class Messenger:
         """
         made: list[tuple[bytes, QueueCredentials]] = []
         needing = _needing_move(self._vault, url)
-        if needing:
+        errors: list[RelayError] = []
+
+        async def one_contact(contact: Contact) -> None:
+            # Each contact's next queue is made on the contact's own connection (§14.13a).
             try:
-                async with self._client(url) as client:
-                    for contact in needing:
-                        creds = await client.create_queue(sender_secured=True)
-                        made.append((contact.contact_id, creds))
-            except RelayError:
-                # A relay lost half way: keep what it made (the rest waits for a re-run).
-                if not made:
-                    raise
+                async with self._client(url, contact.contact_id) as client:
+                    made.append((contact.contact_id, await client.create_queue(sender_secured=True)))
+            except RelayError as exc:
+                errors.append(exc)
+
+        await asyncio.gather(*(one_contact(contact) for contact in needing))
+        if errors and not made:
+            raise errors[0]
+        # A relay lost half way: what it made is kept (the rest waits for a re-run).
         now = self.now()
         with self._vault.transaction() as tx:
             if switch_profile:

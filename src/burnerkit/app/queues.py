@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from burnerkit.app.records import Contact, Invite, Orphan
@@ -84,28 +85,37 @@ def orphan_owner(data: bytes) -> QueueOwner:
 
 
 def by_relay(queues: Iterable[QueueOwner]) -> dict[str, list[QueueOwner]]:
-    """The queues grouped by relay URL, so each relay gets one connection."""
+    """The queues grouped by relay URL."""
     out: dict[str, list[QueueOwner]] = {}
     for owner in queues:
         out.setdefault(owner.relay_url, []).append(owner)
     return out
 
 
-async def delete_queues(connect: Callable[[str], RelayClient], queues: list[QueueOwner]) -> list[QueueOwner]:
-    """Delete ``queues`` from their relays, all relays at once; returns those now gone.
+async def delete_queues(
+    connect: Callable[[str, bytes], AbstractAsyncContextManager[RelayClient]],
+    queues: list[QueueOwner],
+) -> list[QueueOwner]:
+    """Delete ``queues`` from their relays, all at once; returns those now gone.
 
+    ``connect(url, party)`` gives a connection of the party's own: each owner's queues
+    are deleted on their owner's connection, so a burn does not link its contacts'
+    queues on one connection (docs/protocol.md §14.13a; ``connect`` may share them).
     A queue the relay no longer knows (``AUTH``) counts as gone; a relay that cannot be
     reached keeps its queues out of the result.
     """
     gone: list[QueueOwner] = []
 
-    async def one_relay(url: str, batch: list[QueueOwner]) -> None:
+    async def one_link(url: str, party: bytes, batch: list[QueueOwner]) -> None:
         with contextlib.suppress(RelayError):
-            async with connect(url) as client:
+            async with connect(url, party) as client:
                 for owner in batch:
                     with contextlib.suppress(RelayRejectedError):
                         await client.delete_queue(owner.creds)
                     gone.append(owner)
 
-    await asyncio.gather(*(one_relay(url, batch) for url, batch in by_relay(queues).items()))
+    links: dict[tuple[str, bytes], list[QueueOwner]] = {}
+    for owner in queues:
+        links.setdefault((owner.relay_url, owner.key), []).append(owner)
+    await asyncio.gather(*(one_link(url, party, batch) for (url, party), batch in links.items()))
     return gone

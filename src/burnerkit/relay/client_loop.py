@@ -32,6 +32,10 @@ Retry rules
 - Reconnect delay after the n-th failure in a row: ``d = min(max, initial·2ⁿ)``, then a
   uniform pick in ``[d/2, d]`` (so burners do not reconnect in step). The count restarts
   once a connection has carried a frame after its ``HELLO``.
+- With ``reconnect_jitter`` J, each reconnect waits a further uniform pick in ``[0, J]``,
+  and with ``open_after`` the first connect waits that long: the connections one device
+  keeps to a relay (one per contact, docs/protocol.md §14.13a) then neither open nor come
+  back together after a shared loss, which would link them by timing.
 - ``ERR RATE`` and ``ERR INTERNAL`` mean the command had no effect: it is sent again after
   the same backoff (:meth:`ClientLoop._until_final`, the one retry loop). Any other
   ``ERR`` is final: :class:`~burnerkit.errors.RelayRejectedError` with the relay's code.
@@ -186,6 +190,8 @@ class ClientLoop:
         backoff: tuple[float, float] = (0.05, 2.0),
         transport_factory: TransportFactory | None = None,
         on_link: Callable[[bool], None] | None = None,
+        open_after: float = 0.0,
+        reconnect_jitter: float = 0.0,
     ) -> None:
         """Configure a client; nothing connects until it is entered or used.
 
@@ -200,15 +206,20 @@ class ClientLoop:
             transport_factory: makes connections instead of the WebSocket default.
             on_link: told True when a connection is up, False when one is lost or
                 could not be made (not when the client closes): a face's status line.
+            open_after: seconds to wait before the first connect (the caller's jitter);
+                commands made meanwhile wait for it, within their own time limits.
+            reconnect_jitter: largest extra delay, drawn from ``rng``, before each reconnect.
 
         Raises:
-            ValueError: for an unusable url, timeout or backoff.
+            ValueError: for an unusable url, timeout, backoff or a negative delay.
         """
         if timeout <= 0 or connect_timeout <= 0:
             raise ValueError("timeout and connect_timeout must be positive")
         initial, largest = backoff
         if not 0 < initial <= largest:
             raise ValueError("backoff must be (initial, largest) with 0 < initial <= largest")
+        if open_after < 0 or reconnect_jitter < 0:
+            raise ValueError("open_after and reconnect_jitter must not be negative")
         if transport_factory is None:
             parse_url(url, ssl=ssl)
         self._url = url
@@ -235,6 +246,8 @@ class ClientLoop:
         self._fatal: BaseException | None = None
         self._last_error: RelayError | None = None
         self._on_link = on_link
+        self._open_after = open_after
+        self._reconnect_jitter = reconnect_jitter
 
     def _mailbox_state(self, mailbox: Mailbox) -> MailboxState:
         self._check_open()
@@ -353,6 +366,8 @@ class ClientLoop:
     async def _supervise(self) -> None:
         attempt = 0
         try:
+            if self._open_after > 0:
+                await asyncio.sleep(self._open_after)
             while True:
                 link = await self._open()
                 if link is None and not self._connected_once:
@@ -369,7 +384,8 @@ class ClientLoop:
                         await self._lose(link)
                     if link.productive:
                         attempt = 0
-                await asyncio.sleep(self._delay(attempt))
+                jitter = self._reconnect_jitter * self._fraction() if self._reconnect_jitter else 0.0
+                await asyncio.sleep(self._delay(attempt) + jitter)
                 attempt += 1
         except Exception as exc:
             # A bug, or a transport breaking its contract. Callers must not hang on it.
@@ -549,8 +565,11 @@ class ClientLoop:
     def _delay(self, attempt: int) -> float:
         initial, largest = self._backoff
         ceiling = min(largest, initial * (1 << min(attempt, _MAX_DOUBLINGS)))
-        fraction = int.from_bytes(self._rng.random_bytes(4), "big") / 2**32
-        return ceiling / 2 + ceiling / 2 * fraction
+        return ceiling / 2 + ceiling / 2 * self._fraction()
+
+    def _fraction(self) -> float:
+        """A uniform pick in ``[0, 1)`` from the client's rng."""
+        return int.from_bytes(self._rng.random_bytes(4), "big") / 2**32
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

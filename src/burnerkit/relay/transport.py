@@ -242,6 +242,8 @@ class WebSocketTransport:
 
         Compression is off (frames are ciphertext and padding; compressing them would
         only leak their content length) and the largest message accepted is one frame.
+        The handshake carries only what RFC 6455 needs (no ``User-Agent``, no ``Origin``,
+        no extension offer): docs/protocol.md §14.13a.
 
         Args:
             url: the relay's address; a ``#sha256=`` pin replaces CA verification.
@@ -272,6 +274,9 @@ class WebSocketTransport:
                 # WebSocket pings are small frames whose size shows through TLS; the
                 # protocol's own PING travels in a full frame instead.
                 ping_interval=None,
+                # websockets would send "User-Agent: Python/3.x websockets/N": a header
+                # that tells the relay, and a tap on ws://, which client this is (§14.13a).
+                user_agent_header=None,
                 **extra,
             )
         except Exception as exc:

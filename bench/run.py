@@ -34,7 +34,7 @@ from pathlib import Path
 
 import cryptography
 
-from . import cli_startup, crypto_limit, peer_doubleratchet, relay
+from . import cli_startup, connections, crypto_limit, peer_doubleratchet, relay
 
 __all__ = ["OURS_REQUIRED", "main"]
 
@@ -298,6 +298,8 @@ def measure_all(settings: Settings) -> dict[str, float]:
     figures.update(relay.measure(settings.quick))
     print("  the CLI's start-up ...", flush=True)
     figures.update(cli_startup.measure(settings.quick))
+    print(f"  {connections.CONTACTS} contacts, shared vs per-contact connections ...", flush=True)
+    figures.update(connections.measure(settings.quick))
     return figures
 
 
@@ -492,6 +494,7 @@ def markdown_report(
     lines += ["", "## Why the PQ ping-pong target is so tight", "", PINGPONG_NOTE]
     lines += ["", "## Method", "", METHOD]
     lines += [cli_startup.METHOD.format(quick=cli_startup.QUICK_PAIRS, full=cli_startup.FULL_PAIRS), ""]
+    lines += [connections.METHOD.format(rounds=connections.rounds_text(settings.quick)), ""]
     lines += _relay_report(relay_figures, settings)
     return "\n".join(lines)
 

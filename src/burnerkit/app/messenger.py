@@ -174,13 +174,8 @@ class Messenger:
         self._unreachable: dict[str, str] = {}
         #: One outbox flush at a time in this process; the vault's lock orders processes.
         self._flush_mutex = asyncio.Lock()
-        #: Our relay connections: one per contact per relay, unless the policy shares them.
-        self.connections = RelayConnections(
-            self._make_client,
-            policy=ConnectionPolicy.from_environ(),
-            rng=rng,
-            watcher=lambda: self._link_watcher,
-        )
+        #: Made at the first relay operation (:attr:`connections`).
+        self._connections: RelayConnections | None = None
         #: Numbers the parties of operations that belong to no contact yet (no rng drawn).
         self._fresh_parties = 0
 
@@ -633,6 +628,26 @@ class Messenger:
         return VerifyResult(alias, expected, self._view(find_contact(self._vault, alias)).verified)
 
     # -- relays --------------------------------------------------------------------------------
+
+    @property
+    def connections(self) -> RelayConnections:
+        """Our relay connections: one per contact per relay, unless the policy shares them.
+
+        Made at the first relay operation, so that a bad ``$BURNER_RELAY_CONNECTIONS`` or
+        ``$BURNER_CONNECT_JITTER`` fails that operation, not the unlock (and what needs no
+        relay still works).
+
+        Raises:
+            UsageError: the environment's policy is not one (docs/protocol.md §14.13a).
+        """
+        if self._connections is None:
+            self._connections = RelayConnections(
+                self._make_client,
+                policy=ConnectionPolicy.from_environ(),
+                rng=self._rng,
+                watcher=lambda: self._link_watcher,
+            )
+        return self._connections
 
     def _make_client(self, url: str, open_after: float, on_link: Callable[[bool], None]) -> RelayClient:
         try:

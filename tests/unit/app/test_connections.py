@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
+from burnerkit.app.home import Home
+from burnerkit.app.messenger import Messenger
+from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.crypto.rng import DeterministicRandom
 from burnerkit.errors import RelayTimeoutError, UsageError
 from burnerkit.relay.client import RelayClient
@@ -162,3 +166,14 @@ class Exhausted:
 
     def random_bytes(self, n: int) -> bytes:
         raise AssertionError("randomness drawn")
+
+
+def test_a_bad_policy_fails_the_relay_operation_not_the_unlock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BURNER_RELAY_CONNECTIONS", "one")
+    messenger = Messenger.create(Home(tmp_path), "alice", "pass", relay_url=RELAY, kdf=FAST_TEST_KDF)
+    with messenger:
+        assert messenger.contacts() == []  # what needs no relay still works
+        with pytest.raises(UsageError, match="per-contact or shared"):
+            asyncio.run(messenger.invite("bob"))

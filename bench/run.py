@@ -34,7 +34,7 @@ from pathlib import Path
 
 import cryptography
 
-from . import cli_startup, connections, crypto_limit, peer_doubleratchet, relay
+from . import cli_startup, connections, crypto_limit, peer_doubleratchet, relay, vault_epochs
 
 __all__ = ["OURS_REQUIRED", "main"]
 
@@ -135,6 +135,14 @@ TARGETS = (
         '`burner --version` < 2x `python -c "import typer, rich"`',
         "cli_startup_vs_typer",
         2.0,
+        "x",
+        no_ceiling,
+        below=True,
+    ),
+    Target(
+        "Vault unlock < 1.10x an unlock before key epochs (Argon2id alone)",
+        "vault_unlock_vs_argon2",
+        1.10,
         "x",
         no_ceiling,
         below=True,
@@ -300,6 +308,8 @@ def measure_all(settings: Settings) -> dict[str, float]:
     figures.update(cli_startup.measure(settings.quick))
     print(f"  {connections.CONTACTS} contacts, shared vs per-contact connections ...", flush=True)
     figures.update(connections.measure(settings.quick))
+    print("  the vault's unlock and key rotation ...", flush=True)
+    figures.update(vault_epochs.measure(settings.quick))
     return figures
 
 
@@ -495,6 +505,12 @@ def markdown_report(
     lines += ["", "## Method", "", METHOD]
     lines += [cli_startup.METHOD.format(quick=cli_startup.QUICK_PAIRS, full=cli_startup.FULL_PAIRS), ""]
     lines += [connections.METHOD.format(rounds=connections.rounds_text(settings.quick)), ""]
+    lines += [
+        vault_epochs.METHOD.format(
+            records=vault_epochs.RECORDS, quick=vault_epochs.QUICK_ROUNDS, full=vault_epochs.FULL_ROUNDS
+        ),
+        "",
+    ]
     lines += _relay_report(relay_figures, settings)
     return "\n".join(lines)
 

@@ -18,8 +18,11 @@ prove the examiner is not blind: under the right key it finds what was there.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Iterable
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,28 +77,28 @@ def _segments(data: bytes) -> list[tuple[int, int]]:
     return spans
 
 
-def decrypted_records(data: bytes, record_key: bytes) -> list[bytes]:
-    """Every offset of ``data`` tried as a sealed record's nonce under ``record_key``.
+def decrypted_records(data: bytes, record_keys: list[bytes]) -> list[bytes]:
+    """Every offset of ``data`` tried as a sealed record's nonce under each of ``record_keys``.
 
     Returns the decryption (first ``_WINDOW`` bytes, unauthenticated) of every offset whose
-    first plaintext block reads as the start of a record: a length 1-32 and that many
+    first plaintext block reads as the start of a record: a length 1-15 and that many
     characters of ``[a-z0-9_-]``.
     """
     found = []
-    ecb = Cipher(algorithms.AES(record_key), modes.ECB()).encryptor()
     for begin, end in _segments(data):
         offsets = range(begin, end - 28)
         if not offsets:
             continue
         counters = b"".join(data[i : i + 12] + b"\x00\x00\x00\x02" for i in offsets)
-        blocks = b"".join(data[i + 12 : i + 28] for i in offsets)
-        stream = ecb.update(counters)
-        first = (int.from_bytes(stream, "big") ^ int.from_bytes(blocks, "big")).to_bytes(len(blocks), "big")
-        for n, i in enumerate(offsets):
-            length = first[16 * n]
-            if 1 <= length <= 15 and _KIND.fullmatch(first[16 * n + 1 : 16 * n + 1 + length]):
-                ctr = Cipher(algorithms.AES(record_key), modes.CTR(data[i : i + 12] + b"\x00\x00\x00\x02"))
-                found.append(ctr.decryptor().update(data[i + 12 : i + 12 + _WINDOW]))
+        blocks = int.from_bytes(b"".join(data[i + 12 : i + 28] for i in offsets), "big")
+        for key in record_keys:
+            stream = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(counters)
+            first = (int.from_bytes(stream, "big") ^ blocks).to_bytes(len(stream), "big")
+            for n, i in enumerate(offsets):
+                length = first[16 * n]
+                if 1 <= length <= 15 and _KIND.fullmatch(first[16 * n + 1 : 16 * n + 1 + length]):
+                    ctr = Cipher(algorithms.AES(key), modes.CTR(data[i : i + 12] + b"\x00\x00\x00\x02"))
+                    found.append(ctr.decryptor().update(data[i + 12 : i + 12 + _WINDOW]))
     return found
 
 
@@ -109,9 +112,8 @@ def opened_canaries(snapshots: Iterable[Snapshot], keys: list[bytes], canaries: 
             if digest in done:
                 continue
             done.add(digest)
-            for key in keys:
-                for plaintext in decrypted_records(data, key):
-                    seen |= {c for c in canaries if any(s in plaintext for s in spellings_of(c))}
+            for plaintext in decrypted_records(data, keys):
+                seen |= {c for c in canaries if any(s in plaintext for s in spellings_of(c))}
     return seen
 
 
@@ -262,3 +264,79 @@ def test_every_byte_the_vault_ever_held_opens_nothing_after_the_copy(tmp_path, m
         kept,
     }
     assert any(name.endswith("-journal") and any(data) for s in held for name, data in s.items())
+
+
+# -- the raw device: a loop-mounted ext4 image, free blocks and ext4's journal included -----------
+
+
+def _run(*args: str) -> bool:
+    return subprocess.run(args, capture_output=True, check=False, timeout=60).returncode == 0
+
+
+@pytest.fixture
+def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A 16 MiB ext4 file system (the default ``data=ordered``, with its journal), loop-mounted."""
+    image, mount = tmp_path / "device.img", tmp_path / "mnt"
+    mount.mkdir()
+    with image.open("wb") as f:
+        f.truncate(16 << 20)
+    if not (
+        shutil.which("mkfs.ext4")
+        and _run("mkfs.ext4", "-q", "-F", str(image))
+        and _run("mount", "-o", "loop", str(image), str(mount))
+    ):
+        pytest.skip("this machine cannot loop-mount an ext4 image (needs root and a loop device)")
+    try:
+        yield image, mount
+    finally:
+        _run("umount", str(mount))
+
+
+def changed_since(data: bytes, base: bytes, block: int = 1024) -> bytes:
+    """``data`` with every block that still holds what it held in ``base`` zeroed: only what
+    was written after the copy is searched (what the copy held, the copy already shows)."""
+    zero = bytes(block)
+    return b"".join(
+        zero if data[at : at + block] == base[at : at + block] else data[at : at + block]
+        for at in range(0, len(data), block)
+    )
+
+
+def test_raw_device_image_holds_nothing_the_border_copy_opens(ext4: tuple[Path, Path]) -> None:
+    image, mount = ext4
+    directory = mount / "burner"
+    passphrase = "the passphrase taken later"
+    with (
+        Vault.create(directory, passphrase, rng=SystemRandom(), kdf=FAST_TEST_KDF) as v,
+        v.transaction() as tx,
+    ):
+        tx.put("message", b"old", b"PRECOPY-message " * 20)
+    os.sync()
+    border = image.read_bytes()  # the whole device, imaged at the border
+    t_keys = record_keys((directory / "vault.key").read_bytes(), passphrase)
+
+    deleted = [f"CANARY-{n}-on-the-raw-device-{'y' * n}" for n in range(4)]
+    live: bytes = b""
+    live_keys: list[bytes] = []
+    for n, canary in enumerate(deleted):
+        with Vault.open(directory, passphrase, rng=SystemRandom()) as v:
+            with v.transaction() as tx:
+                tx.put("message", f"m{n}".encode(), canary.encode() * (1 + 30 * n))
+            if n == len(deleted) - 1:
+                os.sync()
+                live, live_keys = (
+                    image.read_bytes(),
+                    record_keys((directory / "vault.key").read_bytes(), passphrase),
+                )
+            with v.transaction() as tx:
+                tx.delete("message", f"m{n}".encode())
+    final_keys = record_keys((directory / "vault.key").read_bytes(), passphrase)
+    _run("umount", str(mount))
+    seized = image.read_bytes()
+
+    after = {"device": changed_since(seized, border)}
+    assert opened_canaries([after], t_keys, deleted) == set()
+    assert opened_canaries([after], final_keys, deleted) == set()
+    assert grep([{"device": seized}], deleted) == set()
+    # Control: through the file system, the examiner finds a live record under its own key.
+    assert opened_canaries([{"device": changed_since(live, border)}], live_keys, deleted) == {deleted[-1]}

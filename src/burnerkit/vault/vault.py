@@ -376,11 +376,15 @@ class VaultTransaction:
             VaultError: if the database write failed.
         """
         vault = self._live()
-        vault._record_keys().row_id(kind, key)
-        if vault._get(kind, key) is None:
-            return False
-        vault._before_write(self)
         row_id = vault._record_keys().row_id(kind, key)
+        with vault._lock, _storage_errors():
+            found = (
+                vault._connection().execute("SELECT 1 FROM records WHERE row_id = ?", (row_id,)).fetchone()
+            )
+        if found is None:
+            return False  # deleting nothing writes nothing, and rotates nothing
+        vault._before_write(self)
+        row_id = vault._record_keys().row_id(kind, key)  # the key may have rotated
         with vault._lock, _storage_errors():
             vault._connection().execute("DELETE FROM records WHERE row_id = ?", (row_id,))
         vault._forget(row_id)
@@ -1013,17 +1017,10 @@ class Vault:
         with self._lock:
             self._record_keys().row_id(kind, key)  # bad input is refused before any I/O
             with self._reading():
-                keys = self._record_keys()
-                row_id = keys.row_id(kind, key)
-                with _storage_errors():
-                    row = self._connection().execute(_SELECT[self._layout], (row_id,)).fetchone()
-                if row is None:
-                    return None
-                opened = (
-                    keys.open_row(row_id, bytes(row[0]))
-                    if self._layout == SCHEMA_VERSION
-                    else keys.open_row_v1(row_id, bytes(row[1]), bytes(row[0]))
-                )
+                row_id = self._record_keys().row_id(kind, key)  # under the snapshot's key
+                opened = self._fetch(row_id)
+            if opened is None:
+                return None
             if opened[0] != kind:
                 raise VaultCorruptedError("a vault record failed authentication")
             return opened[2]
@@ -1035,22 +1032,24 @@ class Vault:
                 index = self._index
                 assert index is not None
                 if None in index.values():
+                    # A row that does not open could be of any kind: no listing is complete.
                     raise VaultCorruptedError("a vault record failed authentication")
-                keys = self._record_keys()
-                conn = self._connection()
                 found = []
                 for row_id in [r for r, k in index.items() if k == kind]:
-                    with _storage_errors():
-                        row = conn.execute(_SELECT[self._layout], (row_id,)).fetchone()
-                    if row is None:
+                    opened = self._fetch(row_id)
+                    if opened is None or opened[0] != kind:
                         raise VaultCorruptedError("a vault record failed authentication")
-                    opened = (
-                        keys.open_row(row_id, bytes(row[0]))
-                        if self._layout == SCHEMA_VERSION
-                        else keys.open_row_v1(row_id, bytes(row[1]), bytes(row[0]))
-                    )
                     found.append((opened[1], opened[2]))
                 return found
+
+    def _fetch(self, row_id: bytes) -> tuple[str, bytes, bytes] | None:
+        """Read and open the row ``row_id`` of either layout, or ``None`` if there is none."""
+        with _storage_errors():
+            row = self._connection().execute(_SELECT[self._layout], (row_id,)).fetchone()
+        if row is None:
+            return None
+        kind_tag = bytes(row[1]) if self._layout == _SCHEMA_V1 else None
+        return _open(self._record_keys(), row_id, bytes(row[0]), kind_tag)
 
     def __repr__(self) -> str:
         return f"Vault({'open' if self._conn is not None else 'closed'})"

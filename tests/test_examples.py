@@ -63,7 +63,7 @@ def test_messenger_api_example_pairs_chats_and_burns(tmp_path):
             "safety codes match: True",
             "burned bob: 1 relay queues deleted",
         ]
-        assert not (tmp_path / "homes" / "bob" / "bob").exists()
+        assert not (tmp_path / "homes" / "bob").exists()  # the home goes with its last burner
     finally:
         relay.send_signal(signal.SIGTERM)
         assert relay.wait(timeout=20) == 0

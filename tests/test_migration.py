@@ -11,11 +11,15 @@ carry the conversation both ways.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from burnerkit.app.home import Home
+from burnerkit.app.messenger import Messenger
 from burnerkit.crypto.rng import SystemRandom
+from burnerkit.errors import NotFoundError, VaultLockedError
 from burnerkit.protocol.events import MessageReceived
 from burnerkit.protocol.ratchet import DoubleRatchet
 from burnerkit.protocol.session import Role, Session
@@ -95,3 +99,44 @@ def test_old_states_still_talk_to_each_other():
         _, ratchet = session_ratchet_state(data)
         assert ratchet[0] == 2
         assert load(data).to_bytes() == data
+
+
+# -- a home of the previous version: directories named after their burners (docs/protocol.md §15.1) --
+
+HOME_V1 = json.loads((Path(__file__).parent / "migration_data" / "home_v1.json").read_text(encoding="utf-8"))
+ALICE_PASS, BOB_PASS = "the passphrase of alice", "the passphrase of bob"  # carol's is alice's
+
+
+def _home_v1(root: Path) -> Home:
+    for relative, data in HOME_V1["files"].items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes.fromhex(data))
+    return Home(root)
+
+
+def test_home_v1_opens_by_name_and_its_directories_become_random_ids(tmp_path):
+    home = _home_v1(tmp_path / "home")
+    assert sorted(path.name for path in home.root.iterdir()) == ["alice", "bob", "carol"]
+    with Messenger.open(home, "alice", ALICE_PASS) as alice:
+        assert alice.info().name == "alice"
+    # The first unlock renamed every directory; no name is left in a path.
+    left = sorted(path.name for path in home.root.iterdir())
+    assert len(left) == 3
+    assert all(re.fullmatch(r"[a-z2-7]{26}", name) for name in left)
+    with Messenger.open(home, "bob", BOB_PASS) as bob:
+        assert bob.info().name == "bob"
+    with Messenger.open(home, "alice", ALICE_PASS) as alice:
+        assert alice.info().name == "alice"
+    with pytest.raises(VaultLockedError):
+        Messenger.open(home, "alice", BOB_PASS)
+
+
+def test_home_v1_interrupted_burn_under_its_old_marker_completes(tmp_path):
+    home = _home_v1(tmp_path / "home")
+    assert (home.root / "carol" / "BURNING").is_file()
+    with pytest.raises(NotFoundError, match="burner 'carol' was being burned; the burn is now complete"):
+        Messenger.open(home, "carol", ALICE_PASS)
+    assert home.count() == 2
+    assert sorted(info.name for info in Messenger.survey(home, ALICE_PASS)) == ["alice"]
+    assert sorted(info.name for info in Messenger.survey(home, BOB_PASS)) == ["bob"]

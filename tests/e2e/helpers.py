@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.e2e import zygote
 from tests.integration.harness import Lines
 
 #: Seconds one ``burner`` step may take before the test fails.
@@ -87,20 +88,27 @@ class Running:
 class Person:
     """Someone with a home directory and a passphrase, typing ``burner`` commands."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, *, exec: bool = False) -> None:
         self.name = name
         self.home = root / name
         self.passphrase = f"the passphrase of {name}"
         #: ``$BURNER_RELAY_TIMEOUT`` for this person's commands, when set
         self.relay_timeout: float | None = None
+        #: Exec every step (a fresh interpreter) rather than fork it from the zygote.
+        self.exec = exec
 
     def __repr__(self) -> str:
         return f"Person({self.name!r})"
 
     @property
     def directory(self) -> Path:
-        """The directory of this person's burner (named after the person)."""
-        return self.home / self.name
+        """The directory of this person's one burner: a random id, never the name (§15.1).
+
+        Once the burner is burned (none left), a path that does not exist.
+        """
+        found = burner_directories(self.home)
+        assert len(found) <= 1, f"{self.name} has {len(found)} burners: {found}"
+        return found[0] if found else self.home / "no-burner"
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("BURNER_")}
@@ -115,8 +123,9 @@ class Person:
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> Running:
         """Start ``burner ARGS`` in the background."""
-        process = subprocess.Popen(
+        process = zygote.popen(
             [sys.executable, "-m", "burnerkit", *args],
+            exec=self.exec,
             env=self.env(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -156,8 +165,9 @@ class Follower:
     """
 
     def __init__(self, person: Person) -> None:
-        self.process = subprocess.Popen(
+        self.process = zygote.popen(
             [sys.executable, "-m", "burnerkit", "inbox", "--follow", "--json"],
+            exec=person.exec,
             env=person.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -252,6 +262,21 @@ def spellings_of(secret: str) -> list[bytes]:
     """``secret`` as bytes might hold it: UTF-8, UTF-16-LE and hex (both cases)."""
     raw = secret.encode()
     return [raw, secret.encode("utf-16-le"), raw.hex().encode(), raw.hex().upper().encode()]
+
+
+def burner_directories(home: Path) -> list[Path]:
+    """The directories of the burners in ``home`` (each a random id)."""
+    return sorted(path for path in home.iterdir() if path.is_dir()) if home.exists() else []
+
+
+def burn_marker(directory: Path) -> Path:
+    """Where a crashed burn's marker would be: a file in the burner's directory named by an id."""
+    return directory / ("m" * 26)
+
+
+def is_burning(directory: Path) -> bool:
+    """Whether ``directory`` holds a burn marker (any file but the vault's own)."""
+    return any(not path.name.startswith("vault.") for path in directory.iterdir() if path.is_file())
 
 
 def files_under(root: Path) -> list[Path]:

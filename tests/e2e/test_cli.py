@@ -249,29 +249,29 @@ def test_repairing_a_taken_name_without_a_terminal_needs_replace(
 # -- list -------------------------------------------------------------------------------------------
 
 
-def test_list_shows_expiry_only_when_it_can_unlock(
+def test_list_names_only_the_burners_the_passphrase_opens(
     burner: Burner, tmp_path: Path, relay: RelayProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
-    mint(tmp_path, "home", relay.url).close()  # a burner "home" in home/home, 7 days
+    mint(tmp_path, "home", relay.url).close()  # a burner "home" in home/<id>, 7 days
     Messenger.create(
         Home(home), "other", "another passphrase", relay_url=relay.url, kdf=FAST_TEST_KDF
     ).close()
     listed = burner(home, "list", "--json").json()
-    assert [item["name"] for item in listed] == ["home", "other"]
-    assert listed[1]["expires_at"] is None  # $BURNER_PASSPHRASE does not unlock it
+    assert [item["name"] for item in listed] == ["home", None]  # $BURNER_PASSPHRASE opens one
+    assert listed[1]["expires_at"] is None
     assert 0 < listed[0]["expires_at"] - time.time() <= 7 * 86400
     text = burner(home, "list").out.splitlines()
     assert text[0].startswith("home  expires ")
     assert text[0].endswith("(in 6d 23h)")
-    assert text[1] == "other  (expiry unknown: the passphrase did not unlock it)"
+    assert text[1:] == ["1 burner that this passphrase does not open"]
 
-    monkeypatch.delenv("BURNER_PASSPHRASE")  # names only: no passphrase, no question
-    assert burner(home, "list", "--json").json() == [
-        {"name": "home", "expires_at": None},
-        {"name": "other", "expires_at": None},
-    ]
-    assert burner(home, "list").out == "home\nother\n"
+    monkeypatch.delenv("BURNER_PASSPHRASE")  # no passphrase, no question: how many, no name
+    assert burner(home, "list", "--json").json() == [{"name": None, "expires_at": None}] * 2
+    assert burner(home, "list").out == (
+        f"2 burners in {home}; names are sealed: add --unlock (or set $BURNER_PASSPHRASE) "
+        "to list those a passphrase opens\n"
+    )
 
 
 # -- docs/cli.md and the exit codes ----------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_every_exit_code_the_cli_gives_is_in_the_table() -> None:
 
 def test_on_a_terminal_remove_asks_first_and_spinners_show(paired: tuple[Path, Path]) -> None:
     alice, _ = paired
-    declined = Terminal(alice, "contacts", "remove", "bob")
+    declined = Terminal(alice, "contacts", "remove", "bob", "--burner", "alice")
     declined.expect("passphrase for alice: ")
     declined.type(PASS)
     declined.expect("[y/N]: ")
@@ -314,7 +314,7 @@ def test_on_a_terminal_remove_asks_first_and_spinners_show(paired: tuple[Path, P
     assert "burner: nothing changed" in seen
 
     accepted = Terminal(alice, "contacts", "remove", "bob")
-    accepted.expect("passphrase for alice: ")
+    accepted.expect("passphrase: ")  # no name given: the home's only burner, whose name is sealed
     accepted.type(PASS)
     accepted.expect("[y/N]: ")
     accepted.type("y")

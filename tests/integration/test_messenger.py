@@ -75,7 +75,7 @@ def test_expired_burner_refuses_even_when_the_clock_is_turned_back(tmp_path: Pat
         asyncio.run(expired.receive())
     report = asyncio.run(expired.burn())  # burning is what an expired burner may still do
     assert report.queues_failed == 0
-    assert not (tmp_path / "alice" / "alice").exists()
+    assert not (tmp_path / "alice").exists()  # the home goes with its last burner
     bob.close()
 
 

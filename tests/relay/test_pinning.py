@@ -229,7 +229,7 @@ def test_ws_to_another_machine_needs_insecure(tmp_path: Path) -> None:
         UsageError, match=r"^ws:// sends to relay\.example\.org unencrypted: use wss://, or --insecure"
     ):
         Messenger.create(home, "alice", PASS, relay_url="ws://relay.example.org:7000", kdf=FAST_TEST_KDF)
-    assert home.names() == []  # nothing was made
+    assert home.slots() == []  # nothing was made
     with pytest.raises(UsageError, match="unencrypted"):
         asyncio.run(Messenger.check_relay("ws://10.0.0.7:7000"))
     with Messenger.create(

@@ -241,13 +241,13 @@ async def test_burn_needs_the_name_and_then_leaves_with_what_it_did(tmp_path: Pa
         assert "shred the vault's key" in text
         await pilot.press(*"bob", "enter")
         await until(pilot, lambda: "nothing was burned" in shown(app, "#dialog-status"), "refused")
-        assert (tmp_path / "alice" / "alice").exists()
+        assert Home(tmp_path / "alice").count() == 1
         app.screen.query_one("#burn-name", Input).value = ""
         await pilot.press(*"alice", "enter")
         await until(pilot, lambda: app.return_value is not None, "the app leaves")
     # Her queue for bob, and the short link's (kept until its invitation would expire).
     assert app.return_value == "burned alice: vault shredded, 2 relay queue(s) deleted"
-    assert not (tmp_path / "alice" / "alice").exists()
+    assert not (tmp_path / "alice").exists()  # the home goes with its last burner
     bob.close()
 
 

@@ -38,12 +38,13 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Final, Self
 
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
-from burnerkit.app.home import BURNING_MARKER, Home, check_name
+from burnerkit.app.home import Home, check_name, clear_burning, is_burning, mark_burning
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
     RecordReader,
@@ -104,6 +105,7 @@ from burnerkit.errors import (
     RemoteProtocolError,
     UsageError,
     VaultError,
+    VaultLockedError,
 )
 from burnerkit.protocol.envelope import EnvelopeType, envelope_type
 from burnerkit.protocol.handshake import Invitation, accept_invitation, create_invitation
@@ -154,6 +156,7 @@ class Messenger:
         name: str,
         vault: Vault,
         *,
+        directory: Path,
         clock: Clock,
         rng: Random,
         relay_timeout: float,
@@ -163,6 +166,8 @@ class Messenger:
         self.home = home
         self.name = name
         self._vault = vault
+        #: The burner's directory: a random id under the home, never its name (§15.1).
+        self._directory = directory
         self._clock = clock
         self._rng = rng
         self._relay_timeout = relay_timeout
@@ -196,11 +201,17 @@ class Messenger:
         relay_timeout: float = 10.0,
         connect_timeout: float = CONNECT_TIMEOUT,
         insecure: bool = False,
+        name_checked: bool = False,
     ) -> Messenger:
         """Mint a new burner: its vault, its profile and expiry. No relay is contacted.
 
         Check the relay first with :meth:`check_relay` (``burner new`` does). A ``ws://``
         relay URL to a host other than this machine needs ``insecure``.
+
+        The burner's directory gets a random id; its name goes into the sealed profile
+        (docs/protocol.md §15.1). The name must be new among the burners this passphrase
+        opens, so each burner already in the home costs one passphrase derivation, unless
+        ``name_checked`` says the caller just ran :meth:`check_new` with this passphrase.
 
         Raises:
             UsageError: a bad name, relay URL (docs/protocol.md §14.13) or lifetime.
@@ -209,9 +220,11 @@ class Messenger:
         rng = SystemRandom() if rng is None else rng
         if lifetime <= 0:
             raise UsageError("a burner's lifetime must be positive")
-        cls.check_new(home, name, relay_url, insecure=insecure)
-        directory = home.directory(name)
+        cls.check_new(
+            home, name, relay_url, insecure=insecure, passphrase=None if name_checked else passphrase, rng=rng
+        )
         home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory = home.new_directory(rng)
         kwargs = {} if kdf is None else {"kdf": kdf}
         vault = Vault.create(directory, passphrase, rng=rng, **kwargs)
         now = int(clock())
@@ -221,6 +234,7 @@ class Messenger:
             home,
             name,
             vault,
+            directory=directory,
             clock=clock,
             rng=rng,
             relay_timeout=relay_timeout,
@@ -228,11 +242,21 @@ class Messenger:
         )
 
     @staticmethod
-    def check_new(home: Home, name: str, relay_url: str, *, insecure: bool = False) -> None:
+    def check_new(
+        home: Home,
+        name: str,
+        relay_url: str,
+        *,
+        insecure: bool = False,
+        passphrase: str | None = None,
+        rng: Random | None = None,
+    ) -> None:
         """What :meth:`create` checks before it makes anything: the name, and the relay URL.
 
-        ``burner new`` calls it before it checks the relay and asks for a passphrase, so
-        that a name already taken is said first.
+        ``burner new`` calls it before it checks the relay, so that a name already taken
+        is said first. Without ``passphrase`` only what the disk can say: a burner of the
+        previous version has a directory named after it. With it, also that no burner
+        this passphrase opens holds ``name``: one derivation per burner of the home.
 
         Raises:
             UsageError: a bad name or relay URL (docs/protocol.md §14.13).
@@ -240,8 +264,23 @@ class Messenger:
         """
         check_name(name)
         check_relay_url(relay_url, insecure=insecure)
-        if home.directory(name).exists():
+        if any(slot.name == name for slot in home.slots()):
             raise AlreadyExistsError(f"a burner named {name!r} already exists in {home.root}")
+        if passphrase is None:
+            return
+        rng = SystemRandom() if rng is None else rng
+        renamed = home.migrate(rng)
+        for slot in home.trial_order(home.slots(), rng):
+            if is_burning(slot):
+                continue
+            try:
+                other = Vault.open(slot, passphrase)
+            except VaultError:
+                continue
+            with other:
+                held = _held_name(other, renamed.get(slot))
+            if held == name:
+                raise AlreadyExistsError(f"a burner named {name!r} already exists in {home.root}")
 
     @staticmethod
     async def check_relay(
@@ -277,32 +316,73 @@ class Messenger:
         allow_expired: bool = False,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> Messenger:
-        """Unlock a burner (the home's only one when ``name`` is None).
+        """Unlock the burner called ``name`` (the home's only one when ``name`` is None).
 
-        A burn that was interrupted is finished first, and the burner is then gone.
+        No name is on disk (docs/protocol.md §15.1), so the passphrase is tried on the
+        home's vaults in a random order until one opens and holds that name: a derivation
+        per vault tried, at most one per burner in the home. A burn that was interrupted
+        is finished when its directory comes up (its relay queues deleted first if the
+        passphrase opens it); if it was the burner asked for, that burner is then gone.
 
         Raises:
-            NotFoundError: no such burner (or it was burned).
-            VaultLockedError: wrong passphrase or damaged vault.
+            UsageError: a bad name, or no name and several burners.
+            NotFoundError: no burner at all, or the one asked for was being burned.
+            VaultLockedError: no vault of the home opens with this passphrase and holds
+                that name; one message for a wrong passphrase and an unknown name alike.
             IdentityExpiredError: the burner is past its expiry (unless ``allow_expired``).
         """
-        name = home.pick(name)
-        directory = home.directory(name)
         rng = SystemRandom() if rng is None else rng
-        if (directory / BURNING_MARKER).exists():
-            cls._resume_burn(home, name, passphrase, clock=clock, rng=rng, relay_timeout=relay_timeout)
-            raise NotFoundError(f"burner {name!r} was being burned; the burn is now complete")
-        vault = Vault.open(directory, passphrase)
+        home.check_choice(name)
+        renamed = home.migrate(rng)
+        first = [slot for slot, old in renamed.items() if old == name]
+        failure: VaultError | None = None
+        found: tuple[Path, Vault, str] | None = None
+        for slot in home.trial_order(home.slots(), rng, first=first):
+            if is_burning(slot):
+                burned = cls._resume_burn(
+                    home, slot, passphrase, clock=clock, rng=rng, relay_timeout=relay_timeout
+                )
+                if name is None or burned == name:
+                    what = "the burner" if burned is None else f"burner {burned!r}"
+                    raise NotFoundError(f"{what} was being burned; the burn is now complete")
+                continue
+            try:
+                vault = Vault.open(slot, passphrase)
+            except VaultLockedError:
+                continue
+            except VaultError as exc:  # it opened, then turned out damaged
+                if name is None:
+                    raise
+                failure = failure or exc
+                continue
+            try:
+                held = _held_name(vault, renamed.get(slot))
+            except BaseException:
+                vault.close()
+                raise
+            if name is None or held == name:
+                found = slot, vault, held or ""
+                break
+            vault.close()
+        if found is None:
+            if failure is not None:
+                raise failure
+            if name is None:
+                raise VaultLockedError
+            raise VaultLockedError(f"no burner named {name!r} opens with this passphrase")
+        directory, vault, held = found
         messenger = cls(
             home,
-            name,
+            held,
             vault,
+            directory=directory,
             clock=clock,
             rng=rng,
             relay_timeout=relay_timeout,
             connect_timeout=connect_timeout,
         )
         try:
+            messenger._adopt_legacy_name(renamed.get(directory))
             messenger._advance_clock()
             if not allow_expired:
                 messenger._check_alive()
@@ -313,23 +393,82 @@ class Messenger:
         return messenger
 
     @classmethod
+    def survey(
+        cls,
+        home: Home,
+        passphrase: str,
+        *,
+        clock: Clock = time.time,
+        rng: Random | None = None,
+        relay_timeout: float = 10.0,
+    ) -> list[BurnerInfo]:
+        """What ``burner list`` shows under a passphrase: every burner it opens, by name.
+
+        Each burner of the home costs one derivation. Interrupted burns met on the way are
+        finished (as :meth:`open` does) and not listed. Nothing is written to the vaults
+        that open: this only reads their profiles.
+
+        Raises:
+            VaultError: a vault opened with this passphrase and then turned out damaged.
+        """
+        rng = SystemRandom() if rng is None else rng
+        renamed = home.migrate(rng)
+        out: list[BurnerInfo] = []
+        for slot in home.trial_order(home.slots(), rng):
+            if is_burning(slot):
+                cls._resume_burn(home, slot, passphrase, clock=clock, rng=rng, relay_timeout=relay_timeout)
+                continue
+            try:
+                vault = Vault.open(slot, passphrase)
+            except VaultLockedError:
+                continue
+            with vault:
+                data = vault.get("profile", _PROFILE_KEY)
+                if data is None:  # an unfinished mint: nothing to show, and nothing to burn by name
+                    continue
+                profile = Profile.from_bytes(data)
+                name = renamed.get(slot) or profile.name
+                contacts = len(vault.items("contact"))
+            out.append(BurnerInfo(name, profile.relay_url, profile.created_at, profile.expires_at, contacts))
+        return sorted(out, key=lambda info: info.name)
+
+    @classmethod
     def _resume_burn(
-        cls, home: Home, name: str, passphrase: str, *, clock: Clock, rng: Random, relay_timeout: float
-    ) -> None:
+        cls,
+        home: Home,
+        directory: Path,
+        passphrase: str,
+        *,
+        clock: Clock,
+        rng: Random,
+        relay_timeout: float,
+    ) -> str | None:
         """Finish a burn a crash interrupted: relay queues first (if the vault still opens), then shred.
 
         The owner already chose to burn, so a vault that no longer opens (its key already
-        shredded, or a wrong passphrase) is shredded all the same; its relay queues then
+        shredded, or another passphrase) is shredded all the same; its relay queues then
         stay until the relay's own expiry, unlinkable without the key.
+
+        Returns:
+            The burner's name, when the passphrase opened its vault.
         """
-        directory = home.directory(name)
         vault: Vault | None = None
         if Vault.exists(directory):
             with contextlib.suppress(VaultError):
                 vault = Vault.open(directory, passphrase)
+        held: str | None = None
         if vault is not None:
-            messenger = cls(home, name, vault, clock=clock, rng=rng, relay_timeout=relay_timeout)
             try:
+                held = _held_name(vault, None)
+                messenger = cls(
+                    home,
+                    held or "",
+                    vault,
+                    directory=directory,
+                    clock=clock,
+                    rng=rng,
+                    relay_timeout=relay_timeout,
+                )
                 # open() is synchronous and may be called from a running event loop: the
                 # relay calls get a loop of their own in a worker thread.
                 with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
@@ -337,7 +476,8 @@ class Messenger:
                 vault.destroy()
             finally:
                 vault.close()
-        finish_burn(home, name)
+        finish_burn(home, directory)
+        return held
 
     def close(self) -> None:
         """Lock the vault; the messenger is unusable afterwards."""
@@ -351,6 +491,15 @@ class Messenger:
 
     def __repr__(self) -> str:
         return f"Messenger({self.name!r})"
+
+    def _adopt_legacy_name(self, legacy: str | None) -> None:
+        """Keep the name a burner of the previous version went by (its directory's) in its profile."""
+        if legacy is None:
+            return
+        with self._vault.transaction() as tx:
+            data = tx.get("profile", _PROFILE_KEY)
+            if data is not None and Profile.from_bytes(data).name != legacy:
+                tx.put("profile", _PROFILE_KEY, replace(Profile.from_bytes(data), name=legacy).to_bytes())
 
     # -- time and expiry ------------------------------------------------------------------------
 
@@ -1574,11 +1723,10 @@ class Messenger:
         queues that cannot be deleted (relay unreachable) are counted, not retried: the
         vault key is gone either way, and without it nobody can read or link them.
         """
-        directory = self.home.directory(self.name)
-        (directory / BURNING_MARKER).touch(mode=0o600)
+        mark_burning(self._directory, self._rng)
         deleted, failed = await self._delete_owned_queues()
         self._vault.destroy()
-        finish_burn(self.home, self.name)
+        finish_burn(self.home, self._directory)
         return BurnReport(self.name, deleted, failed)
 
     async def _delete_owned_queues(self) -> tuple[int, int]:
@@ -1636,15 +1784,26 @@ class Messenger:
         self._purge_expired()
 
 
-def finish_burn(home: Home, name: str) -> None:
-    """Shred what is left of a burner's directory (no passphrase needed) and remove it."""
-    directory = home.directory(name)
+def finish_burn(home: Home, directory: Path) -> None:
+    """Shred what is left of a burner's directory (no passphrase needed) and remove it.
+
+    The marker goes last, after the vault's files, so a crash before it leaves a burn
+    that the next start finishes; then the directory goes, and the home too if that was
+    its last burner (docs/protocol.md §15.1).
+    """
     Vault.shred(directory)
-    marker = directory / BURNING_MARKER
-    with contextlib.suppress(FileNotFoundError):
-        marker.unlink()
+    clear_burning(directory)
     with contextlib.suppress(OSError):
         directory.rmdir()
+    home.remove_if_empty()
+
+
+def _held_name(vault: Vault, legacy: str | None) -> str | None:
+    """The name of the burner in ``vault``: its old directory's, else its profile's (None: no profile yet)."""
+    if legacy is not None:
+        return legacy
+    data = vault.get("profile", _PROFILE_KEY)
+    return None if data is None else Profile.from_bytes(data).name
 
 
 def _orphan_link_queue(tx: VaultTransaction, invite: Invite) -> None:

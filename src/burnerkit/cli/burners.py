@@ -14,10 +14,10 @@ import typer
 from burnerkit.cli.context import HomeOpt, JsonOpt, open_messenger, relay_timeout
 from burnerkit.cli.output import console, err_console, print_json, remaining, spinner, stamp
 from burnerkit.cli.passphrase import ENV_PASSPHRASE, ask_passphrase
-from burnerkit.errors import NotFoundError, RelayError, RelayUnavailableError, UsageError, VaultError
+from burnerkit.errors import RelayError, RelayUnavailableError, UsageError
 
 if TYPE_CHECKING:
-    from burnerkit.app.home import Home
+    from burnerkit.app.views import BurnerInfo
 
 __all__ = ["burn", "list_burners", "new", "register"]
 
@@ -61,10 +61,13 @@ def new(
             f"warning: {ENV_FAST_KDF}=1: this vault's passphrase is cheap to guess (tests only)"
         )
     Messenger.check_new(resolved, name, relay, insecure=insecure)
+    passphrase = ask_passphrase(name, new=True)
+    if resolved.count():  # a name is unique among the burners one passphrase opens
+        with spinner("checking the name against the burners this passphrase opens…", quiet=json_out):
+            Messenger.check_new(resolved, name, relay, insecure=insecure, passphrase=passphrase)
     if not offline:
         with spinner(f"checking the relay at {relay.partition('#')[0]}…", quiet=json_out):
             _check_relay(relay, insecure=insecure)
-    passphrase = ask_passphrase(name, new=True)
     with (
         spinner(f"sealing {name}'s vault…", quiet=json_out),
         Messenger.create(
@@ -76,6 +79,7 @@ def new(
             kdf=kdf,
             relay_timeout=relay_timeout(),
             insecure=insecure,
+            name_checked=True,
         ) as messenger,
     ):
         info = messenger.info()
@@ -115,63 +119,57 @@ def _check_relay(url: str, *, insecure: bool) -> None:
 
 def list_burners(
     unlock: Annotated[
-        bool, typer.Option("--unlock", help="Ask each burner's passphrase to show its expiry.")
+        bool, typer.Option("--unlock", help="Ask a passphrase and list the burners it opens.")
     ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List the burners in the home, with their expiry when they can be unlocked.
+    """Count the home's burners; with a passphrase, list those it opens, with their expiry.
 
-    Without a passphrase only the names can be read: a burner's expiry is sealed in its
-    vault. It is shown when $BURNER_PASSPHRASE is set (for the burners it unlocks) or
-    with --unlock, which asks for each burner's passphrase.
+    Nothing on disk names a burner (docs/protocol.md §15.1): a burner's name and expiry
+    are sealed in its vault. They are shown for the burners $BURNER_PASSPHRASE opens, or
+    with --unlock, which asks for a passphrase; each burner of the home costs one
+    derivation of it. Without a passphrase, only how many burners the home holds.
     """
     from burnerkit.app.home import Home
 
     resolved = Home.resolve(home)
-    names = resolved.names()
-    expiries: dict[str, int | None] = {}
-    if unlock or ENV_PASSPHRASE in os.environ:
-        for name in list(names):
-            try:
-                expiries[name] = _expiry(resolved, name)
-            except NotFoundError:  # an interrupted burn, which opening it just finished
-                names.remove(name)
-    if json_out:
-        print_json([{"name": name, "expires_at": expiries.get(name)} for name in names])
-    elif not names:
-        console.print(f"no burners in {resolved.root}")
+    opened: list[BurnerInfo] = []
+    if resolved.count() and (unlock or ENV_PASSPHRASE in os.environ):
+        from burnerkit.app.messenger import Messenger
+
+        passphrase = ask_passphrase(None)
+        with spinner("unlocking…", quiet=json_out):
+            opened = Messenger.survey(resolved, passphrase, relay_timeout=relay_timeout())
+        sealed = resolved.count() - len(opened)  # after the survey: it finishes interrupted burns
+        asked = True
     else:
-        now = time.time()
-        for name in names:
-            expires_at = expiries.get(name)
-            if name not in expiries:
-                console.print(name, markup=False)
-            elif expires_at is None:
-                console.print(f"{name}  (expiry unknown: the passphrase did not unlock it)", markup=False)
-            else:
-                when = f"{stamp(expires_at)} ({remaining(expires_at, now)})"
-                console.print(f"{name}  expires {when}", markup=False)
+        sealed = resolved.count()
+        asked = False
+    if json_out:
+        # One entry per burner of the home, as before; a name no passphrase opened is null.
+        entries = [{"name": info.name, "expires_at": info.expires_at} for info in opened]
+        print_json(entries + [{"name": None, "expires_at": None} for _ in range(sealed)])
+        return
+    if not opened and not sealed:
+        console.print(f"no burners in {resolved.root}", markup=False)
+        return
+    now = time.time()
+    for info in opened:
+        when = f"{stamp(info.expires_at)} ({remaining(info.expires_at, now)})"
+        console.print(f"{info.name}  expires {when}", markup=False)
+    if sealed and asked:
+        console.print(f"{_burners(sealed)} that this passphrase does not open", markup=False)
+    elif sealed:
+        console.print(
+            f"{_burners(sealed)} in {resolved.root}; names are sealed: "
+            "add --unlock (or set $BURNER_PASSPHRASE) to list those a passphrase opens",
+            markup=False,
+        )
 
 
-def _expiry(home: Home, name: str) -> int | None:
-    """When burner ``name`` expires, or None if its passphrase did not unlock it.
-
-    Raises:
-        NotFoundError: it was being burned (opening it finished the burn).
-        UsageError: no terminal to ask for its passphrase on.
-    """
-    from burnerkit.app.messenger import Messenger
-
-    passphrase = ask_passphrase(name)
-    try:
-        with (
-            spinner(f"unlocking {name}…"),
-            Messenger.open(home, name, passphrase, allow_expired=True) as messenger,
-        ):
-            return messenger.info().expires_at
-    except VaultError:  # another burner's passphrase, or a damaged vault: only the name is shown
-        return None
+def _burners(count: int) -> str:
+    return f"{count} burner" + ("" if count == 1 else "s")
 
 
 def burn(
@@ -185,15 +183,11 @@ def burn(
     """Destroy a burner: delete its relay queues, crypto-shred its vault, remove its files."""
     import asyncio
 
-    from burnerkit.app.home import Home
-
     if not yes:
         raise UsageError("burning cannot be undone: add --yes")
-    resolved = Home.resolve(home)
-    picked = resolved.pick(name)
     with (
-        open_messenger(home, picked, allow_expired=True, quiet=json_out) as messenger,
-        spinner(f"deleting {picked}'s relay queues…", quiet=json_out),
+        open_messenger(home, name, allow_expired=True, quiet=json_out) as messenger,
+        spinner(f"deleting {messenger.name}'s relay queues…", quiet=json_out),
     ):
         report = asyncio.run(messenger.burn())
     if json_out:

@@ -22,8 +22,8 @@ def chat(burner: BurnerOpt = None, home: HomeOpt = None) -> None:
     from burnerkit.tui.app import ChatApp
 
     resolved = Home.resolve(home)
-    if burner is not None or len(resolved.names()) <= 1:
-        burner = resolved.pick(burner)  # no burner at all: say so before drawing anything
+    if burner is not None or resolved.count() <= 1:
+        resolved.check_choice(burner)  # no burner at all: say so before drawing anything
     app = ChatApp(resolved, burner, passphrase=os.environ.get(ENV_PASSPHRASE), relay_timeout=relay_timeout())
     farewell = app.run()
     if app.error is not None:

@@ -52,7 +52,9 @@ def open_messenger(
 ) -> Messenger:
     """Unlock the burner the options name, asking for its passphrase.
 
-    A spinner shows while the passphrase is stretched, unless ``quiet`` (``--json``).
+    Nothing on disk names a burner, so the passphrase is asked before the name can be
+    found: the Messenger tries it on the home's vaults (docs/protocol.md §15.1). A spinner
+    shows while the passphrase is stretched, unless ``quiet`` (``--json``).
     """
     # Imported here, as in every command: the Messenger pulls in cryptography, the vault
     # and websockets, which --help and --version never need (see cli/main.py).
@@ -60,11 +62,13 @@ def open_messenger(
     from burnerkit.app.messenger import Messenger
 
     resolved = Home.resolve(home)
-    name = resolved.pick(burner)
-    passphrase = ask_passphrase(name)
+    resolved.check_choice(burner)
+    passphrase = ask_passphrase(burner)
     timeout = relay_timeout()
-    with spinner(f"unlocking {name}…", quiet=quiet):
-        return Messenger.open(resolved, name, passphrase, relay_timeout=timeout, allow_expired=allow_expired)
+    with spinner(f"unlocking {burner or 'the burner'}…", quiet=quiet):
+        return Messenger.open(
+            resolved, burner, passphrase, relay_timeout=timeout, allow_expired=allow_expired
+        )
 
 
 def confirm(question: str, *, refusal: str) -> None:

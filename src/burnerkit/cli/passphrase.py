@@ -17,8 +17,8 @@ ENV_PASSPHRASE = "BURNER_PASSPHRASE"  # noqa: S105 - the variable's name, not a 
 _MIN_LENGTH = 8
 
 
-def ask_passphrase(burner: str, *, new: bool = False) -> str:
-    """The passphrase of ``burner``, from the environment or a hidden prompt.
+def ask_passphrase(burner: str | None, *, new: bool = False) -> str:
+    """The passphrase of ``burner`` (None: unnamed), from the environment or a hidden prompt.
 
     Raises:
         UsageError: no terminal to ask on and no ``$BURNER_PASSPHRASE``; a new passphrase
@@ -30,7 +30,7 @@ def ask_passphrase(burner: str, *, new: bool = False) -> str:
             raise UsageError(f"a passphrase needs at least {_MIN_LENGTH} characters")
         return env
     try:
-        first = getpass.getpass(f"passphrase for {burner}: ")
+        first = getpass.getpass("passphrase: " if burner is None else f"passphrase for {burner}: ")
         if new:
             if len(first) < _MIN_LENGTH:
                 raise UsageError(f"a passphrase needs at least {_MIN_LENGTH} characters")

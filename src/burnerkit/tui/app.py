@@ -1,7 +1,8 @@
 """The chat app: screens, keys, and the one unlocked Messenger they share.
 
-Flow: which burner (if the home holds several and none was named), its passphrase
-(once; the derivation in a thread), then the main screen. The app's return value is
+Flow: the passphrase (once; the derivations in a thread), which burner (if the home
+holds several, none was named and the passphrase opens more than one: no name is on
+disk, so the passphrase comes first), then the main screen. The app's return value is
 the line ``burner chat`` prints on the way out (after a burn).
 """
 
@@ -18,7 +19,7 @@ from burnerkit.errors import BurnerError, NotFoundError
 from burnerkit.tui.screens.alerts import AlertItem
 from burnerkit.tui.screens.help import HelpScreen
 from burnerkit.tui.screens.main import MainScreen
-from burnerkit.tui.screens.unlock import ChooseBurnerScreen, UnlockScreen
+from burnerkit.tui.screens.unlock import UnlockScreen
 from burnerkit.tui.words import LocalTime
 
 __all__ = ["ChatApp"]
@@ -90,19 +91,13 @@ class ChatApp(App[str]):
             self.unlocked(self.messenger)
             return
         try:
-            names = self.home.names()
-            if self.burner is None and len(names) > 1:
-                self.push_screen(ChooseBurnerScreen(names), self._chosen)
-                return
-            self._chosen(self.home.pick(self.burner))
+            if self.burner is not None or self.home.count() <= 1:
+                self.home.check_choice(self.burner)
         except BurnerError as exc:
             self.error = exc
             self.exit(return_code=1)
-
-    def _chosen(self, name: str | None) -> None:
-        if name is not None:
-            self.burner = name
-            self.push_screen(UnlockScreen(name))
+            return
+        self.push_screen(UnlockScreen(self.burner))
 
     def unlocked(self, messenger: Messenger) -> None:
         """The burner is open: on to the main screen."""

@@ -1,14 +1,23 @@
-"""Where burners live (app/home.py): resolution order, listing, picking, names."""
+"""Where burners live (app/home.py): resolution order, directories by id, burn markers, names."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from burnerkit.app import home as home_module
-from burnerkit.app.home import BURNING_MARKER, Home, check_name
+from burnerkit.app.home import (
+    LEGACY_BURNING_MARKER,
+    Home,
+    check_name,
+    clear_burning,
+    is_burning,
+    mark_burning,
+)
+from burnerkit.crypto.rng import SystemRandom
 from burnerkit.errors import NotFoundError, UsageError
 
 
@@ -86,67 +95,109 @@ def test_platform_default_windows(clean_env: Path, monkeypatch: pytest.MonkeyPat
     assert Home.resolve().root == tmp_path / "roaming" / "burnerkit"
 
 
-# -- names, directory ---------------------------------------------------------------------
+# -- slots, count, migrate -------------------------------------------------------------------
+
+ID = "a" * 26  # the shape of a directory id: 26 of a-z 2-7
 
 
-def test_names_of_a_missing_home_is_empty(tmp_path: Path) -> None:
-    assert Home(tmp_path / "nowhere").names() == []
+def test_slots_of_a_missing_home_is_empty(tmp_path: Path) -> None:
+    assert Home(tmp_path / "nowhere").slots() == []
+    assert Home(tmp_path / "nowhere").count() == 0
 
 
-def test_names_lists_only_directories_with_a_vault_or_a_burn_marker(tmp_path: Path) -> None:
-    make_burner(tmp_path, "bravo")
-    make_burner(tmp_path, "alpha")
-    make_burner(tmp_path, "burning", BURNING_MARKER)
+def test_slots_are_directories_with_a_vault_or_a_burn_marker(tmp_path: Path) -> None:
+    one = make_burner(tmp_path, ID)
+    legacy = make_burner(tmp_path, "alpha")  # the previous version's: named after the burner
+    burning = make_burner(tmp_path, "b" * 26, "c" * 26)  # a burn marker: a file named by an id
+    old_burning = make_burner(tmp_path, "bravo", LEGACY_BURNING_MARKER)
     make_burner(tmp_path, "no-vault", "vault.sqlite")  # a database without its header
     (tmp_path / "empty").mkdir()
     (tmp_path / "a-file").write_bytes(b"")
-    make_burner(tmp_path, "Upper")  # not a valid name
+    make_burner(tmp_path, "Upper")  # not a name this code ever made
     make_burner(tmp_path, ".hidden")
-    assert Home(tmp_path).names() == ["alpha", "bravo", "burning"]
+    assert Home(tmp_path).slots() == sorted([one, legacy, burning, old_burning])
+    assert Home(tmp_path).count() == 4
 
 
-def test_names_ignores_a_marker_that_is_a_file_name_of_the_home(tmp_path: Path) -> None:
+def test_slots_ignore_a_vault_header_that_is_a_file_of_the_home(tmp_path: Path) -> None:
     (tmp_path / "vault.key").write_bytes(b"")
-    assert Home(tmp_path).names() == []
+    assert Home(tmp_path).slots() == []
 
 
-def test_directory_checks_the_name(tmp_path: Path) -> None:
-    assert Home(tmp_path).directory("trip-1") == tmp_path / "trip-1"
-    with pytest.raises(UsageError):
-        Home(tmp_path).directory("../escape")
+def test_new_directory_is_a_fresh_random_id(tmp_path: Path) -> None:
+    rng = SystemRandom()
+    first, second = Home(tmp_path).new_directory(rng), Home(tmp_path).new_directory(rng)
+    assert first.parent == second.parent == tmp_path
+    assert first != second
+    for path in (first, second):
+        assert re.fullmatch(r"[a-z2-7]{26}", path.name)
+        assert not path.exists()
 
 
-# -- pick -----------------------------------------------------------------------------------
+def test_migrate_renames_directories_named_after_burners_and_leaves_ids(tmp_path: Path) -> None:
+    one = make_burner(tmp_path, ID)
+    make_burner(tmp_path, "alpha")
+    renamed = Home(tmp_path).migrate(SystemRandom())
+    assert list(renamed.values()) == ["alpha"]
+    (moved,) = renamed
+    assert (moved / "vault.key").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([ID, moved.name])
+    assert one.is_dir()
+    assert Home(tmp_path).migrate(SystemRandom()) == {}
 
 
-def test_pick_with_no_burner(tmp_path: Path) -> None:
+def test_burn_marker_is_an_id_and_is_cleared(tmp_path: Path) -> None:
+    directory = make_burner(tmp_path, ID)
+    assert not is_burning(directory)
+    mark_burning(directory, SystemRandom())
+    assert is_burning(directory)
+    (marker,) = (path for path in directory.iterdir() if path.name != "vault.key")
+    assert re.fullmatch(r"[a-z2-7]{26}", marker.name)
+    mark_burning(directory, SystemRandom())  # marked already: no second marker
+    assert len(list(directory.iterdir())) == 2
+    clear_burning(directory)
+    assert not is_burning(directory)
+    assert [path.name for path in directory.iterdir()] == ["vault.key"]
+
+
+def test_trial_order_puts_first_first_and_the_rest_in_every_order(tmp_path: Path) -> None:
+    slots = [tmp_path / name for name in "abcde"]
+    rng = SystemRandom()
+    seen = {tuple(Home.trial_order(slots, rng)) for _ in range(200)}
+    assert all(sorted(order) == slots for order in seen)
+    assert len(seen) > 1  # 120 orders: 200 draws giving one is a broken shuffle
+    assert Home.trial_order(slots, rng, first=[slots[3]])[0] == slots[3]
+
+
+# -- check_choice ---------------------------------------------------------------------------
+
+
+def test_check_choice_with_no_burner(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="no burner in"):
-        Home(tmp_path).pick(None)
-    with pytest.raises(NotFoundError, match="no burner named"):
-        Home(tmp_path).pick("alpha")
+        Home(tmp_path).check_choice(None)
+    with pytest.raises(NotFoundError, match="no burner in"):
+        Home(tmp_path).check_choice("alpha")
 
 
-def test_pick_with_one_burner(tmp_path: Path) -> None:
-    make_burner(tmp_path, "alpha")
-    assert Home(tmp_path).pick(None) == "alpha"
-    assert Home(tmp_path).pick("alpha") == "alpha"
-    with pytest.raises(NotFoundError):
-        Home(tmp_path).pick("bravo")
+def test_check_choice_with_one_burner(tmp_path: Path) -> None:
+    make_burner(tmp_path, ID)
+    Home(tmp_path).check_choice(None)
+    Home(tmp_path).check_choice("anyone")  # which name it holds only the passphrase says
 
 
-def test_pick_with_two_burners(tmp_path: Path) -> None:
-    make_burner(tmp_path, "alpha")
-    make_burner(tmp_path, "bravo", BURNING_MARKER)
+def test_check_choice_with_two_burners(tmp_path: Path) -> None:
+    make_burner(tmp_path, ID)
+    make_burner(tmp_path, "b" * 26, "c" * 26)
     with pytest.raises(UsageError, match="2 burners") as info:
-        Home(tmp_path).pick(None)
+        Home(tmp_path).check_choice(None)
     assert type(info.value) is UsageError  # not NotFoundError, its subclass
-    assert Home(tmp_path).pick("bravo") == "bravo"
+    Home(tmp_path).check_choice("bravo")
 
 
-def test_pick_checks_the_name_first(tmp_path: Path) -> None:
-    make_burner(tmp_path, "alpha")
+def test_check_choice_checks_the_name_first(tmp_path: Path) -> None:
+    make_burner(tmp_path, ID)
     with pytest.raises(UsageError, match="name must be") as info:
-        Home(tmp_path).pick("../alpha")
+        Home(tmp_path).check_choice("../alpha")
     assert type(info.value) is UsageError
 
 

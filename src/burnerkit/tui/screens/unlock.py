@@ -1,7 +1,9 @@
-"""Unlocking: which burner (when the home holds several), then its passphrase, once.
+"""Unlocking: the passphrase, once, then which burner (when it opens several).
 
 The Argon2 derivation takes a second or more on purpose, so it runs in a thread worker
 while the screen says "unlocking…"; a wrong passphrase shows the error and asks again.
+No burner's name is on disk (docs/protocol.md §15.1): with several burners and none
+named, the passphrase is tried on each and the names it opens are offered.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.worker import WorkerFailed
 
 from burnerkit.app.messenger import Messenger
-from burnerkit.errors import BurnerError, VaultError
+from burnerkit.errors import BurnerError, VaultError, VaultLockedError
 
 if TYPE_CHECKING:
     from burnerkit.tui.app import ChatApp
@@ -47,13 +49,14 @@ class UnlockScreen(Screen[None]):
 
     app: ChatApp
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str | None) -> None:
         super().__init__()
         self.burner = name
 
     def compose(self) -> ComposeResult:  # noqa: D102
+        title = "Unlock a burner" if self.burner is None else f"Unlock burner {self.burner}"
         with Vertical(id="unlock-box"):
-            yield Label(f"Unlock burner {self.burner}", id="unlock-title")
+            yield Label(title, id="unlock-title")
             yield Input(password=True, placeholder="passphrase, then Enter", id="passphrase")
             yield Static("", id="unlock-status")
         yield Footer()
@@ -75,22 +78,37 @@ class UnlockScreen(Screen[None]):
 
     async def _open(self, passphrase: str) -> None:
         app = self.app
-        worker = self.run_worker(
-            lambda: Messenger.open(
-                app.home, self.burner, passphrase, clock=app.clock, relay_timeout=app.relay_timeout
-            ),
-            thread=True,
-            exit_on_error=False,
-        )
+        worker = self.run_worker(lambda: self._open_or_list(passphrase), thread=True, exit_on_error=False)
         try:
-            messenger = await worker.wait()
+            opened = await worker.wait()
         except WorkerFailed as failed:
             error = failed.error
             if not isinstance(error, BurnerError):
                 raise
             self._refused(error)
             return
-        app.unlocked(messenger)
+        if isinstance(opened, Messenger):
+            app.unlocked(opened)
+        else:
+            app.push_screen(ChooseBurnerScreen(opened), lambda name: self._chosen(name, passphrase))
+
+    def _open_or_list(self, passphrase: str) -> Messenger | list[str]:
+        """The burner asked for, unlocked; or the names the passphrase opens, to choose from."""
+        app = self.app
+        burner = self.burner
+        if burner is None and app.home.count() > 1:
+            found = Messenger.survey(app.home, passphrase, clock=app.clock, relay_timeout=app.relay_timeout)
+            if not found:
+                raise VaultLockedError
+            if len(found) > 1:
+                return [info.name for info in found]
+            burner = found[0].name
+        return Messenger.open(app.home, burner, passphrase, clock=app.clock, relay_timeout=app.relay_timeout)
+
+    def _chosen(self, name: str | None, passphrase: str) -> None:
+        if name is not None:
+            self.burner = name
+            self._unlock(passphrase)
 
     def _refused(self, error: BurnerError) -> None:
         field = self.query_one("#passphrase", Input)

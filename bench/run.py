@@ -34,7 +34,7 @@ from pathlib import Path
 
 import cryptography
 
-from . import cli_startup, connections, crypto_limit, peer_doubleratchet, relay, vault_epochs
+from . import cli_startup, connections, crypto_limit, home_unlock, peer_doubleratchet, relay, vault_epochs
 
 __all__ = ["OURS_REQUIRED", "main"]
 
@@ -310,6 +310,8 @@ def measure_all(settings: Settings) -> dict[str, float]:
     figures.update(connections.measure(settings.quick))
     print("  the vault's unlock and key rotation ...", flush=True)
     figures.update(vault_epochs.measure(settings.quick))
+    print(f"  unlocking by name in a home of 1 and {home_unlock.BURNERS} burners ...", flush=True)
+    figures.update(home_unlock.measure(settings.quick))
     return figures
 
 
@@ -508,6 +510,12 @@ def markdown_report(
     lines += [
         vault_epochs.METHOD.format(
             records=vault_epochs.RECORDS, quick=vault_epochs.QUICK_ROUNDS, full=vault_epochs.FULL_ROUNDS
+        ),
+        "",
+    ]
+    lines += [
+        home_unlock.METHOD.format(
+            burners=home_unlock.BURNERS, quick=home_unlock.QUICK_ROUNDS, full=home_unlock.FULL_ROUNDS
         ),
         "",
     ]

@@ -140,3 +140,14 @@ def test_home_v1_interrupted_burn_under_its_old_marker_completes(tmp_path):
     assert home.count() == 2
     assert sorted(info.name for info in Messenger.survey(home, ALICE_PASS)) == ["alice"]
     assert sorted(info.name for info in Messenger.survey(home, BOB_PASS)) == ["bob"]
+
+
+def test_home_v1_directory_renamed_by_hand_keeps_the_name_it_went_by(tmp_path):
+    home = _home_v1(tmp_path / "home")
+    (home.root / "alice").rename(home.root / "trip")  # the old version called a burner by its directory
+    with Messenger.open(home, "trip", ALICE_PASS) as trip:
+        assert trip.info().name == "trip"  # moved into the sealed profile
+    with Messenger.open(home, "trip", ALICE_PASS) as trip:
+        assert trip.info().name == "trip"
+    with pytest.raises(VaultLockedError, match="no burner named 'alice'"):
+        Messenger.open(home, "alice", ALICE_PASS)

@@ -13,12 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import zygote
 from tests.integration.harness import RelayProcess, Relays
 
 # Connections opened together are spread over up to 2 s (docs/protocol.md §14.13a): the
 # suites turn that off to stay fast, here and in every burner and relay process they start.
 # Tests of the spread itself set it per Messenger.
 os.environ.setdefault("BURNER_CONNECT_JITTER", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _zygote() -> Iterator[None]:
+    """Stop this worker's fork server for ``burner`` steps (tests/e2e/zygote.py) at the end."""
+    yield
+    zygote.shutdown()
 
 
 @pytest.fixture

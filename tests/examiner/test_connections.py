@@ -8,7 +8,8 @@ these bytes are the relay's own view of who asked for what on which connection: 
 of its operator, of whoever seizes it running, and of a tap on the link.
 
 Alice pairs with bob, carol and dave, messages go both ways, alice follows (the loop of
-``burner chat``) while they write, then she burns. Every queue id on the wire is named by
+``burner chat``) while they write, then she burns; in a second run the relay restarts while
+she follows, and every connection comes back on its own. Every queue id on the wire is named by
 the pair of people whose conversation it carries; the defence holds if no connection ever
 names two conversations. The same run with one shared connection (the old behaviour, still
 a setting) shows that the examination finds the link when it is there.
@@ -30,7 +31,7 @@ from burnerkit.app.ledger import all_contacts
 from burnerkit.app.messenger import Messenger
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.relay.protocol import ClientTransmission, Sub, decode_client_frame
-from tests.integration.harness import Capture, RelayProcess, TcpProxy
+from tests.integration.harness import Capture, RelayProcess, Relays, TcpProxy
 
 PASS = "correct horse battery"
 CONTACTS = ("bob", "carol", "dave")
@@ -87,6 +88,13 @@ def client_messages(stream: bytes) -> tuple[bytes, list[bytes]]:
                 messages.append(bytes(partial))
                 partial.clear()
     return stream[:head_end], messages
+
+
+def subscribes(capture: Capture) -> bool:
+    """Whether this connection has sent a SUB yet (so it had its HELLO: it connected)."""
+    if b"\r\n\r\n" not in capture.up:
+        return False
+    return any(isinstance(tx.command, Sub) for tx in wire_of(capture).commands)
 
 
 def wire_of(capture: Capture) -> Wire:
@@ -218,3 +226,51 @@ def test_handshake_names_no_client_library(per_contact: Run) -> None:
         assert names == _NEEDED_HEADERS, sorted(names)
         for word in (b"python", b"websockets", b"user-agent", b"burner"):
             assert word not in wire.request.lower(), word
+
+
+async def restart_scenario(root: Path, relay: RelayProcess) -> Run:
+    """Alice follows her three contacts across a relay restart; returns what the relay read."""
+    async with TcpProxy(lambda: relay.port) as proxy:
+        people = {
+            name: Messenger.create(Home(root / name), name, PASS, relay_url=proxy.url, kdf=FAST_TEST_KDF)
+            for name in ("alice", *CONTACTS)
+        }
+        alice = people["alice"]
+        alice.connections.policy = ConnectionPolicy(jitter=0)
+        try:
+            for name in CONTACTS:
+                view = await alice.invite(name, short=False)
+                await people[name].accept(view.long_link, "alice")
+            assert sorted((await alice.receive()).new_contacts) == sorted(CONTACTS)
+            heard: list[str] = []
+            follow = asyncio.create_task(
+                alice.follow(lambda news: heard.extend(m.text for m in news.messages))
+            )
+            opened = len(proxy.captures)
+
+            def subscribed() -> int:
+                return sum(subscribes(capture) for capture in proxy.captures[opened:])
+
+            await until(lambda: subscribed() == len(CONTACTS), "alice subscribing on her connections")
+            before = len(proxy.captures)
+            await relay.astop()
+            await relay.astart()  # same port, same store: every connection must come back by itself
+            for name in CONTACTS:
+                await people[name].send("alice", f"after the restart, {name}")
+            await until(lambda: len(heard) == len(CONTACTS), "alice hearing from all three again")
+            assert len(proxy.captures) > before + len(CONTACTS)  # reconnections, not the old ones
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+            owners = conversations(people)
+        finally:
+            for person in people.values():
+                person.close()
+        captures = list(proxy.captures)
+    return Run([wire_of(capture) for capture in captures], owners)
+
+
+def test_reconnections_after_a_relay_restart_keep_contacts_apart(tmp_path: Path, relays: Relays) -> None:
+    """The connections that all broke at once come back each with one contact's queues alone."""
+    run = asyncio.run(restart_scenario(tmp_path, relays.start()))
+    linked = [found for wire in run.wires if len(found := named(run, wire)) > 1]
+    assert linked == [], f"connections naming several conversations: {linked}"

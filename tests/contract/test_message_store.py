@@ -101,18 +101,6 @@ def sqlite_of(store: MessageStore) -> SqliteStore | None:
     return inner if isinstance(inner, SqliteStore) else None
 
 
-def remembers(memory: StoredMessage | QueueMemory | None, sender_id: bytes, send_ids: list[bytes]) -> bool:
-    """Whether ``memory`` is an empty queue's: its sender id, and ``send_ids`` as its latest deletions.
-
-    A store may pad the window with random ids no SEND carries, older than any deletion
-    (SQLite's ring of 256, docs/protocol.md §14.8b): only its tail is the deletions'.
-    """
-    if not isinstance(memory, QueueMemory) or memory.sender_id != sender_id:
-        return False
-    window = memory.retired
-    return len(window) <= RETIRED_SEND_IDS and window[len(window) - len(send_ids) :] == send_ids
-
-
 @pytest_asyncio.fixture
 async def created(store: MessageStore) -> QueueRecord:
     queue = new_queue()
@@ -580,14 +568,14 @@ async def test_head_is_the_first_message_or_what_an_empty_queue_remembers(store:
     queue = new_queue()
     assert await store.head(queue.recipient_id) is None
     await store.create_queue(queue)
-    assert remembers(await store.head(queue.recipient_id), queue.sender_id, [])
+    assert await store.head(queue.recipient_id) == QueueMemory(queue.sender_id, [])
     first, second = new_message(b"1"), new_message(b"2")
     send_ids = [new_send_id(), new_send_id()]
     for message, send_id in zip((first, second), send_ids, strict=True):
         assert await put(store, queue, message, send_id=send_id) is PutResult.STORED
     assert await store.head(queue.recipient_id) == first
     assert await drain(store, queue.recipient_id) == [first, second]
-    assert remembers(await store.head(queue.recipient_id), queue.sender_id, send_ids)
+    assert await store.head(queue.recipient_id) == QueueMemory(queue.sender_id, send_ids)
 
 
 @pytest.mark.asyncio
@@ -600,7 +588,8 @@ async def test_retired_send_ids_join_the_window_as_the_latest_deletions(
     elsewhere = [new_send_id() for _ in range(RETIRED_SEND_IDS)]
     await store.retire_send_ids(created.recipient_id, elsewhere[:1])
     assert await put(store, created, new_message(), send_id=elsewhere[0]) is PutResult.DUPLICATE
-    assert remembers(await store.head(created.recipient_id), created.sender_id, [acked, elsewhere[0]])
+    head = await store.head(created.recipient_id)
+    assert head == QueueMemory(created.sender_id, [acked, elsewhere[0]])
     # The window keeps the latest 256 deletions, whoever made them.
     await store.retire_send_ids(created.recipient_id, elsewhere[1:])
     head = await store.head(created.recipient_id)

@@ -79,6 +79,10 @@ _WAL_HEADER: Final = 32
 _FRAME_HEADER: Final = 24
 #: Zeros written at once when a WAL is overwritten.
 _ZEROS: Final = bytes(1 << 20)
+#: The WAL is checkpointed (and zeroed) before it grows beyond this size, or beyond the
+#: size it has already: SQLite's own automatic checkpoints are off (after one of them the
+#: next write would start the log again over frames nobody zeroed).
+_WAL_BYTES: Final = 4 << 20
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
@@ -115,8 +119,15 @@ def _settle(answers: list[tuple[_Op, object, BaseException | None]]) -> None:
             op.future.set_exception(exc)
 
 
-def _zero_prefix(path: str, length: int) -> None:
-    """Overwrite the first ``length`` bytes of ``path`` (at most its size) with zeros, and sync them.
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # none yet; or unreadable, and then the checkpoint will say so
+        return 0
+
+
+def _zero_prefix(path: str, length: int | None) -> int:
+    """Overwrite the first ``length`` bytes of ``path`` (None: all) with zeros, sync them; its size.
 
     In place: the same blocks (on a file system that writes in place, docs/protocol.md
     §14.8b). A missing file has nothing to overwrite.
@@ -124,15 +135,17 @@ def _zero_prefix(path: str, length: int) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        return
+        return 0
     try:
-        length = min(length, os.fstat(fd).st_size)
+        size = os.fstat(fd).st_size
+        length = size if length is None else min(length, size)
         done = 0
         while done < length:
             done += os.pwrite(fd, _ZEROS[: min(len(_ZEROS), length - done)], done)
         os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
     finally:
         os.close(fd)
+    return size
 
 
 def _describe(exc: sqlite3.Error) -> str:
@@ -184,13 +197,17 @@ class SqliteStore:
         self._checkpoint_now = False  # a queue was deleted in this batch
         self._checkpointed_at = float("-inf")
         self._checkpoint_due: float | None = None
+        self._wal = self._path + "-wal"
+        self._wal_size = 0  # the WAL's size after the last checkpoint: it is zeros up to there
+        self._wal_zeroed = False  # False until a checkpoint zeroed the whole file
         self._rng = SystemRandom()
-        #: recipient id -> the ring slot its next retired send id goes to (oldest first).
-        #: In memory only: on disk nothing says which slot is the newest.
-        self._ring_next: dict[bytes, int] = {}
+        #: recipient id -> (the ring slot its next retired send id goes to, how many of the
+        #: slots before it this process wrote). In memory only: on disk nothing says which
+        #: slot is the newest, nor which slots hold a send id rather than random bytes.
+        self._ring_next: dict[bytes, tuple[int, int]] = {}
         #: (recipient id, slot before) of ring moves in the running transaction, to undo
         #: them with it; ``_savepoint`` marks where the running operation's begin.
-        self._ring_undo: list[tuple[bytes, int | None]] = []
+        self._ring_undo: list[tuple[bytes, tuple[int, int] | None]] = []
         self.commit_count = 0
 
     @classmethod
@@ -263,6 +280,7 @@ class SqliteStore:
             if str(mode).lower() != "wal":
                 raise StoreError("sqlite store needs a file that supports WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             # A batch of 64 puts dirties about 1 MiB of 16 KiB bodies, and each is read back:
             # holds up relay_write_through_vs_ws_echo.
             conn.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
@@ -346,6 +364,8 @@ class SqliteStore:
                 self._checkpoint_due = allowed
         elif self._deleted > deleted and self._checkpoint_due is None:
             self._checkpoint_due = max(allowed, now + self._checkpoint_within)
+        elif _size(self._wal) > max(self._wal_size, _WAL_BYTES):
+            self._checkpoint(conn)  # what SQLite's automatic checkpoint would do, zeroing included
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, object, BaseException | None]]] = {}
         for op, (value, exc) in zip(batch, outcome, strict=True):
             by_loop.setdefault(op.loop, []).append((op, value, exc))
@@ -389,11 +409,11 @@ class SqliteStore:
 
     def _undo_ring_moves(self, mark: int) -> None:
         while len(self._ring_undo) > mark:
-            recipient_id, slot = self._ring_undo.pop()
-            if slot is None:
+            recipient_id, place = self._ring_undo.pop()
+            if place is None:
                 self._ring_next.pop(recipient_id, None)
             else:
-                self._ring_next[recipient_id] = slot
+                self._ring_next[recipient_id] = place
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         """Copy the WAL into the database, then overwrite the frames it held with zeros, in place.
@@ -415,11 +435,19 @@ class SqliteStore:
         try:
             (busy, frames, copied) = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             if busy or frames != copied:
+                # A writer may yet start the log again over these frames once the reader
+                # is gone: the next checkpoint zeroes the whole file.
+                self._wal_zeroed = False
                 _log.warning("wal checkpoint could not finish: a reader holds an old snapshot")
                 return
-            if frames > 0:
+            if not self._wal_zeroed:
+                self._wal_size = _zero_prefix(self._wal, None)
+                self._wal_zeroed = True
+            elif frames > 0:
                 (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-                _zero_prefix(self._path + "-wal", _WAL_HEADER + frames * (_FRAME_HEADER + page_size))
+                # Past the log's end the file is zeros already: only this log's frames.
+                used = _WAL_HEADER + frames * (_FRAME_HEADER + page_size)
+                self._wal_size = _zero_prefix(self._wal, used)
         except (sqlite3.Error, OSError) as exc:
             name = _describe(exc) if isinstance(exc, sqlite3.Error) else type(exc).__name__
             _log.warning("wal checkpoint failed: %s", name)
@@ -439,26 +467,34 @@ class SqliteStore:
         if row is None:
             return
         ring = bytearray(row[0])
-        slot = self._ring_slot(recipient_id)
+        slot, known = self._ring_slot(recipient_id)
         for send_id in send_ids:
             if ring_has(ring, send_id):
                 continue
             ring[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = send_id
             slot = (slot + 1) % RETIRED_SEND_IDS
-        self._move_ring(recipient_id, slot)
+            known = min(known + 1, RETIRED_SEND_IDS)
+        self._move_ring(recipient_id, (slot, known))
         # The same size as before: SQLite overwrites the row in place.
         conn.execute("UPDATE queues SET send_ids = ? WHERE recipient_id = ?", (bytes(ring), recipient_id))
 
-    def _ring_slot(self, recipient_id: bytes) -> int:
-        slot = self._ring_next.get(recipient_id)
-        if slot is None:
-            slot = int.from_bytes(self._rng.random_bytes(2), "big") % RETIRED_SEND_IDS
-            self._move_ring(recipient_id, slot)
-        return slot
+    def _ring_slot(self, recipient_id: bytes, *, new: bool = False) -> tuple[int, int]:
+        """Where the queue's ring is written next, and how many slots before that are send ids.
 
-    def _move_ring(self, recipient_id: bytes, slot: int) -> None:
+        A ring this process made holds random bytes only; one from before it (a restart)
+        may hold send ids in any slot, and all of them count, so that a retry from before
+        the restart is still a duplicate.
+        """
+        place = self._ring_next.get(recipient_id)
+        if place is None:
+            slot = int.from_bytes(self._rng.random_bytes(2), "big") % RETIRED_SEND_IDS
+            place = (slot, 0 if new else RETIRED_SEND_IDS)
+            self._move_ring(recipient_id, place)
+        return place
+
+    def _move_ring(self, recipient_id: bytes, place: tuple[int, int]) -> None:
         self._ring_undo.append((recipient_id, self._ring_next.get(recipient_id)))
-        self._ring_next[recipient_id] = slot
+        self._ring_next[recipient_id] = place
 
     # -- the event-loop side --------------------------------------------------------------
 
@@ -531,7 +567,12 @@ class SqliteStore:
             StoreError: either id is already in use, or the store failed.
         """
         ring = new_ring(self._rng)
-        await self._call(lambda conn: insert_queue(conn, queue, ring))
+
+        def op(conn: sqlite3.Connection) -> None:
+            insert_queue(conn, queue, ring)
+            self._ring_slot(queue.recipient_id, new=True)
+
+        await self._call(op)
 
     async def queue_by_recipient(self, recipient_id: bytes) -> QueueRecord | None:
         """The queue with this recipient id, if any."""
@@ -657,9 +698,12 @@ class SqliteStore:
     async def head(self, recipient_id: bytes) -> StoredMessage | QueueMemory | None:
         """The oldest message; if none, what the queue remembers; None if there is no such queue.
 
-        What it remembers is its whole ring, oldest slot first: the send ids of its latest
-        deletions and, until 256 came, random ones no SEND carries. On the writer thread,
-        in order with the writes before it (a delete just acknowledged).
+        What it remembers: the send ids this process wrote into its ring, oldest first, if
+        this process made the queue; else its whole ring from a random slot (after a
+        restart nobody can tell its send ids from the random bytes around them, the relay
+        no more than an examiner). Write-behind keeps the list for each queue it holds:
+        short for a queue made since the start. On the writer thread, in order with the
+        writes before it (a delete just acknowledged).
         """
 
         def op(conn: sqlite3.Connection) -> StoredMessage | QueueMemory | None:
@@ -675,7 +719,8 @@ class SqliteStore:
             ).fetchone()
             if queue is None:
                 return None
-            return QueueMemory(bytes(queue[0]), ring_ids(bytes(queue[1]), self._ring_slot(recipient_id)))
+            slot, known = self._ring_slot(recipient_id)
+            return QueueMemory(bytes(queue[0]), ring_ids(bytes(queue[1]), slot)[RETIRED_SEND_IDS - known :])
 
         return await self._call(op)
 

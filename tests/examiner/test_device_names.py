@@ -168,6 +168,11 @@ def test_device_home_names_no_burner_and_no_contact(relay: RelayProcess, tmp_pat
     assert not device.home.exists()
 
 
+def _files(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``root``: its bytes and its modification time."""
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in files_under(root)}
+
+
 def _opens(directory: Path, passphrase: str) -> bool:
     from burnerkit.vault import Vault
 
@@ -182,6 +187,7 @@ def test_wrong_passphrase_and_unknown_name_get_one_error(relay: RelayProcess, tm
     device = Person(tmp_path / "people", "device")
     device.run("new", ALICE, "--relay", relay.url, "--offline", env={"BURNER_PASSPHRASE": ALICE_PASS})
     device.run("new", BOB, "--relay", relay.url, "--offline", env={"BURNER_PASSPHRASE": BOB_PASS})
+    before = _files(device.home)
     outcomes = [
         device.run("contacts", "--burner", name, expect=4, env={"BURNER_PASSPHRASE": passphrase})
         for name, passphrase in (
@@ -195,7 +201,9 @@ def test_wrong_passphrase_and_unknown_name_get_one_error(relay: RelayProcess, tm
         f"burner: no burner named '{ALICE}' opens with this passphrase",
         "burner: no burner named 'ghost' opens with this passphrase",
     ]
-    # Nothing was changed by the failed tries: the two burners still open, each by its name.
+    # Nothing was changed by the failed tries (not even bob's vault, which BOB_PASS opened to read
+    # its name): every file's bytes and times are as they were, and both burners still open.
+    assert _files(device.home) == before
     assert device.run("contacts", "--burner", ALICE, env={"BURNER_PASSPHRASE": ALICE_PASS}).returncode == 0
     assert device.run("contacts", "--burner", BOB, env={"BURNER_PASSPHRASE": BOB_PASS}).returncode == 0
 

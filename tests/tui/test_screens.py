@@ -77,6 +77,23 @@ async def test_several_burners_ask_which_and_the_environment_passphrase_skips_ty
         assert app.messenger.name == "work"
 
 
+async def test_several_burners_the_passphrase_opening_one_goes_straight_to_it(
+    tmp_path: Path, url: str
+) -> None:
+    both = Home(tmp_path / "home")
+    Messenger.create(both, "alice", PASS, relay_url=url, kdf=FAST_TEST_KDF, clock=Clock()).close()
+    Messenger.create(
+        both, "work", "another passphrase", relay_url=url, kdf=FAST_TEST_KDF, clock=Clock()
+    ).close()
+    app = ChatApp(both, passphrase=PASS, clock=Clock(), localtime=utc)
+    async with app.run_test(size=(80, 24)) as pilot:
+        # No name on disk: the passphrase comes first, and it opens one burner only.
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), "unlocked without a choice")
+        assert app.messenger is not None
+        assert app.messenger.name == "alice"
+        await until(pilot, lambda: connected(app), "the relay is connected")
+
+
 async def test_invite_shows_a_link_and_a_qr_within_80_columns_and_the_acceptor_becomes_a_contact(
     tmp_path: Path, url: str
 ) -> None:

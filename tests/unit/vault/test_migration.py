@@ -9,7 +9,12 @@ regenerated: they stand for vaults already on users' devices.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -84,3 +89,67 @@ def test_version_1_vault_is_upgraded_by_its_first_write(tmp_path: Path) -> None:
     assert not (directory / "vault.sqlite-wal").exists()
     with Vault.open(directory, VAULT_V1["passphrase"]) as vault:
         assert {**read_all(vault)} == expected
+
+
+UPGRADER = """
+    import os, sys
+    from pathlib import Path
+    from burnerkit.vault import Vault
+    directory, crash_at = Path(sys.argv[1]), int(sys.argv[2])
+    v = Vault.open(directory, sys.argv[3])
+    steps = 0
+    real_fsync = os.fsync
+    def fsync(fd):
+        global steps
+        real_fsync(fd)
+        steps += 1
+        if steps == crash_at:
+            os.kill(os.getpid(), 9)
+    os.fsync = fsync
+    with v.transaction() as tx:
+        tx.put("message", b"m3", b"the first write after the upgrade")
+    os.fsync = real_fsync
+    print("done", flush=True)
+"""
+# vault.key.tmp written, the directory, the old header's inode overwritten; COMMIT (SQLite's
+# own fsyncs); slot 0 overwritten; the journal zeroed and truncated.
+UPGRADE_STEPS = 6
+
+
+@pytest.mark.parametrize("crash_at", range(1, UPGRADE_STEPS + 2))
+def test_upgrade_killed_at_each_step_keeps_the_vault(tmp_path: Path, crash_at: int) -> None:
+    directory = vault_v1_dir(tmp_path)
+    src = Path(__file__).resolve().parents[3] / "src"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(UPGRADER),
+            str(directory),
+            str(crash_at),
+            VAULT_V1["passphrase"],
+        ],
+        env=dict(os.environ, PYTHONPATH=str(src)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if crash_at > UPGRADE_STEPS:
+        assert (proc.returncode, proc.stdout) == (0, "done\n"), proc.stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+    upgraded = crash_at > 3  # the COMMIT follows the header's three fsyncs
+    expected = vault_v1_records()
+    if upgraded:
+        expected[("message", b"m3")] = b"the first write after the upgrade"
+    with Vault.open(directory, VAULT_V1["passphrase"]) as vault:
+        assert read_all(vault) == expected
+        header = (directory / "vault.key").read_bytes()
+        if len(header) == 154:  # from the rename on: one key left once the open has tidied
+            assert sum(k is not None for k in open_header(header, VAULT_V1["passphrase"]).keys) == 1
+        with vault.transaction() as tx:
+            tx.put("message", b"m4", b"after the crash")
+    with Vault.open(directory, VAULT_V1["passphrase"]) as vault:
+        assert vault.get("message", b"m4") == b"after the crash"
+    assert len((directory / "vault.key").read_bytes()) == 154

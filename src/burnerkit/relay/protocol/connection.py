@@ -334,7 +334,8 @@ class ServerConnection(RelayConnection):
                 :meth:`refusal` of ``ErrorCode.CMD``.
             LocalProtocolError: before :meth:`greet`.
         """
-        self._require_open()
+        if self._state is not ConnectionState.OPEN:
+            self._require_open()  # raises
         transmission = decode_client_frame(frame)
         self._in_flight += 1
         return transmission

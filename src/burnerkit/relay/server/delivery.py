@@ -70,6 +70,10 @@ INBOX_TOTAL: Final = 4096
 class DeliveryState(enum.Enum):
     """Where a subscription stands."""
 
+    # Members are singletons: hashing by identity is C code, where Enum's own __hash__ is
+    # a Python call, made twice per transition by Subscription._go (holds up relay_vs_ws_echo).
+    __hash__ = object.__hash__
+
     #: nothing outstanding, and the queue's content unknown (a read failed): the next event reads
     UNKNOWN = enum.auto()
     #: a read of the store runs (nothing outstanding)
@@ -89,6 +93,8 @@ class DeliveryState(enum.Enum):
 @enum.unique
 class Event(enum.Enum):
     """What the shell tells a subscription (one method each)."""
+
+    __hash__ = object.__hash__  # as DeliveryState's
 
     SUBSCRIBED = enum.auto()
     STORED = enum.auto()

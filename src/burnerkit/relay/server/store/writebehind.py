@@ -74,13 +74,18 @@ class _Entry:
 
     def answer(self, exc: BaseException | None = None) -> None:
         """Its put gets its result and every retry DUPLICATE, or all of them ``exc``."""
-        for future, result in ((self.future, self.result), *((r, PutResult.DUPLICATE) for r in self.retries)):
-            if future.done():
-                continue
-            if exc is None:
-                future.set_result(result)
-            else:
-                future.set_exception(exc)
+        _settle(self.future, self.result, exc)
+        for retry in self.retries:
+            _settle(retry, PutResult.DUPLICATE, exc)
+
+
+def _settle(future: asyncio.Future[PutResult], result: PutResult, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
 
 
 class _Held:

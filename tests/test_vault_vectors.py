@@ -52,6 +52,10 @@ def rows(directory: Path) -> set[tuple[bytes, bytes]]:
         conn.close()
 
 
+def all_rows(records: list[dict[str, Any]]) -> set[tuple[bytes, bytes]]:
+    return {(h(row["row_id"]), h(row["sealed"])) for r in records for row in r["rows"]}
+
+
 def test_every_vault_vector_regenerates_byte_for_byte():
     assert build() == V
 
@@ -65,14 +69,14 @@ def test_vault_create_put_and_rotation_write_exactly_the_vectors(tmp_path: Path)
             with vault.transaction() as tx:
                 tx.put(record["kind"], h(record["key"]), h(record["value"]))
     assert (directory / "vault.key").read_bytes() == h(V["header"])
-    assert rows(directory) == {(h(r["row_id"]), h(r["sealed"])) for r in V["records"]}
+    assert rows(directory) == all_rows(V["records"])
 
     rotation = V["rotation"]
     rng = DeterministicRandom(h(rotation["seed"]))
     with Vault.open(directory, V["passphrase"], rng=rng) as vault, vault.transaction() as tx:
         tx.put(*AFTER_ROTATION)
     assert (directory / "vault.key").read_bytes() == h(rotation["header"])
-    assert rows(directory) == {(h(r["row_id"]), h(r["sealed"])) for r in rotation["records"]}
+    assert rows(directory) == all_rows(rotation["records"])
 
 
 def open_slot(kek: bytes, header: bytes, index: int) -> bytes:
@@ -111,13 +115,23 @@ def check_records(keys: dict[str, Any], records: list[dict[str, Any]]) -> None:
     assert hkdf_sha256(vault_key, b"burner/v1/vault/key-id", 16) == h(keys["key_id"])
     for r in records:
         kind, key, value = r["kind"].encode(), h(r["key"]), h(r["value"])
-        row_id = hmac.digest(index_key, b"\x01" + kind + b"\x00" + key, "sha256")
-        assert row_id == h(r["row_id"])
-        sealed = h(r["sealed"])
-        plaintext = AESGCM(record_key).decrypt(sealed[:12], sealed[12:], b"burner/v1/vault/record" + row_id)
+        head = hmac.digest(index_key, b"\x01" + kind + b"\x00" + key, "sha256")
+        ids = [head] + [
+            hmac.digest(index_key, b"\x03" + head + struct.pack(">I", n), "sha256")
+            for n in range(1, r["chunks"])
+        ]
+        assert [h(row["row_id"]) for row in r["rows"]] == ids
+        chunks = []
+        for row_id, row in zip(ids, r["rows"], strict=True):
+            sealed = h(row["sealed"])
+            assert len(sealed) == 12 + 512 + 16
+            chunks.append(
+                AESGCM(record_key).decrypt(sealed[:12], sealed[12:], b"burner/v1/vault/record" + row_id)
+            )
+        assert all(chunk[0] == 0 for chunk in chunks[1:])  # further chunks start with 0x00
         body = bytes([len(kind)]) + kind + bytes([len(key)]) + key + struct.pack(">I", len(value)) + value
-        assert len(plaintext) == r["padded_size"] >= 256
-        assert plaintext == body + bytes(r["padded_size"] - len(body))
+        joined = chunks[0] + b"".join(chunk[1:] for chunk in chunks[1:])
+        assert joined == body + bytes(len(joined) - len(body))
 
 
 def test_records_open_with_hmac_and_aesgcm_alone():
@@ -126,8 +140,8 @@ def test_records_open_with_hmac_and_aesgcm_alone():
     assert len(V["rotation"]["records"]) == len(V["records"]) + 1
 
 
-def test_vectors_cover_the_padding_buckets():
-    assert [r["padded_size"] for r in V["records"]] == [256, 256, 352]
+def test_vectors_cover_one_and_several_chunks():
+    assert [r["chunks"] for r in V["records"]] == [1, 1, 1, 3]
 
 
 def test_version_1_vectors_still_open():

@@ -8,10 +8,11 @@ header's version byte with it)::
 
 Everything is deterministic. Creation: one ``DeterministicRandom(SEED)`` stream, drawn in the
 order ``Vault.create`` and later ``put`` calls draw it (vault key, salt, slot 0's nonce, 60
-bytes for the empty slot 1, then one nonce per record). Rotation: the vault reopened with
+bytes for the empty slot 1, then one nonce per row of each record, a record being one or more
+512-byte chunks). Rotation: the vault reopened with
 ``DeterministicRandom(ROTATION_SEED)`` and one ``put``, drawn in the order ``Vault._rotate``
-draws (the new key, slot 1's nonce, one nonce per re-sealed record in the order of the old row
-ids, then the new record's nonce) and then ``Vault._tidy`` (60 bytes over slot 0). Argon2id runs
+draws (the new key, slot 1's nonce, the nonces of each re-sealed record in the order of the old
+head row ids, then the new record's) and then ``Vault._tidy`` (60 bytes over slot 0). Argon2id runs
 with ``FAST_TEST_KDF``. ``tests/test_vault_vectors.py`` rebuilds them byte for byte, checks that
 ``Vault`` writes the same files, and re-derives every value with argon2-cffi, pyca's AESGCM and
 ``hmac`` alone.
@@ -30,7 +31,7 @@ from burnerkit.crypto.aead import AeadKey
 from burnerkit.crypto.kdf import LABEL_VAULT_INDEX, LABEL_VAULT_RECORD, hkdf
 from burnerkit.crypto.passphrase import FAST_TEST_KDF, derive_key
 from burnerkit.crypto.rng import DeterministicRandom
-from burnerkit.vault.format import SLOT_SIZE, VAULT_KEY_SIZE, RecordKeys, padded_size, seal_header, seal_slot
+from burnerkit.vault.format import SLOT_SIZE, VAULT_KEY_SIZE, RecordKeys, chunk_count, seal_header, seal_slot
 
 __all__ = ["AFTER_ROTATION", "PASSPHRASE", "RECORDS", "ROTATION_SEED", "SEED", "build", "main"]
 
@@ -43,6 +44,7 @@ RECORDS: list[tuple[str, bytes, bytes]] = [
     ("contact", b"alice", b"alice's identity and session state"),
     ("setting", b"", b""),
     ("message", bytes(range(40)), bytes(range(256)) + b"0123456789" * 3),
+    ("message", b"long", b"a long message, three chunks " * 40),
 ]
 #: The record put after the vault is reopened: the first write of an unlock rotates the key.
 AFTER_ROTATION: tuple[str, bytes, bytes] = ("message", b"after", b"written under the second key")
@@ -60,15 +62,13 @@ def _keys(vault_key: bytes) -> dict[str, str]:
 def _record(
     keys: RecordKeys, kind: str, key: bytes, value: bytes, rng: DeterministicRandom
 ) -> dict[str, Any]:
-    record = keys.seal(kind, key, value, rng)
-    body_size = 1 + len(kind) + 1 + len(key) + 4 + len(value)
+    rows = keys.seal(kind, key, value, rng)
     return {
         "kind": kind,
         "key": key.hex(),
         "value": value.hex(),
-        "padded_size": padded_size(body_size),
-        "row_id": record.row_id.hex(),
-        "sealed": record.sealed.hex(),
+        "chunks": chunk_count(1 + len(kind) + 1 + len(key) + 4 + len(value)),
+        "rows": [{"row_id": r.row_id.hex(), "sealed": r.sealed.hex()} for r in rows],
     }
 
 
@@ -85,7 +85,7 @@ def build() -> dict[str, Any]:
     new_key = rng.random_bytes(VAULT_KEY_SIZE)
     slot_1 = seal_slot(AeadKey(kek), header[:34], 1, new_key, rng)
     new_keys = RecordKeys(new_key)
-    by_old_row = sorted(zip(records, RECORDS, strict=True), key=lambda pair: pair[0]["row_id"])
+    by_old_row = sorted(zip(records, RECORDS, strict=True), key=lambda pair: pair[0]["rows"][0]["row_id"])
     resealed = [_record(new_keys, kind, key, value, rng) for _, (kind, key, value) in by_old_row]
     resealed.append(_record(new_keys, *AFTER_ROTATION, rng))
     wiped_slot_0 = rng.random_bytes(SLOT_SIZE)

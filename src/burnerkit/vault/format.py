@@ -33,6 +33,7 @@ from __future__ import annotations
 import hmac
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,6 +51,7 @@ from burnerkit.crypto.rng import Random
 from burnerkit.errors import DecryptionError, VaultCorruptedError, VaultLockedError
 
 __all__ = [
+    "CHUNK_SIZE",
     "DATABASE_STEP",
     "HEADER_PREFIX_SIZE",
     "HEADER_SIZE",
@@ -63,6 +65,7 @@ __all__ = [
     "MAX_VALUE_SIZE",
     "MIN_PADDED_SIZE",
     "ROW_ID_SIZE",
+    "SEALED_CHUNK_SIZE",
     "SLOTS",
     "SLOT_SIZE",
     "VAULT_KEY_SIZE",
@@ -72,6 +75,7 @@ __all__ = [
     "RecordKeys",
     "SealedRecord",
     "check_kind",
+    "chunk_count",
     "check_record",
     "database_bucket",
     "header_version",
@@ -110,14 +114,21 @@ MAX_KIND_LENGTH: Final = 32
 MAX_KEY_SIZE: Final = 255
 #: 8 MiB: an attachment or a long history fits; a runaway caller does not fill the disk.
 MAX_VALUE_SIZE: Final = 8 << 20
-#: The smallest record bucket: every small record (a setting, a contact) looks the same.
+#: Version 1's smallest record bucket (Padmé above it); read for migration only.
 MIN_PADDED_SIZE: Final = 256
+#: Every row holds exactly this many bytes of a record: a record is one or more such chunks.
+CHUNK_SIZE: Final = 512
+#: A row's sealed bytes: nonce ‖ chunk ‖ tag.
+SEALED_CHUNK_SIZE: Final = NONCE_SIZE + CHUNK_SIZE + TAG_SIZE  # 540
 #: ``vault.sqlite`` grows in steps of at least 256 KiB (:func:`database_bucket`).
 DATABASE_STEP: Final = 256 << 10
 
 _KIND_RE: Final = re.compile(r"[a-z0-9_-]{1,32}", re.ASCII)
 _ROW_PREFIX: Final = b"\x01"
 _KIND_PREFIX: Final = b"\x02"
+_CHUNK_PREFIX: Final = b"\x03"
+# The first byte of every chunk but the head: a head starts with its kind's length (1-32).
+_CONTINUATION: Final = 0x00
 
 
 def header_version(header: bytes) -> int | None:
@@ -359,8 +370,15 @@ def database_bucket(size: int) -> int:
     return max(DATABASE_STEP, -(-size // step) * step)
 
 
+def chunk_count(body_size: int) -> int:
+    """How many rows a record body of ``body_size`` bytes takes: 512 in the head, 511 in each other."""
+    if body_size <= CHUNK_SIZE:
+        return 1
+    return 1 + -(-(body_size - CHUNK_SIZE) // (CHUNK_SIZE - 1))
+
+
 def padded_size(n: int) -> int:
-    """The bucket a plaintext of ``n`` bytes is padded to: Padmé, at least 256 bytes.
+    """Version 1's record bucket for a plaintext of ``n`` bytes: Padmé, at least 256 bytes.
 
     Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and Communication
     with PURBs", PETS 2019) rounds a length ``L`` so that only its top
@@ -415,8 +433,21 @@ class RecordKeys:
         """``HMAC(index_key, 0x02 ‖ kind)[:16]``: the clear kind tag of version 1 rows (read only)."""
         return hmac_sha256(self._index_key, _KIND_PREFIX + check_kind(kind))[:KIND_TAG_SIZE]
 
-    def seal(self, kind: str, key: bytes, value: bytes, rng: Random) -> SealedRecord:
-        """Seal one record; draws its 12-byte nonce from ``rng``.
+    def chunk_id(self, row_id: bytes, index: int) -> bytes:
+        """The row id of chunk ``index`` of the record whose head is ``row_id`` (§15.4).
+
+        ``row_id`` itself for the head (index 0), ``HMAC(index_key, 0x03 ‖ row_id ‖ u32(index))``
+        for the others: unlinkable to the head without the key.
+        """
+        if index == 0:
+            return row_id
+        return hmac_sha256(self._index_key, _CHUNK_PREFIX + row_id + index.to_bytes(4, "big"))
+
+    def seal(self, kind: str, key: bytes, value: bytes, rng: Random) -> list[SealedRecord]:
+        """Seal one record as rows of :data:`CHUNK_SIZE` bytes each; one nonce per row from ``rng``.
+
+        The head (chunk 0) holds the body's first 512 bytes; each further chunk a 0x00 byte and
+        the next 511; the last is padded with zeros.
 
         Raises:
             TypeError: if ``kind`` is not a ``str`` or ``key``/``value`` are not bytes.
@@ -435,35 +466,111 @@ class RecordKeys:
             + len(value).to_bytes(4, "big")
             + value
         )
-        plaintext = body + bytes(padded_size(len(body)) - len(body))
-        nonce = rng.random_bytes(NONCE_SIZE)
-        sealed = nonce + self._record_key.seal(nonce, plaintext, _record_ad(row_id))
-        return SealedRecord(row_id, sealed)
+        pieces = [body[:CHUNK_SIZE]]
+        for at in range(CHUNK_SIZE, len(body), CHUNK_SIZE - 1):
+            pieces.append(b"\x00" + body[at : at + CHUNK_SIZE - 1])
+        pieces[-1] += bytes(CHUNK_SIZE - len(pieces[-1]))
+        rows = []
+        for index, piece in enumerate(pieces):
+            chunk_id = self.chunk_id(row_id, index)
+            nonce = rng.random_bytes(NONCE_SIZE)
+            rows.append(
+                SealedRecord(chunk_id, nonce + self._record_key.seal(nonce, piece, _record_ad(chunk_id)))
+            )
+        return rows
 
-    def open_row(self, row_id: bytes, sealed: bytes) -> tuple[str, bytes, bytes]:
-        """Open the record found under ``row_id``: ``(kind, key, value)``.
-
-        The AEAD binds the record to its row id, so a record copied to another row fails here;
-        the plaintext's own kind and key must hash back to ``row_id`` as well.
+    def open_chunk(self, chunk_id: bytes, sealed: bytes) -> bytes:
+        """The authenticated 512 bytes of the row ``chunk_id``.
 
         Raises:
-            VaultCorruptedError: if the record does not authenticate or does not belong there.
+            VaultCorruptedError: if the row does not authenticate under its id.
         """
-        return self._open(row_id, sealed, _record_ad(row_id), None)
+        if len(sealed) != SEALED_CHUNK_SIZE:
+            raise _corrupted()
+        plaintext = self._record_key.try_open(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], _record_ad(chunk_id))
+        if plaintext is None:
+            raise _corrupted()
+        return plaintext
+
+    def head_kind(self, chunk_id: bytes, sealed: bytes) -> str:
+        """The kind of a record's head row, or ``""`` for a continuation row (for the kind index).
+
+        Raises:
+            VaultCorruptedError: if the row does not authenticate, or a head is not its own.
+        """
+        plaintext = self.open_chunk(chunk_id, sealed)
+        if plaintext[0] == _CONTINUATION:
+            return ""
+        return self._head(chunk_id, plaintext)[0]
+
+    def chunks_of(self, row_id: bytes, sealed: bytes) -> int:
+        """How many rows the record whose head row ``row_id`` holds ``sealed`` takes.
+
+        Raises:
+            VaultCorruptedError: if the head does not authenticate or is not its own.
+        """
+        return self._head(row_id, self.open_chunk(row_id, sealed))[2]
+
+    def open_record(
+        self, row_id: bytes, sealed: bytes, fetch: Callable[[bytes], bytes | None]
+    ) -> tuple[str, bytes, bytes]:
+        """Open the record whose head row is ``row_id``: ``(kind, key, value)``.
+
+        ``fetch(chunk_id)`` returns the sealed bytes of a further chunk's row, or ``None``. The
+        AEAD binds each row to its id, so a row copied elsewhere fails; the head's own kind and
+        key must hash back to ``row_id``, every further chunk must be there and be one, and the
+        padding after the value must be zeros.
+
+        Raises:
+            VaultCorruptedError: if any of that fails.
+        """
+        head = self.open_chunk(row_id, sealed)
+        kind, key, chunks = self._head(row_id, head)
+        pieces = [head]
+        for index in range(1, chunks):
+            chunk_id = self.chunk_id(row_id, index)
+            more = fetch(chunk_id)
+            if more is None:
+                raise _corrupted()
+            piece = self.open_chunk(chunk_id, more)
+            if piece[0] != _CONTINUATION:
+                raise _corrupted()
+            pieces.append(piece[1:])
+        body = b"".join(pieces)
+        start = 1 + len(kind) + 1 + len(key) + 4
+        end = start + int.from_bytes(body[start - 4 : start], "big")
+        if body[end:].count(0) != len(body) - end:
+            raise _corrupted()
+        return kind, key, body[start:end]
+
+    def _head(self, row_id: bytes, plaintext: bytes) -> tuple[str, bytes, int]:
+        """``(kind, key, number of chunks)`` from a head chunk that belongs to ``row_id``."""
+        try:
+            kind = plaintext[1 : 1 + plaintext[0]].decode("ascii")
+            check_kind(kind)
+            at = 1 + len(kind)
+            key_len = plaintext[at]
+            key = plaintext[at + 1 : at + 1 + key_len]
+            at += 1 + key_len
+            value_len = int.from_bytes(plaintext[at : at + 4], "big")
+            if len(key) != key_len or at + 4 > CHUNK_SIZE or value_len > MAX_VALUE_SIZE:
+                raise ValueError("length")
+        except (IndexError, ValueError):
+            raise _corrupted() from None
+        if not hmac.compare_digest(self.row_id(kind, key), row_id):
+            raise _corrupted()
+        return kind, key, chunk_count(at + 4 + value_len)
 
     def open_row_v1(self, row_id: bytes, kind_tag: bytes, sealed: bytes) -> tuple[str, bytes, bytes]:
-        """Open a version 1 row (its AD also held the clear kind tag): ``(kind, key, value)``.
+        """Open a version 1 row (one Padmé-padded record, AD ``label ‖ row_id ‖ kind_tag``).
 
         Raises:
-            VaultCorruptedError: as :meth:`open_row`, and if the kind tag is not the kind's.
+            VaultCorruptedError: if it does not authenticate, its kind and key do not hash back to
+                ``row_id``, or the kind tag is not the kind's.
         """
-        return self._open(row_id, sealed, _record_ad(row_id) + kind_tag, kind_tag)
-
-    def _open(
-        self, row_id: bytes, sealed: bytes, ad: bytes, kind_tag: bytes | None
-    ) -> tuple[str, bytes, bytes]:
         if len(sealed) < NONCE_SIZE + MIN_PADDED_SIZE + TAG_SIZE:
             raise _corrupted()
+        ad = _record_ad(row_id) + kind_tag
         plaintext = self._record_key.try_open(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], ad)
         if plaintext is None:
             raise _corrupted()
@@ -473,7 +580,7 @@ class RecordKeys:
             raise _corrupted() from None
         if not hmac.compare_digest(self.row_id(kind, key), row_id):
             raise _corrupted()
-        if kind_tag is not None and not hmac.compare_digest(self.kind_tag(kind), kind_tag):
+        if not hmac.compare_digest(self.kind_tag(kind), kind_tag):
             raise _corrupted()
         return kind, key, value
 

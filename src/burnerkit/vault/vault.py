@@ -81,6 +81,7 @@ from .format import (
     VERSION_1,
     HeaderKeys,
     RecordKeys,
+    SealedRecord,
     check_kind,
     check_record,
     database_bucket,
@@ -359,14 +360,14 @@ class VaultTransaction:
         # Checked before a first write may rotate the key: bad input changes nothing.
         check_record(kind, key, value)
         vault._before_write(self)
-        record = vault._record_keys().seal(kind, key, value, vault._rng)
-        with vault._lock, _storage_errors():
-            vault._connection().execute(
-                "INSERT INTO records (row_id, sealed) VALUES (?, ?) "
-                "ON CONFLICT (row_id) DO UPDATE SET sealed = excluded.sealed",
-                (record.row_id, record.sealed),
-            )
-        vault._remember(record.row_id, kind)
+        rows = vault._record_keys().seal(kind, key, value, vault._rng)
+        with vault._lock:
+            vault._remove(rows[0].row_id)
+            with _storage_errors():
+                vault._connection().executemany(
+                    "INSERT INTO records (row_id, sealed) VALUES (?, ?)", [(r.row_id, r.sealed) for r in rows]
+                )
+            vault._remember(rows, kind)
 
     def delete(self, kind: str, key: bytes) -> bool:
         """Delete the record under ``(kind, key)``; ``True`` if there was one.
@@ -384,10 +385,8 @@ class VaultTransaction:
         if found is None:
             return False  # deleting nothing writes nothing, and rotates nothing
         vault._before_write(self)
-        row_id = vault._record_keys().row_id(kind, key)  # the key may have rotated
-        with vault._lock, _storage_errors():
-            vault._connection().execute("DELETE FROM records WHERE row_id = ?", (row_id,))
-        vault._forget(row_id)
+        with vault._lock:
+            vault._remove(vault._record_keys().row_id(kind, key))  # the key may have rotated
         self._deleted = True
         return True
 
@@ -900,6 +899,7 @@ class Vault:
                 self._keys = keys = RecordKeys(key)
         index: dict[bytes, str | None] = {}
         if layout == SCHEMA_VERSION:
+            # Heads map to their kind, the further chunks of a record to "".
             for row_id, sealed in conn.execute("SELECT row_id, sealed FROM records"):
                 index[bytes(row_id)] = _kind_or_none(keys, bytes(row_id), bytes(sealed), None)
         else:
@@ -908,13 +908,42 @@ class Vault:
         self._index = index
         self._seen = version
 
-    def _remember(self, row_id: bytes, kind: str) -> None:
+    def _remember(self, rows: list[SealedRecord], kind: str) -> None:
         if self._index is not None:
-            self._index[row_id] = kind
+            self._index.update((r.row_id, kind if n == 0 else "") for n, r in enumerate(rows))
 
-    def _forget(self, row_id: bytes) -> None:
+    def _remove(self, row_id: bytes) -> bool:
+        """Delete the rows of the record whose head is ``row_id`` (version 2); whether it was there."""
+        conn = self._connection()
+        keys = self._record_keys()
+        with _storage_errors():
+            row = conn.execute("SELECT sealed FROM records WHERE row_id = ?", (row_id,)).fetchone()
+            if row is None:
+                return False
+            try:
+                chunks = keys.chunks_of(row_id, bytes(row[0]))
+            except VaultCorruptedError:
+                chunks = 1  # a damaged head: its further chunks cannot be named, and stay
+            ids = [keys.chunk_id(row_id, n) for n in range(chunks)]
+            conn.executemany("DELETE FROM records WHERE row_id = ?", [(i,) for i in ids])
         if self._index is not None:
-            self._index.pop(row_id, None)
+            for i in ids:
+                self._index.pop(i, None)
+        return True
+
+    def _records(self) -> list[tuple[str, bytes, bytes]]:
+        """Every record, opened (version 2), in the order of their head row ids."""
+        index = self._index
+        assert index is not None
+        if None in index.values():
+            raise VaultCorruptedError("a vault record failed authentication")
+        heads = sorted(r for r, kind in index.items() if kind)
+        out = []
+        for row_id in heads:
+            opened = self._fetch(row_id)
+            assert opened is not None
+            out.append(opened)
+        return out
 
     def _before_write(self, tx: VaultTransaction) -> None:
         """The first write of a transaction: upgrade a version 1 vault, or rotate once per unlock."""
@@ -929,25 +958,24 @@ class Vault:
     def _rotate(self, tx: VaultTransaction) -> None:
         """Steps 1 and 2 of a key rotation (§15.11), inside the caller's write transaction."""
         conn = self._connection()
-        old = self._record_keys()
         with _storage_errors():
             header = self._live_header().reopen(_read_header(self._directory))
             spare = 1 - self._slot
             new_key = self._rng.random_bytes(VAULT_KEY_SIZE)
             _write_slot(self._directory, spare, header.seal_slot(spare, new_key, self._rng))
             new = RecordKeys(new_key)
-            rows = conn.execute("SELECT row_id, sealed FROM records ORDER BY row_id").fetchall()
-            opened = [old.open_row(bytes(row_id), bytes(sealed)) for row_id, sealed in rows]
-            records = [new.seal(kind, key, value, self._rng) for kind, key, value in opened]
+            opened = self._records()
+            sealed = [new.seal(kind, key, value, self._rng) for kind, key, value in opened]
             conn.execute("DELETE FROM records")
             conn.executemany(
-                "INSERT INTO records (row_id, sealed) VALUES (?, ?)", [(r.row_id, r.sealed) for r in records]
+                "INSERT INTO records (row_id, sealed) VALUES (?, ?)",
+                [(r.row_id, r.sealed) for rows in sealed for r in rows],
             )
             conn.execute("UPDATE vault_state SET key_id = ?", (new.key_id,))
         self._header = header.with_key(spare, new_key)
         self._slot = spare
         self._keys = new
-        self._index = {r.row_id: kind for r, (kind, _, _) in zip(records, opened, strict=True)}
+        self._index = _index_of(sealed, opened)
         self._rotated = tx._rotated = True
 
     def _migrate(self, tx: VaultTransaction) -> None:
@@ -969,14 +997,15 @@ class Vault:
             new = RecordKeys(new_key)
             rows = conn.execute("SELECT row_id, kind_tag, sealed FROM records ORDER BY row_id").fetchall()
             opened = [old.open_row_v1(bytes(r), bytes(t), bytes(s)) for r, t, s in rows]
-            records = [new.seal(kind, key, value, self._rng) for kind, key, value in opened]
+            sealed = [new.seal(kind, key, value, self._rng) for kind, key, value in opened]
             conn.execute("DROP INDEX IF EXISTS records_by_kind")
             conn.execute("DROP TABLE records")
             for statement in _TABLES_V2.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.executemany(
-                "INSERT INTO records (row_id, sealed) VALUES (?, ?)", [(r.row_id, r.sealed) for r in records]
+                "INSERT INTO records (row_id, sealed) VALUES (?, ?)",
+                [(r.row_id, r.sealed) for rows in sealed for r in rows],
             )
             conn.execute("INSERT INTO vault_state (key_id) VALUES (?)", (new.key_id,))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -984,7 +1013,7 @@ class Vault:
         self._slot = 1
         self._keys = new
         self._layout = SCHEMA_VERSION
-        self._index = {r.row_id: kind for r, (kind, _, _) in zip(records, opened, strict=True)}
+        self._index = _index_of(sealed, opened)
         self._rotated = tx._rotated = True
 
     def _tidy(self) -> None:
@@ -1048,8 +1077,19 @@ class Vault:
             row = self._connection().execute(_SELECT[self._layout], (row_id,)).fetchone()
         if row is None:
             return None
-        kind_tag = bytes(row[1]) if self._layout == _SCHEMA_V1 else None
-        return _open(self._record_keys(), row_id, bytes(row[0]), kind_tag)
+        keys = self._record_keys()
+        if self._layout == _SCHEMA_V1:
+            return keys.open_row_v1(row_id, bytes(row[1]), bytes(row[0]))
+        return keys.open_record(row_id, bytes(row[0]), self._sealed_chunk)
+
+    def _sealed_chunk(self, chunk_id: bytes) -> bytes | None:
+        with _storage_errors():
+            row = (
+                self._connection()
+                .execute("SELECT sealed FROM records WHERE row_id = ?", (chunk_id,))
+                .fetchone()
+            )
+        return None if row is None else bytes(row[0])
 
     def __repr__(self) -> str:
         return f"Vault({'open' if self._conn is not None else 'closed'})"
@@ -1061,18 +1101,24 @@ _SELECT: Final = {
 }
 
 
-def _open(keys: RecordKeys, row_id: bytes, sealed: bytes, kind_tag: bytes | None) -> tuple[str, bytes, bytes]:
-    """Open a row of either layout: version 1 rows carry their clear kind tag."""
-    if kind_tag is None:
-        return keys.open_row(row_id, sealed)
-    return keys.open_row_v1(row_id, kind_tag, sealed)
-
-
 def _kind_or_none(keys: RecordKeys, row_id: bytes, sealed: bytes, kind_tag: bytes | None) -> str | None:
+    """A row's entry in the kind index: its kind, "" for a further chunk, None if it does not open."""
     try:
-        return _open(keys, row_id, sealed, kind_tag)[0]
+        if kind_tag is None:
+            return keys.head_kind(row_id, sealed)
+        return keys.open_row_v1(row_id, kind_tag, sealed)[0]
     except VaultCorruptedError:
         return None
+
+
+def _index_of(
+    sealed: list[list[SealedRecord]], opened: list[tuple[str, bytes, bytes]]
+) -> dict[bytes, str | None]:
+    """The kind index of freshly sealed records."""
+    index: dict[bytes, str | None] = {}
+    for rows, (kind, _, _) in zip(sealed, opened, strict=True):
+        index.update((r.row_id, kind if n == 0 else "") for n, r in enumerate(rows))
+    return index
 
 
 def _current_slot(conn: sqlite3.Connection, header: HeaderKeys) -> int:

@@ -185,11 +185,12 @@ class VaultRecord(SubProtocol):
 
     def make(self, label: bytes) -> bytes:
         with label_swapped(vault_format, "LABEL_VAULT_RECORD", label):
-            return RecordKeys(KEY).seal(self.kind, self.key, b"value", DeterministicRandom(b"nonce")).sealed
+            (row,) = RecordKeys(KEY).seal(self.kind, self.key, b"value", DeterministicRandom(b"nonce"))
+            return row.sealed
 
     def refuses(self, candidate: bytes) -> bool:
         keys = RecordKeys(KEY)
-        return refused(lambda: keys.open_row(keys.row_id(self.kind, self.key), candidate))
+        return refused(lambda: keys.open_record(keys.row_id(self.kind, self.key), candidate, lambda _: None))
 
 
 class PairingConfirmation(SubProtocol):

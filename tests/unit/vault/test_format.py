@@ -17,9 +17,12 @@ from burnerkit.vault.format import (
     HEADER_SIZE,
     MAX_VALUE_SIZE,
     MIN_PADDED_SIZE,
+    SEALED_CHUNK_SIZE,
     SLOT_SIZE,
     RecordKeys,
+    SealedRecord,
     check_kind,
+    chunk_count,
     database_bucket,
     key_id,
     open_header,
@@ -162,24 +165,51 @@ def test_key_id_names_a_key_without_revealing_it():
 # -- records ---------------------------------------------------------------------------------------
 
 
+def no_chunks(chunk_id: bytes) -> bytes | None:
+    return None
+
+
+def opened(
+    k: RecordKeys, rows: list[SealedRecord], fetch: dict[bytes, bytes] | None = None
+) -> tuple[str, bytes, bytes]:
+    table = {r.row_id: r.sealed for r in rows} if fetch is None else fetch
+    return k.open_record(rows[0].row_id, rows[0].sealed, table.get)
+
+
 def test_record_roundtrip_and_row_naming():
     k = keys()
-    rec = k.seal("contact", b"alice", b"value", rng())
-    assert rec.row_id == k.row_id("contact", b"alice")
-    assert len(rec.row_id) == 32
-    assert len(rec.sealed) == 12 + MIN_PADDED_SIZE + 16
-    assert k.open_row(rec.row_id, rec.sealed) == ("contact", b"alice", b"value")
-    assert b"alice" not in rec.sealed
-    assert b"contact" not in rec.sealed
-    assert "alice" not in repr(rec)
+    (row,) = k.seal("contact", b"alice", b"value", rng())
+    assert row.row_id == k.row_id("contact", b"alice")
+    assert len(row.row_id) == 32
+    assert len(row.sealed) == SEALED_CHUNK_SIZE == 12 + 512 + 16
+    assert opened(k, [row]) == ("contact", b"alice", b"value")
+    assert k.head_kind(row.row_id, row.sealed) == "contact"
+    assert b"alice" not in row.sealed
+    assert b"contact" not in row.sealed
+    assert "alice" not in repr(row)
 
 
-def test_records_of_different_kinds_share_size_and_carry_no_clear_kind():
+def test_every_row_has_one_size_whatever_the_kind():
     k = keys()
-    contact = k.seal("contact", b"alice", b"a", rng())
-    message = k.seal("message", b"m", b"b", rng())
-    assert len(contact.sealed) == len(message.sealed)
-    assert not hasattr(contact, "kind_tag")
+    contact = k.seal("contact", b"alice", bytes(4900), rng())  # a session's state
+    message = k.seal("message", b"m", b"see you at six", rng())
+    assert len(contact) == chunk_count(1 + 7 + 1 + 5 + 4 + 4900) == 10
+    assert len(message) == 1
+    assert {len(r.sealed) for r in contact + message} == {SEALED_CHUNK_SIZE}
+    # The further chunks' ids are keyed hashes of the head's: unlinkable without the key.
+    assert [r.row_id for r in contact[1:]] == [k.chunk_id(contact[0].row_id, n) for n in range(1, 10)]
+    assert len({r.row_id for r in contact}) == 10
+    assert opened(k, contact) == ("contact", b"alice", bytes(4900))
+    assert [k.head_kind(r.row_id, r.sealed) for r in contact] == ["contact"] + [""] * 9
+
+
+def test_chunk_boundaries():
+    assert [chunk_count(n) for n in (1, 512, 513, 1023, 1024, 1534, 1535)] == [1, 1, 2, 2, 3, 3, 4]
+    k = keys()
+    for size in (0, 493, 494, 495, 1004, 1005, 1006, 5000):
+        rows = k.seal("message", b"k", bytes(range(256)) * (size // 256) + bytes(size % 256), rng())
+        assert len(rows) == chunk_count(1 + 7 + 1 + 1 + 4 + size)
+        assert opened(k, rows)[2] == bytes(range(256)) * (size // 256) + bytes(size % 256)
 
 
 def test_row_ids_separate_kind_and_key():
@@ -191,28 +221,43 @@ def test_row_ids_separate_kind_and_key():
 
 def test_tampered_sealed_record_is_detected():
     k = keys()
-    rec = k.seal("contact", b"alice", b"value", rng())
-    for position in (0, 11, 12, 100, len(rec.sealed) - 1):
-        sealed = bytearray(rec.sealed)
+    (row,) = k.seal("contact", b"alice", b"value", rng())
+    for position in (0, 11, 12, 100, len(row.sealed) - 1):
+        sealed = bytearray(row.sealed)
         sealed[position] ^= 0x80
         with pytest.raises(VaultCorruptedError, match=r"^a vault record failed authentication$"):
-            k.open_row(rec.row_id, bytes(sealed))
+            k.open_record(row.row_id, bytes(sealed), no_chunks)
     with pytest.raises(VaultCorruptedError):
-        k.open_row(rec.row_id, rec.sealed[:100])
+        k.open_record(row.row_id, row.sealed[:100], no_chunks)
 
 
 def test_record_moved_to_another_row_is_detected():
     k = keys()
-    alice = k.seal("contact", b"alice", b"a", rng())
-    bob = k.seal("contact", b"bob", b"b", rng())
+    (alice,) = k.seal("contact", b"alice", b"a", rng())
+    (bob,) = k.seal("contact", b"bob", b"b", rng())
     with pytest.raises(VaultCorruptedError):
-        k.open_row(bob.row_id, alice.sealed)
+        k.open_record(bob.row_id, alice.sealed, no_chunks)
+
+
+def test_missing_or_swapped_chunk_is_detected():
+    k = keys()
+    long = k.seal("message", b"long", bytes(2000), rng())
+    other = k.seal("message", b"other", bytes(2000), rng())
+    table = {r.row_id: r.sealed for r in long}
+    del table[long[2].row_id]
+    with pytest.raises(VaultCorruptedError):
+        opened(k, long, table)
+    table[long[2].row_id] = other[2].sealed  # another record's chunk in its place
+    with pytest.raises(VaultCorruptedError):
+        opened(k, long, table)
+    with pytest.raises(VaultCorruptedError):  # a further chunk is not a head
+        k.open_record(long[1].row_id, long[1].sealed, no_chunks)
 
 
 def test_record_from_another_vault_is_detected():
-    rec = RecordKeys(bytes(32)).seal("contact", b"alice", b"a", rng())
+    (row,) = RecordKeys(bytes(32)).seal("contact", b"alice", b"a", rng())
     with pytest.raises(VaultCorruptedError):
-        keys().open_row(keys().row_id("contact", b"alice"), rec.sealed)
+        keys().open_record(keys().row_id("contact", b"alice"), row.sealed, no_chunks)
 
 
 def test_database_grows_in_coarse_steps():
@@ -233,7 +278,7 @@ def test_bad_kinds_are_refused(kind):
 def test_bad_keys_and_values_are_refused():
     k = keys()
     with pytest.raises(ValueError, match="key"):
-        k.seal("a", bytes(256), b"", rng())
+        k.seal("a", bytes(256), b"", rng())  # the longest key, 255 bytes, fits a head
     with pytest.raises(ValueError, match="value"):
         k.seal("a", b"", bytes(MAX_VALUE_SIZE + 1), rng())
     with pytest.raises(TypeError):
@@ -268,9 +313,9 @@ def test_padding_is_monotone_and_costs_at_most_12_percent(n):
     key=st.binary(max_size=255),
     value=st.binary(max_size=3000),
 )
-def test_any_record_roundtrips_to_a_bucketed_size(kind, key, value):
+def test_any_record_roundtrips_in_rows_of_one_size(kind, key, value):
     k = keys()
-    rec = k.seal(kind, key, value, rng())
-    body = 1 + len(kind) + 1 + len(key) + 4 + len(value)
-    assert len(rec.sealed) == 12 + padded_size(body) + 16
-    assert k.open_row(rec.row_id, rec.sealed) == (kind, key, value)
+    rows = k.seal(kind, key, value, rng())
+    assert len(rows) == chunk_count(1 + len(kind) + 1 + len(key) + 4 + len(value))
+    assert {len(r.sealed) for r in rows} == {SEALED_CHUNK_SIZE}
+    assert opened(k, rows) == (kind, key, value)

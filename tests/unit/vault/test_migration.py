@@ -84,7 +84,7 @@ def test_version_1_vault_is_upgraded_by_its_first_write(tmp_path: Path) -> None:
     old = RecordKeys(old_key)
     for row_id, sealed in stored:
         with pytest.raises(VaultCorruptedError):
-            old.open_row(bytes(row_id), bytes(sealed))
+            old.open_chunk(bytes(row_id), bytes(sealed))
     assert sum(k is not None for k in open_header(header, VAULT_V1["passphrase"]).keys) == 1
     assert not (directory / "vault.sqlite-wal").exists()
     with Vault.open(directory, VAULT_V1["passphrase"]) as vault:

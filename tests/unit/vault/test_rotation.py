@@ -38,7 +38,7 @@ def opens_any(key: bytes, directory: Path) -> bool:
     keys = RecordKeys(key)
     for row_id, sealed in stored(directory):
         try:
-            keys.open_row(row_id, sealed)
+            keys.open_chunk(row_id, sealed)
         except VaultCorruptedError:
             continue
         return True

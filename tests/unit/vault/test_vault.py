@@ -509,3 +509,17 @@ def test_shred_does_not_follow_a_planted_symlink(vault_dir: Path, tmp_path: Path
     Vault.shred(vault_dir)
     assert victim.read_bytes() == b"precious"
     assert not vault_dir.exists()
+
+
+def test_an_examiner_cannot_count_contacts_and_messages_by_row_size(vault: Vault, vault_dir: Path) -> None:
+    with vault.transaction() as tx:
+        tx.put("contact", b"alice", os.urandom(4900))  # a session's state
+        tx.put("contact", b"bob", os.urandom(6100))
+        for n in range(12):
+            tx.put("message", str(n).encode(), os.urandom(200 + 40 * n))
+    rows = raw_rows(vault_dir)
+    assert {len(sealed) for _, sealed in rows} == {540}  # every row one size, whatever its kind
+    # Two contacts in 10 and 12 chunks, twelve messages in one or two each: 38 rows, in no order.
+    assert len(rows) == 10 + 12 + 8 + 2 * 4
+    assert sorted(k for k, _ in vault.items("contact")) == [b"alice", b"bob"]
+    assert len(vault.items("message")) == 12

@@ -23,7 +23,7 @@ from burnerkit.app.home import Home
 from burnerkit.app.messenger import Messenger
 from burnerkit.errors import IdentityError
 from burnerkit.tui.app import ChatApp
-from tests.tui.helpers import PASS, Clock, connected, lines, mint, pair, until, utc
+from tests.tui.helpers import PASS, Clock, connected, contact_rows, lines, mint, pair, until, utc
 
 #: What Bob sends burn-on-read while the app runs (the scene's last line).
 SECRET = "the code word is tulip"
@@ -67,6 +67,9 @@ async def arrive(root: Path, clock: Clock, app: ChatApp, pilot: object) -> None:
     assert isinstance(pilot, Pilot)
     await until(pilot, lambda: connected(app), "the relay is connected")
     await until(pilot, lambda: "usual place" in lines(app), "bob's conversation shows")
+    # Carol's waiting message comes on her own connection (docs/protocol.md §14.13a), not
+    # necessarily before anything on Bob's: the screen is the same only once it is in.
+    await until(pilot, lambda: any("carol (1)" in row for row in contact_rows(app)), "carol's message")
     bob = Messenger.open(Home(root / "bob"), "bob", PASS, clock=clock)
     try:
         await bob.send("alice", SECRET, burn_on_read=True)

@@ -1,10 +1,12 @@
-"""A fork server for the end-to-end ``burner`` steps: the interpreter start-up paid once.
+"""A fork server for the tests' ``burner`` steps and relay processes: start-up paid once.
 
 A ``burner`` step run as ``python -m burnerkit ...`` spends most of its 0.4 s starting the
-interpreter and importing the CLI, the Messenger, cryptography and websockets. The tests run
-hundreds of them, on every worker. The zygote is one ``python -m tests.e2e.zygote`` process
-per test worker that imports those modules once, then forks a child per step. The child
-becomes the step, the way ``exec`` would have made it:
+interpreter and importing the CLI, the Messenger, cryptography and websockets; a relay
+process (``python -m burnerkit relay serve``) spends most of its start-up importing too.
+The tests start hundreds of each, on every worker. A zygote is one
+``python -m tests.e2e.zygote`` process per test worker and kind (``burner`` steps, relays)
+that imports that kind's modules once (:data:`PRELOAD`), then forks a child per process.
+The child becomes the process asked for, the way ``exec`` would have made it:
 
 - it takes the step's stdin, stdout and stderr (passed over a unix socket, ``SCM_RIGHTS``)
   as fds 0, 1 and 2 and closes every other fd, as ``Popen(close_fds=True)`` does;
@@ -37,18 +39,22 @@ What a fork shares with the zygote, checked against a fresh ``python -m burnerki
   itself at fork. The one thing not renewed is the interpreter's string-hash seed: every
   child iterates a set of strings in the same order (a fresh process would not). Nothing in
   burnerkit relies on that order either way.
-- Loggers: none configured at import (the relay configures its own, and is not forked
-  here); asyncio: no event loop or policy set at import: each command calls
-  ``asyncio.run``, which makes a new loop in the child.
+- Loggers: none configured at import (the relay configures its own when it serves, in the
+  child); asyncio: no event loop or policy set at import: each command, and the relay,
+  calls ``asyncio.run``, which makes a new loop in the child. The relay's threads (the
+  SQLite writer) and sockets are made by the child, after the fork.
 - Threads and fds: the zygote checks that after its imports it has one thread and no fd
   beyond 0-2 (a fork copies only the calling thread, and an fd held by a module object
   would outlive the child's ``closerange``).
 
 What a fork cannot be, and where a test keeps the real ``exec`` (``Person(exec=True)``,
-or its own :class:`subprocess.Popen`): ``/proc/PID/cmdline`` shows the zygote's command
-line, the modules the zygote imported are already in ``sys.modules`` (so the start-up
-checks of ``test_cli.py`` exec), and the process group is the zygote's. Tests of start-up
-and imports, of the ``burner`` script and its argv, of a terminal (pty) and of timing exec.
+``popen(..., exec=True)``, or its own :class:`subprocess.Popen`): ``/proc/PID/cmdline``
+shows the zygote's command line, the modules the zygote imported are already in
+``sys.modules`` (so the start-up checks of ``test_cli.py`` exec), and the process group is
+the zygote's. Tests of start-up and imports, of the ``burner`` script and its argv
+(``test_guides.py``), of a terminal (pty: ``test_terminal.py``), of argv and /proc
+(``test_chat.py``'s stdin tests), of a relay's start-up (``tests/relay``) exec, as they
+start their processes themselves.
 
 Without ``os.fork``, ``os.pidfd_open`` or ``socket.send_fds`` (not Linux), or with
 ``$BURNERKIT_TESTS_EXEC=1`` (to compare), every step is exec'd.
@@ -75,19 +81,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-#: What the steps import, loaded once by the zygote (the commands import most lazily).
-PRELOAD = (
-    "burnerkit.cli.main",
-    "burnerkit.cli.output",
-    "burnerkit.app.messenger",
-    "burnerkit.app.home",
-    "burnerkit.app.durations",
-    "burnerkit.app.views",
-    "burnerkit.crypto.passphrase",
-    "asyncio",
-    "rich.console",
-    "segno",
-)
+#: What each kind of process imports, loaded once by its zygote (the commands import most
+#: lazily). A relay's zygote loads the relay's modules only, as a fresh relay process would.
+PRELOAD = {
+    "burner": (
+        "burnerkit.cli.main",
+        "burnerkit.cli.output",
+        "burnerkit.app.messenger",
+        "burnerkit.app.home",
+        "burnerkit.app.durations",
+        "burnerkit.app.views",
+        "burnerkit.crypto.passphrase",
+        "asyncio",
+        "rich.console",
+        "segno",
+    ),
+    "relay": (
+        "burnerkit.cli.main",
+        "burnerkit.relay.server.cli",
+        "burnerkit.relay.server.store.sqlite",
+        "burnerkit.relay.server.store.memory",
+        "burnerkit.relay.server.store.writebehind",
+    ),
+}
 #: Set to 1 to exec every step (the comparison the speed-up is measured against).
 EXEC_ONLY = "BURNERKIT_TESTS_EXEC"
 #: Keys that may differ between a step's environment and the zygote's.
@@ -99,6 +115,13 @@ _NUMBER = struct.Struct("!q")
 _READY = b"ready\n"
 #: Seconds the zygote may take to import what it preloads.
 _START_TIMEOUT = 60.0
+
+
+def _kind(args: Sequence[str]) -> str | None:
+    """Which zygote stands for exec'ing ``args``: a relay's, a ``burner`` step's, or none."""
+    if list(args[:3]) != [sys.executable, "-m", "burnerkit"]:
+        return None
+    return "relay" if list(args[3:5]) == ["relay", "serve"] else "burner"
 
 
 def _base_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -154,10 +177,10 @@ def _open_fds() -> set[int]:
     return held
 
 
-def _serve(path: str) -> tuple[_Request, dict[int, Any]] | None:
+def _serve(path: str, preload: Sequence[str]) -> tuple[_Request, dict[int, Any]] | None:
     """Fork a child per request; returns only in a child (with its request), or at the end."""
     handlers: dict[int, Any] = {number: signal.getsignal(number) for number in signal.valid_signals()}
-    for name in PRELOAD:
+    for name in preload:
         importlib.import_module(name)
     # A fork copies the calling thread only; an fd some module holds would be closed under it.
     assert threading.active_count() == 1, f"the preloaded modules started threads: {threading.enumerate()}"
@@ -251,14 +274,15 @@ def _become(request: _Request, handlers: dict[int, Any]) -> None:
 class Zygote:
     """The zygote process of this test worker, and a unix socket to ask it for children."""
 
-    def __init__(self) -> None:
-        self.directory = tempfile.mkdtemp(prefix="burner-zygote-")
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.directory = tempfile.mkdtemp(prefix=f"{kind}-zygote-")
         self.path = os.path.join(self.directory, "socket")
         self.env = _base_env(os.environ)
         self.errors = Path(self.directory) / "stderr"
         with self.errors.open("wb") as errors:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.e2e.zygote", self.path],
+                [sys.executable, "-m", "tests.e2e.zygote", self.path, *PRELOAD[kind]],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errors,
@@ -280,18 +304,18 @@ class Zygote:
         """Whether a fork of the zygote is what exec'ing ``args`` with ``env`` would start."""
         return (
             self.process.poll() is None
-            and list(args[:3]) == [sys.executable, "-m", "burnerkit"]
+            and _kind(args) == self.kind
             and _base_env(os.environ if env is None else env) == self.env
         )
 
     def spawn(
-        self, args: Sequence[str], env: Mapping[str, str], fds: Sequence[int]
+        self, args: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike[str], fds: Sequence[int]
     ) -> tuple[int, socket.socket]:
         """Have the zygote fork a child running ``args``; its pid and the socket its status comes on."""
         umask = os.umask(0o077)
         os.umask(umask)
         payload = json.dumps(
-            {"argv": list(args[1:]), "env": dict(env), "cwd": os.getcwd(), "umask": umask}
+            {"argv": list(args[1:]), "env": dict(env), "cwd": os.path.abspath(cwd), "umask": umask}
         ).encode()
         message = _LENGTH.pack(len(payload)) + payload
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -341,7 +365,7 @@ def _usable() -> bool:
     )
 
 
-class ForkedPopen(subprocess.Popen[str]):
+class ForkedPopen(subprocess.Popen[Any]):
     """A :class:`subprocess.Popen` whose child is forked by the zygote instead of exec'd.
 
     Popen makes the pipes and the text streams and runs ``communicate``/``wait``/``kill``;
@@ -362,13 +386,13 @@ class ForkedPopen(subprocess.Popen[str]):
         start_new_session: bool, process_group: Any,
     ) -> None:  # fmt: skip
         # popen() passes no more than pipes and text: the rest of Popen's options keep their defaults.
-        assert (cwd, executable, shell, pass_fds, close_fds) == (None, None, False, (), True)
+        assert (executable, shell, pass_fds, close_fds) == (None, False, (), True)
         fds = [
             p2cread if p2cread != -1 else 0,
             c2pwrite if c2pwrite != -1 else 1,
             errwrite if errwrite != -1 else 2,
         ]
-        self.pid, self._status = self._zygote.spawn(args, env, fds)
+        self.pid, self._status = self._zygote.spawn(args, env, os.getcwd() if cwd is None else cwd, fds)
         self._child_created = True
         self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)  # type: ignore[attr-defined]
 
@@ -401,40 +425,43 @@ def _readable(conn: socket.socket) -> bool:
         return bool(selector.select(0))
 
 
-_zygote: Zygote | None = None
-_zygote_lock = threading.Lock()
+_zygotes: dict[str, Zygote] = {}
+_zygotes_lock = threading.Lock()
 
 
 def popen(
     args: Sequence[str], *, exec: bool = False, env: Mapping[str, str] | None = None, **options: Any
-) -> subprocess.Popen[str]:
+) -> subprocess.Popen[Any]:
     """``subprocess.Popen(args, env=env, **options)``, forked by this worker's zygote when it can be.
 
     ``exec=True``, a command other than ``python -m burnerkit``, an environment the zygote
     cannot stand for, options beyond pipes and text, or a machine without the zygote: exec.
     """
-    global _zygote
-    if not exec and set(options) <= {"stdin", "stdout", "stderr", "text"} and _usable():
-        with _zygote_lock:
-            if _zygote is None:
-                _zygote = Zygote()
-            zygote = _zygote
+    kind = _kind(args)
+    if (
+        not exec
+        and kind is not None
+        and set(options) <= {"stdin", "stdout", "stderr", "text", "cwd"}
+        and _usable()
+    ):
+        with _zygotes_lock:
+            if kind not in _zygotes:
+                _zygotes[kind] = Zygote(kind)
+            zygote = _zygotes[kind]
         if zygote.serves(args, env):
             return ForkedPopen(zygote, args, env=os.environ if env is None else env, **options)
     return subprocess.Popen(args, env=env, **options)
 
 
 def shutdown() -> None:
-    """Stop this worker's zygote, if one was started."""
-    global _zygote
-    with _zygote_lock:
-        if _zygote is not None:
-            _zygote.close()
-            _zygote = None
+    """Stop this worker's zygotes, if any was started."""
+    with _zygotes_lock:
+        while _zygotes:
+            _zygotes.popitem()[1].close()
 
 
 if __name__ == "__main__":
-    _child = _serve(sys.argv[1])
+    _child = _serve(sys.argv[1], sys.argv[2:])
     if _child is None:
         sys.exit(0)
     _become(*_child)

@@ -6,7 +6,9 @@ subprocess on loopback, never to a server object in the test's own process:
 - :class:`RelayProcess` starts the relay, reads the ``relay listening on ws://HOST:PORT``
   line from its stdout, keeps every run's stdout and stderr (the JSON log lines) in
   files, and stops it with SIGTERM (graceful, exit code 0) or SIGKILL. A restart reuses
-  the same port and the same SQLite file.
+  the same port and the same SQLite file. The process is forked from this worker's relay
+  zygote, which has the relay's modules imported (tests/e2e/zygote.py): a process of its
+  own all the same, with its own pid, signals and exit status.
 - :class:`Peer` is one raw WebSocket connection driven with the sans-IO encoders of
   :mod:`burnerkit.relay.protocol`, for attacks that need hand-made frames. Every frame it
   receives is checked to be exactly ``FRAME_SIZE`` bytes.
@@ -63,6 +65,7 @@ from burnerkit.relay.protocol import (
     open_ids,
 )
 from burnerkit.relay.transport import Transport, WebSocketTransport, map_exceptions
+from tests.e2e import zygote
 
 RNG = SystemRandom()
 ZERO_CORR = bytes(CORR_ID_SIZE)
@@ -180,7 +183,8 @@ class RelayProcess:
                 *self.args,
             ]
             with run.stdout.open("wb") as out, run.stderr.open("wb") as err:
-                process = subprocess.Popen(command, stdout=out, stderr=err, cwd=self.workdir)
+                # Forked from this worker's relay zygote when it can be (tests/e2e/zygote.py).
+                process = zygote.popen(command, stdout=out, stderr=err, cwd=self.workdir)
             line = self._await_listening(process, run, deadline)
             if line is None:  # the port was still held; try again
                 time.sleep(0.05)

@@ -1,14 +1,25 @@
 """What the end-to-end tests share: people who run the real ``burner`` command, and relay peeks.
 
-Every step of every test is ``python -m burnerkit ...`` in a subprocess, as a user would
-type it, with the person's own home (``$BURNER_HOME``) and passphrase
+Every step of every test is ``python -m burnerkit ...`` in a process of its own, as a user
+would type it, with the person's own home (``$BURNER_HOME``) and passphrase
 (``$BURNER_PASSPHRASE``), the fast test KDF (``$BURNER_INSECURE_FAST_KDF=1``), against
 relay processes on loopback started by :mod:`tests.integration.harness`.
+
+The process is forked from this worker's zygote (:mod:`tests.e2e.zygote`), which has the
+CLI's modules imported already, rather than exec'd: the real ``burnerkit.__main__`` runs
+with the step's own argv, environment, cwd, umask and stdio, in a child with its own pid,
+exit status and signals, and the interpreter's start-up (most of a step's 0.4 s) is paid
+once per worker. What was checked to be the same as in a fresh ``exec`` (environment read
+at import, module globals, the random generators, loggers, the asyncio policy, threads and
+fds), and what is not (``/proc/PID/cmdline``, ``sys.modules``, the process group, the
+string-hash seed), is listed in that module's docstring. ``Person(root, name, exec=True)``
+execs every step of that person, for the tests that check what a fork cannot show;
+``BURNERKIT_TESTS_EXEC=1`` execs every step of the run.
 
 - :class:`Person` runs ``burner`` and returns an :class:`Outcome` (exit code, stdout,
   stderr), asserting the exit code it was told to expect and that no traceback was
   printed. :meth:`Person.start` runs one in the background, so independent steps of
-  different people overlap (a ``burner`` process costs about 0.4 s).
+  different people overlap.
 - :func:`queue_ids` and :func:`relay_files_bytes` look into a relay's SQLite store.
 - :func:`spellings_of` and :func:`files_containing` look for a canary on disk.
 - :func:`start_child` runs a small script on the real :class:`Messenger` with one method

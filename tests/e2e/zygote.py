@@ -43,6 +43,8 @@ What a fork shares with the zygote, checked against a fresh ``python -m burnerki
   child); asyncio: no event loop or policy set at import: each command, and the relay,
   calls ``asyncio.run``, which makes a new loop in the child. The relay's threads (the
   SQLite writer) and sockets are made by the child, after the fork.
+- Output at import: a warning printed while importing would be on every exec'd step's
+  stderr; the zygote's stderr must be empty once it has imported, or no test runs.
 - Threads and fds: the zygote checks that after its imports it has one thread and no fd
   beyond 0-2 (a fork copies only the calling thread, and an fd held by a module object
   would outlive the child's ``closerange``).
@@ -295,10 +297,12 @@ class Zygote:
         started = ready.select(_START_TIMEOUT) and self.process.stdout.read(len(_READY)) == _READY
         ready.close()
         self.process.stdout.close()
-        if not started:
-            said = self.errors.read_text()
+        # What the imports print (a warning) would go to each exec'd step's stderr, where the
+        # tests look for exactly one line: here it would go to the zygote's file instead.
+        said = self.errors.read_text()
+        if not started or said:
             self.close()
-            raise RuntimeError(f"the zygote did not start: {said}")
+            raise RuntimeError(f"the {kind} zygote did not start cleanly: {said}")
 
     def serves(self, args: Sequence[str], env: Mapping[str, str] | None) -> bool:
         """Whether a fork of the zygote is what exec'ing ``args`` with ``env`` would start."""

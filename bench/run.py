@@ -34,7 +34,16 @@ from pathlib import Path
 
 import cryptography
 
-from . import cli_startup, connections, crypto_limit, home_unlock, peer_doubleratchet, relay, vault_epochs
+from . import (
+    cli_startup,
+    connections,
+    crypto_limit,
+    home_unlock,
+    peer_doubleratchet,
+    relay,
+    relay_disk,
+    vault_epochs,
+)
 
 __all__ = ["OURS_REQUIRED", "main"]
 
@@ -312,6 +321,8 @@ def measure_all(settings: Settings) -> dict[str, float]:
     figures.update(vault_epochs.measure(settings.quick))
     print(f"  unlocking by name in a home of 1 and {home_unlock.BURNERS} burners ...", flush=True)
     figures.update(home_unlock.measure(settings.quick))
+    print(f"  the relay store's NEW and commit, {relay_disk.QUEUES:,} queues ...", flush=True)
+    figures.update(relay_disk.measure(settings.quick))
     return figures
 
 
@@ -516,6 +527,11 @@ def markdown_report(
     lines += [
         home_unlock.METHOD.format(
             burners=home_unlock.BURNERS, quick=home_unlock.QUICK_ROUNDS, full=home_unlock.FULL_ROUNDS
+        ),
+        "",
+        relay_disk.METHOD.format(
+            samples=relay_disk.QUICK_SAMPLES if settings.quick else relay_disk.FULL_SAMPLES,
+            queues=relay_disk.QUEUES,
         ),
         "",
     ]

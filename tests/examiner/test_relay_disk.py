@@ -124,13 +124,13 @@ async def run_and_seize(relay: RelayProcess, crowd_pairings: int = CROWD_PAIRING
                 queue.sent.append(body)
         seizure.copies.append((copy_files(relay), []))
 
-        # Phase 3: everyone but Dave reads; then Alice burns a contact whose queue holds
-        # unread messages. DEL is answered once the WAL is checkpointed and zeroed, so the
+        # Phase 3: everyone but Dave reads; then Dave, unread messages waiting, burns his
+        # contact Alice. DEL is answered once the WAL is checkpointed and zeroed, so the
         # copy taken then must hold nothing of what was delivered or deleted before.
         readers = [name for name in BURNERS if name != OFFLINE]
         await drain(clients, seizure, readers, only_burners=True)
-        burned = next(q for q in seizure.queues if q.owner == "alice" and q.contact == "carol")
-        await burn(clients["alice"], burned, seizure)
+        burned = next(q for q in seizure.queues if q.owner == OFFLINE and q.contact == "alice")
+        await burn(clients[OFFLINE], burned, seizure)
         seizure.copies.append((copy_files(relay), list(seizure.gone)))
 
         # Phase 4: the crowd reads too, and Bob burns a contact; a copy while running.

@@ -19,7 +19,10 @@ Promises:
 - A ``send_id`` is remembered per queue while its message waits and, after the message
   is deleted (ACK or expiry), among the queue's 256 most recently deleted send ids; a
   put with a remembered ``send_id`` is not stored again (``DUPLICATE``), so a client
-  retrying an unacknowledged send never creates a second copy. ``put_message`` checks
+  retrying an unacknowledged send never creates a second copy. A durable store keeps no
+  count and no order of them on disk (SQLite: a ring of 256 slots, docs/protocol.md
+  §14.8b): across a restart the 256 stay remembered, and each is then forgotten after
+  between 1 and 256 further deletions. ``put_message`` checks
   no-queue, then duplicate, then quota, so a retry to a full queue is still ``DUPLICATE``.
 - Message ids are unique across the store; a clash raises ``StoreError`` with no effect.
   (Ids are 24 random bytes of the relay's: a clash is a 2^-192 event. A put held by
@@ -89,7 +92,9 @@ class QueueMemory:
     """What a queue that holds no message remembers: :meth:`MessageStore.head`'s empty answer."""
 
     sender_id: bytes
-    #: its window of retired send ids (at most 256), oldest deletion first
+    #: its window of retired send ids (at most 256), oldest deletion first; a store that
+    #: cannot tell them from the random bytes it pads them with (SQLite, for a queue made
+    #: before a restart) lists all 256 slots, in an order it chose at random
     retired: list[bytes] = field(repr=False)
 
 

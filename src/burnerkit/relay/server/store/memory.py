@@ -11,7 +11,9 @@ Dedupe rule (shared by every store):
   with a remembered ``send_id`` answers ``DUPLICATE`` and stores nothing, so a
   client's retry that arrives after the recipient already acknowledged the first copy
   is still not delivered twice. Older send ids are forgotten: a retry of one of them is
-  stored again (the client deduplicates, delivery is at-least-once).
+  stored again (the client deduplicates, delivery is at-least-once). The SQLite store
+  keeps the same window without writing its order or its count to disk (docs/protocol.md
+  §14.8b), so across a restart it forgets them in an order of its own.
 - ``delete_queue`` forgets every send id of the queue.
 - The check order of ``put_message`` is: no queue, then duplicate, then quota, so a
   retry to a full queue still answers ``DUPLICATE`` (OK) rather than ``QUOTA``.

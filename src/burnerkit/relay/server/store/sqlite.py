@@ -11,20 +11,24 @@ and run again with each operation in a savepoint of its own. Nothing is held bac
 write-behind is :mod:`.writebehind`'s, over this store as over any.
 
 Pragmas: ``journal_mode=WAL``, ``synchronous=FULL``, ``secure_delete=ON`` (deleted rows
-are overwritten with zeros), ``foreign_keys=ON`` (a queue's rows go with it). After every
-``checkpoint_every`` deleted messages (at most once per ``checkpoint_interval``), after a
-deleted queue and on close, ``wal_checkpoint(TRUNCATE)`` empties the WAL, so the frames
-that held a deleted message leave the disk too. The small lookups (``queue_by_*``) run
-on a read-only connection on the caller's thread, outside any transaction between reads.
-Every ``sqlite3.Error`` becomes :class:`StoreError` naming the SQLite error code only.
+and freed pages are overwritten with zeros), ``wal_autocheckpoint=0``. The WAL is
+checkpointed here only, with ``RESTART``, and the frames it held are then zeroed in place
+and synced (the file is never truncated, so no block goes back to the file system with a
+deleted message in it): after every ``checkpoint_every`` deleted messages and within
+``checkpoint_within`` of any deletion (at most once per ``checkpoint_interval``), after a
+deleted queue, before the WAL grows past 4 MiB or its size, at open and on close. The
+small lookups (``queue_by_*``) run on a read-only connection on the caller's thread,
+outside any transaction between reads. Every ``sqlite3.Error`` becomes
+:class:`StoreError` naming the SQLite error code only.
 
-Dedupe and quota rules are those of :mod:`.memory`: table ``send_ids`` keeps a send id
-while its message waits (``retired`` NULL) and numbers its deletion per queue; only the
-queue's latest :data:`~.memory.RETIRED_SEND_IDS` numbers count, older rows are pruned now
-and then. No rowid and no global counter: nothing on disk orders queues by creation, or
-messages of different queues by arrival, finer than the whole-second ``received_at``;
-``qseq`` numbers messages within one queue (FIFO). Needs SQLite 3.35 or later. The schema
-is in :mod:`.sqlite_schema`.
+Dedupe and quota rules are those of :mod:`.memory`: a send id is remembered while its
+message waits (its ``messages`` row), then in its queue's ring of
+:data:`~.memory.RETIRED_SEND_IDS` slots, over the oldest; where the ring is written next
+is kept in memory only (docs/protocol.md §14.8b). No rowid, no global counter and no
+per-queue counter: nothing on disk orders queues by creation, or messages of different
+queues by arrival, finer than the whole-second ``received_at``, or counts a queue's
+messages; ``qseq`` numbers messages within one queue (FIFO) from a random start. Needs
+SQLite 3.35 or later. The schema is in :mod:`.sqlite_schema`.
 """
 
 from __future__ import annotations
@@ -126,11 +130,11 @@ def _size(path: str) -> int:
         return 0
 
 
-def _zero_prefix(path: str, length: int | None) -> int:
-    """Overwrite the first ``length`` bytes of ``path`` (None: all) with zeros, sync them; its size.
+def _zero_prefix(path: str, length: int | None, *, sync: bool) -> int:
+    """Overwrite the first ``length`` bytes of ``path`` (None: all) with zeros; return its size.
 
     In place: the same blocks (on a file system that writes in place, docs/protocol.md
-    §14.8b). A missing file has nothing to overwrite.
+    §14.8b); synced if ``sync``. A missing file has nothing to overwrite.
     """
     try:
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
@@ -142,10 +146,26 @@ def _zero_prefix(path: str, length: int | None) -> int:
         done = 0
         while done < length:
             done += os.pwrite(fd, _ZEROS[: min(len(_ZEROS), length - done)], done)
-        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+        if sync:
+            _datasync(fd)
     finally:
         os.close(fd)
     return size
+
+
+def _datasync(fd: int) -> None:
+    os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+
+
+def _sync(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return
+    try:
+        _datasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _describe(exc: sqlite3.Error) -> str:
@@ -200,6 +220,9 @@ class SqliteStore:
         self._wal = self._path + "-wal"
         self._wal_size = 0  # the WAL's size after the last checkpoint: it is zeros up to there
         self._wal_zeroed = False  # False until a checkpoint zeroed the whole file
+        #: when zeros written over the WAL must be on the disk by, if no commit (which
+        #: syncs the WAL) comes first
+        self._sync_due: float | None = None
         self._rng = SystemRandom()
         #: recipient id -> (the ring slot its next retired send id goes to, how many of the
         #: slots before it this process wrote). In memory only: on disk nothing says which
@@ -307,10 +330,11 @@ class SqliteStore:
         while closing is None or waiting:
             if not waiting and closing is None:
                 try:
-                    due = self._checkpoint_due
-                    item = self._queue.get(timeout=None if due is None else max(0.0, due - time.monotonic()))
+                    dues = [d for d in (self._checkpoint_due, self._sync_due) if d is not None]
+                    timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
+                    item = self._queue.get(timeout=timeout)
                 except Empty:
-                    self._checkpoint(conn)  # a deferred checkpoint came due, and nothing else came
+                    self._idle(conn)  # something came due, and nothing else came
                     continue
                 if isinstance(item, _Close):
                     closing = item
@@ -336,6 +360,17 @@ class SqliteStore:
             error = exc
         closing.loop.call_soon_threadsafe(_set_once, closing.future, None, error)
 
+    def _idle(self, conn: sqlite3.Connection) -> None:
+        now = time.monotonic()
+        if self._checkpoint_due is not None and now >= self._checkpoint_due:
+            self._checkpoint(conn)
+        elif self._sync_due is not None and now >= self._sync_due:
+            self._sync_due = None
+            try:
+                _sync(self._wal)
+            except OSError as exc:
+                _log.warning("wal sync failed: %s", type(exc).__name__)
+
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         deleted = self._deleted
         try:
@@ -356,16 +391,18 @@ class SqliteStore:
         if self._checkpoint_now:
             self._checkpoint(conn)
         elif self._checkpoint_due is not None and now >= self._checkpoint_due:
-            self._checkpoint(conn)  # under steady load the thread never waits for it to come due
+            # Under steady load the thread never waits for it to come due. Its zeros reach
+            # the disk with the next commit's sync of the WAL (or when idle): no sync of its own.
+            self._checkpoint(conn, sync=False)
         elif self._deleted >= self._checkpoint_every:
             if now >= allowed:
-                self._checkpoint(conn)
+                self._checkpoint(conn, sync=False)
             else:
                 self._checkpoint_due = allowed
         elif self._deleted > deleted and self._checkpoint_due is None:
             self._checkpoint_due = max(allowed, now + self._checkpoint_within)
         elif _size(self._wal) > max(self._wal_size, _WAL_BYTES):
-            self._checkpoint(conn)  # what SQLite's automatic checkpoint would do, zeroing included
+            self._checkpoint(conn, sync=False)  # what SQLite's automatic checkpoint would do
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, object, BaseException | None]]] = {}
         for op, (value, exc) in zip(batch, outcome, strict=True):
             by_loop.setdefault(op.loop, []).append((op, value, exc))
@@ -378,6 +415,7 @@ class SqliteStore:
     ) -> list[tuple[object, BaseException | None]]:
         outcome: list[tuple[object, BaseException | None]] = []
         self._ring_undo.clear()
+        changes = conn.total_changes
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in batch:
@@ -399,6 +437,8 @@ class SqliteStore:
                 outcome.append((value, None))
             conn.execute("COMMIT")
             self.commit_count += 1
+            if conn.total_changes != changes:
+                self._sync_due = None  # the commit synced the WAL, zeros written before it included
         except BaseException:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -415,7 +455,7 @@ class SqliteStore:
             else:
                 self._ring_next[recipient_id] = place
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection, *, sync: bool = True) -> None:
         """Copy the WAL into the database, then overwrite the frames it held with zeros, in place.
 
         ``RESTART`` (not ``TRUNCATE``): a truncated WAL would hand its blocks, deleted
@@ -423,8 +463,10 @@ class SqliteStore:
         RESTART checkpoint every frame is in the database file, no reader reads the WAL
         (readers that start now read the database only) and the next write starts the
         log again from its first byte; this thread is the only writer. So the WAL's used
-        bytes are zeroed and synced here, and the file keeps its size. SQLite deletes the
-        (zeroed) WAL when the last connection closes.
+        bytes are zeroed here, and the file keeps its size. SQLite deletes the (zeroed) WAL
+        when the last connection closes. ``sync``: the zeros are synced now (a deleted
+        queue, open, close); else by the next commit that writes (SQLite syncs the WAL at
+        each), or within ``checkpoint_within`` if none comes.
         """
         # Whatever the outcome, the next try waits for another checkpoint_every deletions:
         # RESTART waits up to the busy timeout for readers, and must not do so every batch.
@@ -441,13 +483,21 @@ class SqliteStore:
                 _log.warning("wal checkpoint could not finish: a reader holds an old snapshot")
                 return
             if not self._wal_zeroed:
-                self._wal_size = _zero_prefix(self._wal, None)
+                self._wal_size = _zero_prefix(self._wal, None, sync=True)
                 self._wal_zeroed = True
+                self._sync_due = None
             elif frames > 0:
                 (page_size,) = conn.execute("PRAGMA page_size").fetchone()
                 # Past the log's end the file is zeros already: only this log's frames.
                 used = _WAL_HEADER + frames * (_FRAME_HEADER + page_size)
-                self._wal_size = _zero_prefix(self._wal, used)
+                self._wal_size = _zero_prefix(self._wal, used, sync=sync)
+                if sync:
+                    self._sync_due = None
+                elif self._sync_due is None:
+                    self._sync_due = time.monotonic() + self._checkpoint_within
+            elif sync and self._sync_due is not None:
+                _sync(self._wal)
+                self._sync_due = None
         except (sqlite3.Error, OSError) as exc:
             name = _describe(exc) if isinstance(exc, sqlite3.Error) else type(exc).__name__
             _log.warning("wal checkpoint failed: %s", name)

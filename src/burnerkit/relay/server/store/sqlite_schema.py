@@ -123,7 +123,8 @@ def migrate(conn: sqlite3.Connection, rng: Random) -> None:
             _migrate_3_to_4(conn, rng)
         elif version != SCHEMA_VERSION:
             raise StoreError("sqlite store has an unsupported schema version")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -203,15 +204,19 @@ def insert_queue(conn: sqlite3.Connection, queue: QueueRecord, ring: bytes) -> N
     SQLite places a new cell where its page has room, so the bytes of a page would keep
     the order its rows were inserted in: that of queue creation. Deleting the new row's
     neighbours and inserting them again, in key order, in the same transaction, makes the
-    new row one of up to ``2 * NEIGHBOURS + 1`` rows written at once in an order set by
-    their random ids (the whole table while it holds that few).
+    new row one of ``2 * NEIGHBOURS + 1`` rows written at once in an order set by their
+    random ids (the whole table while it holds that few).
     """
     key = NO_SENDER_KEY if queue.sender_key is None else queue.sender_key
     row = (queue.recipient_id, queue.sender_id, queue.recipient_key, queue.queue_key, key)
     conn.execute(_INSERT_QUEUE, (*row, int(queue.sender_secured), ring))
-    below = conn.execute(_NEIGHBOURS_BELOW, (queue.recipient_id, NEIGHBOURS)).fetchall()
-    above = conn.execute(_NEIGHBOURS_ABOVE, (queue.recipient_id, NEIGHBOURS + 1)).fetchall()
-    rows = below[::-1] + above
+    # Up to 2 * NEIGHBOURS on each side, then the window of 2 * NEIGHBOURS + 1 rows that holds
+    # the new one, as centred as the table's ends allow (so a small table is written whole).
+    width = 2 * NEIGHBOURS + 1
+    below = conn.execute(_NEIGHBOURS_BELOW, (queue.recipient_id, width - 1)).fetchall()
+    above = conn.execute(_NEIGHBOURS_ABOVE, (queue.recipient_id, width)).fetchall()
+    start = max(0, min(len(below) - NEIGHBOURS, len(below) + len(above) - width))
+    rows = (below[::-1] + above)[start : start + width]
     conn.execute("DELETE FROM queues WHERE recipient_id BETWEEN ? AND ?", (rows[0][0], rows[-1][0]))
     conn.executemany(_INSERT_QUEUE, rows)
 

@@ -770,6 +770,66 @@ async def test_sqlite_put_survives_close_and_reopen(db_path: Path) -> None:
         await store.close()
 
 
+async def put_and_delete(store: SqliteStore, queue: QueueRecord, send_ids: list[bytes]) -> None:
+    """One message per send id, stored and deleted (acknowledged), concurrently: group commits."""
+    messages = [new_message() for _ in send_ids]
+    results = await asyncio.gather(
+        *(put(store, queue, m, send_id=s) for m, s in zip(messages, send_ids, strict=True))
+    )
+    assert set(results) == {PutResult.STORED}
+    assert all(await asyncio.gather(*(store.delete_message(queue.recipient_id, m.msg_id) for m in messages)))
+
+
+@pytest.mark.asyncio
+async def test_sqlite_keeps_remembered_send_ids_across_a_restart_and_forgets_them_within_256(
+    db_path: Path,
+) -> None:
+    """The bound of docs/protocol.md §14.8 Idempotency across a restart: the ring keeps the ids,
+    not their order, so after it each is forgotten within the next 256 deletions."""
+    queue = new_queue()
+    old = [new_send_id() for _ in range(RETIRED_SEND_IDS)]
+    store = await SqliteStore.open(db_path)
+    await store.create_queue(queue)
+    await put_and_delete(store, queue, old)
+    await store.close()
+
+    store = await SqliteStore.open(db_path)
+    try:
+        retries = await asyncio.gather(*(put(store, queue, new_message(), send_id=s) for s in old))
+        assert retries == [PutResult.DUPLICATE] * len(old)
+        head = await store.head(queue.recipient_id)
+        assert isinstance(head, QueueMemory)
+        assert sorted(head.retired) == sorted(old)  # all 256 slots, in an order of its own
+        await put_and_delete(store, queue, [new_send_id() for _ in range(RETIRED_SEND_IDS)])
+        again = await asyncio.gather(*(put(store, queue, new_message(), send_id=s) for s in old))
+        assert again == [PutResult.STORED] * len(old)
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_file_counts_no_queue_s_deliveries(db_path: Path) -> None:
+    """A per-queue counter (two seizures give the rate) is what the relay's file must not hold."""
+    quiet, busy = new_queue(), new_queue()
+    deliveries = 300
+    store = await SqliteStore.open(db_path)
+    try:
+        for queue in (quiet, busy):
+            await store.create_queue(queue)
+        await put_and_delete(store, busy, [new_send_id() for _ in range(deliveries)])
+        await put(store, busy, new_message())
+        rows = await store._call(lambda conn: conn.execute("SELECT * FROM queues").fetchall())
+        numbers = await store._call(lambda conn: conn.execute("SELECT qseq FROM messages").fetchall())
+    finally:
+        await store.close()
+    # The same row, byte for byte in size, whatever the history; and no number that counts.
+    assert [[len(c) if isinstance(c, bytes) else c for c in row] for row in rows] == [
+        [24, 24, 32, 32, 32, 0, RETIRED_SEND_IDS * 16]
+    ] * 2
+    (qseq,) = numbers[0]
+    assert qseq not in (deliveries, deliveries + 1)  # a 2^-28 chance of a false alarm
+
+
 @pytest.mark.asyncio
 async def test_sqlite_delete_queue_cascades_in_the_database(db_path: Path) -> None:
     store = await SqliteStore.open(db_path)

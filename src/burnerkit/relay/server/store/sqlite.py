@@ -12,9 +12,9 @@ write-behind is :mod:`.writebehind`'s, over this store as over any.
 
 Pragmas: ``journal_mode=WAL``, ``synchronous=FULL``, ``secure_delete=ON`` (deleted rows
 and freed pages are overwritten with zeros), ``wal_autocheckpoint=0``. The WAL is
-checkpointed here only, with ``RESTART``, and the frames it held are then zeroed in place
-and synced (the file is never truncated, so no block goes back to the file system with a
-deleted message in it): after every ``checkpoint_every`` deleted messages and within
+checkpointed here only, with ``RESTART``, and the frames it held are then zeroed in place,
+synced by the next commit or at once (the file is never truncated, so no block goes back
+to the file system with a deleted message in it): after every ``checkpoint_every`` deleted messages and within
 ``checkpoint_within`` of any deletion (at most once per ``checkpoint_interval``), after a
 deleted queue, before the WAL grows past 4 MiB or its size, at open and on close. The
 small lookups (``queue_by_*``) run on a read-only connection on the caller's thread,
@@ -228,8 +228,8 @@ class SqliteStore:
         #: slots before it this process wrote). In memory only: on disk nothing says which
         #: slot is the newest, nor which slots hold a send id rather than random bytes.
         self._ring_next: dict[bytes, tuple[int, int]] = {}
-        #: (recipient id, slot before) of ring moves in the running transaction, to undo
-        #: them with it; ``_savepoint`` marks where the running operation's begin.
+        #: (recipient id, place before) of ring moves in the running transaction, to undo
+        #: them with it, or with the operation that made them (its savepoint).
         self._ring_undo: list[tuple[bytes, tuple[int, int] | None]] = []
         self.commit_count = 0
 

@@ -71,6 +71,7 @@ import io
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -201,6 +202,8 @@ def _serve(path: str, preload: Sequence[str]) -> tuple[_Request, dict[int, Any]]
         for key, _ in selector.select():
             if key.fileobj == 0:
                 if not os.read(0, 4096):
+                    # The worker may have been killed: what it would have removed goes here.
+                    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
                     return None
             elif key.fileobj is listener:
                 conn, _ = listener.accept()
@@ -342,10 +345,7 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        for name in ("socket", "stderr"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.directory, name))
-        os.rmdir(self.directory)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 _EXPECTED_SIGNATURE = [

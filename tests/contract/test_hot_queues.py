@@ -78,18 +78,23 @@ async def test_a_hot_delete_is_done_at_once_and_answers_its_deferred_put(db_path
     assert await pending.result() is PutResult.STORED
     assert store.delete_message_now(queue.recipient_id, pending.message.msg_id) is False
     assert commits(store) == before
-    # A queue that is not hot: the writer must delete, so nothing is done here.
     cold = new_queue()
     await store.create_queue(cold)
     waiting = new_message()
     assert (
         await store.put_message(cold.sender_id, new_send_id(), waiting, quota=BIG_QUOTA) is PutResult.STORED
     )
-    assert store.delete_message_now(cold.recipient_id, waiting.msg_id) is None
-    assert await store.first_message(cold.recipient_id) == waiting
+    # A queue that is not hot: the writer deletes, and the answer is its commit's.
+    started = store.delete_message_now(cold.recipient_id, waiting.msg_id)
+    assert isinstance(started, asyncio.Future)
+    before = commits(store)
+    assert await started is True
+    assert commits(store) == before + 1
+    assert await store.first_message(cold.recipient_id) is None
     await store.close()
-    # A closed store has no hot queue left: it decides nothing here either.
-    assert store.delete_message_now(queue.recipient_id, new_message().msg_id) is None
+    # A closed store has no hot queue left: it decides nothing, and says it is closed.
+    with pytest.raises(StoreError):
+        store.delete_message_now(queue.recipient_id, new_message().msg_id)
 
 
 @pytest.mark.asyncio
@@ -327,7 +332,7 @@ async def run_steps(
             if rng.below(2):
                 await step(store.delete_message(recipient_id, msg_id))
             elif (done := store.delete_message_now(recipient_id, msg_id)) is not None:
-                outcomes.append(("ok", done))
+                outcomes.append(("ok", await done if isinstance(done, asyncio.Future) else done))
             else:  # the store must wait: nothing was done, the awaited delete does it
                 await step(store.delete_message(recipient_id, msg_id))
         elif kind < 11:

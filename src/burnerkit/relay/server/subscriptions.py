@@ -4,12 +4,14 @@ docs/protocol.md §14.8 (Subscription) and §14.8a. At most one subscription per
 held by one connection. Each carries what its holder's commands need without a read of
 the store (the queue as read at SUB, its ACK MAC key, its sealing key) and its
 :class:`~.delivery.Subscription` machine, whose actions this module performs: seal and
-send a MSG, read or delete through the store (in a task when the store must wait), answer
+send a MSG, read or delete through the store (a delete in a task only when the store gives
+no future), answer
 an ACK. The rules themselves are the machine's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine, Iterator
@@ -199,7 +201,8 @@ class Subscriptions:
         self.perform(held, held.machine.read_returned(message))
 
     def _delete(self, held: Held, msg_id: bytes, corr_id: bytes, answered: bool) -> None:
-        # Here and now when the store needs no wait (mostly: a queue held in memory), else in a task.
+        # Here and now when the store needs no wait (a queue held in memory), from the store's
+        # future when it waits for a commit, else in a task.
         try:
             deleted = self._store.delete_message_now(held.recipient_id, msg_id)
         except Exception as exc:
@@ -207,8 +210,20 @@ class Subscriptions:
             return
         if deleted is None:
             self._spawn(self._delete_later(held, msg_id, corr_id, answered))
-        else:
+        elif isinstance(deleted, bool):
             self._deleted(held, deleted, corr_id, answered)
+        else:
+            deleted.add_done_callback(lambda done: self._delete_done(done, held, msg_id, corr_id, answered))
+
+    def _delete_done(
+        self, done: asyncio.Future[bool], held: Held, msg_id: bytes, corr_id: bytes, answered: bool
+    ) -> None:
+        if done.cancelled():
+            self._delete_failed(held, asyncio.CancelledError(), msg_id, corr_id, answered)
+        elif (exc := done.exception()) is not None:
+            self._delete_failed(held, exc, msg_id, corr_id, answered)
+        else:
+            self._deleted(held, done.result(), corr_id, answered)
 
     async def _delete_later(self, held: Held, msg_id: bytes, corr_id: bytes, answered: bool) -> None:
         try:

@@ -44,9 +44,10 @@ Promises:
   for puts, because of the dedupe rule).
 - Messages of one queue come out in the order they were stored.
 - ``delete_message`` deletes exactly the named message of the named queue, nothing else.
-  ``delete_message_now`` is the same delete, done at once when the store needs to wait
-  for nothing (an in-memory store always; a queue held by write-behind), or not at all (None);
-  ``put_message_now`` likewise for a put.
+  ``delete_message_now`` is the same delete started here and now: done at once when the
+  store needs to wait for nothing (an in-memory store always; a queue held by write-behind),
+  or a future of it (SQLite: its commit), or not at all (None); ``put_message_now`` likewise
+  for a put. The relay runs these without a task per message.
 - No error from the backing library escapes: each is raised as ``StoreError``.
 """
 
@@ -196,10 +197,11 @@ class MessageStore(Protocol):
         """:meth:`put_message` decided here and now, if the store needs to wait for nothing to decide it.
 
         Returns a future of what ``put_message`` would return, resolved when it would
-        return (the message safe, §14.8), with ``on_accepted`` called as it would be; None
-        if the store would have to wait: nothing was done, and the caller awaits
-        ``put_message``. The relay puts most SENDs to online recipients this way, without
-        a task per SEND. Raises what ``put_message`` raises.
+        return (the message safe, §14.8), with ``on_accepted`` called as it would be and
+        puts started here kept in the order they were started; None if the store cannot
+        start the put here: nothing was done, and the caller awaits ``put_message``. The
+        relay puts SENDs to subscribed queues this way, without a task per SEND. Raises
+        what ``put_message`` raises.
         """
         ...
 
@@ -228,13 +230,15 @@ class MessageStore(Protocol):
         """Delete exactly this message; False if it is not on this queue."""
         ...
 
-    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool | None:
-        """:meth:`delete_message` here and now, if the store needs to wait for nothing.
+    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool | asyncio.Future[bool] | None:
+        """:meth:`delete_message` started here and now.
 
-        Returns what ``delete_message`` would return, with every effect it has taken
-        (a held put it answers is answered); None if the store would have to wait:
-        nothing was done, and the caller awaits ``delete_message``. The relay deletes
-        most acknowledged messages this way, without a coroutine per ACK.
+        Returns what ``delete_message`` would return if the store needs to wait for
+        nothing, with every effect it has taken (a held put it answers is answered); a
+        future of it if the store waits for something else than the caller (a commit);
+        None if it cannot start the delete here: nothing was done, and the caller awaits
+        ``delete_message``. The relay deletes acknowledged messages this way, without a
+        task per ACK.
         """
         ...
 

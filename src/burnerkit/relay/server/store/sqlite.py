@@ -119,6 +119,10 @@ def _settle(answers: list[tuple[_Op, object, BaseException | None]]) -> None:
             continue  # cancelled meanwhile; what it did stands
         if exc is None:
             op.future.set_result(value)
+        elif isinstance(exc, sqlite3.Error):
+            failure = StoreError(_describe(exc))
+            failure.__cause__ = exc
+            op.future.set_exception(failure)
         else:
             op.future.set_exception(exc)
 
@@ -552,16 +556,23 @@ class SqliteStore:
         self, fn: Callable[[sqlite3.Connection], _T], on_accepted: Callable[[PutResult], None] | None = None
     ) -> _T:
         """Run ``fn`` on the writer thread in the next transaction; return after its commit."""
+        return await self._submit(fn, on_accepted)
+
+    def _submit(
+        self, fn: Callable[[sqlite3.Connection], _T], on_accepted: Callable[[PutResult], None] | None = None
+    ) -> asyncio.Future[_T]:
+        """Queue ``fn`` for the writer thread's next transaction; the future of its outcome after the commit.
+
+        Raises:
+            StoreError: if the store is closed.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         with self._lock:
             if self._closed:
                 raise StoreError("store is closed")
             self._queue.put(_Op(fn, future, loop, on_accepted))
-        try:
-            return await future
-        except sqlite3.Error as exc:
-            raise StoreError(_describe(exc)) from exc
+        return future
 
     async def _query(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run the read-only ``fn`` here, on the reader; on a lock, on the writer thread instead."""
@@ -717,6 +728,23 @@ class SqliteStore:
             ValueError: ``quota`` is less than 1.
             StoreError: ``message.msg_id`` is already stored, or the store failed.
         """
+        return await self.put_message_now(sender_id, send_id, message, quota=quota, on_accepted=on_accepted)
+
+    def put_message_now(
+        self,
+        sender_id: bytes,
+        send_id: bytes,
+        message: StoredMessage,
+        *,
+        quota: int,
+        on_accepted: Callable[[PutResult], None] | None = None,
+    ) -> asyncio.Future[PutResult]:
+        """:meth:`put_message` queued for the writer thread here: its future, done once committed.
+
+        Raises:
+            ValueError: ``quota`` is less than 1.
+            StoreError: the store is closed (a failure of the put: from the future).
+        """
         if quota < 1:
             raise ValueError("quota must be at least 1")
 
@@ -743,7 +771,7 @@ class SqliteStore:
             insert_message(conn, recipient_id, qseq, send_id, message, marker)
             return PutResult.STORED_MARKED if marker else PutResult.STORED
 
-        return await self._call(op, on_accepted)
+        return self._submit(op, on_accepted)
 
     async def head(self, recipient_id: bytes) -> StoredMessage | QueueMemory | None:
         """The oldest message; if none, what the queue remembers; None if there is no such queue.
@@ -785,6 +813,14 @@ class SqliteStore:
 
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message of this queue; False if it is not on this queue."""
+        return await self.delete_message_now(recipient_id, msg_id)
+
+    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> asyncio.Future[bool]:
+        """:meth:`delete_message` queued for the writer thread here: its future, done once committed.
+
+        Raises:
+            StoreError: the store is closed (a failure of the delete: from the future).
+        """
 
         def op(conn: sqlite3.Connection) -> bool:
             rows = conn.execute(
@@ -797,29 +833,7 @@ class SqliteStore:
             self._deleted += 1
             return True
 
-        return await self._call(op)
-
-    def put_message_now(
-        self,
-        sender_id: bytes,
-        send_id: bytes,
-        message: StoredMessage,
-        *,
-        quota: int,
-        on_accepted: Callable[[PutResult], None] | None = None,
-    ) -> None:
-        """Nothing: a put here waits for its commit (the caller awaits ``put_message``).
-
-        Raises:
-            ValueError: if ``quota`` is less than 1, as ``put_message`` would.
-        """
-        if quota < 1:
-            raise ValueError("quota must be at least 1")
-        return None
-
-    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> None:
-        """Nothing: a delete here waits for its commit (the caller awaits ``delete_message``)."""
-        return None
+        return self._submit(op)
 
     async def expire(self, older_than: int) -> int:
         """Delete messages with ``received_at < older_than``; return how many."""

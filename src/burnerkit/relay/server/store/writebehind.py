@@ -213,7 +213,7 @@ class WriteBehind:
         # that is acknowledged (delete_message_now) or durable in the inner store (_release).
         return entry.future
 
-    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool | None:
+    def delete_message_now(self, recipient_id: bytes, msg_id: bytes) -> bool | asyncio.Future[bool] | None:
         """A held queue's delete, here and now; else the inner store's ``delete_message_now``.
 
         Raises:
@@ -237,6 +237,8 @@ class WriteBehind:
     async def delete_message(self, recipient_id: bytes, msg_id: bytes) -> bool:
         """Delete exactly this message; a held one here, at once."""
         done = self.delete_message_now(recipient_id, msg_id)
+        if isinstance(done, asyncio.Future):
+            return await done
         if done is not None:
             return done
         return await self._pass(recipient_id, lambda: self.inner.delete_message(recipient_id, msg_id))

@@ -1,14 +1,15 @@
 """The examiner seizes the relay's disk: nothing in it links two queues of one burner.
 
-Issue 15 items 3 and 5, docs/protocol.md §14.8b. Four burners pair with each other and
-with a crowd (each pairing: two queues made one after the other, each locked to the
-other side's key), messages go all ways through a real relay process on loopback
-(written through: every message reaches the file), three burners read and acknowledge
-everything, one stays offline, and two contacts are burned (their queues deleted with
-messages waiting). The relay's files (database, ``-wal``, ``-shm``) are copied while it
-runs, after each phase, and once more after it stops; where the machine allows it, the
-store lives on a loop-mounted ext4 image whose raw bytes, free blocks included, are read
-after unmounting.
+Issue 15 items 3 and 5, docs/protocol.md §14.8b. Four burners pair with each other, and
+a crowd pairs among itself (each pairing: two queues made one after the other, each locked
+to the other side's key); messages go all ways through a real relay process on loopback
+(written through: every message reaches the file); three burners and the crowd read and
+acknowledge everything, Dave stays offline; two contacts are burned: Dave's queue from
+Alice, his unread messages on it, and Bob's drained queue from Dave. The relay's files
+(database, ``-wal``, ``-shm``) are copied while it runs, after each phase (the stand-in
+for freed blocks: what a file held then), and once more after it stops; where the machine
+allows it, the store lives on a loop-mounted ext4 image whose raw bytes, free blocks and
+journal included, are read after unmounting.
 
 What the examiner tries, and must fail at:
 
@@ -18,7 +19,7 @@ What the examiner tries, and must fail at:
   carried or delivered, and every queue row has the same size whatever its history;
 - what was deleted: a burned queue's ids and keys, its waiting bodies, every delivered
   body and message id, in any byte of any copy taken after the deletion was answered,
-  and in the raw image (the stand-in for freed blocks: the WAL is never truncated).
+  and in the raw image.
 """
 
 from __future__ import annotations

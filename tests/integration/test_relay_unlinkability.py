@@ -248,13 +248,13 @@ async def test_relay_disk_and_logs_hold_nothing_linking_two_queues_of_one_user(
 
     What it cannot prove:
 
-    - a live observer (the relay's operator, or the network) still sees that one
-      connection subscribed to Alice's queues together and when they were used: the
-      correlation of queues by connection, IP address and timing is visible while it
-      happens; only cover traffic, separate connections per queue and Tor hide that;
-    - the order in which SQLite placed records in its pages (insertion order, until a
-      page is rebalanced); rowids and global message numbers are gone (schema v2), which
-      the two tests below check;
+    - a live observer (the relay's operator, or the network) still sees the IP address
+      and timing of each connection: burners open a connection per contact
+      (tests/examiner/test_connections.py), but only Tor and cover traffic hide that one
+      address holds them all;
+    - the order in which SQLite placed records in its pages: tests/examiner/test_relay_disk.py
+      checks it (schema v4 rewrites a new queue's neighbours in key order); rowids and
+      global message numbers are gone (schema v2), which the two tests below check;
     - anything about the relay process's memory, swap, or filesystem journals below SQLite.
     """
     relay = relays.start()

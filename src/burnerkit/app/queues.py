@@ -20,7 +20,7 @@ from burnerkit.app.records import Contact, Invite, Orphan
 from burnerkit.errors import RelayError, RelayRejectedError
 from burnerkit.relay.client import QueueCredentials, RelayClient
 
-__all__ = ["QueueOwner", "by_relay", "delete_queues", "orphan_bytes", "orphan_owner", "owners"]
+__all__ = ["QueueOwner", "delete_queues", "orphan_bytes", "orphan_owner", "owners"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +82,6 @@ def orphan_owner(data: bytes) -> QueueOwner:
     """An orphan record as a queue owner; its key is the queue's recipient id."""
     orphan = Orphan.from_bytes(data)
     return QueueOwner("orphan", orphan.queue.recipient_id, orphan.relay_url, orphan.queue)
-
-
-def by_relay(queues: Iterable[QueueOwner]) -> dict[str, list[QueueOwner]]:
-    """The queues grouped by relay URL."""
-    out: dict[str, list[QueueOwner]] = {}
-    for owner in queues:
-        out.setdefault(owner.relay_url, []).append(owner)
-    return out
 
 
 async def delete_queues(

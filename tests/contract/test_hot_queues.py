@@ -130,6 +130,39 @@ async def test_an_unacknowledged_hot_message_is_written_when_due_and_survives_re
 
 
 @pytest.mark.asyncio
+async def test_a_queue_released_by_a_burst_is_held_again_once_drained(db_path: Path) -> None:
+    store, queue = await hot_store(db_path, defer=SHORT)
+    late = Pending(store, queue, new_message())
+    await late.deferred()
+    assert await late.result() is PutResult.STORED  # unacknowledged past its time: written, released
+    assert queue.recipient_id not in store._held
+    # Released, a put goes through the writer; the recipient drains the queue.
+    during = Pending(store, queue, new_message())
+    assert await during.result() is PutResult.STORED
+    for pending in (late, during):
+        assert await store.delete_message(queue.recipient_id, pending.message.msg_id) is True
+    # Nobody reads the queue again (its subscription knows it is empty), yet it is held again.
+    deadline = asyncio.get_running_loop().time() + 5
+    while queue.recipient_id not in store._held:
+        assert asyncio.get_running_loop().time() < deadline, "the drained queue was not held again"
+        await asyncio.sleep(0.01)
+    before = commits(store)
+    again = Pending(store, queue, new_message())
+    assert await again.deferred() is PutResult.STORED
+    assert await store.delete_message(queue.recipient_id, again.message.msg_id) is True
+    assert await again.result() is PutResult.STORED
+    assert commits(store) == before  # held: no transaction for the put or its delete
+    # A retry of a message acknowledged while released is still a duplicate.
+    assert (
+        await store.put_message(
+            queue.sender_id, during.send_id, new_message(), quota=BIG_QUOTA, on_accepted=lambda _: None
+        )
+        is PutResult.DUPLICATE
+    )
+    await store.close()
+
+
+@pytest.mark.asyncio
 async def test_a_hot_queue_keeps_quota_order_and_marker(db_path: Path) -> None:
     store, queue = await hot_store(db_path)
     puts = [Pending(store, queue, new_message(), quota=2) for _ in range(3)]

@@ -22,6 +22,12 @@ itself, by the reference rules of :mod:`.memory`, without the inner store:
   their puts once the queue's deletion is durable.
 - A retry (same send id) of a held message is answered with it: ``DUPLICATE`` once it is
   safe, or its write's failure.
+- A queue it released is counted (messages written, plus puts passed on, minus deletes passed
+  on) until something it cannot count touches it (``put_notice``, ``retire_send_ids``,
+  ``expire``, ``delete_queue``); when the count comes back to zero, a ``head`` read is made,
+  which holds the queue again by the rule above. Without it, a burst that held messages past
+  ``defer_seconds`` would leave its queues written to disk, message by message, until their
+  recipients subscribed again.
 
 Everything else passes straight to the inner store. What the relay gains: an
 acknowledged message never reaches the disk, and costs no write and no fsync.
@@ -36,7 +42,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from burnerkit.errors import StoreError
 from burnerkit.relay.server.store.base import (
@@ -135,6 +141,9 @@ class WriteBehind:
         self._reads = 0
         self._named: dict[bytes, int] = {}
         self._named_all = -1
+        #: queues released here, by recipient id: [messages the inner store holds, sender id]
+        self._written: dict[bytes, list[Any]] = {}
+        self._written_by_sender: dict[bytes, bytes] = {}  # sender id -> recipient id
         self._closed = False
 
     # -- the rule ---------------------------------------------------------------------------
@@ -162,10 +171,15 @@ class WriteBehind:
             self._release(held)  # a put it cannot hold: the inner store gets the queue first
         if message.msg_id in self._msgs:
             raise StoreError("message id already in use")
-        return await self._pass(
+        result = await self._pass(
             sender_id,
             lambda: self.inner.put_message(sender_id, send_id, message, quota=quota, on_accepted=on_accepted),
         )
+        if result is PutResult.STORED or result is PutResult.STORED_MARKED:
+            recipient_id = self._written_by_sender.get(sender_id)
+            if recipient_id is not None:
+                self._written[recipient_id][0] += 1
+        return result
 
     def put_message_now(
         self,
@@ -226,6 +240,11 @@ class WriteBehind:
             done = self.inner.delete_message_now(recipient_id, msg_id)
             if done is not None:
                 self._name(recipient_id)
+                if recipient_id in self._written:
+                    if isinstance(done, asyncio.Future):
+                        done.add_done_callback(lambda deleted: self._deleted(recipient_id, deleted))
+                    elif done:
+                        self._uncount(recipient_id)
             return done
         entry = held.take(msg_id)
         if entry is None:
@@ -241,7 +260,10 @@ class WriteBehind:
             return await done
         if done is not None:
             return done
-        return await self._pass(recipient_id, lambda: self.inner.delete_message(recipient_id, msg_id))
+        deleted = await self._pass(recipient_id, lambda: self.inner.delete_message(recipient_id, msg_id))
+        if deleted and recipient_id in self._written:
+            self._uncount(recipient_id)
+        return deleted
 
     async def head(self, recipient_id: bytes) -> StoredMessage | QueueMemory | None:
         """The oldest message or what the queue remembers; the read that makes a queue held."""
@@ -269,6 +291,7 @@ class WriteBehind:
         if not touched and not any(key in self._releasing for key in ids):
             held = _Held(recipient_id, got)
             self._held[recipient_id] = self._by_sender[got.sender_id] = held
+            self._forget(recipient_id)
         return got
 
     async def first_message(self, recipient_id: bytes) -> StoredMessage | None:
@@ -326,6 +349,11 @@ class WriteBehind:
                     # Their messages were acknowledged (safe, answered); a resend of one may
                     # now be stored again: a second copy, never a loss (§14.8 Durability).
                     _log.warning("retired send ids of a released queue were not recorded: %s", exc)
+            stored = sum(
+                1 for result in results if result is PutResult.STORED or result is PutResult.STORED_MARKED
+            )
+            if not self._closed and held.recipient_id not in self._held:
+                self._count(held.recipient_id, held.sender_id, stored)
             for entry, result in zip(entries, results, strict=True):
                 if isinstance(result, BaseException):
                     entry.answer(result if isinstance(result, StoreError) else StoreError("write failed"))
@@ -368,6 +396,49 @@ class WriteBehind:
         self._name(key)
         return await call()
 
+    # -- holding a released queue again ------------------------------------------------------
+
+    def _count(self, recipient_id: bytes, sender_id: bytes, stored: int) -> None:
+        """``recipient_id``'s queue was released, and the inner store holds ``stored`` of its messages."""
+        self._forget(recipient_id)
+        self._written[recipient_id] = [stored, sender_id]
+        self._written_by_sender[sender_id] = recipient_id
+        if not stored:
+            self._hold_again(recipient_id)
+
+    def _deleted(self, recipient_id: bytes, done: asyncio.Future[bool]) -> None:
+        if (
+            not done.cancelled()
+            and done.exception() is None
+            and done.result()
+            and recipient_id in self._written
+        ):
+            self._uncount(recipient_id)
+
+    def _uncount(self, recipient_id: bytes) -> None:
+        count = self._written[recipient_id]
+        count[0] -= 1
+        if count[0] <= 0:
+            self._hold_again(recipient_id)
+
+    def _hold_again(self, recipient_id: bytes) -> None:
+        """Read the drained queue's head: it is held again if nothing touched it meanwhile."""
+        if self._closed or recipient_id in self._held or recipient_id in self._releasing:
+            return
+        task = asyncio.ensure_future(self._read_head(recipient_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_head(self, recipient_id: bytes) -> None:
+        with contextlib.suppress(StoreError):  # a failed read holds nothing: the queue stays written
+            await self.head(recipient_id)
+
+    def _forget(self, recipient_id: bytes) -> None:
+        """Stop counting the queue: something the count cannot follow touched it."""
+        count = self._written.pop(recipient_id, None)
+        if count is not None:
+            del self._written_by_sender[count[1]]
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("store is closed")
@@ -397,6 +468,7 @@ class WriteBehind:
         self._check_open()
         if (held := self._held.get(recipient_id)) is not None:
             self._release(held)
+        self._forget(recipient_id)
         return await self._pass(
             recipient_id, lambda: self.inner.put_notice(recipient_id, message, quota=quota)
         )
@@ -406,11 +478,13 @@ class WriteBehind:
         self._check_open()
         if (held := self._held.get(recipient_id)) is not None:
             self._release(held)
+        self._forget(recipient_id)
         await self._pass(recipient_id, lambda: self.inner.retire_send_ids(recipient_id, send_ids))
 
     async def delete_queue(self, recipient_id: bytes) -> bool:
         """Delete a queue; its held messages are dropped unwritten, their puts answered."""
         self._check_open()
+        self._forget(recipient_id)
         held = self._held.pop(recipient_id, None)
         if held is not None:
             del self._by_sender[held.sender_id]
@@ -442,6 +516,8 @@ class WriteBehind:
         releases.extend(self._releasing.values())
         if releases:
             await asyncio.gather(*(asyncio.shield(r) for r in releases))
+        self._written.clear()
+        self._written_by_sender.clear()
         return await self._pass(None, lambda: self.inner.expire(older_than))
 
     async def close(self) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from burnerkit.errors import NotFoundError, UsageError
+from burnerkit.vault.vault import fsync_dir
 
 if TYPE_CHECKING:  # at run time an argument only: `burner list` without a passphrase loads no crypto
     from burnerkit.crypto.rng import Random
@@ -88,7 +89,7 @@ def mark_burning(directory: Path, rng: Random) -> None:
         return
     fd = os.open(directory / new_id(rng), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     os.close(fd)
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def clear_burning(directory: Path) -> None:
@@ -108,14 +109,6 @@ def _marker(directory: Path) -> Path | None:
         if (_ID.fullmatch(entry.name) or entry.name == LEGACY_BURNING_MARKER) and entry.is_file():
             return entry
     return None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _platform_home() -> Path:
@@ -189,7 +182,7 @@ class Home:
                 continue
             renamed[target] = slot.name
         if renamed:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         return renamed
 
     def check_choice(self, name: str | None) -> None:

@@ -101,6 +101,7 @@ __all__ = [
     "ExclusiveLock",
     "Vault",
     "VaultTransaction",
+    "fsync_dir",
 ]
 
 HEADER_FILE: Final = "vault.key"
@@ -147,7 +148,8 @@ def _storage_errors() -> Iterator[None]:
         raise VaultError(f"vault file error ({name})") from exc
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable (POSIX: the directory itself is synced)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -409,7 +411,7 @@ def _replace_header(directory: Path, header: bytes) -> None:
         old = -1
     try:
         os.replace(tmp, directory / HEADER_FILE)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         if old >= 0:
             _overwrite_fd(old, random=True)
     finally:
@@ -556,7 +558,7 @@ class Vault:
                 _scrub_journal(directory)
                 _write_new(directory / _HEADER_TMP, header)
                 os.replace(directory / _HEADER_TMP, directory / HEADER_FILE)
-                _fsync_dir(directory)
+                fsync_dir(directory)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -693,10 +695,10 @@ class Vault:
                 return
             for name in (HEADER_FILE, _HEADER_TMP):
                 _shred_file(directory / name, random=True)
-            _fsync_dir(directory)
+            fsync_dir(directory)
             for name in (*_DB_FILES, LOCK_FILE):
                 _shred_file(directory / name, random=False)
-            _fsync_dir(directory)
+            fsync_dir(directory)
             try:
                 directory.rmdir()
             except OSError as exc:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from burnerkit.errors import NotFoundError, UsageError
-from burnerkit.vault.vault import fsync_dir
+from burnerkit.fsync import fsync_dir
 
 if TYPE_CHECKING:  # at run time an argument only: `burner list` without a passphrase loads no crypto
     from burnerkit.crypto.rng import Random

@@ -71,6 +71,7 @@ from typing import Final
 from burnerkit.crypto.passphrase import DEFAULT_KDF, KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import AlreadyExistsError, VaultCorruptedError, VaultError, VaultLockedError
+from burnerkit.fsync import fsync_dir
 
 from .format import (
     HEADER_SIZE,
@@ -101,7 +102,6 @@ __all__ = [
     "ExclusiveLock",
     "Vault",
     "VaultTransaction",
-    "fsync_dir",
 ]
 
 HEADER_FILE: Final = "vault.key"
@@ -146,15 +146,6 @@ def _storage_errors() -> Iterator[None]:
     except OSError as exc:
         name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         raise VaultError(f"vault file error ({name})") from exc
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable (POSIX: the directory itself is synced)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -49,6 +49,7 @@ RECORD_TYPES: dict[str, Any] = {
     "profile": Profile,
     "contact": Contact,
     "contact_moving": Contact,
+    "contact_burned": Contact,
     "invite": Invite,
     "message": StoredMessage,
     "outbox": OutboxEntry,
@@ -166,13 +167,13 @@ def test_record_vector_decodes_to_its_fields_and_reencodes(name: str) -> None:
     assert data[0] == RECORD_TYPES[name].VERSION
 
 
-def test_contact_of_layout_1_still_loads_and_is_rewritten_in_layout_3() -> None:
+def test_contact_of_layout_1_still_loads_and_is_rewritten_in_layout_4() -> None:
     vector = V["contact_v1"]
     contact = Contact.from_bytes(h(vector["bytes"]))
     assert fields_of(contact) == vector["fields"]
     assert contact.sender_key == b""  # paired before sender keys: its SENDs go unsigned
-    assert contact.to_bytes()[0] == 3
-    assert contact.to_bytes()[1:-6] == h(vector["bytes"])[1:]
+    assert contact.to_bytes()[0] == 4
+    assert contact.to_bytes()[1:-15] == h(vector["bytes"])[1:]
 
 
 def test_contact_of_layout_2_still_loads_with_no_move_under_way() -> None:
@@ -181,7 +182,22 @@ def test_contact_of_layout_2_still_loads_with_no_move_under_way() -> None:
     assert fields_of(contact) == vector["fields"]
     assert (contact.next_queue_relay, contact.next_queue) == ("", None)
     assert contact.to_bytes() == h(V["records"]["contact"]["bytes"])
-    assert contact.to_bytes() == b"\x03" + h(vector["bytes"])[1:] + b"\x00\x00\x00\x00"
+    assert contact.to_bytes() == b"\x04" + h(vector["bytes"])[1:] + b"\x00\x00\x00\x00" + bytes(9)
+
+
+def test_contact_of_layout_3_still_loads_not_burned_and_expiry_untold() -> None:
+    vector = V["contact_v3"]
+    contact = Contact.from_bytes(h(vector["bytes"]))
+    assert fields_of(contact) == vector["fields"]
+    assert (contact.burned, contact.peer_expires_at) == (False, 0)
+    assert contact.to_bytes() == b"\x04" + h(vector["bytes"])[1:] + bytes(9)
+
+
+def test_burned_contact_ends_with_its_flag_and_the_peers_expiry() -> None:
+    f = V["records"]["contact_burned"]["fields"]
+    data = h(V["records"]["contact_burned"]["bytes"])
+    assert data.endswith(struct.pack(">BQ", 1, f["peer_expires_at"]))
+    assert f["session"] == ""  # its session keys are dropped (§17.7)
 
 
 def test_moving_contact_ends_with_its_next_relay_and_queue() -> None:
@@ -189,8 +205,8 @@ def test_moving_contact_ends_with_its_next_relay_and_queue() -> None:
     url = f["next_queue_relay"].encode()
     tail = struct_var16(url) + struct_var16(h(f["next_queue"]))
     data = h(V["records"]["contact_moving"]["bytes"])
-    assert data.endswith(tail)
-    assert data[: -len(tail)] == h(V["records"]["contact"]["bytes"])[:-4]
+    assert data.endswith(tail + bytes(9))
+    assert data[: -len(tail) - 9] == h(V["records"]["contact"]["bytes"])[:-13]
 
 
 def test_alert_and_pending_layouts_by_hand() -> None:

@@ -20,7 +20,8 @@ BurnerError
 │   └── TooManySkippedMessagesError  a counter jump beyond the limit (a counter bomb)
 ├── IdentityError
 │   ├── IdentityExpiredError         the burner is past its expiry
-│   └── IdentityChangedError         a contact's identity key changed: re-verify before sending
+│   ├── IdentityChangedError         a contact's identity key changed: re-verify before sending
+│   └── ContactBurnedError           the contact burned its burner: nothing is sent to it any more
 ├── RelayError
 │   ├── RelayUnavailableError        connect, read or write failed; .url and .cause say where and why
 │   ├── RelayTimeoutError            the relay did not answer in time
@@ -51,6 +52,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "BurnerError",
+    "ContactBurnedError",
     "CryptoError",
     "DecryptionError",
     "DemoFailedError",
@@ -139,6 +141,10 @@ class IdentityError(BurnerError):
 
 class IdentityExpiredError(IdentityError):
     """The session or burner is past its expiry and refuses to send or receive."""
+
+
+class ContactBurnedError(IdentityError):
+    """The contact burned its burner (a verified burn notice): nothing is sent to it any more."""
 
 
 class IdentityChangedError(IdentityError):

@@ -5,7 +5,9 @@ Four kinds exist: the acceptor's first message (:class:`Hello`, carrying its own
 address), a chat message (:class:`Text`, carrying the conversation's disappearing
 timer so both sides apply the same one), and the two steps of a relay move
 (:class:`Move`, the sender's new queue address; :class:`MoveDone`, its confirmation,
-sent to that new address).
+sent to that new address), a burner's last word (:class:`BurnNotice`, signed by its
+identity for this contact, docs/protocol.md §17.7) and the sender's expiry
+(:class:`Expiry`, so that the contact refuses it once it is past).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ __all__ = [
     "MAX_TEXT_SIZE",
     "MAX_TIMER",
     "MIN_TIMER",
+    "BURN_NOTICE_SIGNATURE_SIZE",
+    "BurnNotice",
     "Content",
+    "Expiry",
     "Hello",
     "Move",
     "MoveDone",
@@ -34,6 +39,11 @@ _TAG_HELLO: Final = 0x01
 _TAG_TEXT: Final = 0x02
 _TAG_MOVE: Final = 0x03
 _TAG_MOVE_DONE: Final = 0x04
+_TAG_BURN_NOTICE: Final = 0x05
+_TAG_EXPIRY: Final = 0x06
+_FLAG_ERASE: Final = 0x01
+#: An Ed25519 signature (§17.7).
+BURN_NOTICE_SIGNATURE_SIZE: Final = 64
 _FLAG_BURN_ON_READ: Final = 0x01
 _TEXT_HEADER: Final = 1 + 1 + 4
 #: Longest text of one message, in UTF-8 bytes.
@@ -101,7 +111,50 @@ class MoveDone:
         return bytes([_TAG_MOVE_DONE])
 
 
-Content = Hello | Text | Move | MoveDone
+@dataclass(frozen=True, slots=True)
+class BurnNotice:
+    """The sender burned its burner: mark it burned, and ``erase`` our conversation if asked.
+
+    ``signature`` is the sender's identity signature (for this contact) over
+    :meth:`signed_body`, made and checked by the session (``Session.sign_burn_notice``):
+    a holder of the queue alone cannot make one, and one made for another contact does
+    not verify here (docs/protocol.md §17.7).
+    """
+
+    burned_at: int
+    erase: bool
+    signature: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.signature) != BURN_NOTICE_SIGNATURE_SIZE:
+            raise ValueError(f"a burn notice's signature is {BURN_NOTICE_SIGNATURE_SIZE} bytes")
+
+    @staticmethod
+    def body(burned_at: int, erase: bool) -> bytes:
+        """``0x05 ‖ u8 flags ‖ u64 burned_at``: what the signature covers."""
+        return Writer().u8(_TAG_BURN_NOTICE).u8(_FLAG_ERASE if erase else 0).u64(burned_at).getvalue()
+
+    def signed_body(self) -> bytes:
+        """The bytes this notice's signature covers (its encoding less the signature)."""
+        return self.body(self.burned_at, self.erase)
+
+    def encode(self) -> bytes:
+        """``0x05 ‖ u8 flags ‖ u64 burned_at ‖ signature (64)``."""
+        return self.signed_body() + self.signature
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """When the sender's burner expires (seconds since the epoch): its messages are refused after."""
+
+    expires_at: int
+
+    def encode(self) -> bytes:
+        """``0x06 ‖ u64 expires_at``."""
+        return Writer().u8(_TAG_EXPIRY).u64(self.expires_at).getvalue()
+
+
+Content = Hello | Text | Move | MoveDone | BurnNotice | Expiry
 
 
 def decode_content(data: bytes) -> Content:
@@ -126,6 +179,17 @@ def decode_content(data: bytes) -> Content:
         if tag == _TAG_MOVE_DONE:
             r.end()
             return MoveDone()
+        if tag == _TAG_BURN_NOTICE:
+            flags, burned_at = r.u8(), r.u64()
+            if flags & ~_FLAG_ERASE:
+                raise CodecError("unknown burn notice flags")
+            signature = r.take(BURN_NOTICE_SIGNATURE_SIZE)
+            r.end()
+            return BurnNotice(burned_at, bool(flags & _FLAG_ERASE), signature)
+        if tag == _TAG_EXPIRY:
+            expires_at = r.u64()
+            r.end()
+            return Expiry(expires_at)
         raise CodecError("unknown content kind")
     except (CodecError, UnicodeDecodeError, ValueError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # at run time an argument only: `burner list` without a passp
 __all__ = [
     "LEGACY_BURNING_MARKER",
     "Home",
+    "burn_marker",
     "check_name",
     "clear_burning",
     "is_burning",
@@ -79,23 +80,46 @@ def is_burning(directory: Path) -> bool:
     return _marker(directory) is not None
 
 
-def mark_burning(directory: Path, rng: Random) -> None:
+def mark_burning(directory: Path, rng: Random, journal: bytes = b"") -> None:
     """Leave the marker that makes an interrupted burn finish on the next start.
 
-    The marker is an empty file named by a fresh id, fsynced with its directory before the
-    burn's first step runs.
+    The marker is a file named by a fresh id holding ``journal`` (the sealed burn journal,
+    docs/protocol.md §17.7; empty for a marker alone), written and fsynced with its
+    directory before the burn's next step runs. A marker already there (an earlier try
+    that did not get as far as destroying the key) is cleared first.
     """
-    if is_burning(directory):
-        return
+    clear_burning(directory)
     fd = os.open(directory / new_id(rng), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    os.close(fd)
+    try:
+        view = memoryview(journal)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     fsync_dir(directory)
 
 
+def burn_marker(directory: Path) -> Path | None:
+    """The burn marker (and journal) in ``directory``, if a burn is in progress there."""
+    return _marker(directory)
+
+
 def clear_burning(directory: Path) -> None:
-    """Remove the burn marker (the burn's last step, after the vault was shredded)."""
+    """Zero the burn marker in place, fsync, and remove it (the burn's last step).
+
+    Zeroed first: the journal it holds must not stay in the blocks the unlink frees.
+    """
     while (marker := _marker(directory)) is not None:
         with contextlib.suppress(FileNotFoundError):
+            fd = os.open(marker, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    os.pwrite(fd, bytes(size), 0)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             marker.unlink()
 
 

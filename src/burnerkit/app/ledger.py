@@ -20,11 +20,12 @@ import hmac
 from typing import Final, Protocol
 
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.app.content import Hello, Move, MoveDone, Text, decode_content
+from burnerkit.app.content import BurnNotice, Expiry, Hello, Move, MoveDone, Text, decode_content
 from burnerkit.app.queues import QueueOwner, orphan_bytes, owners
 from burnerkit.app.records import (
     ALERT_KINDS,
     CONTACT_ID_SIZE,
+    PROFILE_KEY,
     SENDER_KEY_SIZE,
     Alert,
     Contact,
@@ -35,6 +36,7 @@ from burnerkit.app.records import (
     Orphan,
     OutboxEntry,
     PendingDelivery,
+    Profile,
     StoredMessage,
     replace,
 )
@@ -72,9 +74,11 @@ __all__ = [
     "find_contact",
     "owner_of",
     "process_delivery",
+    "raise_clock_floor",
     "record_event",
     "store_contact",
     "take_unshown",
+    "tell_expiry",
 ]
 
 #: Deliveries kept for one invitation's queue before its acceptance (the relay's quota).
@@ -295,6 +299,12 @@ def _open(tx: VaultTransaction, rng: Random, owner: QueueOwner, envelope: bytes,
             data = tx.get("contact", owner.key)
             assert data is not None, "owner_of found it in this transaction"
             contact = Contact.from_bytes(data)
+            if contact.burned:
+                # Its session keys are gone (§17.7): nothing of it can be opened any more.
+                record_event(
+                    tx, rng, contact_id, EventKind.ABANDONED, "a delivery from a contact that burned", now
+                )
+                return
             session = Session.from_bytes(contact.session, rng=rng)
             events = session.receive(envelope, now=now)
             session.purge_expired(now=now)
@@ -405,7 +415,7 @@ def _complete_invite(
     session, events = pending.complete(envelope, now=now)
     first = next((e for e in events if isinstance(e, MessageReceived)), None)
     content = decode_content(first.content) if first is not None else None
-    if isinstance(content, Text):
+    if isinstance(content, Text | Expiry):
         raise _AheadOfAcceptance
     if not isinstance(content, Hello):
         raise RemoteProtocolError("an acceptance must start with the acceptor's address")
@@ -422,6 +432,7 @@ def _complete_invite(
         via="code" if invite.verified else "link",
     )
     tx.delete("invite", invite.invite_id)
+    contact = tell_expiry(tx, rng, contact, now)
     if invite.link_queue is not None:
         # The short link has done its work, but its queue stays until the invitation would
         # have expired: whoever uses the link again (the real acceptor, if this acceptance
@@ -434,6 +445,66 @@ def _complete_invite(
         )
     # The Hello is not a chat message: keep only the anomaly events.
     return contact, [e for e in events if not isinstance(e, MessageReceived)]
+
+
+def tell_expiry(tx: VaultTransaction, rng: Random, contact: Contact, now: float) -> Contact:
+    """Put our burner's expiry for a new contact in the outbox (§17.7, expiry); the contact is stored."""
+    data = tx.get("profile", PROFILE_KEY)
+    if data is None:
+        return contact
+    session = Session.from_bytes(contact.session, rng=rng)
+    envelope = session.send(Expiry(Profile.from_bytes(data).expires_at).encode(), now=now)
+    entry = OutboxEntry(
+        rng.random_bytes(SEND_ID_SIZE), contact.contact_id, contact.peer, envelope, int(now * 1000), b""
+    )
+    tx.put("outbox", entry.send_id, entry.to_bytes())
+    contact = replace(contact, session=session.to_bytes())
+    tx.put("contact", contact.contact_id, contact.to_bytes())
+    return contact
+
+
+def raise_clock_floor(tx: VaultTransaction, at: int) -> None:
+    """Make ``at`` (seconds, an authenticated time) the burner's clock floor if it is later (§17.7)."""
+    data = tx.get("profile", PROFILE_KEY)
+    if data is None:
+        return
+    profile = Profile.from_bytes(data)
+    if at > profile.clock_mark:
+        tx.put("profile", PROFILE_KEY, replace(profile, clock_mark=at).to_bytes())
+
+
+def _take_burn_notice(
+    tx: VaultTransaction, rng: Random, contact: Contact, notice: BurnNotice, seq: int, now: float
+) -> Contact:
+    """A contact burned: check its signature, then stop everything we do for it (§17.7).
+
+    A notice whose signature does not verify (made for another contact, or by anyone but
+    the contact's identity) changes nothing but one ``malformed`` event.
+    """
+    session = Session.from_bytes(contact.session, rng=rng)
+    if not session.burn_notice_signed(notice.signed_body(), notice.signature):
+        record_event(
+            tx, rng, contact.contact_id, EventKind.MALFORMED, f"message {seq}: a burn notice not signed", now
+        )
+        return contact
+    cid = contact.contact_id
+    for key, data in tx.items("outbox"):
+        if hmac.compare_digest(OutboxEntry.from_bytes(data).contact_id, cid):
+            tx.delete("outbox", key)
+    erased = 0
+    if notice.erase:
+        for key, _ in tx.items("message"):
+            if key.startswith(cid):
+                tx.delete("message", key)
+                erased += 1
+    # Nobody sends to our queues for it any more: a later run deletes them from their relays.
+    for owner in owners([contact], []).values():
+        tx.put("orphan", owner.creds.recipient_id, orphan_bytes(owner.relay_url, owner.creds))
+    detail = "the contact burned its burner" + (
+        f"; the conversation was erased as it asked ({erased} messages)" if notice.erase else ""
+    )
+    record_event(tx, rng, cid, EventKind.BURNED, detail, now)
+    return replace(contact, burned=True, session=b"", next_queue_relay="", next_queue=None)
 
 
 def _record_session_events(
@@ -464,6 +535,22 @@ def _store_incoming(
     except RemoteProtocolError:
         record_event(
             tx, rng, contact.contact_id, EventKind.MALFORMED, f"message {event.seq} of no known kind", now
+        )
+        return contact
+    if isinstance(content, BurnNotice):
+        # Taken even past the contact's expiry: an expired burner burns itself, then says so.
+        return _take_burn_notice(tx, rng, contact, content, event.seq, now)
+    raise_clock_floor(tx, event.sent_at // 1000)
+    if isinstance(content, Expiry):
+        return replace(contact, peer_expires_at=content.expires_at)
+    if contact.peer_expires_at and now >= contact.peer_expires_at:
+        record_event(
+            tx,
+            rng,
+            contact.contact_id,
+            EventKind.EXPIRED_PEER,
+            f"message {event.seq} refused: the contact's burner expired",
+            now,
         )
         return contact
     if isinstance(content, Move):

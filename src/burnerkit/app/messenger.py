@@ -32,7 +32,6 @@ next queue makes it the contact's queue, and the old one is deleted by a later r
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hmac
 import time
@@ -41,10 +40,11 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Final, Self
 
+from burnerkit.app import burning
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
-from burnerkit.app.home import Home, check_name, clear_burning, is_burning, mark_burning
+from burnerkit.app.home import Home, burn_marker, check_name, clear_burning, is_burning, mark_burning
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
     RecordReader,
@@ -58,6 +58,7 @@ from burnerkit.app.ledger import (
     record_event,
     store_contact,
     take_unshown,
+    tell_expiry,
 )
 from burnerkit.app.queues import QueueOwner, delete_queues, orphan_bytes, orphan_owner, owners
 from burnerkit.app.records import (
@@ -91,6 +92,7 @@ from burnerkit.crypto.passphrase import KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import (
     AlreadyExistsError,
+    ContactBurnedError,
     HandshakeError,
     IdentityChangedError,
     IdentityError,
@@ -122,6 +124,7 @@ from burnerkit.relay.protocol import ErrorCode
 from burnerkit.relay.transport import CONNECT_TIMEOUT
 from burnerkit.relay.url import check_relay_url
 from burnerkit.vault import Vault, VaultTransaction
+from burnerkit.vault.format import open_burn_journal
 
 __all__ = ["DEFAULT_INVITE_LIFETIME", "DEFAULT_LIFETIME", "Clock", "Messenger", "finish_burn"]
 
@@ -384,8 +387,8 @@ class Messenger:
         try:
             messenger._adopt_legacy_name(renamed.get(directory))
             messenger._advance_clock()
-            if not allow_expired:
-                messenger._check_alive()
+            if not allow_expired and messenger._expired():
+                messenger._burn_expired()
             messenger._purge_expired()
         except BaseException:
             vault.close()
@@ -443,41 +446,54 @@ class Messenger:
         rng: Random,
         relay_timeout: float,
     ) -> str | None:
-        """Finish a burn a crash interrupted: relay queues first (if the vault still opens), then shred.
+        """Finish a burn a crash interrupted (docs/protocol.md §17.7, resuming).
 
-        The owner already chose to burn, so a vault that no longer opens (its key already
-        shredded, or another passphrase) is shredded all the same; its relay queues then
-        stay until the relay's own expiry, unlinkable without the key.
+        With the passphrase that opens its journal, the burn carries on from it (key,
+        notices, queues, files). A journal that does not open next to a vault that does is
+        a burn killed before its key went: it starts again. When neither opens (another
+        burner's passphrase, or only a marker of the previous version), the owner already
+        chose to burn: the files are shredded all the same, and the notices and queue
+        deletions are lost (the queues expire on their relay, unlinkable without the key).
 
         Returns:
-            The burner's name, when the passphrase opened its vault.
+            The burner's name, when the passphrase opened its journal or vault.
         """
-        vault: Vault | None = None
-        if Vault.exists(directory):
+        journal = _open_journal(directory, passphrase)
+        if journal is None and Vault.exists(directory):
             with contextlib.suppress(VaultError):
                 vault = Vault.open(directory, passphrase)
-        held: str | None = None
-        if vault is not None:
-            try:
-                held = _held_name(vault, None)
-                messenger = cls(
-                    home,
-                    held or "",
-                    vault,
-                    directory=directory,
-                    clock=clock,
-                    rng=rng,
-                    relay_timeout=relay_timeout,
-                )
-                # open() is synchronous and may be called from a running event loop: the
-                # relay calls get a loop of their own in a worker thread.
-                with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-                    pool.submit(asyncio.run, messenger._delete_owned_queues()).result()
-                vault.destroy()
-            finally:
-                vault.close()
-        finish_burn(home, directory)
-        return held
+                try:
+                    held = _held_name(vault, None)
+                    messenger = cls(
+                        home,
+                        held or "",
+                        vault,
+                        directory=directory,
+                        clock=clock,
+                        rng=rng,
+                        relay_timeout=relay_timeout,
+                    )
+                    burning.run_sync(messenger.burn())
+                finally:
+                    vault.close()
+                return held
+        if journal is None:
+            finish_burn(home, directory)
+            return None
+        connections = RelayConnections(
+            lambda url, after, on_link: RelayClient(
+                url,
+                rng=rng,
+                timeout=relay_timeout,
+                on_link=on_link,
+                open_after=after,
+                reconnect_jitter=ConnectionPolicy.from_environ().jitter,
+            ),
+            policy=ConnectionPolicy.from_environ(),
+            rng=rng,
+        )
+        burning.run_sync(burning.carry_out(journal, home, directory, connections.lease))
+        return journal.name or None
 
     def close(self) -> None:
         """Lock the vault; the messenger is unusable afterwards."""
@@ -524,6 +540,23 @@ class Messenger:
         profile = self._profile(tx)
         if now > profile.clock_mark:
             tx.put("profile", _PROFILE_KEY, replace(profile, clock_mark=now).to_bytes())
+
+    def _expired(self) -> bool:
+        return self.now() >= self._profile().expires_at
+
+    def _burn_expired(self) -> None:
+        """An expired burner burns itself at its first start after its expiry (§17.7, expiry).
+
+        Raises:
+            IdentityExpiredError: always, once the burn is done, to say so.
+        """
+        expires_at = self._profile().expires_at
+        burning.burn_from_open(self)
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at))
+        raise IdentityExpiredError(
+            f"burner {self.name!r} expired at {stamp}; it has burned itself "
+            "(its contacts were told, its relay queues and files are gone)"
+        )
 
     def _check_alive(self) -> None:
         profile = self._profile()
@@ -581,7 +614,8 @@ class Messenger:
         return sorted((self._view(c) for c in all_contacts(self._vault)), key=lambda view: view.alias)
 
     def _view(self, contact: Contact) -> ContactView:
-        session = Session.from_bytes(contact.session, rng=self._rng)
+        # A burned contact's session is gone (§17.7), and with it the safety code.
+        code = "" if contact.burned else Session.from_bytes(contact.session, rng=self._rng).safety_code
         alert = alert_of(self._vault, contact.contact_id)
         alerts = [] if alert is None else alert.sorted_kinds()
         return ContactView(
@@ -592,8 +626,9 @@ class Messenger:
             contact.key_changed,
             contact.timer,
             contact.burn_on_read,
-            session.safety_code,
+            code,
             alerts,
+            burned=contact.burned,
         )
 
     def contact(self, alias: str) -> ContactView:
@@ -744,7 +779,7 @@ class Messenger:
             IdentityError: ``code`` does not match: do not trust this contact.
         """
         with self._vault.transaction() as tx:
-            contact = find_contact(tx, alias)
+            contact = _living(find_contact(tx, alias))
             expected = Session.from_bytes(contact.session, rng=self._rng).safety_code
             if code is None:
                 return VerifyResult(alias, expected, self._view(contact).verified)
@@ -986,6 +1021,13 @@ class Messenger:
             raise InvitationConsumedError(
                 "this invitation was already used: it may have been intercepted; ask for a new one"
             )
+        # Our expiry, once the acceptance is in: the inviter refuses us after it (§17.7).
+        with self._vault.transaction() as tx:
+            current = _contact_or_none(tx, alias)
+            if current is not None and current.contact_id == contact.contact_id:
+                contact = tell_expiry(tx, self._rng, current, now)
+        if self._outcomes.get(entry.send_id) == "delivered":
+            await self.flush_outbox()
         await self._drop_orphans()
         return self._view(contact)
 
@@ -1166,7 +1208,7 @@ class Messenger:
             raise UsageError("a disappearing timer runs from 30s to 4w")
         now = self.now()
         with self._vault.transaction() as tx:
-            contact = find_contact(tx, alias)
+            contact = _living(find_contact(tx, alias))
             if contact.key_changed:
                 raise IdentityChangedError(
                     f"{alias}'s identity key changed since you paired: compare safety codes "
@@ -1716,33 +1758,45 @@ class Messenger:
 
     # -- burning ------------------------------------------------------------------------------
 
-    async def burn(self) -> BurnReport:
-        """Delete every relay queue we own, then crypto-shred the vault and its directory.
+    async def burn(self, *, erase_conversations: bool = False) -> BurnReport:
+        """Burn this burner: journal, key, notices, queues, files (docs/protocol.md §17.7).
 
-        A marker written first makes an interrupted burn finish on the next start. Relay
-        queues that cannot be deleted (relay unreachable) are counted, not retried: the
-        vault key is gone either way, and without it nobody can read or link them.
+        Every contact gets a burn notice signed by our identity for it (with
+        ``erase_conversations``, asking it to delete the conversation); every relay queue we
+        own is deleted; the vault's key is destroyed before either, and its files after.
+        Killed at any step, the next start with the passphrase finishes it. Relays that
+        cannot be reached are counted, not retried: the key is gone either way, and without
+        it nobody can read or link what they hold. The messenger is unusable afterwards.
         """
-        mark_burning(self._directory, self._rng)
-        deleted, failed = await self._delete_owned_queues()
-        self._vault.destroy()
-        finish_burn(self.home, self._directory)
-        return BurnReport(self.name, deleted, failed)
+        journal = burning.prepare_journal(
+            self._vault,
+            self.name,
+            self._owned_queues(),
+            erase=erase_conversations,
+            now=self.now(),
+            rng=self._rng,
+        )
+        mark_burning(self._directory, self._rng, self._vault.seal_burn_journal(journal.padded()))
+        burning.checkpoint("journal")
+        self._vault.destroy_key()
+        sent, unsent, deleted, failed = await burning.carry_out(
+            journal, self.home, self._directory, self._client
+        )
+        return BurnReport(self.name, deleted, failed, sent, unsent)
 
-    async def _delete_owned_queues(self) -> tuple[int, int]:
-        """Delete every queue this burner owns from its relay; (deleted, unreachable)."""
+    def _owned_queues(self) -> list[QueueOwner]:
+        """Every queue this burner owns on a relay: contacts', invitations', orphans', links'."""
         owned = self._owners()
-        owners = list(owned.values()) + [
+        out = list(owned.values()) + [
             orphan_owner(data) for key, data in self._vault.items("orphan") if key not in owned
         ]
         # A short link's queue is no receive queue (nothing subscribes to it): listed apart.
-        owners += [
+        out += [
             QueueOwner("link", invite.link_queue.recipient_id, invite.queue_relay, invite.link_queue)
             for invite in (Invite.from_bytes(data) for _, data in self._vault.items("invite"))
             if invite.link_queue is not None
         ]
-        deleted = len(await delete_queues(self._client, owners))
-        return deleted, len(owners) - deleted
+        return out
 
     # -- for the chat view -------------------------------------------------------------------
     # What `burner chat` (burnerkit.tui) reads beyond the methods above, and its one setting.
@@ -1798,6 +1852,24 @@ def finish_burn(home: Home, directory: Path) -> None:
     home.remove_if_empty()
 
 
+def _open_journal(directory: Path, passphrase: str) -> burning.BurnJournal | None:
+    """The journal of the burn in progress in ``directory``, if the passphrase opens it."""
+    marker = burn_marker(directory)
+    if marker is None:
+        return None
+    try:
+        with marker.open("rb") as f:
+            sealed = f.read(burning.MAX_JOURNAL_SIZE)
+    except OSError:
+        return None
+    if not sealed:
+        return None
+    try:
+        return burning.BurnJournal.from_padded(open_burn_journal(sealed, passphrase))
+    except (VaultLockedError, RemoteProtocolError):
+        return None
+
+
 def _held_name(vault: Vault, legacy: str | None) -> str | None:
     """The name of the burner in ``vault``: its old directory's, else its profile's (None: no profile yet)."""
     if legacy is not None:
@@ -1827,13 +1899,30 @@ def _contact_or_none(tx: VaultTransaction, alias: str) -> Contact | None:
         return None
 
 
+def _living(contact: Contact) -> Contact:
+    """``contact``, unless it burned.
+
+    Raises:
+        ContactBurnedError: it burned; nothing can be sent to it any more (§17.7).
+    """
+    if contact.burned:
+        raise ContactBurnedError(
+            f"{contact.alias} burned their burner: nothing can be sent to them any more "
+            f"('burner contacts remove {contact.alias}' forgets them)"
+        )
+    return contact
+
+
 def _needing_move(reader: RecordReader, url: str) -> list[Contact]:
     """The contacts whose queue is not on ``url`` and who have no next queue there."""
     return [
         c
         for c in all_contacts(reader)
-        if (c.next_queue is None and c.queue_relay != url)
-        or (c.next_queue is not None and c.next_queue_relay != url)
+        if not c.burned
+        and (
+            (c.next_queue is None and c.queue_relay != url)
+            or (c.next_queue is not None and c.next_queue_relay != url)
+        )
     ]
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "LastDelivery",
     "Orphan",
     "OutboxEntry",
+    "PROFILE_KEY",
     "PendingDelivery",
     "Profile",
     "StoredMessage",
@@ -57,6 +58,9 @@ _ID16: Final = 16
 _MESSAGE_ID_SIZE: Final = 8
 _V1: Final = 1
 _V2: Final = 2
+_V3: Final = 3
+#: The vault key of the one ``profile`` record.
+PROFILE_KEY: Final = b"burner"
 
 
 def _check_size(name: str, value: bytes, size: int) -> None:
@@ -170,10 +174,14 @@ class Contact(_Record):
     sender-secured queue to us (§14.8); empty for a contact paired by layout 1, whose
     queue takes unsigned SENDs. ``next_queue`` (layout 3) is the queue we made for them on
     the relay we are moving to, announced by a Move and not yet confirmed by a delivery on
-    it (docs/protocol.md §17.6, relay moves); None when no move is under way.
+    it (docs/protocol.md §17.6, relay moves); None when no move is under way. ``burned``
+    (layout 4): the contact sent a verified burn notice; its session state is dropped
+    (``session`` empty) and nothing is sent to it any more (docs/protocol.md §17.7).
+    ``peer_expires_at`` (layout 4, seconds since the epoch; 0: not told): the contact's
+    burner expires then, and what it sends later is refused (§17.7, expiry).
     """
 
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
 
     contact_id: bytes
     alias: str
@@ -190,6 +198,8 @@ class Contact(_Record):
     sender_key: bytes = field(default=b"", repr=False)
     next_queue_relay: str = ""
     next_queue: QueueCredentials | None = field(default=None, repr=False)
+    burned: bool = False
+    peer_expires_at: int = 0
 
     def __post_init__(self) -> None:
         _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
@@ -209,18 +219,24 @@ class Contact(_Record):
         w.var16(self.sender_key)
         _w_str(w, self.next_queue_relay)
         w.var16(b"" if self.next_queue is None else self.next_queue.to_bytes())
+        w.u8(self.burned).u64(self.peer_expires_at)
 
     @classmethod
     def read(cls, r: Reader) -> Contact:  # noqa: D102
+        contact = cls._read_v3(r)
+        return replace(contact, burned=_r_bool(r), peer_expires_at=r.u64())
+
+    @classmethod
+    def older_layouts(cls) -> dict[int, Callable[[Reader], Contact]]:  # noqa: D102
+        return {_V1: cls._read_v1, _V2: cls._read_v2, _V3: cls._read_v3}
+
+    @classmethod
+    def _read_v3(cls, r: Reader) -> Contact:
         contact = cls._read_v2(r)
         relay, creds = _r_str(r), r.var16()
         return replace(
             contact, next_queue_relay=relay, next_queue=QueueCredentials.from_bytes(creds) if creds else None
         )
-
-    @classmethod
-    def older_layouts(cls) -> dict[int, Callable[[Reader], Contact]]:  # noqa: D102
-        return {_V1: cls._read_v1, _V2: cls._read_v2}
 
     @classmethod
     def _read_v2(cls, r: Reader) -> Contact:
@@ -408,6 +424,8 @@ class EventKind(enum.Enum):
     SENDER_REFUSED = "sender-refused"  #: the relay refused another sender on our queue
     INVITATION_USED = "invitation-used"  #: our acceptance was refused: someone accepted first
     ABANDONED = "abandoned"  #: a delivery kept for an invitation that expired unaccepted
+    BURNED = "burned"  #: a contact burned its burner (a verified burn notice)
+    EXPIRED_PEER = "expired-peer"  #: a message from a contact past its expiry, refused
 
 
 #: The anomalies that put a contact on alert (shown by ``contacts``, ``history`` and

@@ -62,9 +62,12 @@ class ContactView:
     burn_on_read: bool
     safety_code: str
     alerts: list[str] = field(default_factory=list)
+    #: It burned its burner (docs/protocol.md §17.7): nothing is sent to it any more.
+    burned: bool = False
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {
+            "burned": self.burned,
             "alias": self.alias,
             "relay": self.relay_url,
             "verified": self.verified,
@@ -251,12 +254,17 @@ class BurnReport:
     name: str
     queues_deleted: int
     queues_failed: int
+    #: Burn notices the contacts' relays took, and those they did not (unreachable).
+    notices_sent: int = 0
+    notices_failed: int = 0
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {
             "burned": self.name,
             "queues_deleted": self.queues_deleted,
             "queues_failed": self.queues_failed,
+            "notices_sent": self.notices_sent,
+            "notices_failed": self.notices_failed,
         }
 
 

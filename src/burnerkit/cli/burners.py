@@ -177,25 +177,37 @@ def burn(
         str | None, typer.Argument(help="The burner to burn (optional when there is one).")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Really burn: there is no undo.")] = False,
+    erase_conversations: Annotated[
+        bool,
+        typer.Option(
+            "--erase-conversations",
+            help="Ask every contact to delete its conversation with this burner too (their app does it).",
+        ),
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Destroy a burner: delete its relay queues, crypto-shred its vault, remove its files."""
+    """Destroy a burner: its key, then a signed burn notice to each contact, its relay queues, its files.
+
+    Killed half way, the next 'burner' command that unlocks finishes it (docs/protocol.md §17.7).
+    """
     import asyncio
 
     if not yes:
         raise UsageError("burning cannot be undone: add --yes")
     with (
         open_messenger(home, name, allow_expired=True, quiet=json_out) as messenger,
-        spinner(f"deleting {messenger.name}'s relay queues…", quiet=json_out),
+        spinner(f"burning {messenger.name}…", quiet=json_out),
     ):
-        report = asyncio.run(messenger.burn())
+        report = asyncio.run(messenger.burn(erase_conversations=erase_conversations))
     if json_out:
         print_json(report.to_json())
     else:
         console.print(
-            f"burned [bold]{report.name}[/]: vault shredded, {report.queues_deleted} relay queue(s) deleted"
-            + (f", {report.queues_failed} unreachable" if report.queues_failed else "")
+            f"burned [bold]{report.name}[/]: key destroyed, {report.notices_sent} contact(s) told, "
+            f"{report.queues_deleted} relay queue(s) deleted, files shredded"
+            + (f"; {report.notices_failed} notice(s) undelivered" if report.notices_failed else "")
+            + (f"; {report.queues_failed} queue(s) unreachable" if report.queues_failed else "")
         )
 
 

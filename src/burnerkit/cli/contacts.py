@@ -235,6 +235,8 @@ def contacts(
         console.print("no contacts yet: 'burner invite', 'burner accept LINK' or 'burner pair'")
     for view in views:
         trust = "KEY CHANGED" if view.key_changed else ("verified" if view.verified else "unverified")
+        if view.burned:
+            trust = "BURNED"
         timer = f", disappearing after {view.timer}s" if view.timer else ""
         read = ", burn-on-read" if view.burn_on_read else ""
         alert = f"  ALERT: {', '.join(view.alerts)}" if view.alerts else ""

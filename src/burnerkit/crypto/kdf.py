@@ -22,6 +22,8 @@ __all__ = [
     "LABEL_LINK_COMMIT",
     "LABEL_LINK_KEYS",
     "LABEL_LINK_SEAL",
+    "LABEL_SIG_BURN_NOTICE",
+    "LABEL_BURN_JOURNAL",
     "LABEL_MSG_HASH",
     "LABEL_RELAY_ACK_MAC",
     "LABEL_RELAY_AUTH",
@@ -73,6 +75,8 @@ LABEL_APP_SEND_ID: Final = b"burner/v1/app/send-id"
 LABEL_LINK_COMMIT: Final = b"burner/v1/link/commit"
 LABEL_LINK_KEYS: Final = b"burner/v1/link/keys"
 LABEL_LINK_SEAL: Final = b"burner/v1/link/seal"
+LABEL_SIG_BURN_NOTICE: Final = b"burner/v1/sig/burn-notice"
+LABEL_BURN_JOURNAL: Final = b"burner/v1/burn/journal"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
 #: groups, vault records) add theirs here, never inline.
@@ -102,6 +106,8 @@ LABELS: Final = MappingProxyType(
         "link-commit": LABEL_LINK_COMMIT,
         "link-keys": LABEL_LINK_KEYS,
         "link-seal": LABEL_LINK_SEAL,
+        "sig-burn-notice": LABEL_SIG_BURN_NOTICE,
+        "burn-journal": LABEL_BURN_JOURNAL,
     }
 )
 

@@ -17,8 +17,15 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from burnerkit.crypto.kdf import LABEL_SIG_BURN_NOTICE
 from burnerkit.crypto.rng import Random
-from burnerkit.errors import BurnerError, DecryptionError, InvitationConsumedError, RemoteProtocolError
+from burnerkit.errors import (
+    BurnerError,
+    DecryptionError,
+    InvitationConsumedError,
+    RemoteProtocolError,
+    SignatureError,
+)
 from burnerkit.wire import PROTOCOL_VERSION, CodecError, Reader, Writer
 
 from .envelope import (
@@ -122,6 +129,23 @@ class Session:
     def safety_code_bytes(self) -> bytes:
         """The same code as 33 bytes, for a QR code."""
         return safety_code_bytes(self._ours.public, self._theirs)
+
+    def sign_burn_notice(self, body: bytes) -> bytes:
+        """Sign a burn notice's ``body`` with our identity for this contact (docs/protocol.md §17.7).
+
+        The signed bytes are ``"burner/v1/sig/burn-notice" ‖ transcript hash ‖ body``: the
+        transcript names this session, so a notice signed for one contact does not verify
+        for another, and the label keeps it apart from every other signature.
+        """
+        return self._ours.signing.sign(LABEL_SIG_BURN_NOTICE + self._transcript + body)
+
+    def burn_notice_signed(self, body: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is the peer's signature of a burn notice's ``body`` in this session."""
+        try:
+            self._theirs.signing.verify(signature, LABEL_SIG_BURN_NOTICE + self._transcript + body)
+        except SignatureError:
+            return False
+        return True
 
     @property
     def transcript_hash(self) -> bytes:

@@ -39,6 +39,7 @@ from typing import Final
 
 from burnerkit.crypto.aead import NONCE_SIZE, TAG_SIZE, AeadKey
 from burnerkit.crypto.kdf import (
+    LABEL_BURN_JOURNAL,
     LABEL_VAULT_INDEX,
     LABEL_VAULT_KEY_ID,
     LABEL_VAULT_KEY_WRAP,
@@ -210,8 +211,39 @@ class HeaderKeys:
             raise VaultLockedError
         return HeaderKeys(self.prefix, self._kek, keys)
 
+    def seal_burn_journal(self, body: bytes, rng: Random) -> bytes:
+        """``prefix ‖ nonce ‖ AES-256-GCM(KEK, nonce, body, AD = "burner/v1/burn/journal" ‖ prefix)``.
+
+        A burn's journal (docs/protocol.md §17.7) outlives the vault key, so it is sealed under
+        the KEK, which the passphrase re-derives from the prefix it carries; its own label as
+        associated data keeps it apart from a key slot.
+        """
+        nonce = rng.random_bytes(NONCE_SIZE)
+        return self.prefix + nonce + self._kek.seal(nonce, bytes(body), LABEL_BURN_JOURNAL + self.prefix)
+
     def __repr__(self) -> str:
         return "HeaderKeys(<secret>)"
+
+
+def open_burn_journal(sealed: bytes, passphrase: str) -> bytes:
+    """Open what :meth:`HeaderKeys.seal_burn_journal` sealed, with the passphrase (one Argon2 run).
+
+    Raises:
+        VaultLockedError: a wrong passphrase, or anything damaged; one error for all.
+    """
+    prefix = sealed[:HEADER_PREFIX_SIZE]
+    if (
+        len(sealed) < HEADER_PREFIX_SIZE + NONCE_SIZE + TAG_SIZE
+        or header_version(prefix + bytes(SLOTS * SLOT_SIZE)) != VERSION
+    ):
+        raise VaultLockedError
+    params, salt = _parse_prefix(prefix)
+    try:
+        kek = AeadKey(derive_key(passphrase, salt, params))
+        nonce = sealed[HEADER_PREFIX_SIZE : HEADER_PREFIX_SIZE + NONCE_SIZE]
+        return kek.open(nonce, sealed[HEADER_PREFIX_SIZE + NONCE_SIZE :], LABEL_BURN_JOURNAL + prefix)
+    except (DecryptionError, ValueError):
+        raise VaultLockedError from None
 
 
 def seal_slot(kek: AeadKey, prefix: bytes, index: int, vault_key: bytes, rng: Random) -> bytes:

@@ -667,6 +667,61 @@ class Vault:
                     conn.close()
             self.shred(self._directory)
 
+    def seal_burn_journal(self, body: bytes) -> bytes:
+        """Seal a burn's journal under this vault's KEK (docs/protocol.md §17.7).
+
+        Raises:
+            ValueError: the vault is closed.
+        """
+        with self._lock:
+            return self._live_header().seal_burn_journal(body, self._rng)
+
+    @staticmethod
+    def erase_key(directory: Path) -> None:
+        """Destroy the vault key in place: both key slots of ``vault.key`` overwritten, fsync.
+
+        The first durable step of a burn (docs/protocol.md §17.7): the same inode and blocks
+        (§15.11), so no freed block keeps a wrapped key. Needs no passphrase and may be
+        repeated; a version 1 header (one slot) is overwritten whole. The other files stay
+        for :meth:`shred`; from here on nothing in them opens.
+
+        Raises:
+            VaultError: the header could not be overwritten.
+        """
+        path = Path(directory) / HEADER_FILE
+        with _storage_errors():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                return
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    if os.fstat(fd).st_size == HEADER_SIZE:
+                        for index in range(2):
+                            os.pwrite(fd, os.urandom(SLOT_SIZE), slot_offset(index))
+                        os.fsync(fd)
+                    else:
+                        _overwrite_fd(fd, random=True)
+            finally:
+                os.close(fd)
+
+    def destroy_key(self) -> None:
+        """Close, then :meth:`erase_key`: the records stay on disk, unreadable.
+
+        Raises:
+            ValueError: inside a transaction.
+            VaultError: the header could not be overwritten.
+        """
+        with self._lock:
+            if self._tx is not None:
+                raise ValueError("destroy_key() inside a vault transaction")
+            conn = self._conn
+            self._conn = self._keys = self._header = self._index = None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self.erase_key(self._directory)
+
     @staticmethod
     def shred(directory: Path) -> None:
         """Burn a vault without unlocking it; safe to repeat, and to resume after a crash.

@@ -268,10 +268,14 @@ class MainScreen(Screen[None]):
             conversation.show(Text(""))
             composer.disabled = True
             return
-        composer.disabled = False
-        composer.placeholder = f"message to {view.alias} (Enter sends)"
+        composer.disabled = view.burned
+        composer.placeholder = (
+            f"{view.alias} burned their burner" if view.burned else f"message to {view.alias} (Enter sends)"
+        )
         head = Text(view.alias, style="bold")
-        if view.verified:
+        if view.burned:
+            head.append("  burned: nothing more can be sent", style="bold red")
+        elif view.verified:
             head.append("  ✓ verified", style="green")
         else:
             head.append("  unverified (F6)", style="yellow")

@@ -24,6 +24,8 @@ def contact_label(view: ContactView, unread: int, gone: bool) -> Text:
         text.append(" ⚠", style="bold red")
     if gone:
         text.append(" ✗", style="red")
+    if view.burned:
+        text.append(" burned", style="bold red")
     return text
 
 

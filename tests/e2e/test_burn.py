@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from burnerkit.app.burning import BURN_STEPS, ENV_KILL_AFTER, JOURNAL_BUCKET
+from burnerkit.errors import VaultLockedError
+from burnerkit.vault import Vault
+from burnerkit.vault.format import open_burn_journal
 from tests.e2e.helpers import (
+    Person,
     burn_marker,
     files_containing,
     files_under,
     is_burning,
-    killed,
     mint,
+    pair_by_link,
     queue_ids,
     relay_files_bytes,
     spellings_of,
-    start_child,
     together,
 )
+from tests.examiner.test_device_copy import opened_canaries, record_keys
 
 
 def _queue_rows(store: Path) -> dict[bytes, tuple[bytes, ...]]:
@@ -87,7 +96,13 @@ def test_canary_absent_from_every_file_after_delete_and_after_burn(relays, peopl
     # Bob burns: his directory is gone, nothing of it is left, the relay forgets his queue.
     queues_before = queue_ids(relay.store_path)
     burned = bob.json("burn", "--yes")
-    assert burned == {"burned": "bob", "queues_deleted": 1, "queues_failed": 0}
+    assert burned == {
+        "burned": "bob",
+        "queues_deleted": 1,
+        "queues_failed": 0,
+        "notices_sent": 1,
+        "notices_failed": 0,
+    }
     assert not bob.directory.exists()
     assert files_under(bob.home) == []
     listed = bob.run("list")
@@ -141,7 +156,13 @@ def test_burn_deletes_the_relay_queues(relay, people):
     bob_queues = queue_ids(relay.store_path) - start - made
     assert (len(made), len(alice_queues), len(bob_queues)) == (2, 2, 3)
 
-    assert bob.json("burn", "--yes") == {"burned": "bob", "queues_deleted": 3, "queues_failed": 0}
+    assert bob.json("burn", "--yes") == {
+        "burned": "bob",
+        "queues_deleted": 3,
+        "queues_failed": 0,
+        "notices_sent": 1,
+        "notices_failed": 0,
+    }
     assert queue_ids(relay.store_path) - start == alice_queues
     assert files_under(bob.home) == []
     # What alice sends now finds no queue: the relay says so and nothing waits for bob.
@@ -165,69 +186,139 @@ def test_interrupted_burn_completes_on_next_start(relay, people):
     assert gone.error == f"burner: no burner in {alice.home}: make one with 'burner new NAME'"
 
 
-#: Where a burn is killed (kill -9): a patch for the child script.
-KILL_POINTS = {
-    # Marker written, relay queues deleted, vault intact.
-    "before-shredding": """
-from burnerkit.vault import Vault
-Vault.destroy = lambda self: die()
-""",
-    # Header shredded (nothing readable any more), the database files still there.
-    "after-shredding-the-header": """
-import burnerkit.vault.vault as vault_module
-real_shred_file = vault_module._shred_file
-def shred_file(path, *, random):
-    real_shred_file(path, random=random)
-    if path.name == "vault.key":
-        die()
-vault_module._shred_file = shred_file
-""",
-    # Every file shredded, only the marker left.
-    "before-removing-the-marker": """
-import burnerkit.app.messenger as messenger_module
-messenger_module.finish_burn = lambda home, directory: die()
-""",
-}
-
-
-def test_burn_killed_at_each_step_completes_on_next_start(relay, people, tmp_path):
-    names = [f"victim{n}" for n in range(len(KILL_POINTS))]
-    victims = people(*names)
-    mint(relay.url, *victims)
-    children = [
-        start_child(
-            victim, patch + "\nasyncio.run(open_messenger().burn())\n", tmp_path / f"{victim.name}.py"
-        )
-        for victim, patch in zip(victims, KILL_POINTS.values(), strict=True)
-    ]
-    for child in children:
-        killed(child)
+def test_burn_killed_at_each_step_completes_on_next_start(relay, people):
+    """kill -9 after each step of §17.7 (the test-only hook): the next start finishes the burn."""
+    carol, *victims = people("carol", *(f"victim{n}" for n in range(len(BURN_STEPS))))
+    others = queue_ids(relay.store_path)  # the shared relay's, of earlier tests
+    mint(relay.url, carol, *victims)
     for victim in victims:
-        assert is_burning(victim.directory), victim
+        pair_by_link(carol, victim, inviter_calls=victim.name, acceptor_calls="carol")
+    before = queue_ids(relay.store_path) - others
+    burning = together(
+        *(
+            victim.start("burn", "--yes", env={ENV_KILL_AFTER: step})
+            for victim, step in zip(victims, BURN_STEPS, strict=True)
+        ),
+        expect=-signal.SIGKILL,
+    )
+    assert len(burning) == len(BURN_STEPS)
+    for victim, step in zip(victims, BURN_STEPS, strict=True):
+        assert is_burning(victim.directory), step
+        # Only a burn killed right after its journal still has its key; from the key step
+        # on, the vault opens for nobody.
+        assert _locked(victim) == (step != "journal"), step
     resumed = together(*(victim.start("inbox") for victim in victims), expect=3)
-    for victim, outcome, point in zip(victims, resumed, KILL_POINTS, strict=True):
-        # Once the header is shredded the name, sealed in the vault, is gone with it.
-        what = f"burner '{victim.name}'" if point == "before-shredding" else "the burner"
-        assert outcome.error == f"burner: {what} was being burned; the burn is now complete"
+    for victim, outcome in zip(victims, resumed, strict=True):
+        # The journal holds the name: even with the key gone, the burn says whose it was.
+        assert outcome.error == f"burner: burner '{victim.name}' was being burned; the burn is now complete"
         assert files_under(victim.home) == [], victim
         assert not victim.directory.exists()
+    # Carol heard from each exactly once, and stops using their queues.
+    got = carol.json("inbox")
+    burned = sorted(item["contact"] for item in got if item["type"] == "event" and item["kind"] == "burned")
+    assert burned == sorted(victim.name for victim in victims)
+    contacts = {view["alias"]: view["burned"] for view in carol.json("contacts")}
+    assert contacts == {victim.name: True for victim in victims}
+    # Every queue of the victims is gone, and carol's for them too: only the short links'
+    # queues of carol's invitations stay, until those invitations would have expired (§17.2).
+    left = queue_ids(relay.store_path) - others
+    assert left < before
+    assert len(left) == len(victims)
 
 
-def test_burn_killed_before_deleting_queues_deletes_them_on_next_start(relay, people, tmp_path):
-    (bob,) = people("bob")
-    mint(relay.url, bob)
-    before = queue_ids(relay.store_path)
-    bob.json("invite", "--for", "alice")  # a pending invitation: its queue and its link's, on the relay
-    bob_queues = queue_ids(relay.store_path) - before
-    assert len(bob_queues) == 2
-    patch = """
-import burnerkit.app.messenger
-async def delete_queues(connect, queues):
-    die()
-burnerkit.app.messenger.delete_queues = delete_queues
-"""
-    killed(start_child(bob, patch + "\nasyncio.run(open_messenger().burn())\n", tmp_path / "bob.py"))
-    assert is_burning(bob.directory)
-    bob.run("inbox", expect=3)  # the burn completes...
-    assert not bob.directory.exists()
-    assert queue_ids(relay.store_path) & bob_queues == set()  # ...and so should the queues' deletion
+def _locked(person: Person) -> bool:
+    try:
+        Vault.open(person.directory, person.passphrase).close()
+    except VaultLockedError:
+        return True
+    return False
+
+
+def test_burn_notice_marks_the_contact_burned_and_erases_the_conversation_when_asked(relay, people):
+    alice, bob, carol = people("alice", "bob", "carol")
+    mint(relay.url, alice, bob, carol)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    pair_by_link(carol, bob, inviter_calls="bob", acceptor_calls="carol")
+    alice.run("send", "bob", "kept by alice")
+    carol.run("send", "bob", "erased at carol")
+    assert sorted(bob.texts()) == ["erased at carol", "kept by alice"]
+    bob.run("send", "alice", "to alice")
+    bob.run("send", "carol", "to carol")
+
+    burned = bob.json("burn", "--yes", "--erase-conversations")
+    assert (burned["notices_sent"], burned["notices_failed"]) == (2, 0)
+
+    # Each contact takes the notice: the contact is burned, shown so everywhere.
+    for person in (alice, carol):
+        got = person.json("inbox")
+        events = [(item["contact"], item["kind"]) for item in got if item["type"] == "event"]
+        assert events == [("bob", "burned")], person
+        # bob's last message, unread, went with the conversation it asked to erase.
+        assert [item for item in got if item["type"] == "message"] == []
+        (view,) = person.json("contacts")
+        assert (view["alias"], view["burned"], view["safety_code"]) == ("bob", True, "")
+        listed = person.run("contacts").stdout
+        assert listed.startswith("bob  [BURNED]"), listed
+        # Nothing is sent to a burned contact: a typed error, exit 9, nothing queued.
+        refused = person.run("send", "bob", "still there?", expect=9)
+        assert refused.error.startswith(
+            "burner: bob burned their burner: nothing can be sent to them any more"
+        )
+    # bob asked to erase the conversations: both sides' copies are gone.
+    assert alice.json("history", "bob") == []
+    assert carol.json("history", "bob") == []
+    # A second inbox shows nothing new: the notice is taken once.
+    assert [item for item in alice.json("inbox") if item["type"] == "event"] == []
+
+
+def test_burn_without_erase_keeps_the_contacts_conversation(relay, people):
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    alice.run("send", "bob", "remember this")
+    assert bob.texts() == ["remember this"]
+    assert bob.json("burn", "--yes")["notices_sent"] == 1
+    alice.run("inbox")
+    assert [(e["direction"], e["text"]) for e in alice.json("history", "bob")] == [("out", "remember this")]
+    (view,) = alice.json("contacts")
+    assert view["burned"] is True
+
+
+def test_no_canary_and_nothing_a_border_copy_opens_during_and_after_burn(relay, people, tmp_path):
+    """A burn killed half way (its journal too), then done: no canary; a copy from before opens nothing."""
+    alice, bob = people("alice", "bob")
+    mint(relay.url, alice, bob)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    border = tmp_path / "border"
+    shutil.copytree(bob.directory, border)  # the border copy, at T
+    token = os.urandom(8).hex()
+    canaries = [f"canary-{token}-{what}" for what in ("received", "sent")]
+    alice.run("send", "bob", canaries[0])
+    assert bob.texts() == [canaries[0]]
+    bob.run("send", "alice", canaries[1])
+    directory = bob.directory
+
+    # Killed after its notices: the journal is the marker; the key is gone.
+    bob.run("burn", "--yes", env={ENV_KILL_AFTER: "notices"}, expect=-signal.SIGKILL)
+    mid = {path.name: path.read_bytes() for path in files_under(directory)}
+    journal = [name for name in mid if not name.startswith("vault.")]
+    assert len(journal) == 1
+    sealed = mid[journal[0]]
+    # Padded to a power of two of at least 64 KiB: the size does not count the contacts.
+    assert len(sealed) == 34 + 12 + JOURNAL_BUCKET + 16
+    assert list(files_containing(bob.home, canaries)) == []
+    # The passphrase opens the journal (what a seizure now learns, §17.7), and it holds no canary.
+    body = open_burn_journal(sealed, bob.passphrase)
+    assert not any(spelling in body for canary in canaries for spelling in spellings_of(canary))
+    with pytest.raises(VaultLockedError):
+        Vault.open(directory, bob.passphrase)  # the vault key is gone
+    # The border copy and the passphrase open nothing written after T in any file of the burn.
+    keys = record_keys((border / "vault.key").read_bytes(), bob.passphrase)
+    assert keys
+    assert opened_canaries([mid], keys, canaries) == set()
+
+    resumed = bob.run("inbox", expect=3)
+    assert resumed.error == "burner: burner 'bob' was being burned; the burn is now complete"
+    assert files_under(bob.home) == []
+    got = alice.json("inbox")
+    assert [(e["contact"], e["kind"]) for e in got if e["type"] == "event"] == [("bob", "burned")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.helpers import mint, pair_by_link, together
+from tests.e2e.helpers import files_under, mint, pair_by_link, together
 
 
 def test_identity_key_change_blocks_sending_until_reverified(relay, people):
@@ -58,28 +58,22 @@ def test_identity_key_change_blocks_sending_until_reverified(relay, people):
     assert bob_got.json() == []  # the old bob's session is gone
 
 
-def test_expired_burner_refuses_to_send_and_receive(relay, people):
-    (alice,) = people("alice")
-    minted = alice.run("new", "alice", "--relay", relay.url, "--expires", "1s", "--json").json()
-    assert minted["expires_at"] - minted["created_at"] == 1
+def test_expired_burner_burns_itself_on_its_next_start(relay, people):
+    alice, bob = people("alice", "bob")
+    minted = alice.run("new", "alice", "--relay", relay.url, "--expires", "6s", "--json").json()
+    mint(relay.url, bob)
+    pair_by_link(bob, alice, inviter_calls="alice", acceptor_calls="bob")
     time.sleep(max(0.0, minted["expires_at"] + 0.1 - time.time()))
 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(minted["expires_at"]))
-    expected = (
-        f"burner: burner 'alice' expired at {stamp}; "
-        "it refuses to send or receive (burn it with 'burner burn alice --yes')"
+    burned = alice.run("send", "bob", "too late", expect=5)
+    assert burned.error == (
+        f"burner: burner 'alice' expired at {stamp}; it has burned itself "
+        "(its contacts were told, its relay queues and files are gone)"
     )
-    refused = together(
-        alice.start("send", "bob", "too late"),
-        alice.start("inbox"),
-        alice.start("invite"),
-        expect=5,
-    )
-    for outcome in refused:
-        assert outcome.error == expected
-        assert outcome.stdout == ""
-
-    burned = alice.json("burn", "--yes")
-    assert burned == {"burned": "alice", "queues_deleted": 0, "queues_failed": 0}
-    assert not alice.directory.exists()
+    assert burned.stdout == ""
+    assert files_under(alice.home) == []
     assert alice.json("list") == []
+    # Its contact took the notice: alice is burned there.
+    got = bob.json("inbox")
+    assert [(e["contact"], e["kind"]) for e in got if e["type"] == "event"] == [("alice", "burned")]

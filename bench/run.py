@@ -35,6 +35,7 @@ from pathlib import Path
 import cryptography
 
 from . import (
+    burn,
     cli_startup,
     connections,
     crypto_limit,
@@ -156,6 +157,7 @@ TARGETS = (
         no_ceiling,
         below=True,
     ),
+    Target("`burner burn` end to end < 1 s", "burn_s", 1.0, " s", no_ceiling, below=True),
 )
 
 
@@ -321,6 +323,8 @@ def measure_all(settings: Settings) -> dict[str, float]:
     figures.update(vault_epochs.measure(settings.quick))
     print(f"  unlocking by name in a home of 1 and {home_unlock.BURNERS} burners ...", flush=True)
     figures.update(home_unlock.measure(settings.quick))
+    print(f"  `burner burn` end to end, {burn.CONTACTS} contacts ...", flush=True)
+    figures.update(burn.measure(settings.quick))
     print(f"  the relay store's NEW and commit, {relay_disk.QUEUES:,} queues ...", flush=True)
     figures.update(relay_disk.measure(settings.quick))
     return figures
@@ -528,6 +532,8 @@ def markdown_report(
         home_unlock.METHOD.format(
             burners=home_unlock.BURNERS, quick=home_unlock.QUICK_ROUNDS, full=home_unlock.FULL_ROUNDS
         ),
+        "",
+        burn.METHOD.format(contacts=burn.CONTACTS, quick=burn.QUICK_ROUNDS, full=burn.FULL_ROUNDS),
         "",
         relay_disk.METHOD.format(
             samples=relay_disk.QUICK_SAMPLES if settings.quick else relay_disk.FULL_SAMPLES,

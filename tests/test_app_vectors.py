@@ -173,7 +173,7 @@ def test_contact_of_layout_1_still_loads_and_is_rewritten_in_layout_4() -> None:
     assert fields_of(contact) == vector["fields"]
     assert contact.sender_key == b""  # paired before sender keys: its SENDs go unsigned
     assert contact.to_bytes()[0] == 4
-    assert contact.to_bytes()[1:-15] == h(vector["bytes"])[1:]
+    assert contact.to_bytes()[1:-16] == h(vector["bytes"])[1:]
 
 
 def test_contact_of_layout_2_still_loads_with_no_move_under_way() -> None:
@@ -182,21 +182,21 @@ def test_contact_of_layout_2_still_loads_with_no_move_under_way() -> None:
     assert fields_of(contact) == vector["fields"]
     assert (contact.next_queue_relay, contact.next_queue) == ("", None)
     assert contact.to_bytes() == h(V["records"]["contact"]["bytes"])
-    assert contact.to_bytes() == b"\x04" + h(vector["bytes"])[1:] + b"\x00\x00\x00\x00" + bytes(9)
+    assert contact.to_bytes() == b"\x04" + h(vector["bytes"])[1:] + b"\x00\x00\x00\x00" + bytes(10)
 
 
-def test_contact_of_layout_3_still_loads_not_burned_and_expiry_untold() -> None:
+def test_contact_of_layout_3_still_loads_not_burned_and_no_expiry_told() -> None:
     vector = V["contact_v3"]
     contact = Contact.from_bytes(h(vector["bytes"]))
     assert fields_of(contact) == vector["fields"]
-    assert (contact.burned, contact.peer_expires_at) == (False, 0)
-    assert contact.to_bytes() == b"\x04" + h(vector["bytes"])[1:] + bytes(9)
+    assert (contact.burned, contact.peer_expires_at, contact.expiry_told) == (False, 0, False)
+    assert contact.to_bytes() == b"\x04" + h(vector["bytes"])[1:] + bytes(10)
 
 
 def test_burned_contact_ends_with_its_flag_and_the_peers_expiry() -> None:
     f = V["records"]["contact_burned"]["fields"]
     data = h(V["records"]["contact_burned"]["bytes"])
-    assert data.endswith(struct.pack(">BQ", 1, f["peer_expires_at"]))
+    assert data.endswith(struct.pack(">BQB", 1, f["peer_expires_at"], 1))
     assert f["session"] == ""  # its session keys are dropped (§17.7)
 
 
@@ -205,8 +205,8 @@ def test_moving_contact_ends_with_its_next_relay_and_queue() -> None:
     url = f["next_queue_relay"].encode()
     tail = struct_var16(url) + struct_var16(h(f["next_queue"]))
     data = h(V["records"]["contact_moving"]["bytes"])
-    assert data.endswith(tail + bytes(9))
-    assert data[: -len(tail) - 9] == h(V["records"]["contact"]["bytes"])[:-13]
+    assert data.endswith(tail + bytes(10))
+    assert data[: -len(tail) - 10] == h(V["records"]["contact"]["bytes"])[:-14]
 
 
 def test_alert_and_pending_layouts_by_hand() -> None:

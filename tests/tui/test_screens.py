@@ -263,7 +263,7 @@ async def test_burn_needs_the_name_and_then_leaves_with_what_it_did(tmp_path: Pa
         await pilot.press(*"alice", "enter")
         await until(pilot, lambda: app.return_value is not None, "the app leaves")
     # Her queue for bob, and the short link's (kept until its invitation would expire).
-    assert app.return_value == "burned alice: vault shredded, 2 relay queue(s) deleted"
+    assert app.return_value == "burned alice: vault shredded, 1 contact(s) told, 2 relay queue(s) deleted"
     assert not (tmp_path / "alice").exists()  # the home goes with its last burner
     bob.close()
 

@@ -1,8 +1,8 @@
 """The app and the ``burner`` command chat through a real relay process, both ways.
 
 Alice runs ``burner chat`` (the app, in this process); Bob types ``burner`` commands
-(subprocesses, as a user would). When Bob burns his burner, Alice's next message is
-refused by the relay (his queue is gone) and the app says so with an alert.
+(subprocesses, as a user would). When Bob burns his burner, his signed burn notice
+reaches the app, which shows him burned and sends him nothing more (docs/protocol.md §17.7).
 """
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input, Static
 
 from burnerkit.app.home import Home
 from burnerkit.app.messenger import Messenger
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.tui.app import ChatApp
 from tests.e2e.helpers import Person
-from tests.tui.helpers import PASS, banner, connected, contact_rows, lines, paste, shown, until, utc
+from tests.tui.helpers import PASS, connected, contact_rows, lines, paste, shown, until, utc
 
 
 @pytest.mark.asyncio
-async def test_app_and_cli_chat_both_ways_and_the_app_alerts_when_the_cli_side_burns(
+async def test_app_and_cli_chat_both_ways_and_the_app_shows_the_cli_side_burned(
     tmp_path: Path, url: str
 ) -> None:
     alice = Messenger.create(Home(tmp_path / "alice"), "alice", PASS, relay_url=url, kdf=FAST_TEST_KDF)
@@ -47,13 +48,8 @@ async def test_app_and_cli_chat_both_ways_and_the_app_alerts_when_the_cli_side_b
         await until(pilot, lambda: "bob: hello from the command line" in lines(app), "the reply shows")
 
         await asyncio.to_thread(bob.run, "burn", "--yes")
-        paste(app, "are you still there?")
-        await pilot.press("enter")
-        await until(pilot, lambda: "are you still there?  ✗ refused" in lines(app), "the send is refused")
-        await until(pilot, lambda: "bob: undeliverable" in banner(app), "the alert banner shows")
-        assert contact_rows(app) == ["? bob ✗"]
-        assert any("no longer has their queue" in n.message for n in app._notifications)
-        assert " undeliverable " in lines(app)  # the event, inline in the conversation
-        await pilot.press("f8", "c", "escape")  # dismissed: an explicit act
-        await until(pilot, lambda: banner(app) == "", "the banner goes")
-        assert contact_rows(app) == ["? bob"]
+        # Bob's signed burn notice arrives live: bob shows burned, and nothing more goes to him.
+        await until(pilot, lambda: contact_rows(app) == ["? bob burned"], "bob shows burned")
+        await until(pilot, lambda: " burned " in lines(app), "the event, inline in the conversation")
+        assert app.screen.query_one("#composer", Input).disabled
+        assert "burned" in str(app.screen.query_one("#chat-title", Static).render())

@@ -155,8 +155,8 @@ def build() -> dict[str, Any]:
     records["contact"] = dataclasses.replace(records["contact"], sender_key=rng.random_bytes(32))
     # Layout 3 adds the next queue of a relay move (none here: two empty fields); layout 2
     # is layout 3 without them, layout 1 is layout 2 without the sender key. Vaults hold both.
-    # Layout 4 adds `burned` and `peer_expires_at` (9 bytes: u8, u64), drawing nothing.
-    contact_v3 = b"\x03" + records["contact"].to_bytes()[1:-9]
+    # Layout 4 adds `burned`, `peer_expires_at` and `expiry_told` (10 bytes), drawing nothing.
+    contact_v3 = b"\x03" + records["contact"].to_bytes()[1:-10]
     contact_v2 = b"\x02" + contact_v3[1:-4]
     contact_v1 = b"\x01" + contact_v2[1 : -(2 + 32)]
     # Drawn after everything else, so that adding it (Contact layout 3) moved no earlier value.
@@ -172,7 +172,7 @@ def build() -> dict[str, Any]:
     move = Move(QueueAddress(THEIR_RELAY, next_queue.sender_id))
     # A contact that burned (§17.7): its session dropped, its expiry as it told us.
     records["contact_burned"] = dataclasses.replace(
-        records["contact"], burned=True, session=b"", peer_expires_at=NOW + 7 * 86400
+        records["contact"], burned=True, session=b"", peer_expires_at=NOW + 7 * 86400, expiry_told=True
     )
     return {
         "source": "burnerkit, tests/vectors/generate_app.py (docs/protocol.md §17)",

@@ -6,8 +6,8 @@ address), a chat message (:class:`Text`, carrying the conversation's disappearin
 timer so both sides apply the same one), and the two steps of a relay move
 (:class:`Move`, the sender's new queue address; :class:`MoveDone`, its confirmation,
 sent to that new address), a burner's last word (:class:`BurnNotice`, signed by its
-identity for this contact, docs/protocol.md §17.7) and the sender's expiry
-(:class:`Expiry`, so that the contact refuses it once it is past).
+identity for this contact, docs/protocol.md §17.7). A Hello and a Text may also carry
+the sender's expiry, so that the contact refuses it once it is past (§17.7, expiry).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ __all__ = [
     "BURN_NOTICE_SIGNATURE_SIZE",
     "BurnNotice",
     "Content",
-    "Expiry",
     "Hello",
     "Move",
     "MoveDone",
@@ -40,8 +39,10 @@ _TAG_TEXT: Final = 0x02
 _TAG_MOVE: Final = 0x03
 _TAG_MOVE_DONE: Final = 0x04
 _TAG_BURN_NOTICE: Final = 0x05
-_TAG_EXPIRY: Final = 0x06
 _FLAG_ERASE: Final = 0x01
+#: A Text whose flags have this bit carries the sender's expiry (u64) after its timer.
+_FLAG_EXPIRY: Final = 0x02
+_EXPIRY_SIZE: Final = 8
 #: An Ed25519 signature (§17.7).
 BURN_NOTICE_SIGNATURE_SIZE: Final = 64
 _FLAG_BURN_ON_READ: Final = 0x01
@@ -55,13 +56,18 @@ MAX_TIMER: Final = 4 * 7 * 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """The acceptor's first message: where the inviter sends from now on."""
+    """The acceptor's first message: where the inviter sends from now on.
+
+    ``expires_at`` (seconds; 0: not said): when the acceptor's burner expires (§17.7).
+    """
 
     reply: QueueAddress
+    expires_at: int = 0
 
     def encode(self) -> bytes:
-        """``0x01 ‖ queue address``."""
-        return bytes([_TAG_HELLO]) + self.reply.to_bytes()
+        """``0x01 ‖ queue address [‖ u64 expires_at]``."""
+        tail = self.expires_at.to_bytes(_EXPIRY_SIZE, "big") if self.expires_at else b""
+        return bytes([_TAG_HELLO]) + self.reply.to_bytes() + tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,23 +75,30 @@ class Text:
     """A chat message and the conversation settings it carries.
 
     ``timer`` is the disappearing timer in seconds (0: off); ``burn_on_read`` asks the
-    recipient to delete the message once shown.
+    recipient to delete the message once shown; ``expires_at`` (seconds; 0: not said) is
+    when the sender's burner expires, said once per contact (§17.7), and takes 8 bytes of
+    the text's room.
     """
 
     text: str = field(repr=False)
     timer: int = 0
     burn_on_read: bool = False
+    expires_at: int = 0
 
     def __post_init__(self) -> None:
         if self.timer and not MIN_TIMER <= self.timer <= MAX_TIMER:
             raise ValueError("a disappearing timer runs from 30 seconds to 4 weeks")
-        if len(self.text.encode()) > MAX_TEXT_SIZE:
-            raise ValueError(f"text must be at most {MAX_TEXT_SIZE} bytes of UTF-8")
+        room = MAX_TEXT_SIZE - (_EXPIRY_SIZE if self.expires_at else 0)
+        if len(self.text.encode()) > room:
+            raise ValueError(f"text must be at most {room} bytes of UTF-8")
 
     def encode(self) -> bytes:
-        """``0x02 ‖ u8 flags ‖ u32 timer ‖ text (UTF-8, the rest)``."""
-        flags = _FLAG_BURN_ON_READ if self.burn_on_read else 0
-        return Writer().u8(_TAG_TEXT).u8(flags).u32(self.timer).raw(self.text.encode()).getvalue()
+        """``0x02 ‖ u8 flags ‖ u32 timer [‖ u64 expires_at] ‖ text (UTF-8, the rest)``."""
+        flags = (_FLAG_BURN_ON_READ if self.burn_on_read else 0) | (_FLAG_EXPIRY if self.expires_at else 0)
+        w = Writer().u8(_TAG_TEXT).u8(flags).u32(self.timer)
+        if self.expires_at:
+            w.u64(self.expires_at)
+        return w.raw(self.text.encode()).getvalue()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,18 +156,7 @@ class BurnNotice:
         return self.signed_body() + self.signature
 
 
-@dataclass(frozen=True, slots=True)
-class Expiry:
-    """When the sender's burner expires (seconds since the epoch): its messages are refused after."""
-
-    expires_at: int
-
-    def encode(self) -> bytes:
-        """``0x06 ‖ u64 expires_at``."""
-        return Writer().u8(_TAG_EXPIRY).u64(self.expires_at).getvalue()
-
-
-Content = Hello | Text | Move | MoveDone | BurnNotice | Expiry
+Content = Hello | Text | Move | MoveDone | BurnNotice
 
 
 def decode_content(data: bytes) -> Content:
@@ -168,12 +170,24 @@ def decode_content(data: bytes) -> Content:
         r = Reader(bytes(data))
         tag = r.u8()
         if tag == _TAG_HELLO:
-            return Hello(QueueAddress.from_bytes(r.rest()))
+            rest = r.rest()
+            # The address's own length: version, url length, url, sender id (§17.1).
+            size = 2 + rest[1] + 24 if len(rest) > 1 else len(rest)
+            address, tail = rest[:size], rest[size:]
+            if tail and len(tail) != _EXPIRY_SIZE:
+                raise CodecError("bad hello tail")
+            expires_at = int.from_bytes(tail, "big") if tail else 0
+            if tail and not expires_at:
+                raise CodecError("an expiry of 0 is left out")
+            return Hello(QueueAddress.from_bytes(address), expires_at)
         if tag == _TAG_TEXT:
             flags, timer = r.u8(), r.u32()
-            if flags & ~_FLAG_BURN_ON_READ:
+            if flags & ~(_FLAG_BURN_ON_READ | _FLAG_EXPIRY):
                 raise CodecError("unknown text flags")
-            return Text(r.rest().decode(), timer, bool(flags & _FLAG_BURN_ON_READ))
+            expires_at = r.u64() if flags & _FLAG_EXPIRY else 0
+            if flags & _FLAG_EXPIRY and not expires_at:
+                raise CodecError("an expiry of 0 is left out")
+            return Text(r.rest().decode(), timer, bool(flags & _FLAG_BURN_ON_READ), expires_at)
         if tag == _TAG_MOVE:
             return Move(QueueAddress.from_bytes(r.rest()))
         if tag == _TAG_MOVE_DONE:
@@ -186,10 +200,6 @@ def decode_content(data: bytes) -> Content:
             signature = r.take(BURN_NOTICE_SIGNATURE_SIZE)
             r.end()
             return BurnNotice(burned_at, bool(flags & _FLAG_ERASE), signature)
-        if tag == _TAG_EXPIRY:
-            expires_at = r.u64()
-            r.end()
-            return Expiry(expires_at)
         raise CodecError("unknown content kind")
     except (CodecError, UnicodeDecodeError, ValueError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

@@ -20,7 +20,7 @@ import hmac
 from typing import Final, Protocol
 
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.app.content import BurnNotice, Expiry, Hello, Move, MoveDone, Text, decode_content
+from burnerkit.app.content import BurnNotice, Hello, Move, MoveDone, Text, decode_content
 from burnerkit.app.queues import QueueOwner, orphan_bytes, owners
 from burnerkit.app.records import (
     ALERT_KINDS,
@@ -78,7 +78,6 @@ __all__ = [
     "record_event",
     "store_contact",
     "take_unshown",
-    "tell_expiry",
 ]
 
 #: Deliveries kept for one invitation's queue before its acceptance (the relay's quota).
@@ -415,7 +414,7 @@ def _complete_invite(
     session, events = pending.complete(envelope, now=now)
     first = next((e for e in events if isinstance(e, MessageReceived)), None)
     content = decode_content(first.content) if first is not None else None
-    if isinstance(content, Text | Expiry):
+    if isinstance(content, Text):
         raise _AheadOfAcceptance
     if not isinstance(content, Hello):
         raise RemoteProtocolError("an acceptance must start with the acceptor's address")
@@ -432,7 +431,8 @@ def _complete_invite(
         via="code" if invite.verified else "link",
     )
     tx.delete("invite", invite.invite_id)
-    contact = tell_expiry(tx, rng, contact, now)
+    if content.expires_at:
+        contact = replace(contact, peer_expires_at=content.expires_at)
     if invite.link_queue is not None:
         # The short link has done its work, but its queue stays until the invitation would
         # have expired: whoever uses the link again (the real acceptor, if this acceptance
@@ -445,22 +445,6 @@ def _complete_invite(
         )
     # The Hello is not a chat message: keep only the anomaly events.
     return contact, [e for e in events if not isinstance(e, MessageReceived)]
-
-
-def tell_expiry(tx: VaultTransaction, rng: Random, contact: Contact, now: float) -> Contact:
-    """Put our burner's expiry for a new contact in the outbox (§17.7, expiry); the contact is stored."""
-    data = tx.get("profile", PROFILE_KEY)
-    if data is None:
-        return contact
-    session = Session.from_bytes(contact.session, rng=rng)
-    envelope = session.send(Expiry(Profile.from_bytes(data).expires_at).encode(), now=now)
-    entry = OutboxEntry(
-        rng.random_bytes(SEND_ID_SIZE), contact.contact_id, contact.peer, envelope, int(now * 1000), b""
-    )
-    tx.put("outbox", entry.send_id, entry.to_bytes())
-    contact = replace(contact, session=session.to_bytes())
-    tx.put("contact", contact.contact_id, contact.to_bytes())
-    return contact
 
 
 def raise_clock_floor(tx: VaultTransaction, at: int) -> None:
@@ -541,8 +525,8 @@ def _store_incoming(
         # Taken even past the contact's expiry: an expired burner burns itself, then says so.
         return _take_burn_notice(tx, rng, contact, content, event.seq, now)
     raise_clock_floor(tx, event.sent_at // 1000)
-    if isinstance(content, Expiry):
-        return replace(contact, peer_expires_at=content.expires_at)
+    if isinstance(content, Text) and content.expires_at:
+        contact = replace(contact, peer_expires_at=content.expires_at)
     if contact.peer_expires_at and now >= contact.peer_expires_at:
         record_event(
             tx,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -43,7 +44,7 @@ from typing import Final, Self
 from burnerkit.app import burning
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
-from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
+from burnerkit.app.content import MAX_TEXT_SIZE, MAX_TIMER, MIN_TIMER, Hello, Move, Text
 from burnerkit.app.home import Home, burn_marker, check_name, clear_burning, is_burning, mark_burning
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
@@ -58,7 +59,6 @@ from burnerkit.app.ledger import (
     record_event,
     store_contact,
     take_unshown,
-    tell_expiry,
 )
 from burnerkit.app.queues import QueueOwner, delete_queues, orphan_bytes, orphan_owner, owners
 from burnerkit.app.records import (
@@ -480,16 +480,12 @@ class Messenger:
         if journal is None:
             finish_burn(home, directory)
             return None
+        policy = dataclasses.replace(ConnectionPolicy.from_environ(), jitter=0.0)  # in a hurry, as burn()
         connections = RelayConnections(
             lambda url, after, on_link: RelayClient(
-                url,
-                rng=rng,
-                timeout=relay_timeout,
-                on_link=on_link,
-                open_after=after,
-                reconnect_jitter=ConnectionPolicy.from_environ().jitter,
+                url, rng=rng, timeout=relay_timeout, on_link=on_link, open_after=after, reconnect_jitter=0.0
             ),
-            policy=ConnectionPolicy.from_environ(),
+            policy=policy,
             rng=rng,
         )
         burning.run_sync(burning.carry_out(journal, home, directory, connections.lease))
@@ -997,7 +993,8 @@ class Messenger:
         async with self._client(relay_url) as client:
             creds = await client.create_queue(sender_secured=True)
         now = self.now()
-        hello = Hello(QueueAddress(relay_url, creds.sender_id)).encode()
+        # Our expiry rides on the Hello: the inviter refuses us after it (§17.7).
+        hello = Hello(QueueAddress(relay_url, creds.sender_id), self._profile().expires_at).encode()
         session, envelope = accept_invitation(raw, content=hello, rng=self._rng, now=now)
         with self._vault.transaction() as tx:
             previous = _contact_or_none(tx, alias)
@@ -1005,6 +1002,8 @@ class Messenger:
             contact = store_contact(
                 tx, self._rng, alias, session, relay_url, creds, peer, verified=verified, now=now, via="link"
             )
+            contact = replace(contact, expiry_told=True)
+            tx.put("contact", contact.contact_id, contact.to_bytes())
             entry = OutboxEntry(
                 self._rng.random_bytes(_SEND_ID_SIZE),
                 contact.contact_id,
@@ -1021,13 +1020,6 @@ class Messenger:
             raise InvitationConsumedError(
                 "this invitation was already used: it may have been intercepted; ask for a new one"
             )
-        # Our expiry, once the acceptance is in: the inviter refuses us after it (§17.7).
-        with self._vault.transaction() as tx:
-            current = _contact_or_none(tx, alias)
-            if current is not None and current.contact_id == contact.contact_id:
-                contact = tell_expiry(tx, self._rng, current, now)
-        if self._outcomes.get(entry.send_id) == "delivered":
-            await self.flush_outbox()
         await self._drop_orphans()
         return self._view(contact)
 
@@ -1224,6 +1216,12 @@ class Messenger:
                 content = Text(text, contact.timer, contact.burn_on_read).encode()
             except ValueError as exc:
                 raise UsageError(str(exc)) from exc
+            if not contact.expiry_told and len(text.encode()) <= MAX_TEXT_SIZE - 8:
+                # Our expiry rides on our first Text to them (a Hello told it if we accepted, §17.7).
+                content = Text(
+                    text, contact.timer, contact.burn_on_read, self._profile(tx).expires_at
+                ).encode()
+                contact = replace(contact, expiry_told=True)
             session = Session.from_bytes(contact.session, rng=self._rng)
             seq = session.next_seq
             envelope = session.send(content, now=now)
@@ -1777,6 +1775,10 @@ class Messenger:
             rng=self._rng,
         )
         mark_burning(self._directory, self._rng, self._vault.seal_burn_journal(journal.padded()))
+        # In a hurry: no jitter between its connections (§17.7 says what the relay learns).
+        self.connections.policy = dataclasses.replace(self.connections.policy, jitter=0.0)
+        # A face watching our links would read the vault, which is about to close for good.
+        self._link_watcher = None
         burning.checkpoint("journal")
         self._vault.destroy_key()
         sent, unsent, deleted, failed = await burning.carry_out(

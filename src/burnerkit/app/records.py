@@ -179,6 +179,7 @@ class Contact(_Record):
     (``session`` empty) and nothing is sent to it any more (docs/protocol.md §17.7).
     ``peer_expires_at`` (layout 4, seconds since the epoch; 0: not told): the contact's
     burner expires then, and what it sends later is refused (§17.7, expiry).
+    ``expiry_told`` (layout 4): we told the contact our own expiry (in our Hello or a Text).
     """
 
     VERSION: ClassVar[int] = 4
@@ -200,6 +201,7 @@ class Contact(_Record):
     next_queue: QueueCredentials | None = field(default=None, repr=False)
     burned: bool = False
     peer_expires_at: int = 0
+    expiry_told: bool = False
 
     def __post_init__(self) -> None:
         _check_size("contact_id", self.contact_id, CONTACT_ID_SIZE)
@@ -219,12 +221,12 @@ class Contact(_Record):
         w.var16(self.sender_key)
         _w_str(w, self.next_queue_relay)
         w.var16(b"" if self.next_queue is None else self.next_queue.to_bytes())
-        w.u8(self.burned).u64(self.peer_expires_at)
+        w.u8(self.burned).u64(self.peer_expires_at).u8(self.expiry_told)
 
     @classmethod
     def read(cls, r: Reader) -> Contact:  # noqa: D102
         contact = cls._read_v3(r)
-        return replace(contact, burned=_r_bool(r), peer_expires_at=r.u64())
+        return replace(contact, burned=_r_bool(r), peer_expires_at=r.u64(), expiry_told=_r_bool(r))
 
     @classmethod
     def older_layouts(cls) -> dict[int, Callable[[Reader], Contact]]:  # noqa: D102

@@ -81,6 +81,7 @@ __all__ = [
     "database_bucket",
     "header_version",
     "key_id",
+    "open_burn_journal",
     "open_header",
     "open_header_v1",
     "padded_size",

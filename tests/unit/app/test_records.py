@@ -148,16 +148,16 @@ def test_contact_layout() -> None:
         + len(SECRET_SESSION).to_bytes(4, "big") + SECRET_SESSION + b"\x00\x40" + IDENTITY
         + b"\x01\x01" + (30).to_bytes(4, "big") + b"\x01" + b"\x00\x20" + SENDER_KEY
         + b"\x00\x00" + b"\x00\x00"  # no move under way: no next relay, no next queue
-        + b"\x00" + bytes(8)  # not burned; its expiry not told
+        + b"\x00" + bytes(8) + b"\x00"  # not burned; no expiry told either way
     )  # fmt: skip
     assert data == expected
     assert len(queue) == 113
     # Layout 3 (not burned, no expiry) still loads.
-    assert Contact.from_bytes(b"\x03" + data[1:-9]) == contact
+    assert Contact.from_bytes(b"\x03" + data[1:-10]) == contact
     # Layout 2 (no next queue) still loads, as a contact with no move under way.
-    assert Contact.from_bytes(b"\x02" + data[1:-13]) == contact
+    assert Contact.from_bytes(b"\x02" + data[1:-14]) == contact
     # Layout 1 (no sender key either) still loads, as a contact whose SENDs go unsigned.
-    legacy = Contact.from_bytes(b"\x01" + data[1:-47])
+    legacy = Contact.from_bytes(b"\x01" + data[1:-48])
     assert legacy == replace(contact, sender_key=b"")
 
 
@@ -165,7 +165,7 @@ def test_contact_layout_with_a_next_queue() -> None:
     contact = RECORDS["contact_moving"]
     data = contact.to_bytes()
     url, creds = PEER.relay_url.encode(), credentials(b"next").to_bytes()
-    assert data.endswith(len(url).to_bytes(2, "big") + url + b"\x00\x71" + creds + bytes(9))
+    assert data.endswith(len(url).to_bytes(2, "big") + url + b"\x00\x71" + creds + bytes(10))
     with pytest.raises(ValueError, match="next queue"):
         replace(contact, next_queue=None)
 

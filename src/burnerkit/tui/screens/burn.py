@@ -17,10 +17,10 @@ __all__ = ["BurnScreen"]
 
 _WHAT_HAPPENS = (
     "Burning {name} is irreversible. It will:\n"
-    "  1. delete every relay queue of {name} (your contacts' messages to you are refused from then on);\n"
-    "  2. shred the vault's key, so nothing it holds can be read, even from an earlier copy;\n"
-    "  3. remove its files from this device;\n"
-    "  4. close this window.\n"
+    "  1. shred the vault's key, so nothing it holds can be read, even from an earlier copy;\n"
+    "  2. tell each contact, with a signed burn notice (they stop writing to {name});\n"
+    "  3. delete every relay queue of {name} (your contacts' messages to you are refused from then on);\n"
+    "  4. remove its files from this device, and close this window.\n"
     "Contacts, messages and keys are gone for good."
 )
 
@@ -45,7 +45,7 @@ class BurnScreen(Dialog[None]):
             self.say(f"[b red]that is not {self.burner}: nothing was burned[/]")
             return
         event.input.disabled = True
-        self.say("burning: deleting relay queues, shredding the vault…")
+        self.say("burning: shredding the key, telling the contacts, deleting relay queues…")
         self.run_worker(self._burn(), group="burn", exclusive=True)
 
     async def _burn(self) -> None:
@@ -57,7 +57,10 @@ class BurnScreen(Dialog[None]):
             self.failed(exc)
             app.resume_live()
             return
-        farewell = f"burned {report.name}: vault shredded, {report.queues_deleted} relay queue(s) deleted"
+        farewell = (
+            f"burned {report.name}: vault shredded, {report.notices_sent} contact(s) told, "
+            f"{report.queues_deleted} relay queue(s) deleted"
+        )
         if report.queues_failed:
             farewell += f", {report.queues_failed} unreachable (unlinkable without the shredded key)"
         app.burned(farewell)

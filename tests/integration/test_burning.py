@@ -84,8 +84,14 @@ def test_contacts_learn_each_others_expiry_when_they_pair(tmp_path: Path, url: s
     clock = Clock(T0)
     alice, bob = mint(tmp_path, "alice", url, clock, 3600), mint(tmp_path, "bob", url, clock, 7200)
     pair(alice, bob, "bob", "alice")
+    # The acceptor's expiry came with its Hello; the inviter's comes with its first Text.
     assert find_contact(alice._vault, "bob").peer_expires_at == int(T0) + 7200
+    assert find_contact(bob._vault, "alice").peer_expires_at == 0
+    asyncio.run(alice.send("bob", "first words"))
+    assert [m.text for m in asyncio.run(bob.receive()).messages] == ["first words"]
     assert find_contact(bob._vault, "alice").peer_expires_at == int(T0) + 3600
+    asyncio.run(alice.send("bob", "said once"))  # not again: its first Text told it
+    assert find_contact(alice._vault, "bob").expiry_told
     alice.close()
     bob.close()
 

@@ -218,6 +218,9 @@ def _scenario(stage: _Stage, store: Path) -> None:
     stage.burner("bob", "list")
     say("   The relay no longer holds Bob's queues:")
     _relay_view(store, say)
+    say("   Alice's burner takes Bob's burn notice, signed by his key for her: Bob shows burned.")
+    stage.burner("alice", "inbox")
+    _check(_json(stage.burner("alice", "contacts", "--json"))[0]["burned"] is True, "Alice sees Bob burned")
 
 
 def _json(text: str) -> Any:

@@ -30,7 +30,7 @@ from burnerkit.app.addresses import (
     encode_link,
     parse_link,
 )
-from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Text, decode_content
+from burnerkit.app.content import MAX_TIMER, MIN_TIMER, BurnNotice, Hello, Text, decode_content
 from burnerkit.app.durations import format_duration, parse_duration
 from burnerkit.app.home import check_name
 from burnerkit.app.records import (
@@ -61,8 +61,10 @@ addresses = st.builds(
     QueueAddress, st.one_of(relay_urls, long_relay_urls), st.binary(min_size=24, max_size=24)
 )
 timers = st.one_of(st.just(0), st.integers(MIN_TIMER, MAX_TIMER))
-texts = st.builds(Text, st.text(max_size=200), timers, st.booleans())
-contents = st.one_of(texts, st.builds(Hello, addresses))
+expiries = st.one_of(st.just(0), st.integers(1, 2**64 - 1))
+texts = st.builds(Text, st.text(max_size=200), timers, st.booleans(), expiries)
+notices = st.builds(BurnNotice, u64s, st.booleans(), st.binary(min_size=64, max_size=64))
+contents = st.one_of(texts, st.builds(Hello, addresses, expiries), notices)
 
 
 def _credentials(ids: bytes, seed: bytes, queue_key: bytes) -> QueueCredentials:
@@ -92,6 +94,9 @@ contacts = st.builds(
     key_changed=st.booleans(),
     timer=u32s,
     burn_on_read=st.booleans(),
+    burned=st.booleans(),
+    peer_expires_at=u64s,
+    expiry_told=st.booleans(),
 )
 invites = st.builds(
     Invite,
@@ -160,7 +165,7 @@ def test_address_round_trip(address: QueueAddress) -> None:
 
 @FUZZ
 @given(content=contents)
-def test_content_round_trip(content: Text | Hello) -> None:
+def test_content_round_trip(content: Text | Hello | BurnNotice) -> None:
     assert decode_content(content.encode()) == content
 
 
@@ -248,7 +253,12 @@ def test_address_decode_any_bytes(data: bytes) -> None:
 
 
 @FUZZ
-@given(head=st.sampled_from([b"", b"\x01", b"\x02", b"\x02\x00", b"\x02\x01"]), data=st.binary(max_size=300))
+@given(
+    head=st.sampled_from(
+        [b"", b"\x01", b"\x02", b"\x02\x00", b"\x02\x01", b"\x02\x02", b"\x05", b"\x05\x01"]
+    ),
+    data=st.binary(max_size=300),
+)
 def test_content_decode_any_bytes(head: bytes, data: bytes) -> None:
     try:
         content = decode_content(head + data)
@@ -259,7 +269,7 @@ def test_content_decode_any_bytes(head: bytes, data: bytes) -> None:
 
 @FUZZ
 @given(content=contents, mutation=mutations)
-def test_content_decode_damaged_bytes(content: Text | Hello, mutation: Mutation) -> None:
+def test_content_decode_damaged_bytes(content: Text | Hello | BurnNotice, mutation: Mutation) -> None:
     data = damaged(content.encode(), mutation)
     try:
         decoded = decode_content(data)

@@ -11,6 +11,7 @@ from burnerkit.app.content import (
     MAX_TEXT_SIZE,
     MAX_TIMER,
     MIN_TIMER,
+    BurnNotice,
     Hello,
     Move,
     MoveDone,
@@ -96,13 +97,13 @@ def test_text_size_limit_counts_utf8_bytes() -> None:
         decode_content(text_bytes(b"a" * (MAX_TEXT_SIZE + 1)))
 
 
-@pytest.mark.parametrize("flags", [0x02, 0x03, 0x80, 0xFF])
+@pytest.mark.parametrize("flags", [0x04, 0x05, 0x80, 0xFF])
 def test_unknown_text_flags_are_refused(flags: int) -> None:
     with pytest.raises(RemoteProtocolError, match="malformed message content"):
         decode_content(text_bytes(b"hi", flags=flags))
 
 
-@pytest.mark.parametrize("kind", [0x00, 0x05, 0x10, 0xFF])
+@pytest.mark.parametrize("kind", [0x00, 0x06, 0x07, 0x10, 0xFF])
 def test_unknown_kind_is_refused(kind: int) -> None:
     with pytest.raises(RemoteProtocolError, match="malformed message content"):
         decode_content(bytes([kind]) + b"hello")
@@ -120,3 +121,48 @@ def test_malformed_content_is_refused(data: bytes) -> None:
 
 def test_text_repr_hides_the_text() -> None:
     assert "secret words" not in repr(Text("secret words", 60))
+
+
+def test_hello_and_text_carry_the_senders_expiry() -> None:
+    expiry = (1_900_000_000).to_bytes(8, "big")
+    assert Hello(ADDRESS, 1_900_000_000).encode() == b"\x01" + ADDRESS.to_bytes() + expiry
+    assert decode_content(b"\x01" + ADDRESS.to_bytes() + expiry) == Hello(ADDRESS, 1_900_000_000)
+    assert Hello(ADDRESS).encode() == b"\x01" + ADDRESS.to_bytes()  # 0: left out, as before
+    assert (
+        Text("hi", 30, True, 1_900_000_000).encode() == b"\x02\x03" + (30).to_bytes(4, "big") + expiry + b"hi"
+    )
+    assert decode_content(Text("hi", 0, False, 5).encode()) == Text("hi", 0, False, 5)
+    # The 8 bytes come out of the text's room.
+    with pytest.raises(ValueError, match="at most"):
+        Text("a" * MAX_TEXT_SIZE, expires_at=5)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x01" + ADDRESS.to_bytes() + bytes(8),  # an expiry of 0 is left out, never written
+     b"\x01" + ADDRESS.to_bytes() + b"\x00" * 7 + b"\x01" + b"\x00",  # a tail of 9
+     text_bytes(bytes(8) + b"hi", flags=0x02),
+     text_bytes(b"\x00" * 7, flags=0x02)],
+)  # fmt: skip
+def test_expiry_of_zero_or_cut_short_is_refused(data: bytes) -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode_content(data)
+
+
+def test_burn_notice_round_trip_and_layout() -> None:
+    notice = BurnNotice(1_900_000_000, True, bytes(range(64)))
+    data = notice.encode()
+    assert data == b"\x05\x01" + (1_900_000_000).to_bytes(8, "big") + bytes(range(64))
+    assert notice.signed_body() == data[:10] == BurnNotice.body(1_900_000_000, True)
+    assert decode_content(data) == notice
+    assert repr(notice) == "BurnNotice(burned_at=1900000000, erase=True)"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x05", b"\x05\x00" + bytes(8) + bytes(63), b"\x05\x00" + bytes(8) + bytes(65),
+     b"\x05\x02" + bytes(8) + bytes(64), b"\x05\x80" + bytes(8) + bytes(64)],
+)  # fmt: skip
+def test_malformed_burn_notice_is_refused(data: bytes) -> None:
+    with pytest.raises(RemoteProtocolError, match="malformed message content"):
+        decode_content(data)

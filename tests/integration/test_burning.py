@@ -162,7 +162,7 @@ def test_replayed_burn_notice_is_ignored(tmp_path: Path, url: str) -> None:
     asyncio.run(replay())
     asyncio.run(alice.receive())
     # Taken once; the copy meets a contact whose session is gone and changes nothing.
-    assert kinds(alice) == [("bob", "burned"), ("bob", "abandoned")]
+    assert sorted(kinds(alice)) == [("bob", "abandoned"), ("bob", "burned")]
     assert find_contact(alice._vault, "bob").burned
     # Alice deleted her queue for bob as she took the notice: a later replay finds no queue.
     with pytest.raises(RelayRejectedError):

@@ -1,8 +1,9 @@
-"""``burner chat`` on a real pseudo-terminal while a contact's border image sends (issue 16, item 6).
+"""``burner chat`` on a real pseudo-terminal while a border image of a burner is used (issue 16, item 6).
 
-Alice runs the real ``burner chat`` process; Bob and the image of his burner (a copy of his
-whole home) type ``burner send``. The chat shows the clone alert in its banner and marks Bob
-in the contact list; F10 opens the debrief, which lists the fork under Bob.
+Alice runs the real ``burner chat`` process. Bob and the image of his burner (a copy of his
+whole home) type ``burner send``: the chat shows the clone alert in its banner and marks Bob
+in the contact list; F10 opens the debrief, which lists the fork under Bob. An image of
+Alice's own burner reads her queue: the chat shows the displaced alert.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.helpers import Person, mint, pair_by_link
+from tests.integration.harness import Relays, free_port, wait_until
 
 #: A hang guard only.
 DEADLINE = 60.0
@@ -103,3 +105,28 @@ def test_burner_chat_shows_a_cloned_contact_and_its_debrief(tmp_path: Path, url:
     assert code == 0
     assert b"Traceback" not in chat.seen
     assert b"from the copy" not in chat.shown()
+
+
+def test_burner_chat_shows_that_its_own_burner_was_copied(tmp_path: Path, relays: Relays) -> None:
+    # A relay of this test alone, so that its subscription count is the chat's.
+    relay = relays.start("--metrics-port", str(free_port()))
+    alice, bob = Person(tmp_path, "alice"), Person(tmp_path, "bob")
+    mint(relay.url, alice, bob)
+    pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
+    image = Person(tmp_path / "border", "alice")
+    shutil.copytree(alice.home, image.home)
+
+    wait_until(lambda: relay.metric("subscriptions_active") == 0, "the pairing's subscriptions are gone")
+    chat = Chat(alice)
+    try:
+        chat.expect(rb"relay connected", "the main screen")
+        wait_until(lambda: relay.metric("subscriptions_active") >= 1, "the chat has subscribed")
+        # The image's inbox takes alice's queue from the chat's subscription.
+        image.run("inbox", expect=None)
+        chat.expect(rb"ALERT\s+bob: displaced", "the displaced alert banner")
+        chat.press(F10)
+        chat.expect(rb"bob: 1 displaced \(1 alert\)", "the debrief lists it")
+    finally:
+        code = chat.close()
+    assert code == 0
+    assert b"Traceback" not in chat.seen

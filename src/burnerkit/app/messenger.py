@@ -44,6 +44,7 @@ from typing import Final, Self
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
+from burnerkit.app.debrief import Debrief, build_debrief
 from burnerkit.app.home import Home, check_name, clear_burning, is_burning, mark_burning
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
@@ -650,6 +651,12 @@ class Messenger:
     def events(self) -> list[EventView]:
         """Every anomaly recorded so far, oldest first (kept for the trip debrief)."""
         return self._event_views(set())
+
+    def debrief(self) -> Debrief:
+        """Every anomaly of this burner's life, without content, per contact (§17.10)."""
+        aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
+        records = [EventRecord.from_bytes(data) for _, data in self._vault.items("event")]
+        return build_debrief(self._profile().name, records, aliases, self.now())
 
     def _event_views(self, seen: set[bytes]) -> list[EventView]:
         """The anomalies whose keys are not in ``seen``, oldest first; adds their keys to it."""

@@ -26,6 +26,7 @@ from burnerkit.errors import BurnerError
 from burnerkit.tui.live import LinkChanged, LiveStopped, NewsArrived, receive_forever, stop_workers
 from burnerkit.tui.screens.alerts import AlertItem, AlertsScreen
 from burnerkit.tui.screens.burn import BurnScreen
+from burnerkit.tui.screens.debrief import DebriefScreen
 from burnerkit.tui.screens.invite import AcceptScreen, InviteScreen
 from burnerkit.tui.screens.pairing import JoinCodeScreen, OfferCodeScreen
 from burnerkit.tui.screens.timer import TimerScreen
@@ -60,6 +61,7 @@ class MainScreen(Screen[None]):
         Binding("f7", "timer", "Timer"),
         Binding("f8", "alerts", "Alerts"),
         Binding("f9", "burn", "Burn"),
+        Binding("f10", "debrief", "Debrief"),
     ]
 
     def __init__(self) -> None:
@@ -377,6 +379,10 @@ class MainScreen(Screen[None]):
 
     def action_alerts(self) -> None:  # noqa: D102
         self.app.push_screen(AlertsScreen(self.alert_items()), self._after)
+
+    def action_debrief(self) -> None:  # noqa: D102
+        report = self.app.messenger_or_fail.debrief()
+        self.app.push_screen(DebriefScreen(report, self.app.localtime))
 
     def action_burn(self) -> None:  # noqa: D102
         self.app.push_screen(BurnScreen(self.app.messenger_or_fail.name))

@@ -22,6 +22,7 @@ from burnerkit.app.ledger import process_delivery
 from burnerkit.app.liveness import LIVENESS_KIND, PeerLiveness, heartbeat_period
 from burnerkit.app.messenger import Messenger
 from burnerkit.app.records import Contact
+from burnerkit.app.views import InboxResult
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.crypto.rng import SystemRandom
 from burnerkit.errors import NotFoundError, UsageError
@@ -309,3 +310,28 @@ def test_follow_checks_in_while_it_runs(people: People, monkeypatch: pytest.Monk
 
 def test_heartbeat_content_is_its_window() -> None:
     assert Heartbeat(WINDOW).encode() == bytes.fromhex("0700001c20")
+
+
+def test_follow_warns_of_a_contact_going_silent_while_it_runs(
+    people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob, alice_clock, bob_clock = people
+    alice = reopen(alice, alice_clock)
+    asyncio.run(alice.flush_outbox())
+    asyncio.run(bob.receive(wait=10.0))
+    monkeypatch.setattr(checkin, "TICK", 0.05)
+    news: list[InboxResult] = []
+
+    async def follow_until_warned() -> None:
+        task = asyncio.create_task(bob.follow(news.append))
+        bob_clock.now += 3 * HOUR  # the chat stays open while alice says nothing
+        while not news:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(follow_until_warned(), 30))
+    assert [(e.alias, e.kind) for n in news for e in n.events] == [("alice", "silent")]
+    assert bob.contact("alice").silent_since == int(START)
+    alice.close()

@@ -195,11 +195,13 @@ def run_burn(burn: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 # -- contacts' switches ----------------------------------------------------------------------
 
 
-def record_silences(tx: VaultTransaction, rng: Random, now: float) -> None:
+def record_silences(tx: VaultTransaction, rng: Random, now: float) -> bool:
     """Record one ``silent`` event for each contact that went silent since the last look.
 
-    Writes nothing when no contact's silence is new.
+    Returns:
+        Whether any was recorded (when none was, nothing was written).
     """
+    recorded = False
     contacts = {c.contact_id for c in all_contacts(tx)}
     for key, data in tx.items(LIVENESS_KIND):
         liveness = PeerLiveness.from_bytes(data)
@@ -218,6 +220,8 @@ def record_silences(tx: VaultTransaction, rng: Random, now: float) -> None:
             now,
         )
         tx.put(LIVENESS_KIND, key, replace(liveness, silent_at=int(now)).to_bytes())
+        recorded = True
+    return recorded
 
 
 def tick_period(reader: RecordReader) -> float:

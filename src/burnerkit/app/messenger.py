@@ -585,10 +585,10 @@ class Messenger:
         while True:
             now = self.now()
             with self._vault.transaction() as tx:
-                if checkin.overdue(tx, now) is None:
-                    checkin.check_in(tx, self._rng, now)
-                checkin.record_silences(tx, self._rng, now)
-            report()
+                sealed = checkin.overdue(tx, now) is None and checkin.check_in(tx, self._rng, now)
+                silences = checkin.record_silences(tx, self._rng, now)
+            if sealed or silences:
+                report()  # sends the heartbeats, shows the silences
             await asyncio.sleep(checkin.tick_period(self._vault))
 
     def _purge_expired(self) -> None:

@@ -41,10 +41,12 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Final, Self
 
+from burnerkit.app import checkin
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
 from burnerkit.app.debrief import Debrief, build_debrief
+from burnerkit.app.durations import format_duration
 from burnerkit.app.home import Home, check_name, clear_burning, is_burning, mark_burning
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
@@ -60,6 +62,7 @@ from burnerkit.app.ledger import (
     store_contact,
     take_unshown,
 )
+from burnerkit.app.liveness import forget_peer, silent_since
 from burnerkit.app.queues import QueueOwner, delete_queues, orphan_bytes, orphan_owner, owners
 from burnerkit.app.records import (
     ALERT_KINDS,
@@ -203,6 +206,7 @@ class Messenger:
         connect_timeout: float = CONNECT_TIMEOUT,
         insecure: bool = False,
         name_checked: bool = False,
+        check_in: int = 0,
     ) -> Messenger:
         """Mint a new burner: its vault, its profile and expiry. No relay is contacted.
 
@@ -214,13 +218,19 @@ class Messenger:
         opens, so each burner already in the home costs one passphrase derivation, unless
         ``name_checked`` says the caller just ran :meth:`check_new` with this passphrase.
 
+        ``check_in`` (seconds, 0: none) arms the dead-man switch (docs/protocol.md §17.8):
+        not unlocked within that window, the burner burns on its next start.
+
         Raises:
-            UsageError: a bad name, relay URL (docs/protocol.md §14.13) or lifetime.
+            UsageError: a bad name, relay URL (docs/protocol.md §14.13), lifetime or
+                check-in window.
             AlreadyExistsError: a burner of that name exists.
         """
         rng = SystemRandom() if rng is None else rng
         if lifetime <= 0:
             raise UsageError("a burner's lifetime must be positive")
+        if check_in:
+            checkin.check_window(check_in, lifetime)
         cls.check_new(
             home, name, relay_url, insecure=insecure, passphrase=None if name_checked else passphrase, rng=rng
         )
@@ -231,6 +241,8 @@ class Messenger:
         now = int(clock())
         with vault.transaction() as tx:
             tx.put("profile", _PROFILE_KEY, Profile(name, relay_url, now, now + lifetime, now).to_bytes())
+            if check_in:
+                checkin.start(tx, check_in, now)
         return cls(
             home,
             name,
@@ -331,6 +343,8 @@ class Messenger:
             VaultLockedError: no vault of the home opens with this passphrase and holds
                 that name; one message for a wrong passphrase and an unknown name alike.
             IdentityExpiredError: the burner is past its expiry (unless ``allow_expired``).
+            NotFoundError: the burner was not unlocked within its check-in window; it has
+                just burned (docs/protocol.md §17.8).
         """
         rng = SystemRandom() if rng is None else rng
         home.check_choice(name)
@@ -385,6 +399,7 @@ class Messenger:
         try:
             messenger._adopt_legacy_name(renamed.get(directory))
             messenger._advance_clock()
+            messenger._dead_man()
             if not allow_expired:
                 messenger._check_alive()
             messenger._purge_expired()
@@ -537,6 +552,46 @@ class Messenger:
                 f"(burn it with 'burner burn {self.name} --yes')"
             )
 
+    def _dead_man(self) -> None:
+        """Burn a burner not unlocked within its check-in window; else check in (§17.8).
+
+        The check-in is a write even for a run that only reads: the exception to §15.11's
+        read-only rule that a burner with a check-in window opted into.
+
+        Raises:
+            NotFoundError: the window had passed; the burner has burned.
+        """
+        now = self.now()
+        switch = checkin.overdue(self._vault, now)
+        if switch is None:
+            if checkin.own_check_in(self._vault) is not None:
+                with self._vault.transaction() as tx:
+                    checkin.check_in(tx, self._rng, now)
+            return
+        with self._vault.transaction() as tx:  # the deadline stays seen if the clock is turned back
+            self._mark_clock(tx)
+        # The burn part's entry point goes here once it lands (today: Messenger.burn).
+        checkin.run_burn(self.burn)
+        raise NotFoundError(
+            f"burner {self.name!r} was not unlocked within its check-in window "
+            f"({format_duration(switch.window)}): it has burned"
+        )
+
+    async def _keep_alive(self, report: Callable[[], None]) -> None:
+        """While following: check in, seal due heartbeats and look for silent contacts (§17.8).
+
+        A run that finds itself past its window (the machine slept through it) does not
+        check in: the next start burns the burner.
+        """
+        while True:
+            now = self.now()
+            with self._vault.transaction() as tx:
+                sealed = checkin.overdue(tx, now) is None and checkin.check_in(tx, self._rng, now)
+                silences = checkin.record_silences(tx, self._rng, now)
+            if sealed or silences:
+                report()  # sends the heartbeats, shows the silences
+            await asyncio.sleep(checkin.tick_period(self._vault))
+
     def _purge_expired(self) -> None:
         """Delete disappearing messages past their time, and invitations nobody accepted.
 
@@ -570,6 +625,7 @@ class Messenger:
             profile.created_at,
             profile.expires_at,
             len(self._vault.items("contact")),
+            0 if (switch := checkin.own_check_in(self._vault)) is None else switch.window,
         )
 
     @property
@@ -595,6 +651,7 @@ class Messenger:
             contact.burn_on_read,
             session.safety_code,
             alerts,
+            silent_since(self._vault, contact.contact_id, self.now()),
         )
 
     def contact(self, alias: str) -> ContactView:
@@ -710,6 +767,7 @@ class Messenger:
             for key in unsent:
                 tx.delete("outbox", key)
             clear_alerts(tx, cid)
+            forget_peer(tx, cid)
             tx.delete("contact", cid)
             # Every receive queue the contact has (a relay move under way gives it two).
             queues = list(owners([contact], []).values())
@@ -1351,6 +1409,8 @@ class Messenger:
         # A queue retired before this drain, on a relay it reached, has given us all its
         # contact sent to it before switching: only such a queue may be deleted now.
         await self._drop_orphans(retired={key for key, url in retired.items() if url not in drained})
+        with self._vault.transaction() as tx:  # after the drain: what it brought may end a silence
+            checkin.record_silences(tx, self._rng, self.now())
         return self._news(seen_events, known_contacts, unreachable)
 
     def _retired(self) -> dict[bytes, str]:
@@ -1396,9 +1456,12 @@ class Messenger:
             if news.messages or news.events or news.new_contacts:
                 on_result(news)
 
+        # A long session counts as being alive: it checks in and sends heartbeats (§17.8).
+        keep_alive = asyncio.get_running_loop().create_task(self._keep_alive(report))
         try:
             await self._drain(timeout=0.0, on_delivery=report)
         finally:
+            keep_alive.cancel()
             for task in list(flushes):
                 task.cancel()
 

@@ -408,6 +408,7 @@ class EventKind(enum.Enum):
     SENDER_REFUSED = "sender-refused"  #: the relay refused another sender on our queue
     INVITATION_USED = "invitation-used"  #: our acceptance was refused: someone accepted first
     ABANDONED = "abandoned"  #: a delivery kept for an invitation that expired unaccepted
+    SILENT = "silent"  #: a contact with a dead-man switch sent no heartbeat within its window (§17.8)
 
 
 #: The anomalies that put a contact on alert (shown by ``contacts``, ``history`` and

@@ -39,6 +39,14 @@ def new(
     offline: Annotated[
         bool, typer.Option("--offline", help="Mint without checking that the relay answers.")
     ] = False,
+    check_in: Annotated[
+        str | None,
+        typer.Option(
+            "--check-in",
+            metavar="DURATION",
+            help="Dead-man switch: burn on the next start if not unlocked within this window (24h).",
+        ),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -46,13 +54,20 @@ def new(
 
     The relay is checked first (one PING round trip): if it does not answer, nothing is
     created. A pinned relay URL (wss://HOST:PORT#sha256=...) trusts that certificate alone.
+    With --check-in, a burner not unlocked within that window burns on its next start, and
+    its contacts get heartbeats that warn them when it goes silent (docs/field-guide.md).
     """
-    from burnerkit.app.durations import parse_duration
+    from burnerkit.app.checkin import check_window
+    from burnerkit.app.durations import format_duration, parse_duration
     from burnerkit.app.home import Home
     from burnerkit.app.messenger import DEFAULT_LIFETIME, Messenger
     from burnerkit.crypto.passphrase import FAST_TEST_KDF
 
     lifetime = parse_duration(expires) if expires else DEFAULT_LIFETIME
+    window = 0
+    if check_in is not None:
+        window = parse_duration(check_in)
+        check_window(window, lifetime)  # before the passphrase is asked
     resolved = Home.resolve(home)
     kdf = None
     if os.environ.get(ENV_FAST_KDF) == "1":
@@ -80,6 +95,7 @@ def new(
             relay_timeout=relay_timeout(),
             insecure=insecure,
             name_checked=True,
+            check_in=window,
         ) as messenger,
     ):
         info = messenger.info()
@@ -87,7 +103,10 @@ def new(
         print_json(info.to_json())
     else:
         expiry = stamp(info.expires_at)
-        console.print(f"minted burner [bold]{info.name}[/] (relay {info.relay_url}, expires {expiry})")
+        switch = f", burns unless unlocked every {format_duration(info.check_in)}" if info.check_in else ""
+        console.print(
+            f"minted burner [bold]{info.name}[/] (relay {info.relay_url}, expires {expiry}{switch})"
+        )
 
 
 def _check_relay(url: str, *, insecure: bool) -> None:

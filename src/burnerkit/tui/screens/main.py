@@ -173,6 +173,9 @@ class MainScreen(Screen[None]):
             self.app.notify(
                 f"ALERT on {event.alias or 'this burner'}: {event.kind}", severity="error", timeout=10
             )
+        for event in result.events:
+            if event.kind == "silent":
+                self.app.notify(f"{event.alias} is silent: {event.detail}", severity="warning", timeout=30)
         await self.refresh_view()
 
     @on(LinkChanged)
@@ -250,6 +253,7 @@ class MainScreen(Screen[None]):
     def _show_banner(self, contacts: list[ContactView], notices: dict[tuple[str, str], int]) -> None:
         banner = self.query_one("#banner", Static)
         parts = [f"{v.alias}: {', '.join(v.alerts)}" for v in contacts if v.alerts]
+        parts += [f"{v.alias}: silent past its check-in window" for v in contacts if v.silent_since]
         parts += [
             f"{alias or 'this burner'}: {kind}{' (burned?)' if kind == 'undeliverable' else ''}"
             for alias, kind in notices

@@ -20,7 +20,7 @@ from burnerkit.errors import AlreadyExistsError, UsageError
 if TYPE_CHECKING:
     from burnerkit.app.issuer import IssuerKeyPair, OrderAddress
 
-__all__ = ["issuer_app", "register", "write_new_file"]
+__all__ = ["burn", "issuer_app", "new", "open_report", "public", "register", "write_new_file"]
 
 issuer_app = typer.Typer(
     help="An issuing office: its key, remote burn orders, sealed debrief reports.",

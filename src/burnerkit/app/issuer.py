@@ -408,7 +408,7 @@ class BurnOrder:
     def to_bytes(self) -> bytes:
         """``u8 version(1) ‖ order_id[16] ‖ nonce[16] ‖ u64 issued_at ‖ u64 not_after ‖ sig[64]``.
 
-        105 bytes; the signature covers the label and the 41 bytes before it.
+        113 bytes; the signature covers the label and the 49 bytes before it.
         """
         return self._signed(self.order_id, self.nonce, self.issued_at, self.not_after) + self.signature
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.helpers import Person, queue_ids
+from tests.e2e.helpers import STEP_TIMEOUT, Follower, Person, queue_ids
 from tests.integration.harness import RelayProcess
 
 
@@ -74,3 +74,20 @@ def test_forged_burn_order_is_ignored_through_the_cli(
         "not sealed to this issuer"
         in rogue.run("issuer", "open-report", "--key", rogue_key, str(report), expect=2).error
     )
+
+
+def test_valid_burn_order_burns_a_following_inbox(
+    relay: RelayProcess, people: Callable[..., list[Person]]
+) -> None:
+    office, alice = people("office", "alice")
+    key, order_file = office_and_burner(relay, office, alice)
+    directory = alice.directory
+    with Follower(alice) as follower:
+        office.run("issuer", "burn", "--key", key, "--to", order_file)
+        # It stops by itself: no Ctrl-C.
+        assert follower.process.wait(timeout=STEP_TIMEOUT) == 1
+        assert follower.process.stderr is not None
+        errors = follower.process.stderr.read()
+    assert "burned by its issuer's order" in errors
+    assert "Traceback" not in errors
+    assert not directory.exists()

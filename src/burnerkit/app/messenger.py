@@ -48,6 +48,16 @@ from burnerkit.app.content import MAX_TIMER, MIN_TIMER, Hello, Move, Text
 from burnerkit.app.debrief import Debrief, build_debrief
 from burnerkit.app.durations import format_duration
 from burnerkit.app.home import Home, check_name, clear_burning, is_burning, mark_burning
+from burnerkit.app.issuer import (
+    ISSUER_KEY,
+    ISSUER_KIND,
+    IssuerPublicKey,
+    OrderAddress,
+    load_record,
+    take_order,
+)
+from burnerkit.app.issuer import open_order_queue as _open_order_queue
+from burnerkit.app.issuer import seal_report as _seal_report
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
     RecordReader,
@@ -95,6 +105,7 @@ from burnerkit.crypto.passphrase import KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import (
     AlreadyExistsError,
+    BurnOrderedError,
     HandshakeError,
     IdentityChangedError,
     IdentityError,
@@ -187,6 +198,8 @@ class Messenger:
         self._connections: RelayConnections | None = None
         #: Numbers the parties of operations that belong to no contact yet (no rng drawn).
         self._fresh_parties = 0
+        #: A valid burn order arrived (§17.9): the receive loop stops and the burner burns.
+        self._burn_ordered = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1402,6 +1415,7 @@ class Messenger:
         # The outbox goes out while we listen: a peer's relay that is down must not delay
         # what our own relays hold for us.
         flushed, drained = await asyncio.gather(self.flush_outbox(), self._drain(timeout=wait, idle=idle))
+        await self._obey_order()
         unreachable = flushed + drained
         if any(key not in queued for key, _ in self._vault.items("outbox")):
             # A delivery queued an answer (a relay move's MoveDone): it goes out now.
@@ -1423,7 +1437,13 @@ class Messenger:
         return out
 
     def _owners(self) -> dict[bytes, QueueOwner]:
-        return owners(all_contacts(self._vault), self._vault.items("invite"), self._vault.items("orphan"))
+        out = owners(all_contacts(self._vault), self._vault.items("invite"), self._vault.items("orphan"))
+        issuer = load_record(self._vault.get)
+        if issuer is not None:  # the order queue (§17.9): subscribed, and burned, as the others
+            out[issuer.queue.recipient_id] = QueueOwner(
+                "order", issuer.order_id, issuer.relay_url, issuer.queue
+            )
+        return out
 
     async def follow(self, on_result: Callable[[InboxResult], None]) -> None:
         """Receive until cancelled, handing each delivery's news to ``on_result``.
@@ -1464,6 +1484,7 @@ class Messenger:
             keep_alive.cancel()
             for task in list(flushes):
                 task.cancel()
+        await self._obey_order()
 
     async def _drain(
         self,
@@ -1502,7 +1523,9 @@ class Messenger:
         held: dict[bytes, QueueOwner] = {}
 
         def finished() -> bool:
-            return until_invite is not None and self._vault.get("invite", until_invite) is None
+            if until_invite is None:
+                return self._burn_ordered  # a pairing leaves the order on the relay for the next receive
+            return self._vault.get("invite", until_invite) is None
 
         async def subscribe(client: RelayClient, owners: list[QueueOwner]) -> None:
             # Marked held before the first await, so no other connection takes them meanwhile.
@@ -1617,7 +1640,17 @@ class Messenger:
                 record_event(tx, self._rng, contact_id, EventKind.DISPLACED, detail, self.now())
             return
         now = self.now()
-        if isinstance(event, ReceivedMessage):
+        if isinstance(event, ReceivedMessage) and owner.kind == "order":
+            with self._vault.transaction() as tx:
+                ordered = take_order(
+                    tx, self._rng, event.body, now, msg_id=event.msg_id, sender_refused=event.sender_refused
+                )
+            if ordered:
+                # Not acknowledged: the burn deletes it with the queue, and a burn cut short
+                # before its first step meets it again (§17.9.4).
+                self._burn_ordered = True
+                return
+        elif isinstance(event, ReceivedMessage):
             with self._vault.transaction() as tx:
                 process_delivery(
                     tx,
@@ -1798,6 +1831,62 @@ class Messenger:
         self._vault.destroy()
         finish_burn(self.home, self._directory)
         return BurnReport(self.name, deleted, failed)
+
+    async def _obey_order(self) -> None:
+        """Burn, if a valid burn order arrived during the last receive (§17.9.4).
+
+        Raises:
+            BurnOrderedError: the burner is burned; the messenger is unusable.
+        """
+        if not self._burn_ordered:
+            return
+        report = await self.burn()
+        raise BurnOrderedError(
+            f"burner {report.name!r} was burned by its issuer's order: vault shredded, "
+            f"{report.queues_deleted} relay queue(s) deleted"
+            + (f", {report.queues_failed} unreachable" if report.queues_failed else "")
+        )
+
+    # -- the issuer (docs/protocol.md §17.9) --------------------------------------------------
+
+    async def carry_issuer(self, issuer: IssuerPublicKey) -> OrderAddress:
+        """Carry ``issuer``'s key from now on: make the order queue on our relay, return its address.
+
+        Burn orders signed by ``issuer`` and sent to the address burn this burner
+        (:func:`burnerkit.app.issuer.judge`); :meth:`seal_report` seals to it.
+
+        Raises:
+            AlreadyExistsError: the burner carries an issuer key already.
+            IdentityExpiredError: the burner has expired.
+            RelayError: our relay could not make the queue (nothing changed).
+        """
+        self._check_alive()
+        if self._vault.get(ISSUER_KIND, ISSUER_KEY) is not None:
+            raise AlreadyExistsError(f"burner {self.name!r} carries an issuer key already")
+        relay_url = self.relay_url
+        async with self._client(relay_url) as client:
+            record = await _open_order_queue(client, relay_url, issuer, self._rng)
+        with self._vault.transaction() as tx:
+            tx.put(ISSUER_KIND, ISSUER_KEY, record.to_bytes())
+        return record.address()
+
+    def order_address(self) -> OrderAddress | None:
+        """The order address of this burner's issuer, if it carries one."""
+        record = load_record(self._vault.get)
+        return None if record is None else record.address()
+
+    def seal_report(self) -> bytes:
+        """The debrief so far (:meth:`debrief`, never content) as a report sealed to the issuer.
+
+        Raises:
+            UsageError: the burner carries no issuer key.
+        """
+        record = load_record(self._vault.get)
+        if record is None:
+            raise UsageError(
+                f"burner {self.name!r} carries no issuer key: there is nobody to seal a report to"
+            )
+        return _seal_report(record.issuer, self.debrief().to_json(), self._rng)
 
     async def _delete_owned_queues(self) -> tuple[int, int]:
         """Delete every queue this burner owns from its relay; (deleted, unreachable)."""

@@ -41,6 +41,10 @@ __all__ = [
     "LABEL_VAULT_KEY_ID",
     "LABEL_VAULT_KEY_WRAP",
     "LABEL_VAULT_RECORD",
+    "LABEL_ISSUER_FILE",
+    "LABEL_SEAL_ORDER",
+    "LABEL_SEAL_REPORT",
+    "LABEL_SIG_BURN_ORDER",
     "KeyedMac",
     "LabelledHash",
     "chain_step",
@@ -73,6 +77,10 @@ LABEL_APP_SEND_ID: Final = b"burner/v1/app/send-id"
 LABEL_LINK_COMMIT: Final = b"burner/v1/link/commit"
 LABEL_LINK_KEYS: Final = b"burner/v1/link/keys"
 LABEL_LINK_SEAL: Final = b"burner/v1/link/seal"
+LABEL_SIG_BURN_ORDER: Final = b"burner/v1/sig/burn-order"
+LABEL_SEAL_ORDER: Final = b"burner/v1/seal/burn-order"
+LABEL_SEAL_REPORT: Final = b"burner/v1/seal/report"
+LABEL_ISSUER_FILE: Final = b"burner/v1/issuer/key-file"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
 #: groups, vault records) add theirs here, never inline.
@@ -102,6 +110,10 @@ LABELS: Final = MappingProxyType(
         "link-commit": LABEL_LINK_COMMIT,
         "link-keys": LABEL_LINK_KEYS,
         "link-seal": LABEL_LINK_SEAL,
+        "sig-burn-order": LABEL_SIG_BURN_ORDER,
+        "seal-order": LABEL_SEAL_ORDER,
+        "seal-report": LABEL_SEAL_REPORT,
+        "issuer-file": LABEL_ISSUER_FILE,
     }
 )
 

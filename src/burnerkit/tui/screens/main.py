@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from burnerkit.app.durations import format_duration
 from burnerkit.app.views import ContactView, EventView, InboxMessage
-from burnerkit.errors import BurnerError
+from burnerkit.errors import BurnerError, BurnOrderedError
 from burnerkit.tui.live import LinkChanged, LiveStopped, NewsArrived, receive_forever, stop_workers
 from burnerkit.tui.screens.alerts import AlertItem, AlertsScreen
 from burnerkit.tui.screens.burn import BurnScreen
@@ -186,6 +186,9 @@ class MainScreen(Screen[None]):
 
     @on(LiveStopped)
     def _stopped(self, stopped: LiveStopped) -> None:
+        if isinstance(stopped.error, BurnOrderedError):  # the burner is gone (§17.9)
+            self.app.burned(str(stopped.error))
+            return
         self.link = False
         self.link_detail = str(stopped.error)
         self.app.notify(str(stopped.error), severity="error", timeout=30)

@@ -35,6 +35,8 @@ def test_make_demo_scenario_runs_end_to_end_and_cleans_up(tmp_path):
         "Bob comes back online",
         "alice is verified: the safety codes match",
         "paired with alice (authenticated by the code)",
+        "ALERT: bob: fork",  # the copy of Bob's home that sent
+        "debrief of alice: ",  # Alice's debrief, the fork in it
         "after: 0 files in Bob's home",
         "All checks passed",
     ):

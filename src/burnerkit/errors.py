@@ -37,6 +37,7 @@ BurnerError
 │   ├── PairingTimeoutError          the peer did not show up in time
 │   └── PairingAttackError           it stopped after our confirmation went out: maybe a guessing relay
 ├── DemoFailedError                  `burner demo`: the scenario did not behave as promised
+├── BurnOrderedError                 a valid burn order from the issuer arrived: the burner is burned
 └── UsageError                       the user asked for something that cannot be done as asked
     ├── NotFoundError                no such burner, contact or relay queue
     └── AlreadyExistsError           the name is taken
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "BurnOrderedError",
     "BurnerError",
     "ContactBurnedError",
     "CryptoError",
@@ -245,6 +247,10 @@ class PairingAttackError(PairingError):
     silent after a wrong guess would look like a timeout and invite a retry, which is
     another guess (docs/protocol.md §16.6). Not a timeout, so the user is told.
     """
+
+
+class BurnOrderedError(BurnerError):
+    """The burner's issuer ordered it burned (docs/protocol.md §17.9): it is gone now."""
 
 
 class UsageError(BurnerError):

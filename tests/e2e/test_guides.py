@@ -161,6 +161,8 @@ _FIELD_STEPS: list[tuple[str, Hook | None, Hook | None]] = [
     ('burner relay set "$NEW_RELAY"', _new_relay, None),
     ("burner inbox --wait 10", _office_follows_the_move, lambda t, o: _assert_in("Noted the new relay.", o)),
     ("burner contacts remove desk --yes", None, None),
+    ("burner debrief", None, lambda trip, out: _assert_in("debrief of trip", out)),
+    ("burner debrief --json > debrief.json", None, None),
     ("burner burn trip --yes", None, None),
     ("burner list", None, lambda trip, out: _assert_in("no burners", out)),
 ]

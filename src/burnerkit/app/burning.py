@@ -283,4 +283,4 @@ def burn_from_open(messenger: Messenger, *, erase_conversations: bool = False) -
     check-in, a verified burn order): the same protocol as ``burner burn``
     (:meth:`Messenger.burn`). The messenger is unusable afterwards.
     """
-    return run_sync(messenger.burn(erase_conversations=erase_conversations))
+    return run_sync(messenger.burn(erase_conversations=True) if erase_conversations else messenger.burn())

@@ -1,13 +1,14 @@
 """What travels inside a session message: the app's content codec (docs/protocol.md §17.3).
 
 The core treats a message's content as opaque bytes; this module gives them meaning.
-Four kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
+Six kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
 address), a chat message (:class:`Text`, carrying the conversation's disappearing
-timer so both sides apply the same one), and the two steps of a relay move
+timer so both sides apply the same one), the two steps of a relay move
 (:class:`Move`, the sender's new queue address; :class:`MoveDone`, its confirmation,
 sent to that new address), a burner's last word (:class:`BurnNotice`, signed by its
-identity for this contact, docs/protocol.md §17.7). A Hello and a Text may also carry
-the sender's expiry, so that the contact refuses it once it is past (§17.7, expiry).
+identity for this contact, docs/protocol.md §17.7), and the dead-man switch's
+:class:`Heartbeat` (§17.8). A Hello and a Text may also carry the sender's expiry, so that
+the contact refuses it once it is past (§17.7, expiry).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from burnerkit.wire import CodecError, Reader, Writer
 __all__ = [
     "MAX_TEXT_SIZE",
     "MAX_TIMER",
+    "MIN_CHECK_IN",
     "MIN_TIMER",
     "BURN_NOTICE_SIGNATURE_SIZE",
     "BurnNotice",
     "Content",
+    "Heartbeat",
     "Hello",
     "Move",
     "MoveDone",
@@ -45,6 +48,7 @@ _FLAG_EXPIRY: Final = 0x02
 _EXPIRY_SIZE: Final = 8
 #: An Ed25519 signature (§17.7).
 BURN_NOTICE_SIGNATURE_SIZE: Final = 64
+_TAG_HEARTBEAT: Final = 0x07
 _FLAG_BURN_ON_READ: Final = 0x01
 _TEXT_HEADER: Final = 1 + 1 + 4
 #: Longest text of one message, in UTF-8 bytes.
@@ -52,6 +56,10 @@ MAX_TEXT_SIZE: Final = MAX_CONTENT_SIZE - _TEXT_HEADER
 #: Disappearing timers run from 30 seconds to 4 weeks (Signal's range).
 MIN_TIMER: Final = 30
 MAX_TIMER: Final = 4 * 7 * 24 * 3600
+#: The shortest dead-man check-in window (§17.8): a shorter one would burn a burner
+#: while its owner is still typing the passphrase.
+MIN_CHECK_IN: Final = 60
+_U32_MAX: Final = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +164,25 @@ class BurnNotice:
         return self.signed_body() + self.signature
 
 
-Content = Hello | Text | Move | MoveDone | BurnNotice
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The sender is alive and checks in every ``window`` seconds (the dead-man switch, §17.8).
+
+    Never shown as a message: the receiver only notes when it was sent.
+    """
+
+    window: int
+
+    def __post_init__(self) -> None:
+        if not MIN_CHECK_IN <= self.window <= _U32_MAX:
+            raise ValueError("a check-in window is at least a minute")
+
+    def encode(self) -> bytes:
+        """``0x07 ‖ u32 window``."""
+        return Writer().u8(_TAG_HEARTBEAT).u32(self.window).getvalue()
+
+
+Content = Hello | Text | Move | MoveDone | BurnNotice | Heartbeat
 
 
 def decode_content(data: bytes) -> Content:
@@ -200,6 +226,10 @@ def decode_content(data: bytes) -> Content:
             signature = r.take(BURN_NOTICE_SIGNATURE_SIZE)
             r.end()
             return BurnNotice(burned_at, bool(flags & _FLAG_ERASE), signature)
+        if tag == _TAG_HEARTBEAT:
+            window = r.u32()
+            r.end()
+            return Heartbeat(window)
         raise CodecError("unknown content kind")
     except (CodecError, UnicodeDecodeError, ValueError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

@@ -20,7 +20,8 @@ import hmac
 from typing import Final, Protocol
 
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.app.content import BurnNotice, Hello, Move, MoveDone, Text, decode_content
+from burnerkit.app.content import BurnNotice, Heartbeat, Hello, Move, MoveDone, Text, decode_content
+from burnerkit.app.liveness import forget_peer, note_heard
 from burnerkit.app.queues import QueueOwner, orphan_bytes, owners
 from burnerkit.app.records import (
     ALERT_KINDS,
@@ -414,7 +415,7 @@ def _complete_invite(
     session, events = pending.complete(envelope, now=now)
     first = next((e for e in events if isinstance(e, MessageReceived)), None)
     content = decode_content(first.content) if first is not None else None
-    if isinstance(content, Text):
+    if isinstance(content, Text | Heartbeat):
         raise _AheadOfAcceptance
     if not isinstance(content, Hello):
         raise RemoteProtocolError("an acceptance must start with the acceptor's address")
@@ -488,6 +489,7 @@ def _take_burn_notice(
         f"; the conversation was erased as it asked ({erased} messages)" if notice.erase else ""
     )
     record_event(tx, rng, cid, EventKind.BURNED, detail, now)
+    forget_peer(tx, cid)  # a burned contact is gone, not silent (§17.8)
     return replace(contact, burned=True, session=b"", next_queue_relay="", next_queue=None)
 
 
@@ -537,6 +539,8 @@ def _store_incoming(
             now,
         )
         return contact
+    # Any authentic message is a sign of life for the dead-man switch (§17.8).
+    note_heard(tx, contact.contact_id, content, event.sent_at, now)
     if isinstance(content, Move):
         refusal = _move_refusal(contact.peer.relay_url, content.address.relay_url)
         if refusal:
@@ -547,7 +551,7 @@ def _store_incoming(
         return _take_move(tx, rng, contact, content.address, now)
     if not isinstance(content, Text):
         # A repeated Hello carries nothing new; a MoveDone did its work by the queue it
-        # came on (_switch_queue).
+        # came on (_switch_queue); a Heartbeat did its work above and is never shown.
         return contact
     # The sender's timer is the conversation's timer from now on (as in Signal).
     contact = replace(contact, timer=content.timer, burn_on_read=content.burn_on_read)

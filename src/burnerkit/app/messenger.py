@@ -41,11 +41,23 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Final, Self
 
-from burnerkit.app import burning
+from burnerkit.app import burning, checkin
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TEXT_SIZE, MAX_TIMER, MIN_TIMER, Hello, Move, Text
+from burnerkit.app.debrief import Debrief, build_debrief
+from burnerkit.app.durations import format_duration
 from burnerkit.app.home import Home, burn_marker, check_name, clear_burning, is_burning, mark_burning
+from burnerkit.app.issuer import (
+    ISSUER_KEY,
+    ISSUER_KIND,
+    IssuerPublicKey,
+    OrderAddress,
+    load_record,
+    take_order,
+)
+from burnerkit.app.issuer import open_order_queue as _open_order_queue
+from burnerkit.app.issuer import seal_report as _seal_report
 from burnerkit.app.ledger import (
     IDENTITY_ALERTS,
     RecordReader,
@@ -60,6 +72,7 @@ from burnerkit.app.ledger import (
     store_contact,
     take_unshown,
 )
+from burnerkit.app.liveness import forget_peer, silent_since
 from burnerkit.app.queues import QueueOwner, delete_queues, orphan_bytes, orphan_owner, owners
 from burnerkit.app.records import (
     ALERT_KINDS,
@@ -92,6 +105,7 @@ from burnerkit.crypto.passphrase import KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import (
     AlreadyExistsError,
+    BurnOrderedError,
     ContactBurnedError,
     HandshakeError,
     IdentityChangedError,
@@ -186,6 +200,8 @@ class Messenger:
         self._connections: RelayConnections | None = None
         #: Numbers the parties of operations that belong to no contact yet (no rng drawn).
         self._fresh_parties = 0
+        #: A valid burn order arrived (§17.9): the receive loop stops and the burner burns.
+        self._burn_ordered = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -205,6 +221,7 @@ class Messenger:
         connect_timeout: float = CONNECT_TIMEOUT,
         insecure: bool = False,
         name_checked: bool = False,
+        check_in: int = 0,
     ) -> Messenger:
         """Mint a new burner: its vault, its profile and expiry. No relay is contacted.
 
@@ -216,13 +233,19 @@ class Messenger:
         opens, so each burner already in the home costs one passphrase derivation, unless
         ``name_checked`` says the caller just ran :meth:`check_new` with this passphrase.
 
+        ``check_in`` (seconds, 0: none) arms the dead-man switch (docs/protocol.md §17.8):
+        not unlocked within that window, the burner burns on its next start.
+
         Raises:
-            UsageError: a bad name, relay URL (docs/protocol.md §14.13) or lifetime.
+            UsageError: a bad name, relay URL (docs/protocol.md §14.13), lifetime or
+                check-in window.
             AlreadyExistsError: a burner of that name exists.
         """
         rng = SystemRandom() if rng is None else rng
         if lifetime <= 0:
             raise UsageError("a burner's lifetime must be positive")
+        if check_in:
+            checkin.check_window(check_in, lifetime)
         cls.check_new(
             home, name, relay_url, insecure=insecure, passphrase=None if name_checked else passphrase, rng=rng
         )
@@ -233,6 +256,8 @@ class Messenger:
         now = int(clock())
         with vault.transaction() as tx:
             tx.put("profile", _PROFILE_KEY, Profile(name, relay_url, now, now + lifetime, now).to_bytes())
+            if check_in:
+                checkin.start(tx, check_in, now)
         return cls(
             home,
             name,
@@ -333,6 +358,8 @@ class Messenger:
             VaultLockedError: no vault of the home opens with this passphrase and holds
                 that name; one message for a wrong passphrase and an unknown name alike.
             IdentityExpiredError: the burner is past its expiry (unless ``allow_expired``).
+            NotFoundError: the burner was not unlocked within its check-in window; it has
+                just burned (docs/protocol.md §17.8).
         """
         rng = SystemRandom() if rng is None else rng
         home.check_choice(name)
@@ -387,6 +414,7 @@ class Messenger:
         try:
             messenger._adopt_legacy_name(renamed.get(directory))
             messenger._advance_clock()
+            messenger._dead_man()
             if not allow_expired and messenger._expired():
                 messenger._burn_expired()
             messenger._purge_expired()
@@ -565,6 +593,45 @@ class Messenger:
                 f"(burn it with 'burner burn {self.name} --yes')"
             )
 
+    def _dead_man(self) -> None:
+        """Burn a burner not unlocked within its check-in window; else check in (§17.8).
+
+        The check-in is a write even for a run that only reads: the exception to §15.11's
+        read-only rule that a burner with a check-in window opted into.
+
+        Raises:
+            NotFoundError: the window had passed; the burner has burned.
+        """
+        now = self.now()
+        switch = checkin.overdue(self._vault, now)
+        if switch is None:
+            if checkin.own_check_in(self._vault) is not None:
+                with self._vault.transaction() as tx:
+                    checkin.check_in(tx, self._rng, now)
+            return
+        with self._vault.transaction() as tx:  # the deadline stays seen if the clock is turned back
+            self._mark_clock(tx)
+        burning.burn_from_open(self)
+        raise NotFoundError(
+            f"burner {self.name!r} was not unlocked within its check-in window "
+            f"({format_duration(switch.window)}): it has burned"
+        )
+
+    async def _keep_alive(self, report: Callable[[], None]) -> None:
+        """While following: check in, seal due heartbeats and look for silent contacts (§17.8).
+
+        A run that finds itself past its window (the machine slept through it) does not
+        check in: the next start burns the burner.
+        """
+        while True:
+            now = self.now()
+            with self._vault.transaction() as tx:
+                sealed = checkin.overdue(tx, now) is None and checkin.check_in(tx, self._rng, now)
+                silences = checkin.record_silences(tx, self._rng, now)
+            if sealed or silences:
+                report()  # sends the heartbeats, shows the silences
+            await asyncio.sleep(checkin.tick_period(self._vault))
+
     def _purge_expired(self) -> None:
         """Delete disappearing messages past their time, and invitations nobody accepted.
 
@@ -598,6 +665,7 @@ class Messenger:
             profile.created_at,
             profile.expires_at,
             len(self._vault.items("contact")),
+            0 if (switch := checkin.own_check_in(self._vault)) is None else switch.window,
         )
 
     @property
@@ -624,6 +692,7 @@ class Messenger:
             contact.burn_on_read,
             code,
             alerts,
+            silent_since(self._vault, contact.contact_id, self.now()),
             burned=contact.burned,
         )
 
@@ -682,6 +751,12 @@ class Messenger:
         """Every anomaly recorded so far, oldest first (kept for the trip debrief)."""
         return self._event_views(set())
 
+    def debrief(self) -> Debrief:
+        """Every anomaly of this burner's life, without content, per contact (§17.10)."""
+        aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
+        records = [EventRecord.from_bytes(data) for _, data in self._vault.items("event")]
+        return build_debrief(self._profile().name, records, aliases, self.now())
+
     def _event_views(self, seen: set[bytes]) -> list[EventView]:
         """The anomalies whose keys are not in ``seen``, oldest first; adds their keys to it."""
         aliases = {c.contact_id: c.alias for c in all_contacts(self._vault)}
@@ -734,6 +809,7 @@ class Messenger:
             for key in unsent:
                 tx.delete("outbox", key)
             clear_alerts(tx, cid)
+            forget_peer(tx, cid)
             tx.delete("contact", cid)
             # Every receive queue the contact has (a relay move under way gives it two).
             queues = list(owners([contact], []).values())
@@ -1377,6 +1453,7 @@ class Messenger:
         # The outbox goes out while we listen: a peer's relay that is down must not delay
         # what our own relays hold for us.
         flushed, drained = await asyncio.gather(self.flush_outbox(), self._drain(timeout=wait, idle=idle))
+        await self._obey_order()
         unreachable = flushed + drained
         if any(key not in queued for key, _ in self._vault.items("outbox")):
             # A delivery queued an answer (a relay move's MoveDone): it goes out now.
@@ -1384,6 +1461,8 @@ class Messenger:
         # A queue retired before this drain, on a relay it reached, has given us all its
         # contact sent to it before switching: only such a queue may be deleted now.
         await self._drop_orphans(retired={key for key, url in retired.items() if url not in drained})
+        with self._vault.transaction() as tx:  # after the drain: what it brought may end a silence
+            checkin.record_silences(tx, self._rng, self.now())
         return self._news(seen_events, known_contacts, unreachable)
 
     def _retired(self) -> dict[bytes, str]:
@@ -1396,7 +1475,13 @@ class Messenger:
         return out
 
     def _owners(self) -> dict[bytes, QueueOwner]:
-        return owners(all_contacts(self._vault), self._vault.items("invite"), self._vault.items("orphan"))
+        out = owners(all_contacts(self._vault), self._vault.items("invite"), self._vault.items("orphan"))
+        issuer = load_record(self._vault.get)
+        if issuer is not None:  # the order queue (§17.9): subscribed, and burned, as the others
+            out[issuer.queue.recipient_id] = QueueOwner(
+                "order", issuer.order_id, issuer.relay_url, issuer.queue
+            )
+        return out
 
     async def follow(self, on_result: Callable[[InboxResult], None]) -> None:
         """Receive until cancelled, handing each delivery's news to ``on_result``.
@@ -1429,11 +1514,15 @@ class Messenger:
             if news.messages or news.events or news.new_contacts:
                 on_result(news)
 
+        # A long session counts as being alive: it checks in and sends heartbeats (§17.8).
+        keep_alive = asyncio.get_running_loop().create_task(self._keep_alive(report))
         try:
             await self._drain(timeout=0.0, on_delivery=report)
         finally:
+            keep_alive.cancel()
             for task in list(flushes):
                 task.cancel()
+        await self._obey_order()
 
     async def _drain(
         self,
@@ -1472,7 +1561,9 @@ class Messenger:
         held: dict[bytes, QueueOwner] = {}
 
         def finished() -> bool:
-            return until_invite is not None and self._vault.get("invite", until_invite) is None
+            if until_invite is None:
+                return self._burn_ordered  # a pairing leaves the order on the relay for the next receive
+            return self._vault.get("invite", until_invite) is None
 
         async def subscribe(client: RelayClient, owners: list[QueueOwner]) -> None:
             # Marked held before the first await, so no other connection takes them meanwhile.
@@ -1587,7 +1678,17 @@ class Messenger:
                 record_event(tx, self._rng, contact_id, EventKind.DISPLACED, detail, self.now())
             return
         now = self.now()
-        if isinstance(event, ReceivedMessage):
+        if isinstance(event, ReceivedMessage) and owner.kind == "order":
+            with self._vault.transaction() as tx:
+                ordered = take_order(
+                    tx, self._rng, event.body, now, msg_id=event.msg_id, sender_refused=event.sender_refused
+                )
+            if ordered:
+                # Not acknowledged: the burn deletes it with the queue, and a burn cut short
+                # before its first step meets it again (§17.9.4).
+                self._burn_ordered = True
+                return
+        elif isinstance(event, ReceivedMessage):
             with self._vault.transaction() as tx:
                 process_delivery(
                     tx,
@@ -1785,6 +1886,62 @@ class Messenger:
             journal, self.home, self._directory, self._client
         )
         return BurnReport(self.name, deleted, failed, sent, unsent)
+
+    async def _obey_order(self) -> None:
+        """Burn, if a valid burn order arrived during the last receive (§17.9.4).
+
+        Raises:
+            BurnOrderedError: the burner is burned; the messenger is unusable.
+        """
+        if not self._burn_ordered:
+            return
+        report = await self.burn()
+        raise BurnOrderedError(
+            f"burner {report.name!r} was burned by its issuer's order: vault shredded, "
+            f"{report.queues_deleted} relay queue(s) deleted"
+            + (f", {report.queues_failed} unreachable" if report.queues_failed else "")
+        )
+
+    # -- the issuer (docs/protocol.md §17.9) --------------------------------------------------
+
+    async def carry_issuer(self, issuer: IssuerPublicKey) -> OrderAddress:
+        """Carry ``issuer``'s key from now on: make the order queue on our relay, return its address.
+
+        Burn orders signed by ``issuer`` and sent to the address burn this burner
+        (:func:`burnerkit.app.issuer.judge`); :meth:`seal_report` seals to it.
+
+        Raises:
+            AlreadyExistsError: the burner carries an issuer key already.
+            IdentityExpiredError: the burner has expired.
+            RelayError: our relay could not make the queue (nothing changed).
+        """
+        self._check_alive()
+        if self._vault.get(ISSUER_KIND, ISSUER_KEY) is not None:
+            raise AlreadyExistsError(f"burner {self.name!r} carries an issuer key already")
+        relay_url = self.relay_url
+        async with self._client(relay_url) as client:
+            record = await _open_order_queue(client, relay_url, issuer, self._rng)
+        with self._vault.transaction() as tx:
+            tx.put(ISSUER_KIND, ISSUER_KEY, record.to_bytes())
+        return record.address()
+
+    def order_address(self) -> OrderAddress | None:
+        """The order address of this burner's issuer, if it carries one."""
+        record = load_record(self._vault.get)
+        return None if record is None else record.address()
+
+    def seal_report(self) -> bytes:
+        """The debrief so far (:meth:`debrief`, never content) as a report sealed to the issuer.
+
+        Raises:
+            UsageError: the burner carries no issuer key.
+        """
+        record = load_record(self._vault.get)
+        if record is None:
+            raise UsageError(
+                f"burner {self.name!r} carries no issuer key: there is nobody to seal a report to"
+            )
+        return _seal_report(record.issuer, self.debrief().to_json(), self._rng)
 
     def _owned_queues(self) -> list[QueueOwner]:
         """Every queue this burner owns on a relay: contacts', invitations', orphans', links'."""

@@ -27,7 +27,7 @@ __all__ = ["QueueOwner", "delete_queues", "orphan_bytes", "orphan_owner", "owner
 class QueueOwner:
     """Who a receive queue belongs to; ``key`` is that record's vault key."""
 
-    kind: str  # "contact" | "invite" | "orphan"
+    kind: str  # "contact" | "invite" | "orphan" | "order" (an issuer's burn orders, §17.9)
     key: bytes
     relay_url: str
     creds: QueueCredentials

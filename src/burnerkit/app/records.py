@@ -16,6 +16,7 @@ later layout can still read the earlier one.
 | `alert`   | contact id (16)            | :class:`Alert`                           |
 | `pending` | recipient id (24) ‖ u64 order | :class:`PendingDelivery`              |
 | `delivery`| recipient id (24)          | :class:`LastDelivery`                    |
+| `issuer`  | `b"issuer"`                | :class:`burnerkit.app.issuer.IssuerRecord` (§17.9) |
 """
 
 from __future__ import annotations
@@ -428,6 +429,8 @@ class EventKind(enum.Enum):
     ABANDONED = "abandoned"  #: a delivery kept for an invitation that expired unaccepted
     BURNED = "burned"  #: a contact burned its burner (a verified burn notice)
     EXPIRED_PEER = "expired-peer"  #: a message from a contact past its expiry, refused
+    SILENT = "silent"  #: a contact with a dead-man switch sent no heartbeat within its window (§17.8)
+    FORGED_ORDER = "forged-order"  #: a burn order forged, replayed, stale or misaddressed: ignored (§17.9)
 
 
 #: The anomalies that put a contact on alert (shown by ``contacts``, ``history`` and

@@ -35,6 +35,8 @@ class BurnerInfo:
     created_at: int
     expires_at: int
     contacts: int
+    #: The dead-man switch's check-in window in seconds (0: none, docs/protocol.md §17.8).
+    check_in: int = 0
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {
@@ -43,6 +45,7 @@ class BurnerInfo:
             "created_at": self.created_at,
             "expires_at": self.expires_at,
             "contacts": self.contacts,
+            "check_in": self.check_in or None,
         }
 
 
@@ -52,6 +55,8 @@ class ContactView:
 
     ``alerts``: the kinds of anomaly that put the contact on alert, until the user clears
     them (``burner alerts --clear``); a contact on alert is never ``verified``.
+    ``silent_since``: the contact has a dead-man switch and went silent past its window
+    (docs/protocol.md §17.8): when it was last heard from; 0 when it is not silent.
     """
 
     alias: str
@@ -62,12 +67,12 @@ class ContactView:
     burn_on_read: bool
     safety_code: str
     alerts: list[str] = field(default_factory=list)
+    silent_since: int = 0
     #: It burned its burner (docs/protocol.md §17.7): nothing is sent to it any more.
     burned: bool = False
 
     def to_json(self) -> dict[str, Any]:  # noqa: D102
         return {
-            "burned": self.burned,
             "alias": self.alias,
             "relay": self.relay_url,
             "verified": self.verified,
@@ -76,6 +81,8 @@ class ContactView:
             "burn_on_read": self.burn_on_read,
             "safety_code": self.safety_code,
             "alerts": list(self.alerts),
+            "silent_since": self.silent_since or None,
+            "burned": self.burned,
         }
 
 

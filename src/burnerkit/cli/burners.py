@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,6 +18,8 @@ from burnerkit.cli.passphrase import ENV_PASSPHRASE, ask_passphrase
 from burnerkit.errors import RelayError, RelayUnavailableError, UsageError
 
 if TYPE_CHECKING:
+    from burnerkit.app.issuer import IssuerPublicKey
+    from burnerkit.app.messenger import Messenger
     from burnerkit.app.views import BurnerInfo
 
 __all__ = ["burn", "list_burners", "new", "register"]
@@ -39,6 +42,26 @@ def new(
     offline: Annotated[
         bool, typer.Option("--offline", help="Mint without checking that the relay answers.")
     ] = False,
+    check_in: Annotated[
+        str | None,
+        typer.Option(
+            "--check-in",
+            metavar="DURATION",
+            help="Dead-man switch: burn on the next start if not unlocked within this window (24h).",
+        ),
+    ] = None,
+    issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--issuer", metavar="PUBKEY", help="Carry this issuer key (burner:ik1.…): it can order a burn."
+        ),
+    ] = None,
+    order_address: Annotated[
+        Path | None,
+        typer.Option(
+            "--order-address", metavar="FILE", help="With --issuer: also write the order address here."
+        ),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -46,13 +69,22 @@ def new(
 
     The relay is checked first (one PING round trip): if it does not answer, nothing is
     created. A pinned relay URL (wss://HOST:PORT#sha256=...) trusts that certificate alone.
+    With --check-in, a burner not unlocked within that window burns on its next start, and
+    its contacts get heartbeats that warn them when it goes silent (docs/field-guide.md).
+    With --issuer, the burner gets an order queue on its relay and prints its order
+    address: what the issuing office needs to order it burned (docs/protocol.md §17.9).
     """
-    from burnerkit.app.durations import parse_duration
+    from burnerkit.app.checkin import check_window
+    from burnerkit.app.durations import format_duration, parse_duration
     from burnerkit.app.home import Home
     from burnerkit.app.messenger import DEFAULT_LIFETIME, Messenger
     from burnerkit.crypto.passphrase import FAST_TEST_KDF
 
     lifetime = parse_duration(expires) if expires else DEFAULT_LIFETIME
+    window = 0
+    if check_in is not None:
+        window = parse_duration(check_in)
+        check_window(window, lifetime)  # before the passphrase is asked
     resolved = Home.resolve(home)
     kdf = None
     if os.environ.get(ENV_FAST_KDF) == "1":
@@ -61,6 +93,7 @@ def new(
             f"warning: {ENV_FAST_KDF}=1: this vault's passphrase is cheap to guess (tests only)"
         )
     Messenger.check_new(resolved, name, relay, insecure=insecure)
+    issuer_key = _issuer_key(issuer, order_address, offline=offline)
     passphrase = ask_passphrase(name, new=True)
     if resolved.count():  # a name is unique among the burners one passphrase opens
         with spinner("checking the name against the burners this passphrase opens…", quiet=json_out):
@@ -80,14 +113,54 @@ def new(
             relay_timeout=relay_timeout(),
             insecure=insecure,
             name_checked=True,
+            check_in=window,
         ) as messenger,
     ):
         info = messenger.info()
+        address = None if issuer_key is None else _carry_issuer(messenger, issuer_key, order_address)
     if json_out:
-        print_json(info.to_json())
+        print_json(info.to_json() | ({} if address is None else {"order_address": address}))
     else:
         expiry = stamp(info.expires_at)
-        console.print(f"minted burner [bold]{info.name}[/] (relay {info.relay_url}, expires {expiry})")
+        switch = f", burns unless unlocked every {format_duration(info.check_in)}" if info.check_in else ""
+        console.print(
+            f"minted burner [bold]{info.name}[/] (relay {info.relay_url}, expires {expiry}{switch})"
+        )
+        if address is not None:
+            console.print("order address (for the issuing office's 'burner issuer burn --to'):", markup=False)
+            console.print(address, markup=False)
+
+
+def _issuer_key(text: str | None, order_address: Path | None, *, offline: bool) -> IssuerPublicKey | None:
+    """The issuer key of ``--issuer``, checked before anything is minted."""
+    if text is None:
+        if order_address is not None:
+            raise UsageError("--order-address needs --issuer")
+        return None
+    if offline:
+        raise UsageError("--issuer needs the relay (the order queue is made there): drop --offline")
+    if order_address is not None and order_address.exists():
+        raise UsageError(f"{order_address} exists already: choose another file")
+    from burnerkit.app.issuer import IssuerPublicKey
+
+    return IssuerPublicKey.from_text(text)
+
+
+def _carry_issuer(messenger: Messenger, issuer: IssuerPublicKey, out: Path | None) -> str:
+    """Make the burner's order queue; the order address as text, written to ``out`` too."""
+    import asyncio
+
+    from burnerkit.cli.issuer import write_new_file
+
+    try:
+        text = asyncio.run(messenger.carry_issuer(issuer)).to_text()
+    except RelayError as exc:
+        raise type(exc)(
+            f"{exc}: burner {messenger.name!r} was minted without its issuer key; burn it and mint it again"
+        ) from exc
+    if out is not None:
+        write_new_file(out, (text + "\n").encode())
+    return text
 
 
 def _check_relay(url: str, *, insecure: bool) -> None:
@@ -184,22 +257,34 @@ def burn(
             help="Ask every contact to delete its conversation with this burner too (their app does it).",
         ),
     ] = False,
+    report_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-to", metavar="FILE", help="First write a debrief report sealed to the issuer."
+        ),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Destroy a burner: its key, then a signed burn notice to each contact, its relay queues, its files.
 
     Killed half way, the next 'burner' command that unlocks finishes it (docs/protocol.md §17.7).
+    With --report-to, a burner that carries an issuer key first writes its anomalies (no
+    message content) to FILE, sealed to the issuer ('burner issuer open-report').
     """
     import asyncio
 
     if not yes:
         raise UsageError("burning cannot be undone: add --yes")
-    with (
-        open_messenger(home, name, allow_expired=True, quiet=json_out) as messenger,
-        spinner(f"burning {messenger.name}…", quiet=json_out),
-    ):
-        report = asyncio.run(messenger.burn(erase_conversations=erase_conversations))
+    if report_to is not None and report_to.exists():
+        raise UsageError(f"{report_to} exists already: choose another file")
+    with open_messenger(home, name, allow_expired=True, quiet=json_out) as messenger:
+        if report_to is not None:
+            from burnerkit.cli.issuer import write_new_file
+
+            write_new_file(report_to, messenger.seal_report())
+        with spinner(f"burning {messenger.name}…", quiet=json_out):
+            report = asyncio.run(messenger.burn(erase_conversations=erase_conversations))
     if json_out:
         print_json(report.to_json())
     else:

@@ -240,6 +240,8 @@ def contacts(
         timer = f", disappearing after {view.timer}s" if view.timer else ""
         read = ", burn-on-read" if view.burn_on_read else ""
         alert = f"  ALERT: {', '.join(view.alerts)}" if view.alerts else ""
+        if view.silent_since:  # past its dead-man window (docs/protocol.md §17.8)
+            alert += f"  SILENT since {stamp(view.silent_since)}"
         console.print(f"{view.alias}  [{trust}]{alert}  via {view.relay_url}{timer}{read}", markup=False)
 
 

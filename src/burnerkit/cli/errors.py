@@ -7,7 +7,7 @@ This table is the one source of docs/cli.md's exit codes; the errors are docs/pr
 | 0 | done |
 | 1 | any other burnerkit error, a file the system refused, or a question answered no (nothing changed) |
 | 2 | a usage error: bad arguments, a bad name, link or code, several burners and no ``--burner`` |
-| 3 | not found: no such burner or contact |
+| 3 | not found: no such burner or contact, or the burner burned as it was opened (a dead-man switch) |
 | 4 | the vault did not unlock (wrong passphrase or damaged vault) |
 | 5 | the burner has expired |
 | 6 | a relay was unreachable, slow, or refused |

@@ -19,7 +19,7 @@ import typer
 from typer.exceptions import TyperException
 
 from burnerkit import __version__
-from burnerkit.cli import burners, chat, contacts, messages, relay
+from burnerkit.cli import burners, chat, contacts, debrief, issuer, messages, relay
 from burnerkit.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from burnerkit.errors import BurnerError
 
@@ -72,8 +72,10 @@ def demo(
 
 burners.register(app)
 contacts.register(app)
+debrief.register(app)
 messages.register(app)
 relay.register(app)
+issuer.register(app)
 chat.register(app)
 
 

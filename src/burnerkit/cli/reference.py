@@ -30,6 +30,15 @@ as seconds since the epoch, UTC); otherwise times are shown in local time with t
 (`2026-12-07 14:03 CET`). Questions (`contacts remove`, re-pairing a name that is taken)
 are asked only on a terminal; without one the command refuses (exit 2) and names the option
 that answers yes beforehand (`--yes`, `--replace`).
+
+Durations (`--expires`, `--disappear`, `--check-in`) are `30s`, `15m`, `1h`, `7d`, `4w` or
+sums like `1h30m`. A burner minted with `burner new --check-in DURATION` (a dead-man switch,
+docs/protocol.md §17.8; at least `1m`, shorter than `--expires`) burns when any command
+opens it more than that long after its last unlock (exit 3, "was not unlocked within its
+check-in window"); every unlock of it, even by a command that only reads, records a
+check-in, and `inbox --follow` and `chat` check in while they run. Its contacts get
+heartbeats (never shown); a contact silent past its window is shown `SILENT since ...` by
+`contacts` (`"silent_since"` in `--json`) and warned about once by `inbox` (a `silent` event).
 """
 
 

@@ -43,6 +43,10 @@ __all__ = [
     "LABEL_VAULT_KEY_ID",
     "LABEL_VAULT_KEY_WRAP",
     "LABEL_VAULT_RECORD",
+    "LABEL_ISSUER_FILE",
+    "LABEL_SEAL_ORDER",
+    "LABEL_SEAL_REPORT",
+    "LABEL_SIG_BURN_ORDER",
     "KeyedMac",
     "LabelledHash",
     "chain_step",
@@ -77,6 +81,10 @@ LABEL_LINK_KEYS: Final = b"burner/v1/link/keys"
 LABEL_LINK_SEAL: Final = b"burner/v1/link/seal"
 LABEL_SIG_BURN_NOTICE: Final = b"burner/v1/sig/burn-notice"
 LABEL_BURN_JOURNAL: Final = b"burner/v1/burn/journal"
+LABEL_SIG_BURN_ORDER: Final = b"burner/v1/sig/burn-order"
+LABEL_SEAL_ORDER: Final = b"burner/v1/seal/burn-order"
+LABEL_SEAL_REPORT: Final = b"burner/v1/seal/report"
+LABEL_ISSUER_FILE: Final = b"burner/v1/issuer/key-file"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
 #: groups, vault records) add theirs here, never inline.
@@ -108,6 +116,10 @@ LABELS: Final = MappingProxyType(
         "link-seal": LABEL_LINK_SEAL,
         "sig-burn-notice": LABEL_SIG_BURN_NOTICE,
         "burn-journal": LABEL_BURN_JOURNAL,
+        "sig-burn-order": LABEL_SIG_BURN_ORDER,
+        "seal-order": LABEL_SEAL_ORDER,
+        "seal-report": LABEL_SEAL_REPORT,
+        "issuer-file": LABEL_ISSUER_FILE,
     }
 )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +29,8 @@ __all__ = ["run"]
 
 Say = Callable[[str], None]
 _STEP_TIMEOUT = 120.0
+#: ``burner inbox`` exits 13 while a contact is on alert (docs/cli.md).
+_EXIT_ALERT = 13
 
 
 def _check(condition: bool, what: str) -> None:
@@ -42,11 +45,14 @@ class _Stage:
         self.root = root
         self.relay_url = relay_url
         self.say = say
+        #: A copy of someone's home -> whose it is (the copy opens with their passphrase).
+        self.images: dict[str, str] = {}
 
     def env(self, person: str) -> dict[str, str]:
         env = dict(os.environ)
         env["BURNER_HOME"] = str(self.root / person)
-        env["BURNER_PASSPHRASE"] = f"demo passphrase of {person}"  # a script's way; people get a prompt
+        # A script's way; people get a prompt.
+        env["BURNER_PASSPHRASE"] = f"demo passphrase of {self.images.get(person, person)}"
         env.pop("BURNER_INSECURE_FAST_KDF", None)
         return env
 
@@ -207,6 +213,7 @@ def _scenario(stage: _Stage, store: Path) -> None:
     _check(contacts[0]["verified"] is True, "a contact paired by code starts verified")
     stage.burner("alice", "send", "bob", "Paired by voice now.")
     _check("Paired by voice now." in stage.burner("bob", "inbox"), "the re-paired session works")
+    _clone_alert(stage)
 
     say("7. Bob's trip is over: he burns his burner.")
     bob_home = stage.root / "bob"
@@ -221,6 +228,25 @@ def _scenario(stage: _Stage, store: Path) -> None:
     say("   Alice's burner takes Bob's burn notice, signed by his key for her: Bob shows burned.")
     stage.burner("alice", "inbox")
     _check(_json(stage.burner("alice", "contacts", "--json"))[0]["burned"] is True, "Alice sees Bob burned")
+
+
+def _clone_alert(stage: _Stage) -> None:
+    """A copy of Bob's burner sends: Alice's burner raises the clone alert (§17.6, §17.10)."""
+    say = stage.say
+    say("6b. Bob's phone was imaged at a border: someone holds a copy of his whole home and,")
+    say("   later, his passphrase. Bob writes; then the copy writes as Bob.")
+    shutil.copytree(stage.root / "bob", stage.root / "bob-image")
+    stage.images["bob-image"] = "bob"
+    stage.burner("bob", "send", "alice", "Through the checkpoint.")
+    stage.burner("bob-image", "send", "alice", "Change of plan: meet me at the station.")
+    say("   Alice's burner reads Bob's message and refuses the copy's (same ratchet position):")
+    out = stage.burner("alice", "inbox", expect=_EXIT_ALERT)
+    _check("Through the checkpoint." in out and "station" not in out, "the copy's message is refused")
+    _check(_json(stage.burner("alice", "contacts", "--json"))[0]["alerts"] == ["fork"], "bob is on alert")
+    stage.burner("alice", "debrief")
+    shutil.rmtree(stage.root / "bob-image")
+    say("   Alice warns Bob by voice and clears the alert (the debrief keeps it):")
+    stage.burner("alice", "alerts", "--clear", "bob")
 
 
 def _json(text: str) -> Any:

@@ -20,7 +20,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 
 from burnerkit.app.messenger import Messenger
 from burnerkit.app.views import InboxResult
-from burnerkit.errors import BurnerError, IdentityExpiredError, RelayError
+from burnerkit.errors import BurnerError, BurnOrderedError, IdentityExpiredError, RelayError
 
 __all__ = ["RETRY_AFTER", "LinkChanged", "LiveStopped", "NewsArrived", "receive_forever", "stop_workers"]
 
@@ -47,7 +47,7 @@ class LinkChanged(Message):
 
 
 class LiveStopped(Message):
-    """The receive loop stopped for good (the burner expired)."""
+    """The receive loop stopped for good (the burner expired, or its issuer's order burned it)."""
 
     def __init__(self, error: BurnerError) -> None:
         super().__init__()
@@ -61,7 +61,7 @@ async def receive_forever(
     while True:
         try:
             await messenger.follow(lambda news: _post(post, NewsArrived(news)))
-        except IdentityExpiredError as exc:
+        except (IdentityExpiredError, BurnOrderedError) as exc:
             post(LiveStopped(exc))
             return
         except (RelayError, BurnerError) as exc:

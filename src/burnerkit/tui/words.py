@@ -64,6 +64,7 @@ KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("F7", "disappearing messages for this contact"),
     ("F8", "alerts: what happened, what to do, clear"),
     ("F9", "burn this burner (asks first)"),
+    ("F10", "debrief: every anomaly so far, cleared ones too"),
     ("Tab / Shift+Tab", "move between contacts and the message line"),
     ("Up / Down", "choose a contact"),
     ("Enter", "send the message (on the message line)"),

@@ -250,7 +250,7 @@ def decode_client_frame(frame: bytes) -> ClientTransmission:
         RemoteProtocolError: if it does not parse.
     """
     content_end = 2 + frame_length(frame)
-    # Holds up relay_server_cpu_us_per_msg: 12% more without it (tuning-C.md).
+    # Holds up relay_server_cpu_us_per_msg: 12% more without it.
     fast = _decode_send_or_ack(frame, 2, content_end)
     return _decode_client_content(frame[2:content_end]) if fast is None else fast
 

@@ -190,7 +190,7 @@ def server_frame_parts(corr_id: bytes, entity: bytes, response: ServerResponse) 
         ValueError: if a field has the wrong size or the content does not fit a frame.
     """
     start = head(corr_id, entity)
-    # MSG, OK and ERR without a Writer: holds up relay_server_cpu_us_per_msg (tuning-C.md).
+    # MSG, OK and ERR without a Writer: holds up relay_server_cpu_us_per_msg.
     if isinstance(response, Msg):
         sealed = response.sealed
         fields: list[bytes | memoryview] = [

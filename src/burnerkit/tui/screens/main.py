@@ -22,10 +22,11 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from burnerkit.app.durations import format_duration
 from burnerkit.app.views import ContactView, EventView, InboxMessage
-from burnerkit.errors import BurnerError
+from burnerkit.errors import BurnerError, BurnOrderedError
 from burnerkit.tui.live import LinkChanged, LiveStopped, NewsArrived, receive_forever, stop_workers
 from burnerkit.tui.screens.alerts import AlertItem, AlertsScreen
 from burnerkit.tui.screens.burn import BurnScreen
+from burnerkit.tui.screens.debrief import DebriefScreen
 from burnerkit.tui.screens.invite import AcceptScreen, InviteScreen
 from burnerkit.tui.screens.pairing import JoinCodeScreen, OfferCodeScreen
 from burnerkit.tui.screens.timer import TimerScreen
@@ -60,6 +61,7 @@ class MainScreen(Screen[None]):
         Binding("f7", "timer", "Timer"),
         Binding("f8", "alerts", "Alerts"),
         Binding("f9", "burn", "Burn"),
+        Binding("f10", "debrief", "Debrief"),
     ]
 
     def __init__(self) -> None:
@@ -171,6 +173,9 @@ class MainScreen(Screen[None]):
             self.app.notify(
                 f"ALERT on {event.alias or 'this burner'}: {event.kind}", severity="error", timeout=10
             )
+        for event in result.events:
+            if event.kind == "silent":
+                self.app.notify(f"{event.alias} is silent: {event.detail}", severity="warning", timeout=30)
         await self.refresh_view()
 
     @on(LinkChanged)
@@ -181,6 +186,9 @@ class MainScreen(Screen[None]):
 
     @on(LiveStopped)
     def _stopped(self, stopped: LiveStopped) -> None:
+        if isinstance(stopped.error, BurnOrderedError):  # the burner is gone (§17.9)
+            self.app.burned(str(stopped.error))
+            return
         self.link = False
         self.link_detail = str(stopped.error)
         self.app.notify(str(stopped.error), severity="error", timeout=30)
@@ -248,6 +256,7 @@ class MainScreen(Screen[None]):
     def _show_banner(self, contacts: list[ContactView], notices: dict[tuple[str, str], int]) -> None:
         banner = self.query_one("#banner", Static)
         parts = [f"{v.alias}: {', '.join(v.alerts)}" for v in contacts if v.alerts]
+        parts += [f"{v.alias}: silent past its check-in window" for v in contacts if v.silent_since]
         parts += [
             f"{alias or 'this burner'}: {kind}{' (burned?)' if kind == 'undeliverable' else ''}"
             for alias, kind in notices
@@ -381,6 +390,10 @@ class MainScreen(Screen[None]):
 
     def action_alerts(self) -> None:  # noqa: D102
         self.app.push_screen(AlertsScreen(self.alert_items()), self._after)
+
+    def action_debrief(self) -> None:  # noqa: D102
+        report = self.app.messenger_or_fail.debrief()
+        self.app.push_screen(DebriefScreen(report, self.app.localtime))
 
     def action_burn(self) -> None:  # noqa: D102
         self.app.push_screen(BurnScreen(self.app.messenger_or_fail.name))

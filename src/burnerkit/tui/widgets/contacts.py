@@ -11,7 +11,7 @@ __all__ = ["ContactItem", "ContactList", "contact_label"]
 
 
 def contact_label(view: ContactView, unread: int, gone: bool) -> Text:
-    """``✓ bob (2) ⚠``: verified or not, the alias, unread count, alert mark."""
+    """``✓ bob (2) ⚠``: verified or not, the alias, unread count, alert and silence marks."""
     text = Text()
     if view.verified:
         text.append("✓ ", style="green")
@@ -22,6 +22,8 @@ def contact_label(view: ContactView, unread: int, gone: bool) -> Text:
         text.append(f" ({unread})", style="bold cyan")
     if view.alerts:
         text.append(" ⚠", style="bold red")
+    if view.silent_since:  # past its dead-man window (docs/protocol.md §17.8)
+        text.append(" silent", style="bold yellow")
     if gone:
         text.append(" ✗", style="red")
     if view.burned:

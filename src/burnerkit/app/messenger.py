@@ -41,7 +41,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Final, Self
 
-from burnerkit.app import burning, checkin
+from burnerkit.app import burning, checkin, duress
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TEXT_SIZE, MAX_TIMER, MIN_TIMER, Hello, Move, Text
@@ -412,6 +412,7 @@ class Messenger:
             connect_timeout=connect_timeout,
         )
         try:
+            duress.after_unlock(home, vault)  # a decoy destroys the real key before anything else
             messenger._adopt_legacy_name(renamed.get(directory))
             messenger._advance_clock()
             messenger._dead_man()
@@ -457,6 +458,7 @@ class Messenger:
                 data = vault.get("profile", _PROFILE_KEY)
                 if data is None:  # an unfinished mint: nothing to show, and nothing to burn by name
                     continue
+                duress.after_unlock(home, vault)
                 profile = Profile.from_bytes(data)
                 name = renamed.get(slot) or profile.name
                 contacts = len(vault.items("contact"))
@@ -1867,6 +1869,7 @@ class Messenger:
         cannot be reached are counted, not retried: the key is gone either way, and without
         it nobody can read or link what they hold. The messenger is unusable afterwards.
         """
+        decoy = duress.decoy_of(self._vault)
         journal = burning.prepare_journal(
             self._vault,
             self.name,
@@ -1882,10 +1885,30 @@ class Messenger:
         self._link_watcher = None
         burning.checkpoint("journal")
         self._vault.destroy_key()
+        if decoy is not None:  # a decoy left alone would still unlock under the burner's name
+            duress.shred_decoy(self.home, decoy)
         sent, unsent, deleted, failed = await burning.carry_out(
             journal, self.home, self._directory, self._client
         )
         return BurnReport(self.name, deleted, failed, sent, unsent)
+
+    def arm_duress(self, duress_passphrase: str) -> None:
+        """Arm (or re-arm) the duress passphrase: mint a decoy of this burner (§17.11).
+
+        Raises:
+            UsageError: the duress passphrase is this burner's own.
+            VaultError: the decoy could not be written.
+        """
+        duress.arm(self.home, self._directory, self._vault, duress_passphrase, rng=self._rng)
+
+    def disarm_duress(self) -> bool:
+        """Shred the decoy; False if duress was not armed (§17.11)."""
+        return duress.disarm(self.home, self._vault)
+
+    @property
+    def duress_armed(self) -> bool:
+        """Whether a duress passphrase is armed for this burner."""
+        return duress.decoy_of(self._vault) is not None
 
     async def _obey_order(self) -> None:
         """Burn, if a valid burn order arrived during the last receive (§17.9.4).

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from burnerkit.cli.context import HomeOpt, JsonOpt, open_messenger, relay_timeout
+from burnerkit.cli.duress import ask_duress_passphrase
 from burnerkit.cli.output import console, err_console, print_json, remaining, spinner, stamp
 from burnerkit.cli.passphrase import ENV_PASSPHRASE, ask_passphrase
 from burnerkit.errors import RelayError, RelayUnavailableError, UsageError
@@ -62,6 +63,10 @@ def new(
             "--order-address", metavar="FILE", help="With --issuer: also write the order address here."
         ),
     ] = None,
+    with_duress: Annotated[
+        bool,
+        typer.Option("--duress", help="Also arm a duress passphrase (asked next): see 'burner duress'."),
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -73,6 +78,7 @@ def new(
     its contacts get heartbeats that warn them when it goes silent (docs/field-guide.md).
     With --issuer, the burner gets an order queue on its relay and prints its order
     address: what the issuing office needs to order it burned (docs/protocol.md §17.9).
+    With --duress, a second passphrase opens a decoy and destroys this burner (§17.11).
     """
     from burnerkit.app.checkin import check_window
     from burnerkit.app.durations import format_duration, parse_duration
@@ -95,6 +101,7 @@ def new(
     Messenger.check_new(resolved, name, relay, insecure=insecure)
     issuer_key = _issuer_key(issuer, order_address, offline=offline)
     passphrase = ask_passphrase(name, new=True)
+    duress_passphrase = ask_duress_passphrase(name) if with_duress else None
     if resolved.count():  # a name is unique among the burners one passphrase opens
         with spinner("checking the name against the burners this passphrase opens…", quiet=json_out):
             Messenger.check_new(resolved, name, relay, insecure=insecure, passphrase=passphrase)
@@ -116,6 +123,8 @@ def new(
             check_in=window,
         ) as messenger,
     ):
+        if duress_passphrase is not None:
+            messenger.arm_duress(duress_passphrase)
         info = messenger.info()
         address = None if issuer_key is None else _carry_issuer(messenger, issuer_key, order_address)
     if json_out:

@@ -19,7 +19,7 @@ import typer
 from typer.exceptions import TyperException
 
 from burnerkit import __version__
-from burnerkit.cli import burners, chat, contacts, debrief, issuer, messages, relay
+from burnerkit.cli import burners, chat, contacts, debrief, duress, issuer, messages, relay
 from burnerkit.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from burnerkit.errors import BurnerError
 
@@ -73,6 +73,7 @@ def demo(
 burners.register(app)
 contacts.register(app)
 debrief.register(app)
+duress.register(app)
 messages.register(app)
 relay.register(app)
 issuer.register(app)

@@ -81,6 +81,7 @@ __all__ = [
     "database_bucket",
     "header_version",
     "key_id",
+    "parse_prefix",
     "open_burn_journal",
     "open_header",
     "open_header_v1",
@@ -287,6 +288,15 @@ def seal_header(
     if other is not None:
         keys[1 - slot] = bytes(other)
     return prefix + slots[0] + slots[1], HeaderKeys(prefix, kek, tuple(keys))
+
+
+def parse_prefix(header: bytes) -> tuple[KdfParams, bytes]:
+    """The KDF parameters and salt of a version 2 header (or its prefix alone).
+
+    Raises:
+        VaultLockedError: not Argon2id, or parameters out of range.
+    """
+    return _parse_prefix(header)
 
 
 def _parse_prefix(header: bytes) -> tuple[KdfParams, bytes]:

@@ -89,6 +89,7 @@ from .format import (
     header_version,
     open_header,
     open_header_v1,
+    parse_prefix,
     seal_header,
     slot_offset,
 )
@@ -704,6 +705,43 @@ class Vault:
                         _overwrite_fd(fd, random=True)
             finally:
                 os.close(fd)
+
+    @property
+    def key_slot(self) -> int:
+        """The header slot (0 or 1) the current vault key is in; the other holds random bytes.
+
+        Raises:
+            ValueError: the vault is closed.
+        """
+        with self._lock:
+            self._connection()
+            return self._slot
+
+    @property
+    def kdf(self) -> KdfParams:
+        """The Argon2id parameters this vault's passphrase is stretched with.
+
+        Raises:
+            ValueError: the vault is closed.
+        """
+        with self._lock:
+            return parse_prefix(self._live_header().prefix)[0]
+
+    @staticmethod
+    def scrub_spare_slot(directory: Path, index: int) -> None:
+        """Overwrite key slot ``index`` of ``directory``'s header with random bytes, in place.
+
+        What a rotation's last step writes (§15.11), and harmless to a slot that holds no
+        key: the duress cover write (docs/protocol.md §17.11). A missing header is no error.
+
+        Raises:
+            VaultError: the header could not be overwritten.
+        """
+        with _storage_errors():
+            try:
+                _write_slot(Path(directory), index, os.urandom(SLOT_SIZE))
+            except FileNotFoundError:
+                return
 
     def destroy_key(self) -> None:
         """Close, then :meth:`erase_key`: the records stay on disk, unreadable.

@@ -1,0 +1,74 @@
+"""``burner duress``: arm or disarm a burner's duress passphrase (docs/protocol.md §17.11)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from typing import Annotated
+
+import typer
+
+from burnerkit.cli.context import HomeOpt, JsonOpt, open_messenger
+from burnerkit.cli.output import console, print_json
+from burnerkit.errors import UsageError
+
+__all__ = ["ENV_DURESS_PASSPHRASE", "ask_duress_passphrase", "duress", "register"]
+
+ENV_DURESS_PASSPHRASE = "BURNER_DURESS_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+_MIN_LENGTH = 8
+
+
+def ask_duress_passphrase(burner: str | None) -> str:
+    """The new duress passphrase, from ``$BURNER_DURESS_PASSPHRASE`` or typed twice, hidden.
+
+    Raises:
+        UsageError: no terminal and no variable; too short; typed differently twice.
+    """
+    given = os.environ.get(ENV_DURESS_PASSPHRASE)
+    if given is None:
+        try:
+            given = getpass.getpass(f"duress passphrase for {burner or 'the burner'}: ")
+            if getpass.getpass("again: ") != given:
+                raise UsageError("the two duress passphrases differ")
+        except EOFError as exc:
+            raise UsageError(
+                f"no terminal to ask for the duress passphrase: set {ENV_DURESS_PASSPHRASE}"
+            ) from exc
+    if len(given) < _MIN_LENGTH:
+        raise UsageError(f"a duress passphrase needs at least {_MIN_LENGTH} characters")
+    return given
+
+
+def duress(
+    name: Annotated[
+        str | None, typer.Argument(help="The burner to guard (optional when there is one).")
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Disarm: shred the decoy.")] = False,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Arm a duress passphrase: unlocking with it destroys this burner's key and opens a decoy.
+
+    The decoy is a burner of the same name with no contacts. Run again to change the duress
+    passphrase; --off shreds the decoy. Read docs/field-guide.md first: what it does not do.
+    """
+    with open_messenger(home, name, quiet=json_out) as messenger:
+        if off:
+            messenger.disarm_duress()
+            armed, shown = False, messenger.name
+        else:
+            messenger.arm_duress(ask_duress_passphrase(messenger.name))
+            armed, shown = True, messenger.name
+    if json_out:
+        print_json({"burner": shown, "duress": armed})
+    elif armed:
+        console.print(
+            f"duress armed for [bold]{shown}[/]: the duress passphrase opens a decoy, and destroys it"
+        )
+    else:
+        console.print(f"duress disarmed for [bold]{shown}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``duress`` to ``app``."""
+    app.command("duress")(duress)

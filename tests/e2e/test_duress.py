@@ -39,7 +39,8 @@ def test_duress_unlock_through_the_cli_opens_the_decoy_and_destroys_the_real_bur
     mint(relay.url, alice, bob)
     pair_by_link(alice, bob, inviter_calls="bob", acceptor_calls="alice")
     alice.run("send", "bob", "see you at the border")
-    alice.run("duress", "alice", env={"BURNER_DURESS_PASSPHRASE": DURESS})
+    alice.run("duress", "alice", "--alert", "bob", env={"BURNER_DURESS_PASSPHRASE": DURESS})
+    assert bob.texts() == ["see you at the border"]  # the alert key is never shown
     # The decoy is a burner like any other: the home now holds two, so commands name theirs.
     assert "1 burner that this passphrase does not open" in alice.run("list").stdout
     assert [c["alias"] for c in alice.json("contacts", "--burner", "alice")] == ["bob"]
@@ -51,8 +52,16 @@ def test_duress_unlock_through_the_cli_opens_the_decoy_and_destroys_the_real_bur
 
     refused = alice.run("contacts", "--burner", "alice", expect=4)
     assert "no burner named 'alice' opens with this passphrase" in refused.stderr
-    assert [c["alias"] for c in bob.json("contacts")] == ["alice"]
-    assert bob.texts() == ["see you at the border"]
+    # The alert went out before the coerced command's process ended; bob sees it, and only it.
+    items = bob.run("inbox", "--json", expect=13).json()  # 13: an alert
+    assert [(i["type"], i.get("kind") or i.get("alerts")) for i in items] == [
+        ("event", "duress"),
+        ("alert", ["duress"]),
+    ], items
+    (contact,) = bob.json("contacts")
+    assert contact["alias"] == "alice"
+    assert contact["alerts"] == ["duress"]
+    assert not contact["burned"]
 
 
 def test_duress_and_normal_cli_unlocks_touch_the_same_set_of_files(relay, people, tmp_path):

@@ -1,21 +1,25 @@
 """Generate the frozen duress vectors ``duress_v1.json`` (docs/protocol.md §17.11).
 
-Run from the repository root after a deliberate change to the ``duress`` records::
+Run from the repository root after a deliberate change to the ``duress`` records, the
+``DuressKey`` content (0x08), the ``duress-key`` record or the alert body::
 
     .venv/bin/python -m tests.vectors.generate_duress
 
-The directory ids come from ``DeterministicRandom(SEED)``. ``tests/test_duress_vectors.py``
-rebuilds every value byte for byte, decodes the stored bytes back to their fields, and
-re-encodes them with ``struct`` alone.
+The directory ids, queue ids and keys come from ``DeterministicRandom(SEED)``.
+``tests/test_duress_vectors.py`` rebuilds every value byte for byte, decodes the stored
+bytes back to their fields, re-encodes them with ``struct`` alone, and rebuilds the alert
+body with pyca alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from burnerkit.app.duress import Decoy, Guard
+from burnerkit.app.content import DuressKey
+from burnerkit.app.duress import Decoy, Guard, HeldKey, Kit, KitEntry, alert_body
 from burnerkit.app.home import new_id
 from burnerkit.crypto.rng import DeterministicRandom
 
@@ -38,6 +42,12 @@ def build() -> dict[str, Any]:
     """Every vector, as JSON-ready values."""
     rng = DeterministicRandom(SEED)
     real, decoy = new_id(rng), new_id(rng)
+    entries = tuple(
+        KitEntry(url, rng.random_bytes(24), rng.random_bytes(32), rng.random_bytes(32))
+        for url in ("ws://127.0.0.1:7000", "wss://relay.example:443#sha256=" + "ab" * 32)
+    )
+    key = entries[0].key
+    body = alert_body(key, rng)
     return {
         "source": "tests/vectors/generate_duress.py, DeterministicRandom(b'burnerkit duress vectors v1')",
         "decoy": [
@@ -46,6 +56,30 @@ def build() -> dict[str, Any]:
         ],
         "guard": [{"directory": real, "bytes": Guard(real).to_bytes().hex()}],
         "refused": REFUSED,
+        "kit": {
+            "entries": [
+                {
+                    "relay_url": e.relay_url,
+                    "sender_id": e.sender_id.hex(),
+                    "sender_key": e.sender_key.hex(),
+                    "key": e.key.hex(),
+                }
+                for e in entries
+            ],
+            "bytes": Kit(entries).to_bytes().hex(),
+        },
+        "duress_key_content": {"key": key.hex(), "bytes": DuressKey(key).encode().hex()},
+        "held_key": [
+            {"key": key.hex(), "spent": spent, "bytes": HeldKey(key, spent).to_bytes().hex()}
+            for spent in (False, True)
+        ],
+        "alert_body": {
+            "key": key.hex(),
+            "nonce": body[:12].hex(),
+            "size": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "tag": body[-16:].hex(),
+        },
     }
 
 

@@ -1,13 +1,14 @@
 """What travels inside a session message: the app's content codec (docs/protocol.md §17.3).
 
 The core treats a message's content as opaque bytes; this module gives them meaning.
-Six kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
+Seven kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
 address), a chat message (:class:`Text`, carrying the conversation's disappearing
 timer so both sides apply the same one), the two steps of a relay move
 (:class:`Move`, the sender's new queue address; :class:`MoveDone`, its confirmation,
 sent to that new address), a burner's last word (:class:`BurnNotice`, signed by its
-identity for this contact, docs/protocol.md §17.7), and the dead-man switch's
-:class:`Heartbeat` (§17.8). A Hello and a Text may also carry the sender's expiry, so that
+identity for this contact, docs/protocol.md §17.7), the dead-man switch's
+:class:`Heartbeat` (§17.8), and the one-time key of a duress alert,
+:class:`DuressKey` (§17.11). A Hello and a Text may also carry the sender's expiry, so that
 the contact refuses it once it is past (§17.7, expiry).
 """
 
@@ -29,6 +30,8 @@ __all__ = [
     "BURN_NOTICE_SIGNATURE_SIZE",
     "BurnNotice",
     "Content",
+    "DURESS_KEY_SIZE",
+    "DuressKey",
     "Heartbeat",
     "Hello",
     "Move",
@@ -49,6 +52,9 @@ _EXPIRY_SIZE: Final = 8
 #: An Ed25519 signature (§17.7).
 BURN_NOTICE_SIGNATURE_SIZE: Final = 64
 _TAG_HEARTBEAT: Final = 0x07
+_TAG_DURESS_KEY: Final = 0x08
+#: A duress alert key (AES-256, §17.11).
+DURESS_KEY_SIZE: Final = 32
 _FLAG_BURN_ON_READ: Final = 0x01
 _TEXT_HEADER: Final = 1 + 1 + 4
 #: Longest text of one message, in UTF-8 bytes.
@@ -182,7 +188,22 @@ class Heartbeat:
         return Writer().u8(_TAG_HEARTBEAT).u32(self.window).getvalue()
 
 
-Content = Hello | Text | Move | MoveDone | BurnNotice | Heartbeat
+@dataclass(frozen=True, slots=True)
+class DuressKey:
+    """The key a coercion alert from the sender will be sealed under (§17.11); never shown."""
+
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.key) != DURESS_KEY_SIZE:
+            raise ValueError("a duress alert key is 32 bytes")
+
+    def encode(self) -> bytes:
+        """``0x08 ‖ key (32)``."""
+        return bytes([_TAG_DURESS_KEY]) + self.key
+
+
+Content = Hello | Text | Move | MoveDone | BurnNotice | Heartbeat | DuressKey
 
 
 def decode_content(data: bytes) -> Content:
@@ -230,6 +251,10 @@ def decode_content(data: bytes) -> Content:
             window = r.u32()
             r.end()
             return Heartbeat(window)
+        if tag == _TAG_DURESS_KEY:
+            key = r.take(DURESS_KEY_SIZE)
+            r.end()
+            return DuressKey(key)
         raise CodecError("unknown content kind")
     except (CodecError, UnicodeDecodeError, ValueError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

@@ -25,39 +25,76 @@ overwrites the decoy's spare key slot with random bytes in place, as a rotation'
 step does. A normal unlock then writes the real vault's three files and the decoy's
 header; a duress unlock writes the decoy's three files and the real burner's header.
 
-No relay I/O here, and no alert: alerting contacts is not built yet (§17.11).
+Alerts. Arming may name contacts to alert (``--alert ALIAS``). For each, the burner draws
+a one-time alert key, sends it to the contact inside the session (content ``0x08``,
+:class:`~burnerkit.app.content.DuressKey`; the contact keeps the newest one), and puts in
+the decoy a :class:`KitEntry`: the contact's queue (relay, sender id, our sender key) and
+that key. A duress unlock reads the kit and deletes it with the guard, after the real key
+is gone, then sends each contact one body sealed under its key, padded as every envelope
+(:func:`alert_body`), from a thread of its own so that the command shows the decoy as fast
+as a normal unlock shows the burner (the process waits for the thread before it exits).
+The contact, before its session sees a delivery, tries the key it holds for that contact
+(:func:`take_alert`): a body that opens is a ``duress`` alert, once; the key is then spent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from burnerkit.app.connections import ConnectionPolicy, RelayConnections
+from burnerkit.app.content import DURESS_KEY_SIZE, DuressKey
 from burnerkit.app.home import Home
-from burnerkit.app.records import Profile, _Record
+from burnerkit.app.records import SENDER_KEY_SIZE, Contact, OutboxEntry, Profile, _Record, replace
+from burnerkit.crypto import aead
+from burnerkit.crypto.kdf import LABEL_DURESS_ALERT
+from burnerkit.crypto.keys import SigningKey
 from burnerkit.crypto.rng import Random
-from burnerkit.errors import NotFoundError, UsageError, VaultLockedError
+from burnerkit.errors import DecryptionError, NotFoundError, RelayError, UsageError, VaultLockedError
+from burnerkit.protocol.session import Session
+from burnerkit.relay.client import RelayClient
+from burnerkit.relay.protocol import MAX_BODY_SIZE, QUEUE_ID_SIZE
 from burnerkit.vault import Vault, VaultTransaction
 from burnerkit.wire import Reader, Writer
 
 __all__ = [
     "DURESS_KIND",
+    "HELD_KEY_KIND",
+    "MAX_ALERTED",
     "Decoy",
     "Guard",
+    "HeldKey",
+    "Kit",
+    "KitEntry",
     "after_unlock",
+    "alert_body",
     "arm",
     "decoy_of",
     "disarm",
+    "join_alerts",
+    "keep_key",
+    "send_alerts",
     "shred_decoy",
+    "start_alerts",
+    "take_alert",
 ]
 
 #: The vault kind of both records: :class:`Decoy` in the real vault, :class:`Guard` in the decoy.
 DURESS_KIND: Final = "duress"
 _DECOY_KEY: Final = b"decoy"
 _GUARD_KEY: Final = b"guard"
+_KIT_KEY: Final = b"kit"
+#: The vault kind of the alert keys a contact holds for us, key: the contact id.
+HELD_KEY_KIND: Final = "duress-key"
+#: At most this many contacts are alerted.
+MAX_ALERTED: Final = 16
+_ALERT_PLAINTEXT_SIZE: Final = MAX_BODY_SIZE - aead.NONCE_SIZE - aead.TAG_SIZE
 _PROFILE_KIND: Final = "profile"
 _PROFILE_KEY: Final = b"burner"
 #: A directory id is 26 characters of a-z 2-7 (app/home.py).
@@ -107,22 +144,111 @@ class Guard(_Record):
         return cls(r.take(_ID_SIZE).decode("ascii"))
 
 
+@dataclass(frozen=True, slots=True)
+class KitEntry:
+    """What the decoy needs to alert one contact: its queue, our sender key, the alert key."""
+
+    relay_url: str
+    sender_id: bytes = field(repr=False)
+    sender_key: bytes = field(repr=False)
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.sender_id) != QUEUE_ID_SIZE or len(self.sender_key) != SENDER_KEY_SIZE:
+            raise ValueError("a queue's sender id is 24 bytes and a sender key 32")
+        if len(self.key) != DURESS_KEY_SIZE or not self.relay_url:
+            raise ValueError("an alert key is 32 bytes, and a relay URL is not empty")
+
+    def __repr__(self) -> str:
+        return f"KitEntry({self.relay_url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Kit(_Record):
+    """In the decoy: the alerts its unlock sends, one entry per chosen contact."""
+
+    entries: tuple[KitEntry, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.entries) > MAX_ALERTED:
+            raise ValueError(f"at most {MAX_ALERTED} contacts are alerted")
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.u8(len(self.entries))
+        for e in self.entries:
+            w.var16(e.relay_url.encode("utf-8")).raw(e.sender_id).raw(e.sender_key).raw(e.key)
+
+    @classmethod
+    def read(cls, r: Reader) -> Kit:  # noqa: D102
+        count = r.u8()
+        return cls(
+            tuple(
+                KitEntry(
+                    r.var16().decode("utf-8"),
+                    r.take(QUEUE_ID_SIZE),
+                    r.take(SENDER_KEY_SIZE),
+                    r.take(DURESS_KEY_SIZE),
+                )
+                for _ in range(count)
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HeldKey(_Record):
+    """At a contact: the newest alert key it sent us, and whether its alert came already."""
+
+    key: bytes = field(repr=False)
+    spent: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.key) != DURESS_KEY_SIZE:
+            raise ValueError("an alert key is 32 bytes")
+
+    def write(self, w: Writer) -> None:  # noqa: D102
+        w.raw(self.key).u8(self.spent)
+
+    @classmethod
+    def read(cls, r: Reader) -> HeldKey:  # noqa: D102
+        key, spent = r.take(DURESS_KEY_SIZE), r.u8()
+        if spent > 1:
+            raise ValueError("spent is 0 or 1")
+        return cls(key, bool(spent))
+
+
 def decoy_of(vault: Vault | VaultTransaction) -> Decoy | None:
     """The real vault's :class:`Decoy`, if duress is armed."""
     data = vault.get(DURESS_KIND, _DECOY_KEY)
     return None if data is None else Decoy.from_bytes(data)
 
 
-def arm(home: Home, directory: Path, vault: Vault, duress_passphrase: str, *, rng: Random) -> Decoy:
+def arm(
+    home: Home,
+    directory: Path,
+    vault: Vault,
+    duress_passphrase: str,
+    *,
+    rng: Random,
+    alert: tuple[Contact, ...] = (),
+    now: float,
+) -> Decoy:
     """Mint the decoy of the burner in ``directory`` (open as ``vault``), replacing any earlier one.
 
     The decoy copies the real profile (name, relay, creation, expiry, clock) and the real
-    vault's KDF parameters, so the two cost the same to unlock.
+    vault's KDF parameters, so the two cost the same to unlock. Each contact of ``alert``
+    gets a fresh alert key, sealed in its session into the outbox (flush it after), and an
+    entry in the decoy's kit.
 
     Raises:
-        UsageError: the duress passphrase opens the real vault (it must differ).
+        UsageError: the duress passphrase opens the real vault (it must differ); a contact
+            to alert that is burned, has no sender key, or too many of them.
         VaultError: the decoy could not be written (the burner keeps its earlier decoy, if any).
     """
+    if len(alert) > MAX_ALERTED:
+        raise UsageError(f"at most {MAX_ALERTED} contacts can be alerted")
+    for contact in alert:
+        if contact.burned or not contact.sender_key:
+            raise UsageError(f"{contact.alias} cannot be alerted: it burned, or was paired by an old version")
     with contextlib.suppress(VaultLockedError):
         Vault.open(directory, duress_passphrase).close()
         raise UsageError("the duress passphrase must differ from the burner's passphrase")
@@ -130,12 +256,18 @@ def arm(home: Home, directory: Path, vault: Vault, duress_passphrase: str, *, rn
     if data is None:
         raise NotFoundError("the burner has no profile (an unfinished mint)")
     profile = Profile.from_bytes(data)
+    keys = {contact.contact_id: rng.random_bytes(DURESS_KEY_SIZE) for contact in alert}
+    kit = Kit(
+        tuple(KitEntry(c.peer.relay_url, c.peer.sender_id, c.sender_key, keys[c.contact_id]) for c in alert)
+    )
     target = home.new_directory(rng)
     decoy_vault = Vault.create(target, duress_passphrase, rng=rng, kdf=vault.kdf)
     try:
         with decoy_vault.transaction() as tx:
             tx.put(_PROFILE_KIND, _PROFILE_KEY, profile.to_bytes())
             tx.put(DURESS_KIND, _GUARD_KEY, Guard(directory.name).to_bytes())
+            if kit.entries:
+                tx.put(DURESS_KIND, _KIT_KEY, kit.to_bytes())
         decoy = Decoy(target.name, decoy_vault.key_slot)
     except BaseException:
         decoy_vault.destroy()
@@ -144,9 +276,24 @@ def arm(home: Home, directory: Path, vault: Vault, duress_passphrase: str, *, rn
     earlier = decoy_of(vault)
     with vault.transaction() as tx:
         tx.put(DURESS_KIND, _DECOY_KEY, decoy.to_bytes())
+        for contact in alert:
+            _send_key(tx, rng, contact.contact_id, keys[contact.contact_id], now)
     if earlier is not None:
         shred_decoy(home, earlier)
     return decoy
+
+
+def _send_key(tx: VaultTransaction, rng: Random, contact_id: bytes, key: bytes, now: float) -> None:
+    """Seal ``DuressKey(key)`` in the contact's session into the outbox (the contact as it is now)."""
+    data = tx.get("contact", contact_id)
+    if data is None:
+        raise NotFoundError("a contact to alert was removed meanwhile")
+    contact = Contact.from_bytes(data)
+    session = Session.from_bytes(contact.session, rng=rng)
+    envelope = session.send(DuressKey(key).encode(), now=now)
+    entry = OutboxEntry(rng.random_bytes(16), contact_id, contact.peer, envelope, int(now * 1000), b"")
+    tx.put("contact", contact_id, replace(contact, session=session.to_bytes()).to_bytes())
+    tx.put("outbox", entry.send_id, entry.to_bytes())
 
 
 def disarm(home: Home, vault: Vault) -> bool:
@@ -173,12 +320,16 @@ def shred_decoy(home: Home, decoy: Decoy) -> None:
     Vault.shred(home.root / decoy.directory)
 
 
-def after_unlock(home: Home, vault: Vault) -> None:
+def after_unlock(home: Home, vault: Vault) -> tuple[KitEntry, ...]:
     """What an unlock does first, before anything else reads or writes the burner.
 
-    A decoy: destroy the guarded burner's key in place, then delete the guard. A real
-    burner with duress armed: the cover write (rewrite the :class:`Decoy` record, and
-    overwrite the decoy's spare key slot in place). Anything else: nothing.
+    A decoy: destroy the guarded burner's key in place, then delete the guard and the kit
+    in one transaction. A real burner with duress armed: the cover write (rewrite the
+    :class:`Decoy` record, and overwrite the decoy's spare key slot in place). Anything
+    else: nothing.
+
+    Returns:
+        The alerts to send (:func:`start_alerts`): the kit of a decoy, else nothing.
 
     Raises:
         VaultError: a file could not be written; for a decoy, the guarded key may
@@ -188,11 +339,105 @@ def after_unlock(home: Home, vault: Vault) -> None:
     if data is not None:
         Vault.erase_key(home.root / Guard.from_bytes(data).directory)
         with vault.transaction() as tx:
+            kit = tx.get(DURESS_KIND, _KIT_KEY)
             tx.delete(DURESS_KIND, _GUARD_KEY)
-        return
+            tx.delete(DURESS_KIND, _KIT_KEY)
+        return () if kit is None else Kit.from_bytes(kit).entries
     decoy = decoy_of(vault)
     if decoy is None:
-        return
+        return ()
     with vault.transaction() as tx:
         tx.put(DURESS_KIND, _DECOY_KEY, decoy.to_bytes())
     Vault.scrub_spare_slot(home.root / decoy.directory, 1 - decoy.slot)
+    return ()
+
+
+# -- alerts ------------------------------------------------------------------------------
+
+
+def alert_body(key: bytes, rng: Random) -> bytes:
+    """``nonce (12) ‖ AES-256-GCM(key, nonce, zeros, AD = label)``: as long as every envelope."""
+    nonce = rng.random_bytes(aead.NONCE_SIZE)
+    return nonce + aead.seal(key, nonce, bytes(_ALERT_PLAINTEXT_SIZE), LABEL_DURESS_ALERT)
+
+
+def _opens(key: bytes, body: bytes) -> bool:
+    if len(body) != MAX_BODY_SIZE:
+        return False
+    try:
+        aead.open_(key, body[: aead.NONCE_SIZE], body[aead.NONCE_SIZE :], LABEL_DURESS_ALERT)
+    except DecryptionError:
+        return False
+    return True
+
+
+def keep_key(tx: VaultTransaction, contact_id: bytes, key: DuressKey) -> None:
+    """At a contact: keep the newest alert key the contact sent (an earlier one is replaced)."""
+    tx.put(HELD_KEY_KIND, contact_id, HeldKey(key.key).to_bytes())
+
+
+def take_alert(tx: VaultTransaction, contact_id: bytes, body: bytes) -> bool | None:
+    """At a contact: whether ``body`` is the contact's coercion alert, tried before its session.
+
+    Returns:
+        True for the alert (its key is now spent); False for it again (a replay: nothing
+        to do); None for anything else (the session reads it).
+    """
+    data = tx.get(HELD_KEY_KIND, contact_id)
+    if data is None:
+        return None
+    held = HeldKey.from_bytes(data)
+    if not _opens(held.key, body):
+        return None
+    if held.spent:
+        return False
+    tx.put(HELD_KEY_KIND, contact_id, dataclasses.replace(held, spent=True).to_bytes())
+    return True
+
+
+async def send_alerts(entries: tuple[KitEntry, ...], *, rng: Random, relay_timeout: float) -> int:
+    """Send each contact its alert, each on a connection of its own, opened with the usual jitter.
+
+    Returns:
+        How many alerts a relay took. A failure is not retried and not recorded: nothing
+        on disk may say an alert was due.
+    """
+    connections = RelayConnections(
+        lambda url, after, on_link: RelayClient(
+            url, rng=rng, timeout=relay_timeout, on_link=on_link, open_after=after
+        ),
+        policy=ConnectionPolicy.from_environ(),
+        rng=rng,
+    )
+
+    async def one(entry: KitEntry) -> bool:
+        try:
+            async with connections.lease(entry.relay_url, entry.sender_id) as client:
+                signer = SigningKey.from_bytes(entry.sender_key)
+                await client.send(entry.sender_id, alert_body(entry.key, rng), sender_key=signer)
+        except RelayError:
+            return False
+        return True
+
+    return sum(await asyncio.gather(*(one(entry) for entry in entries)))
+
+
+_threads: list[threading.Thread] = []
+
+
+def start_alerts(entries: tuple[KitEntry, ...], *, rng: Random, relay_timeout: float) -> None:
+    """Send the alerts from a thread of its own; the interpreter waits for it before it exits."""
+    if not entries:
+        return
+    thread = threading.Thread(
+        target=lambda: asyncio.run(send_alerts(entries, rng=rng, relay_timeout=relay_timeout)),
+        daemon=False,
+    )
+    _threads.append(thread)
+    thread.start()
+
+
+def join_alerts(timeout: float | None = None) -> None:
+    """Wait for the alerts started in this process (tests, and a face that exits at once)."""
+    while _threads:
+        _threads.pop().join(timeout)

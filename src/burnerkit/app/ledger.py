@@ -19,8 +19,18 @@ from __future__ import annotations
 import hmac
 from typing import Final, Protocol
 
+from burnerkit.app import duress
 from burnerkit.app.addresses import QueueAddress
-from burnerkit.app.content import BurnNotice, Heartbeat, Hello, Move, MoveDone, Text, decode_content
+from burnerkit.app.content import (
+    BurnNotice,
+    DuressKey,
+    Heartbeat,
+    Hello,
+    Move,
+    MoveDone,
+    Text,
+    decode_content,
+)
 from burnerkit.app.liveness import forget_peer, note_heard
 from burnerkit.app.queues import QueueOwner, orphan_bytes, owners
 from burnerkit.app.records import (
@@ -287,6 +297,12 @@ def process_delivery(
     _open(tx, rng, owner, envelope, now)
 
 
+_DURESS_DETAIL: Final = (
+    "the contact unlocked its burner with its duress passphrase: it is under coercion, its burner "
+    "is destroyed, and whatever comes from it now comes from whoever holds the device"
+)
+
+
 def _open(tx: VaultTransaction, rng: Random, owner: QueueOwner, envelope: bytes, now: float) -> None:
     """Decrypt ``envelope`` for ``owner`` (an open invitation or a contact) and store it."""
     contact_id = owner.key if owner.kind == "contact" else b""
@@ -304,6 +320,11 @@ def _open(tx: VaultTransaction, rng: Random, owner: QueueOwner, envelope: bytes,
                 record_event(
                     tx, rng, contact_id, EventKind.ABANDONED, "a delivery from a contact that burned", now
                 )
+                return
+            alert = duress.take_alert(tx, contact.contact_id, envelope)  # before the session (§17.11)
+            if alert is not None:
+                if alert:
+                    record_event(tx, rng, contact_id, EventKind.DURESS, _DURESS_DETAIL, now)
                 return
             session = Session.from_bytes(contact.session, rng=rng)
             events = session.receive(envelope, now=now)
@@ -541,6 +562,9 @@ def _store_incoming(
         return contact
     # Any authentic message is a sign of life for the dead-man switch (§17.8).
     note_heard(tx, contact.contact_id, content, event.sent_at, now)
+    if isinstance(content, DuressKey):
+        duress.keep_key(tx, contact.contact_id, content)
+        return contact
     if isinstance(content, Move):
         refusal = _move_refusal(contact.peer.relay_url, content.address.relay_url)
         if refusal:

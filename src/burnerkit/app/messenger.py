@@ -412,7 +412,8 @@ class Messenger:
             connect_timeout=connect_timeout,
         )
         try:
-            duress.after_unlock(home, vault)  # a decoy destroys the real key before anything else
+            # A decoy destroys the real key before anything else, then alerts (§17.11).
+            duress.start_alerts(duress.after_unlock(home, vault), rng=rng, relay_timeout=relay_timeout)
             messenger._adopt_legacy_name(renamed.get(directory))
             messenger._advance_clock()
             messenger._dead_man()
@@ -458,7 +459,7 @@ class Messenger:
                 data = vault.get("profile", _PROFILE_KEY)
                 if data is None:  # an unfinished mint: nothing to show, and nothing to burn by name
                     continue
-                duress.after_unlock(home, vault)
+                duress.start_alerts(duress.after_unlock(home, vault), rng=rng, relay_timeout=relay_timeout)
                 profile = Profile.from_bytes(data)
                 name = renamed.get(slot) or profile.name
                 contacts = len(vault.items("contact"))
@@ -1892,14 +1893,21 @@ class Messenger:
         )
         return BurnReport(self.name, deleted, failed, sent, unsent)
 
-    def arm_duress(self, duress_passphrase: str) -> None:
+    def arm_duress(self, duress_passphrase: str, alert: list[str] | None = None) -> None:
         """Arm (or re-arm) the duress passphrase: mint a decoy of this burner (§17.11).
 
+        Each contact of ``alert`` (aliases) gets a one-time alert key in the outbox
+        (:meth:`flush_outbox` sends it), and the decoy what it needs to alert it.
+
         Raises:
-            UsageError: the duress passphrase is this burner's own.
+            UsageError: the duress passphrase is this burner's own; a contact that cannot
+                be alerted.
+            NotFoundError: no contact of that name.
             VaultError: the decoy could not be written.
         """
-        duress.arm(self.home, self._directory, self._vault, duress_passphrase, rng=self._rng)
+        contacts = tuple(find_contact(self._vault, alias) for alias in dict.fromkeys(alert or []))
+        vault, rng, now = self._vault, self._rng, self.now()
+        duress.arm(self.home, self._directory, vault, duress_passphrase, rng=rng, alert=contacts, now=now)
 
     def disarm_duress(self) -> bool:
         """Shred the decoy; False if duress was not armed (§17.11)."""

@@ -431,6 +431,7 @@ class EventKind(enum.Enum):
     EXPIRED_PEER = "expired-peer"  #: a message from a contact past its expiry, refused
     SILENT = "silent"  #: a contact with a dead-man switch sent no heartbeat within its window (§17.8)
     FORGED_ORDER = "forged-order"  #: a burn order forged, replayed, stale or misaddressed: ignored (§17.9)
+    DURESS = "duress"  #: a contact unlocked its burner with its duress passphrase (§17.11)
 
 
 #: The anomalies that put a contact on alert (shown by ``contacts``, ``history`` and
@@ -446,6 +447,7 @@ ALERT_KINDS: Final = (
     EventKind.SENDER_REFUSED,
     EventKind.INVITATION_USED,
     EventKind.COUNTER_BOMB,
+    EventKind.DURESS,
 )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from burnerkit.cli.context import HomeOpt, JsonOpt, open_messenger
-from burnerkit.cli.output import console, print_json
+from burnerkit.cli.output import console, err_console, print_json
 from burnerkit.errors import UsageError
 
 __all__ = ["ENV_DURESS_PASSPHRASE", "ask_duress_passphrase", "duress", "register"]
@@ -43,30 +43,51 @@ def duress(
     name: Annotated[
         str | None, typer.Argument(help="The burner to guard (optional when there is one).")
     ] = None,
+    alert: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alert", metavar="ALIAS", help="Alert this contact when the duress passphrase is used (repeat)."
+        ),
+    ] = None,
     off: Annotated[bool, typer.Option("--off", help="Disarm: shred the decoy.")] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Arm a duress passphrase: unlocking with it destroys this burner's key and opens a decoy.
 
-    The decoy is a burner of the same name with no contacts. Run again to change the duress
-    passphrase; --off shreds the decoy. Read docs/field-guide.md first: what it does not do.
+    The decoy is a burner of the same name with no contacts. Each --alert contact gets a
+    one-time key now, and a silent alert when the duress passphrase is used. Run again to
+    change the duress passphrase or the contacts; --off shreds the decoy. Read
+    docs/field-guide.md first: what it does not do.
     """
+    import asyncio
+
+    if off and alert:
+        raise UsageError("--off and --alert: choose one")
+    unsent: list[str] = []
     with open_messenger(home, name, quiet=json_out) as messenger:
         if off:
             messenger.disarm_duress()
             armed, shown = False, messenger.name
         else:
-            messenger.arm_duress(ask_duress_passphrase(messenger.name))
+            messenger.arm_duress(ask_duress_passphrase(messenger.name), alert=alert)
             armed, shown = True, messenger.name
+            if alert:
+                unsent = asyncio.run(messenger.flush_outbox())
     if json_out:
-        print_json({"burner": shown, "duress": armed})
+        print_json({"burner": shown, "duress": armed, "alerts": alert or []})
     elif armed:
         console.print(
             f"duress armed for [bold]{shown}[/]: the duress passphrase opens a decoy, and destroys it"
         )
     else:
         console.print(f"duress disarmed for [bold]{shown}[/]")
+    if unsent:
+        err_console.print(
+            f"the alert keys wait in the outbox (relay unreachable: {', '.join(unsent)}); "
+            "the next 'burner inbox' or 'send' sends them",
+            markup=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

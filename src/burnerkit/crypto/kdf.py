@@ -44,6 +44,7 @@ __all__ = [
     "LABEL_VAULT_KEY_WRAP",
     "LABEL_VAULT_RECORD",
     "LABEL_ISSUER_FILE",
+    "LABEL_DURESS_ALERT",
     "LABEL_SEAL_ORDER",
     "LABEL_SEAL_REPORT",
     "LABEL_SIG_BURN_ORDER",
@@ -85,6 +86,7 @@ LABEL_SIG_BURN_ORDER: Final = b"burner/v1/sig/burn-order"
 LABEL_SEAL_ORDER: Final = b"burner/v1/seal/burn-order"
 LABEL_SEAL_REPORT: Final = b"burner/v1/seal/report"
 LABEL_ISSUER_FILE: Final = b"burner/v1/issuer/key-file"
+LABEL_DURESS_ALERT: Final = b"burner/v1/duress/alert"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
 #: groups, vault records) add theirs here, never inline.
@@ -120,6 +122,7 @@ LABELS: Final = MappingProxyType(
         "seal-order": LABEL_SEAL_ORDER,
         "seal-report": LABEL_SEAL_REPORT,
         "issuer-file": LABEL_ISSUER_FILE,
+        "duress-alert": LABEL_DURESS_ALERT,
     }
 )
 

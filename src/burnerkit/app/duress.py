@@ -19,7 +19,7 @@ opens nothing, as a header after a key rotation looks.
 
 The real vault holds a :class:`Decoy` naming the decoy's directory and the header slot its
 key is in. So that the two unlocks touch the same set of files, every unlock of the real
-burner writes too (the one exception to §15.11's read-only rule, for burners that armed
+burner writes too (an exception to §15.11's read-only rule, for burners that armed
 duress): it rewrites its ``Decoy`` record (a first write, so its key rotates) and
 overwrites the decoy's spare key slot with random bytes in place, as a rotation's last
 step does. A normal unlock then writes the real vault's three files and the decoy's

@@ -151,3 +151,12 @@ def test_duress_unlock_without_alerts_sends_nothing(tmp_path: Path, url: str) ->
     assert asyncio.run(bob.receive()).messages == []
     assert kinds(bob) == before
     bob.close()
+
+
+def test_removing_a_contact_forgets_its_alert_key(tmp_path: Path, url: str) -> None:
+    clock = Clock(T0)
+    _, bob = armed_pair(tmp_path, url, clock)
+    contact_id = find_contact(bob._vault, "alice").contact_id
+    asyncio.run(bob.remove_contact("alice"))
+    assert bob._vault.get(duress.HELD_KEY_KIND, contact_id) is None
+    bob.close()

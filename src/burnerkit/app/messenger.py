@@ -813,6 +813,7 @@ class Messenger:
                 tx.delete("outbox", key)
             clear_alerts(tx, cid)
             forget_peer(tx, cid)
+            tx.delete(duress.HELD_KEY_KIND, cid)  # its duress alert key, if it gave us one (§17.11)
             tx.delete("contact", cid)
             # Every receive queue the contact has (a relay move under way gives it two).
             queues = list(owners([contact], []).values())

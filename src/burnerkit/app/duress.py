@@ -31,8 +31,8 @@ a one-time alert key, sends it to the contact inside the session (content ``0x08
 the decoy a :class:`KitEntry`: the contact's queue (relay, sender id, our sender key) and
 that key. A duress unlock reads the kit and deletes it with the guard, after the real key
 is gone, then sends each contact one body sealed under its key, padded as every envelope
-(:func:`alert_body`), from a thread of its own so that the command shows the decoy as fast
-as a normal unlock shows the burner (the process waits for the thread before it exits).
+(:func:`alert_body`), in the background (:func:`start_alerts`) so that the command shows
+the decoy, and ends, when a normal unlock's would.
 The contact, before its session sees a delivery, tries the key it holds for that contact
 (:func:`take_alert`): a body that opens is a ``duress`` alert, once; the key is then spent.
 """
@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -425,9 +426,33 @@ async def send_alerts(entries: tuple[KitEntry, ...], *, rng: Random, relay_timeo
 _threads: list[threading.Thread] = []
 
 
-def start_alerts(entries: tuple[KitEntry, ...], *, rng: Random, relay_timeout: float) -> None:
-    """Send the alerts from a thread of its own; the interpreter waits for it before it exits."""
+def start_alerts(
+    entries: tuple[KitEntry, ...], *, rng: Random, relay_timeout: float, detach: bool = False
+) -> None:
+    """Send the alerts in the background.
+
+    ``detach`` (a command that exits as soon as it has shown its result): from a forked
+    child in a session of its own, stdio on ``/dev/null``, so that the command ends when a
+    normal unlock's would. Otherwise (the chat, which runs on; tests) from a thread, which
+    the interpreter waits for before it exits.
+    """
     if not entries:
+        return
+    if detach and hasattr(os, "fork"):
+        if os.fork() == 0:  # pragma: no cover - runs in the child, which never returns
+            try:
+                os.setsid()
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                # A thread of its own: the parent may have forked from inside a running loop.
+                sender = threading.Thread(
+                    target=lambda: asyncio.run(send_alerts(entries, rng=rng, relay_timeout=relay_timeout))
+                )
+                sender.start()
+                sender.join()
+            finally:
+                os._exit(0)
         return
     thread = threading.Thread(
         target=lambda: asyncio.run(send_alerts(entries, rng=rng, relay_timeout=relay_timeout)),

@@ -343,6 +343,7 @@ class Messenger:
         relay_timeout: float = 10.0,
         allow_expired: bool = False,
         connect_timeout: float = CONNECT_TIMEOUT,
+        detach_alerts: bool = False,
     ) -> Messenger:
         """Unlock the burner called ``name`` (the home's only one when ``name`` is None).
 
@@ -351,6 +352,9 @@ class Messenger:
         per vault tried, at most one per burner in the home. A burn that was interrupted
         is finished when its directory comes up (its relay queues deleted first if the
         passphrase opens it); if it was the burner asked for, that burner is then gone.
+        A decoy (the duress passphrase, docs/protocol.md §17.11) first destroys the key of
+        the burner it guards, then sends its alerts: from a forked child with
+        ``detach_alerts`` (a command that exits as soon as it is done), else from a thread.
 
         Raises:
             UsageError: a bad name, or no name and several burners.
@@ -413,7 +417,8 @@ class Messenger:
         )
         try:
             # A decoy destroys the real key before anything else, then alerts (§17.11).
-            duress.start_alerts(duress.after_unlock(home, vault), rng=rng, relay_timeout=relay_timeout)
+            alerts = duress.after_unlock(home, vault)
+            duress.start_alerts(alerts, rng=rng, relay_timeout=relay_timeout, detach=detach_alerts)
             messenger._adopt_legacy_name(renamed.get(directory))
             messenger._advance_clock()
             messenger._dead_man()
@@ -434,6 +439,7 @@ class Messenger:
         clock: Clock = time.time,
         rng: Random | None = None,
         relay_timeout: float = 10.0,
+        detach_alerts: bool = False,
     ) -> list[BurnerInfo]:
         """What ``burner list`` shows under a passphrase: every burner it opens, by name.
 
@@ -459,7 +465,8 @@ class Messenger:
                 data = vault.get("profile", _PROFILE_KEY)
                 if data is None:  # an unfinished mint: nothing to show, and nothing to burn by name
                     continue
-                duress.start_alerts(duress.after_unlock(home, vault), rng=rng, relay_timeout=relay_timeout)
+                alerts = duress.after_unlock(home, vault)
+                duress.start_alerts(alerts, rng=rng, relay_timeout=relay_timeout, detach=detach_alerts)
                 profile = Profile.from_bytes(data)
                 name = renamed.get(slot) or profile.name
                 contacts = len(vault.items("contact"))

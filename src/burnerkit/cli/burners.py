@@ -222,7 +222,7 @@ def list_burners(
 
         passphrase = ask_passphrase(None)
         with spinner("unlocking…", quiet=json_out):
-            opened = Messenger.survey(resolved, passphrase, relay_timeout=relay_timeout())
+            opened = Messenger.survey(resolved, passphrase, relay_timeout=relay_timeout(), detach_alerts=True)
         sealed = resolved.count() - len(opened)  # after the survey: it finishes interrupted burns
         asked = True
     else:

@@ -67,7 +67,12 @@ def open_messenger(
     timeout = relay_timeout()
     with spinner(f"unlocking {burner or 'the burner'}…", quiet=quiet):
         return Messenger.open(
-            resolved, burner, passphrase, relay_timeout=timeout, allow_expired=allow_expired
+            resolved,
+            burner,
+            passphrase,
+            relay_timeout=timeout,
+            allow_expired=allow_expired,
+            detach_alerts=True,  # the command ends when a normal one would (§17.11)
         )
 
 

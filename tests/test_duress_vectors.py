@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,12 +28,14 @@ def test_vectors_are_what_the_generator_writes() -> None:
 
 
 @pytest.mark.parametrize("vector", VECTORS["decoy"], ids=lambda v: str(v["slot"]))
-def test_decoy_record_vector(vector: dict[str, int | str]) -> None:
-    data = bytes.fromhex(str(vector["bytes"]))
-    directory, slot = str(vector["directory"]), int(vector["slot"])
-    assert Decoy(directory, slot).to_bytes() == data
-    assert Decoy.from_bytes(data) == Decoy(directory, slot)
-    assert struct.pack(">B26sB", 1, directory.encode("ascii"), slot) == data
+def test_decoy_record_vector(vector: dict[str, Any]) -> None:
+    data = bytes.fromhex(vector["bytes"])
+    directory, slot = vector["directory"], vector["slot"]
+    alerted = tuple((bytes.fromhex(cid), bytes.fromhex(sid)) for cid, sid in vector["alerted"])
+    assert Decoy(directory, slot, alerted).to_bytes() == data
+    assert Decoy.from_bytes(data) == Decoy(directory, slot, alerted)
+    by_hand = struct.pack(">B26sBB", 1, directory.encode("ascii"), slot, len(alerted))
+    assert by_hand + b"".join(cid + sid for cid, sid in alerted) == data
 
 
 @pytest.mark.parametrize("vector", VECTORS["guard"])

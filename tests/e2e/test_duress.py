@@ -56,6 +56,8 @@ def test_duress_unlock_through_the_cli_opens_the_decoy_and_destroys_the_real_bur
     alice.run("send", "bob", "see you at the border")
     alice.run("duress", "alice", "--alert", "bob", env={"BURNER_DURESS_PASSPHRASE": DURESS})
     assert bob.texts() == ["see you at the border"]  # the alert key is never shown
+    status = alice.json("duress", "alice", "--status")
+    assert status == {"burner": "alice", "duress": True, "alerts": ["bob"], "stale": []}
     # The decoy is a burner like any other: the home now holds two, so commands name theirs.
     assert "1 burner that this passphrase does not open" in alice.run("list").stdout
     assert [c["alias"] for c in alice.json("contacts", "--burner", "alice")] == ["bob"]

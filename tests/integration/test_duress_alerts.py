@@ -160,3 +160,25 @@ def test_removing_a_contact_forgets_its_alert_key(tmp_path: Path, url: str) -> N
     asyncio.run(bob.remove_contact("alice"))
     assert bob._vault.get(duress.HELD_KEY_KIND, contact_id) is None
     bob.close()
+
+
+def test_chosen_contacts_relay_move_is_reported_as_a_stale_alert(tmp_path: Path, relays: Relays) -> None:
+    """The kit is sealed in the decoy: a move of the queue cannot be written into it, so it is said."""
+    one, two = relays.start(), relays.start()
+    clock = Clock(T0)
+    alice, bob = mint(tmp_path, "alice", one.url, clock), mint(tmp_path, "bob", one.url, clock)
+    pair(alice, bob, "bob", "alice")
+    alice.arm_duress(DURESS, alert=["bob"])
+    assert asyncio.run(alice.flush_outbox()) == []
+    assert alice.duress_alerts() == (["bob"], [])
+    asyncio.run(bob.receive())
+    asyncio.run(bob.relay_set(two.url))
+    asyncio.run(alice.receive())
+    assert find_contact(alice._vault, "bob").peer.relay_url == two.url
+    assert alice.duress_alerts() == (["bob"], ["bob"])
+    alice.arm_duress("another duress one", alert=["bob"])  # arming again makes a fresh kit
+    assert alice.duress_alerts() == (["bob"], [])
+    asyncio.run(alice.remove_contact("bob"))
+    assert alice.duress_alerts() == (["a removed contact"], ["a removed contact"])
+    alice.close()
+    bob.close()

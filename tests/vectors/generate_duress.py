@@ -30,9 +30,10 @@ SEED = b"burnerkit duress vectors v1"
 #: Records a reader must refuse (VaultCorruptedError), and why.
 _A26 = (b"a" * 26).hex()
 REFUSED = {
-    "decoy_slot_2": "01" + _A26 + "02",
-    "decoy_upper_case_id": "01" + (b"A" * 26).hex() + "00",
+    "decoy_slot_2": "01" + _A26 + "0200",
+    "decoy_upper_case_id": "01" + (b"A" * 26).hex() + "0000",
     "decoy_truncated": "01" + (b"a" * 25).hex(),
+    "decoy_short_alerted": "01" + _A26 + "0001" + "00" * 39,
     "guard_trailing_byte": "01" + _A26 + "00",
     "guard_version_2": "02" + _A26,
 }
@@ -48,11 +49,17 @@ def build() -> dict[str, Any]:
     )
     key = entries[0].key
     body = alert_body(key, rng)
+    alerted_pairs = tuple((rng.random_bytes(16), rng.random_bytes(24)) for _ in range(2))
     return {
         "source": "tests/vectors/generate_duress.py, DeterministicRandom(b'burnerkit duress vectors v1')",
         "decoy": [
-            {"directory": decoy, "slot": slot, "bytes": Decoy(decoy, slot).to_bytes().hex()}
-            for slot in (0, 1)
+            {
+                "directory": decoy,
+                "slot": slot,
+                "alerted": [[cid.hex(), sid.hex()] for cid, sid in alerted],
+                "bytes": Decoy(decoy, slot, alerted).to_bytes().hex(),
+            }
+            for slot, alerted in ((0, ()), (1, alerted_pairs))
         ],
         "guard": [{"directory": real, "bytes": Guard(real).to_bytes().hex()}],
         "refused": REFUSED,

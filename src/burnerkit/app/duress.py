@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hmac
 import os
 import re
 import threading
@@ -52,7 +53,15 @@ from typing import Final
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import DURESS_KEY_SIZE, DuressKey
 from burnerkit.app.home import Home
-from burnerkit.app.records import SENDER_KEY_SIZE, Contact, OutboxEntry, Profile, _Record, replace
+from burnerkit.app.records import (
+    CONTACT_ID_SIZE,
+    SENDER_KEY_SIZE,
+    Contact,
+    OutboxEntry,
+    Profile,
+    _Record,
+    replace,
+)
 from burnerkit.crypto import aead
 from burnerkit.crypto.kdf import LABEL_DURESS_ALERT
 from burnerkit.crypto.keys import SigningKey
@@ -82,6 +91,7 @@ __all__ = [
     "keep_key",
     "send_alerts",
     "shred_decoy",
+    "stale_alerts",
     "start_alerts",
     "take_alert",
 ]
@@ -110,22 +120,36 @@ def _check_id(directory: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Decoy(_Record):
-    """In the real vault: where its decoy is, and which header slot the decoy's key is in."""
+    """In the real vault: where its decoy is, and which contacts its kit alerts.
+
+    ``slot`` is the header slot the decoy's key is in; ``alerted`` pairs each chosen
+    contact's id with the sender id of its queue when the kit was made, so that a later
+    move of that queue shows (:func:`stale_alerts`).
+    """
 
     directory: str
     slot: int
+    alerted: tuple[tuple[bytes, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         _check_id(self.directory)
         if self.slot not in (0, 1):
             raise ValueError("a key slot is 0 or 1")
+        if len(self.alerted) > MAX_ALERTED or any(
+            len(cid) != CONTACT_ID_SIZE or len(sid) != QUEUE_ID_SIZE for cid, sid in self.alerted
+        ):
+            raise ValueError("at most 16 (contact id, sender id) pairs of 16 and 24 bytes")
 
     def write(self, w: Writer) -> None:  # noqa: D102
-        w.raw(self.directory.encode("ascii")).u8(self.slot)
+        w.raw(self.directory.encode("ascii")).u8(self.slot).u8(len(self.alerted))
+        for contact_id, sender_id in self.alerted:
+            w.raw(contact_id).raw(sender_id)
 
     @classmethod
     def read(cls, r: Reader) -> Decoy:  # noqa: D102
-        return cls(r.take(_ID_SIZE).decode("ascii"), r.u8())
+        directory, slot, count = r.take(_ID_SIZE).decode("ascii"), r.u8(), r.u8()
+        alerted = tuple((r.take(CONTACT_ID_SIZE), r.take(QUEUE_ID_SIZE)) for _ in range(count))
+        return cls(directory, slot, alerted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +293,8 @@ def arm(
             tx.put(DURESS_KIND, _GUARD_KEY, Guard(directory.name).to_bytes())
             if kit.entries:
                 tx.put(DURESS_KIND, _KIT_KEY, kit.to_bytes())
-        decoy = Decoy(target.name, decoy_vault.key_slot)
+        alerted = tuple((c.contact_id, c.peer.sender_id) for c in alert)
+        decoy = Decoy(target.name, decoy_vault.key_slot, alerted)
     except BaseException:
         decoy_vault.destroy()
         raise
@@ -310,6 +335,34 @@ def disarm(home: Home, vault: Vault) -> bool:
         tx.delete(DURESS_KIND, _DECOY_KEY)
     shred_decoy(home, decoy)
     return True
+
+
+def stale_alerts(vault: Vault) -> tuple[list[str], list[str]]:
+    """The contacts the decoy alerts, and those of them its kit no longer reaches.
+
+    A kit is written when duress is armed (the decoy is sealed under the duress passphrase,
+    which the burner does not keep): a chosen contact removed, burned, or whose queue for
+    us moved since (a relay move, §17.6) is alerted on a queue that is no longer its own.
+
+    Returns:
+        (aliases alerted, aliases stale); a removed contact shows as "a removed contact".
+    """
+    decoy = decoy_of(vault)
+    if decoy is None:
+        return [], []
+    alerted: list[str] = []
+    stale: list[str] = []
+    for contact_id, sender_id in decoy.alerted:
+        data = vault.get("contact", contact_id)
+        if data is None:
+            alerted.append("a removed contact")
+            stale.append("a removed contact")
+            continue
+        contact = Contact.from_bytes(data)
+        alerted.append(contact.alias)
+        if contact.burned or not hmac.compare_digest(contact.peer.sender_id, sender_id):
+            stale.append(contact.alias)
+    return alerted, stale
 
 
 def shred_decoy(home: Home, decoy: Decoy) -> None:

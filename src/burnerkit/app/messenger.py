@@ -1926,6 +1926,10 @@ class Messenger:
         """Whether a duress passphrase is armed for this burner."""
         return duress.decoy_of(self._vault) is not None
 
+    def duress_alerts(self) -> tuple[list[str], list[str]]:
+        """The contacts a duress unlock alerts, and those its kit no longer reaches (§17.11)."""
+        return duress.stale_alerts(self._vault)
+
     async def _obey_order(self) -> None:
         """Burn, if a valid burn order arrived during the last receive (§17.9.4).
 

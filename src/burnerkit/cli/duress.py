@@ -50,6 +50,9 @@ def duress(
         ),
     ] = None,
     off: Annotated[bool, typer.Option("--off", help="Disarm: shred the decoy.")] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Only say whether it is armed, and whom it alerts.")
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -57,31 +60,38 @@ def duress(
 
     The decoy is a burner of the same name with no contacts. Each --alert contact gets a
     one-time key now, and a silent alert when the duress passphrase is used. Run again to
-    change the duress passphrase or the contacts; --off shreds the decoy. Read
-    docs/field-guide.md first: what it does not do.
+    change the duress passphrase or the contacts (and after a contact moves relay: --status
+    says so); --off shreds the decoy. Read docs/field-guide.md first: what it does not do.
     """
     import asyncio
 
-    if off and alert:
-        raise UsageError("--off and --alert: choose one")
+    if sum((off, status, bool(alert))) > 1:
+        raise UsageError("--off, --status and --alert: choose one")
     unsent: list[str] = []
     with open_messenger(home, name, quiet=json_out) as messenger:
         if off:
             messenger.disarm_duress()
-            armed, shown = False, messenger.name
-        else:
+        elif not status:
             messenger.arm_duress(ask_duress_passphrase(messenger.name), alert=alert)
-            armed, shown = True, messenger.name
             if alert:
                 unsent = asyncio.run(messenger.flush_outbox())
+        shown, armed = messenger.name, messenger.duress_armed
+        alerted, stale = messenger.duress_alerts()
     if json_out:
-        print_json({"burner": shown, "duress": armed, "alerts": alert or []})
-    elif armed:
-        console.print(
-            f"duress armed for [bold]{shown}[/]: the duress passphrase opens a decoy, and destroys it"
-        )
+        print_json({"burner": shown, "duress": armed, "alerts": alerted, "stale": stale})
+    elif not armed:
+        console.print(f"duress is not armed for [bold]{shown}[/]")
     else:
-        console.print(f"duress disarmed for [bold]{shown}[/]")
+        console.print(
+            f"duress armed for [bold]{shown}[/]: the duress passphrase opens a decoy, and destroys it; "
+            + (f"it alerts {', '.join(alerted)}" if alerted else "it alerts no one")
+        )
+    if stale:
+        err_console.print(
+            f"warning: the alert of {', '.join(stale)} would not arrive (a relay move, a burn or a removal "
+            "since duress was armed): arm it again with 'burner duress'",
+            markup=False,
+        )
     if unsent:
         err_console.print(
             f"the alert keys wait in the outbox (relay unreachable: {', '.join(unsent)}); "

@@ -261,7 +261,7 @@ def test_burn_takes_the_decoy_along(tmp_path: Path) -> None:
     with Messenger.open(home, NAME, PASS) as messenger:
         asyncio.run(messenger.burn())
     assert home.count() == 0
-    assert not [p for p in home.root.rglob("*") if p.is_file()] if home.root.exists() else True
+    assert not home.root.exists() or not any(path.is_file() for path in home.root.rglob("*"))
 
 
 def test_decoy_and_guard_records_round_trip_and_refuse_garbage() -> None:

@@ -75,6 +75,7 @@ __all__ = [
     "open_release",
     "release",
     "same_code",
+    "seal_escrow",
 ]
 
 #: The border state's file in the burner's directory; it holds no name.
@@ -219,6 +220,11 @@ def same_code(given: str, expected: str) -> bool:
     return hmac.compare_digest(typed.encode(), expected.replace(" ", "").encode())
 
 
+def seal_escrow(issuer: X25519PublicKey, escrow_id: bytes, vault_key: bytes, rng: Random) -> bytes:
+    """``seal_to(issuer, 0x01 ‖ escrow_id ‖ vault_key, "burner/v1/seal/border-escrow")``: 97 bytes."""
+    return seal_to(issuer, _key_plaintext(escrow_id, vault_key), label=LABEL_SEAL_BORDER_ESCROW, rng=rng)
+
+
 def _key_plaintext(escrow_id: bytes, vault_key: bytes) -> bytes:
     return bytes([_VERSION]) + escrow_id + vault_key
 
@@ -286,9 +292,7 @@ def cross(vault: Vault, directory: Path, name: str, rng: Random) -> None:
     issuer = record.issuer
     escrow_id = rng.random_bytes(ESCROW_ID_SIZE)
     vault_key = vault.border_key()
-    escrow = seal_to(
-        issuer.seal_key, _key_plaintext(escrow_id, vault_key), label=LABEL_SEAL_BORDER_ESCROW, rng=rng
-    )
+    escrow = seal_escrow(issuer.seal_key, escrow_id, vault_key, rng)
     state = BorderState(HOLDER_ISSUER, escrow_id, check_name(name), escrow)
     sealed = vault.seal_border_state(state.to_bytes())
     path = Path(directory) / BORDER_FILE

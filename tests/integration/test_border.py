@@ -221,3 +221,23 @@ def test_border_refuses_without_issuer_or_contact(home: Home, shared_relay: Rela
     assert not (directory / BORDER_FILE).exists()
     assert files(directory)["vault.key"] == before["vault.key"]
     Messenger.open(home, "bob", PASS).close()
+
+
+def test_crossing_that_cannot_write_its_state_changes_nothing(
+    home: Home, shared_relay: RelayProcess, office: IssuerKeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state is never partial: one that failed to land leaves the burner as it was, not locked out."""
+    alice = mint(home, "alice", shared_relay.url)
+    asyncio.run(alice.carry_issuer(office.public))
+    directory = alice._directory
+
+    def full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("burnerkit.app.border.os.replace", full)
+    with pytest.raises(OSError, match="No space"):
+        alice.cross_border()
+    monkeypatch.undo()
+    alice.close()
+    assert sorted(p.name for p in directory.iterdir() if p.name.startswith("vault.held")) == []
+    Messenger.open(home, "alice", PASS).close()

@@ -56,6 +56,7 @@ from burnerkit.vault.vault import HEADER_FILE, Vault
 
 __all__ = [
     "BORDER_FILE",
+    "BORDER_TEMP",
     "CODE_DIGITS",
     "ESCROW_ID_SIZE",
     "HOLDER_ISSUER",
@@ -80,6 +81,8 @@ __all__ = [
 
 #: The border state's file in the burner's directory; it holds no name.
 BORDER_FILE: Final = "vault.held"
+#: Where a new state is written before it is renamed over :data:`BORDER_FILE`.
+BORDER_TEMP: Final = "vault.held.tmp"
 _VERSION: Final = 1
 #: The escrow is held by the issuer (§17.9); the only holder so far.
 HOLDER_ISSUER: Final = 1
@@ -294,23 +297,34 @@ def cross(vault: Vault, directory: Path, name: str, rng: Random) -> None:
     vault_key = vault.border_key()
     escrow = seal_escrow(issuer.seal_key, escrow_id, vault_key, rng)
     state = BorderState(HOLDER_ISSUER, escrow_id, check_name(name), escrow)
-    sealed = vault.seal_border_state(state.to_bytes())
-    path = Path(directory) / BORDER_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        _write_all(fd, sealed)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(Path(directory))
+    _write_state(Path(directory), vault.seal_border_state(state.to_bytes()))
     vault.destroy_key()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    at = 0
-    while at < len(data):
-        at += os.pwrite(fd, view[at:], at)
+def _write_state(directory: Path, sealed: bytes) -> None:
+    """Put a whole new state in place: a temp file, fsync, rename, fsync of the directory.
+
+    Never a partial state: one that no longer opened would leave the burner at the border
+    for good. The blocks of a state it replaces hold no more than the escrow.
+    """
+    temp = directory / BORDER_TEMP
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            view = memoryview(sealed)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, directory / BORDER_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    fsync_dir(directory)
 
 
 def _find(home: Home, name: str | None, passphrase: str) -> tuple[Path, BorderKeys, BorderState]:
@@ -328,8 +342,8 @@ def _find(home: Home, name: str | None, passphrase: str) -> tuple[Path, BorderKe
 def begin_return(home: Home, name: str | None, passphrase: str, rng: Random) -> tuple[str, ReturnRequest]:
     """Make the one-time key (once) and return the burner's name and its return request (§17.12.3).
 
-    The key is made on the first call, after the crossing, and kept in the state (re-sealed
-    in place, same size); later calls show the same request and code.
+    The key is made on the first call, after the crossing, and kept in the state (re-sealed,
+    same size); later calls show the same request and code.
 
     Raises:
         NotFoundError: no burner at the border opens with this passphrase (by that name).
@@ -339,12 +353,7 @@ def begin_return(home: Home, name: str | None, passphrase: str, rng: Random) -> 
         state = BorderState(
             state.holder, state.escrow_id, state.name, state.escrow, X25519PrivateKey.generate(rng)
         )
-        fd = os.open(directory / BORDER_FILE, os.O_WRONLY | os.O_NOFOLLOW)
-        try:
-            _write_all(fd, keys.reseal(state.to_bytes(), rng))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_state(directory, keys.reseal(state.to_bytes(), rng))
     assert state.one_time is not None
     return state.name, ReturnRequest(state.escrow_id, state.one_time.public_key, state.escrow)
 
@@ -402,15 +411,16 @@ def finish_return(home: Home, name: str | None, passphrase: str, release_text: s
 
 
 def _destroy_state(directory: Path) -> None:
-    path = directory / BORDER_FILE
-    with contextlib.suppress(FileNotFoundError):
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-        try:
-            os.pwrite(fd, bytes(os.fstat(fd).st_size), 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        path.unlink()
+    """Zero the state in place (its one-time key must not stay in freed blocks), fsync, remove it."""
+    for path in (directory / BORDER_TEMP, directory / BORDER_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                os.pwrite(fd, bytes(os.fstat(fd).st_size), 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            path.unlink()
     fsync_dir(directory)
 
 

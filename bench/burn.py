@@ -113,30 +113,9 @@ def measure(quick: bool) -> dict[str, float]:
 
 def main() -> int:
     """Measure only this and merge it into the last full run's results and report."""
-    import datetime as dt
-    import platform
-    import re
-
     from bench import run
 
-    stored = json.loads(run.RESULTS_PATH.read_text())
-    settings = run.Settings.for_mode(bool(stored["quick"]))
-    figures = {
-        name: float(value)
-        for name, value in stored.items()
-        if name not in {"quick", *run.environment()} and isinstance(value, int | float)
-    }
-    figures.update(measure(run.Settings.from_env().quick))
-    for name in FIGURES:
-        print(f"{name}: {run.round_figure(figures[name])}")
-    env = {key: str(stored[key]) for key in run.environment() if key in stored}
-    old = re.search(r"- \*\*Date:\*\* ([^;\n]+(?:;[^\n]*)?)", run.REPORT_PATH.read_text())
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    date = f"{old.group(1) if old else 'unknown'}; burn_s: {now} ({platform.platform()})"
-    run.RESULTS_PATH.write_text(json.dumps(run.results_json(figures, settings, env), indent=2) + "\n")
-    ours_loaded = all(key in figures for key in run.OURS_REQUIRED)
-    run.REPORT_PATH.write_text(run.markdown_report(figures, settings, ours_loaded, env=env, date=date))
-    return 0
+    return run.update_stored(measure, FIGURES, "burn_s")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,6 @@ it with the rest; ``python -m bench.cli_startup`` measures only this and writes 
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -64,25 +60,7 @@ def main() -> int:
     """Measure only this and merge it into the last full run's results and report."""
     from bench import run
 
-    stored = json.loads(run.RESULTS_PATH.read_text())
-    settings = run.Settings.for_mode(bool(stored["quick"]))  # the mode of the stored figures
-    figures = {
-        name: float(value)
-        for name, value in stored.items()
-        if name not in {"quick", *run.environment()} and isinstance(value, int | float)
-    }
-    figures.update(measure(run.Settings.from_env().quick))
-    for name in FIGURES:
-        print(f"{name}: {run.round_figure(figures[name])}")
-    # The other figures keep the machine, versions and date they were measured with.
-    env = {key: str(stored[key]) for key in run.environment() if key in stored}
-    old = re.search(r"- \*\*Date:\*\* ([^;\n]+)", run.REPORT_PATH.read_text())
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    date = f"{old.group(1) if old else 'unknown'}; the CLI start-up figures: {now} ({platform.platform()})"
-    run.RESULTS_PATH.write_text(json.dumps(run.results_json(figures, settings, env), indent=2) + "\n")
-    ours_loaded = all(key in figures for key in run.OURS_REQUIRED)
-    run.REPORT_PATH.write_text(run.markdown_report(figures, settings, ours_loaded, env=env, date=date))
-    return 0
+    return run.update_stored(measure, FIGURES, "the CLI start-up figures")
 
 
 if __name__ == "__main__":

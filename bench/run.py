@@ -630,6 +630,34 @@ def _display(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def update_stored(measure: Callable[[bool], Mapping[str, float]], names: tuple[str, ...], what: str) -> int:
+    """Measure only ``measure``'s figures and merge them into the last full run's results and report.
+
+    The other figures keep the machine, versions and date they were measured with; the
+    report's date line says when ``what`` was measured. For ``python -m bench.<module>``.
+    """
+    import re
+
+    stored = json.loads(RESULTS_PATH.read_text())
+    settings = Settings.for_mode(bool(stored["quick"]))  # the mode of the stored figures
+    figures = {
+        name: float(value)
+        for name, value in stored.items()
+        if name not in {"quick", *environment()} and isinstance(value, int | float)
+    }
+    figures.update(measure(Settings.from_env().quick))
+    for name in names:
+        print(f"{name}: {round_figure(figures[name])}")
+    env = {key: str(stored[key]) for key in environment() if key in stored}
+    old = re.search(r"- \*\*Date:\*\* ([^;\n]+)", REPORT_PATH.read_text())
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    date = f"{old.group(1) if old else 'unknown'}; {what}: {now} ({platform.platform()})"
+    RESULTS_PATH.write_text(json.dumps(results_json(figures, settings, env), indent=2) + "\n")
+    ours_loaded = all(key in figures for key in OURS_REQUIRED)
+    REPORT_PATH.write_text(markdown_report(figures, settings, ours_loaded, env=env, date=date))
+    return 0
+
+
 def main() -> int:
     """Measure, print, write both files."""
     settings = Settings.from_env()

@@ -17,6 +17,7 @@ BurnerError
 │   ├── ForkDetectedError            an authentic message conflicts with one already seen (a clone)
 │   ├── InvalidKeyError              a bad public key or an all-zero DH output
 │   ├── SignatureError               a signature did not verify
+│   ├── BorderReleaseError           a border release or request that is not this burner's (§17.12)
 │   └── TooManySkippedMessagesError  a counter jump beyond the limit (a counter bomb)
 ├── IdentityError
 │   ├── IdentityExpiredError         the burner is past its expiry
@@ -31,6 +32,7 @@ BurnerError
 │   └── StoreError                   its message store failed; the operation had no effect
 ├── VaultError
 │   ├── VaultLockedError             wrong passphrase or damaged header: one message for both
+│   │   └── BurnerAtBorderError      the burner's key is with its holder (border mode): return first
 │   └── VaultCorruptedError          a record failed authentication (tampering or damage)
 ├── PairingError
 │   ├── PairingCodeError             the short code was wrong (or guessed): the code is destroyed
@@ -52,7 +54,9 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "BorderReleaseError",
     "BurnOrderedError",
+    "BurnerAtBorderError",
     "BurnerError",
     "ContactBurnedError",
     "CryptoError",
@@ -135,6 +139,13 @@ class ForkDetectedError(CryptoError):
 
 class TooManySkippedMessagesError(CryptoError):
     """A message claims to be further ahead than the skip limit allows."""
+
+
+class BorderReleaseError(CryptoError):
+    """A border release or return request that does not belong to this escrow, or a code that does not match.
+
+    Nothing was changed: the burner stays at the border, the office released nothing.
+    """
 
 
 class IdentityError(BurnerError):
@@ -220,6 +231,13 @@ class VaultLockedError(VaultError):
     """The vault did not unlock: a wrong passphrase and a damaged header look the same."""
 
     def __init__(self, message: str = "wrong passphrase, or the vault header is damaged") -> None:
+        super().__init__(message)
+
+
+class BurnerAtBorderError(VaultLockedError):
+    """The burner is at the border (docs/protocol.md §17.12): its vault key is with its holder."""
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
 
 

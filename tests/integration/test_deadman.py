@@ -335,3 +335,18 @@ def test_follow_warns_of_a_contact_going_silent_while_it_runs(
     assert [(e.alias, e.kind) for n in news for e in n.events] == [("alice", "silent")]
     assert bob.contact("alice").silent_since == int(START)
     alice.close()
+
+
+def test_a_burned_contact_gets_no_heartbeat(people: People) -> None:
+    """Bob burns: his notice drops his session at Alice's, so her next check-in must skip him
+    (sealing in a dropped session would fail every unlock of hers from then on)."""
+    alice, bob, alice_clock, _ = people
+    asyncio.run(bob.burn())
+    result = asyncio.run(alice.receive(wait=10.0))
+    assert alice.contact("bob").burned
+    assert [event.kind for event in result.events] == ["burned"]
+    alice_clock.now += heartbeat_period(WINDOW) + 60
+    alice = reopen(alice, alice_clock)
+    assert alice.outbox_size() == 0
+    assert switch_of(alice).checked_in_at == int(alice_clock.now)
+    alice.close()

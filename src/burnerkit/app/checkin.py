@@ -26,13 +26,10 @@ flushes the outbox after them.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import hmac
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from burnerkit.app.content import MIN_CHECK_IN, Heartbeat
 from burnerkit.app.durations import format_duration
@@ -55,7 +52,6 @@ __all__ = [
     "overdue",
     "own_check_in",
     "record_silences",
-    "run_burn",
     "start",
     "tick_period",
 ]
@@ -65,8 +61,6 @@ CHECKIN_KIND: Final = "checkin"
 _KEY: Final = b"burner"
 #: Seconds between two looks for silent contacts while following, at most.
 TICK: Final = 60.0
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +151,7 @@ def check_in(tx: VaultTransaction, rng: Random, now: float) -> bool:
         waiting = {OutboxEntry.from_bytes(data).contact_id for _, data in tx.items("outbox")}
         content = Heartbeat(switch.window).encode()
         for contact in all_contacts(tx):
-            if contact.key_changed or contact.contact_id in waiting:
+            if contact.burned or contact.key_changed or contact.contact_id in waiting:
                 continue
             session = Session.from_bytes(contact.session, rng=rng)
             envelope = session.send(content, now=now)
@@ -180,16 +174,6 @@ def check_in(tx: VaultTransaction, rng: Random, now: float) -> bool:
         ).to_bytes(),
     )
     return queued
-
-
-def run_burn(burn: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run the burn coroutine ``burn()`` to its end from synchronous code (``Messenger.open``).
-
-    ``open`` may be called from a running event loop (the chat's unlock screen): the
-    burn's relay calls get a loop of their own in a worker thread, as ``_resume_burn``'s do.
-    """
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, burn()).result()
 
 
 # -- contacts' switches ----------------------------------------------------------------------

@@ -41,7 +41,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Final, Self
 
-from burnerkit.app import burning, checkin, duress
+from burnerkit.app import border, burning, checkin, duress
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
 from burnerkit.app.content import MAX_TEXT_SIZE, MAX_TIMER, MIN_TIMER, Hello, Move, Text
@@ -105,6 +105,7 @@ from burnerkit.crypto.passphrase import KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import (
     AlreadyExistsError,
+    BurnerAtBorderError,
     BurnOrderedError,
     ContactBurnedError,
     HandshakeError,
@@ -301,6 +302,12 @@ class Messenger:
         for slot in home.trial_order(home.slots(), rng):
             if is_burning(slot):
                 continue
+            if border.at_border(slot):
+                if border.held_name(slot, passphrase) == name:
+                    raise AlreadyExistsError(
+                        f"a burner named {name!r} already exists in {home.root} (at the border)"
+                    )
+                continue
             try:
                 other = Vault.open(slot, passphrase)
             except VaultError:
@@ -379,6 +386,15 @@ class Messenger:
                 if name is None or burned == name:
                     what = "the burner" if burned is None else f"burner {burned!r}"
                     raise NotFoundError(f"{what} was being burned; the burn is now complete")
+                continue
+            if border.at_border(slot):
+                # Its key is with its holder (§17.12): the state opens with the passphrase, the vault cannot.
+                held = border.held_name(slot, passphrase)
+                if held is not None and (name is None or held == name):
+                    raise BurnerAtBorderError(
+                        f"burner {held!r} is at the border: its vault key is with its issuer. "
+                        f"Once across, run 'burner border return {held}' and read the code to the office"
+                    )
                 continue
             try:
                 vault = Vault.open(slot, passphrase)
@@ -1946,6 +1962,18 @@ class Messenger:
         )
 
     # -- the issuer (docs/protocol.md §17.9) --------------------------------------------------
+
+    def cross_border(self) -> None:
+        """Seal the vault key to the issuer and destroy it here (border mode, docs/protocol.md §17.12).
+
+        The messenger is unusable afterwards; 'burner border return' brings the burner back.
+
+        Raises:
+            UsageError: the burner carries no issuer key to hold its key (nothing changed).
+        """
+        self._check_alive()
+        self._link_watcher = None
+        border.cross(self._vault, self._directory, self.name, self._rng)
 
     async def carry_issuer(self, issuer: IssuerPublicKey) -> OrderAddress:
         """Carry ``issuer``'s key from now on: make the order queue on our relay, return its address.

@@ -20,7 +20,7 @@ from burnerkit.errors import AlreadyExistsError, UsageError
 if TYPE_CHECKING:
     from burnerkit.app.issuer import IssuerKeyPair, OrderAddress
 
-__all__ = ["burn", "issuer_app", "new", "open_report", "public", "register", "write_new_file"]
+__all__ = ["burn", "issuer_app", "new", "open_report", "public", "register", "release", "write_new_file"]
 
 issuer_app = typer.Typer(
     help="An issuing office: its key, remote burn orders, sealed debrief reports.",
@@ -174,6 +174,38 @@ def open_report(
     except FileNotFoundError:
         raise UsageError(f"no report at {report}") from None
     print_json(_open(_load_key(key), data))
+
+
+@issuer_app.command("release")
+def release(
+    key: KeyOpt,
+    request: Annotated[
+        str,
+        typer.Option(
+            "--request", metavar="REQUEST", help="The traveller's return request (burner:bq1.…), or a file."
+        ),
+    ],
+    code: Annotated[str, typer.Option("--code", metavar="CODE", help="The code the traveller read to you.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Release a burner's vault key after its border crossing (docs/protocol.md §17.12).
+
+    Only if CODE, read by the traveller over a voice line you trust, matches the request:
+    the release then opens only with the one-time key the traveller's device made.
+    """
+    from burnerkit.app.border import REQUEST_PREFIX, ReturnRequest
+    from burnerkit.app.border import release as _release
+    from burnerkit.crypto.rng import SystemRandom
+
+    if not "".join(request.split()).startswith(REQUEST_PREFIX) and Path(request).is_file():
+        request = Path(request).read_text()
+    parsed = ReturnRequest.from_text(request)
+    text = _release(_load_key(key), parsed, code, SystemRandom())
+    if json_out:
+        print_json({"release": text})
+    else:
+        err_console.print("the code matches; give the traveller this release:")
+        console.print(text, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,7 @@ import typer
 from typer.exceptions import TyperException
 
 from burnerkit import __version__
-from burnerkit.cli import burners, chat, contacts, debrief, duress, issuer, messages, relay
+from burnerkit.cli import border, burners, chat, contacts, debrief, duress, issuer, messages, relay
 from burnerkit.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from burnerkit.errors import BurnerError
 
@@ -77,6 +77,7 @@ duress.register(app)
 messages.register(app)
 relay.register(app)
 issuer.register(app)
+border.register(app)
 chat.register(app)
 
 

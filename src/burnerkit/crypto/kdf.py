@@ -24,6 +24,10 @@ __all__ = [
     "LABEL_LINK_SEAL",
     "LABEL_SIG_BURN_NOTICE",
     "LABEL_BURN_JOURNAL",
+    "LABEL_BORDER_CODE",
+    "LABEL_BORDER_STATE",
+    "LABEL_SEAL_BORDER_ESCROW",
+    "LABEL_SEAL_BORDER_RELEASE",
     "LABEL_MSG_HASH",
     "LABEL_RELAY_ACK_MAC",
     "LABEL_RELAY_AUTH",
@@ -86,6 +90,10 @@ LABEL_SIG_BURN_ORDER: Final = b"burner/v1/sig/burn-order"
 LABEL_SEAL_ORDER: Final = b"burner/v1/seal/burn-order"
 LABEL_SEAL_REPORT: Final = b"burner/v1/seal/report"
 LABEL_ISSUER_FILE: Final = b"burner/v1/issuer/key-file"
+LABEL_SEAL_BORDER_ESCROW: Final = b"burner/v1/seal/border-escrow"
+LABEL_SEAL_BORDER_RELEASE: Final = b"burner/v1/seal/border-release"
+LABEL_BORDER_STATE: Final = b"burner/v1/border/state"
+LABEL_BORDER_CODE: Final = b"burner/v1/border/code"
 LABEL_DURESS_ALERT: Final = b"burner/v1/duress/alert"
 
 #: Every label in use, by name. Later sub-protocols (relay auth, burn orders,
@@ -122,6 +130,10 @@ LABELS: Final = MappingProxyType(
         "seal-order": LABEL_SEAL_ORDER,
         "seal-report": LABEL_SEAL_REPORT,
         "issuer-file": LABEL_ISSUER_FILE,
+        "seal-border-escrow": LABEL_SEAL_BORDER_ESCROW,
+        "seal-border-release": LABEL_SEAL_BORDER_RELEASE,
+        "border-state": LABEL_BORDER_STATE,
+        "border-code": LABEL_BORDER_CODE,
         "duress-alert": LABEL_DURESS_ALERT,
     }
 )

@@ -39,6 +39,7 @@ from typing import Final
 
 from burnerkit.crypto.aead import NONCE_SIZE, TAG_SIZE, AeadKey
 from burnerkit.crypto.kdf import (
+    LABEL_BORDER_STATE,
     LABEL_BURN_JOURNAL,
     LABEL_VAULT_INDEX,
     LABEL_VAULT_KEY_ID,
@@ -72,6 +73,7 @@ __all__ = [
     "VAULT_KEY_SIZE",
     "VERSION",
     "VERSION_1",
+    "BorderKeys",
     "HeaderKeys",
     "RecordKeys",
     "SealedRecord",
@@ -81,6 +83,7 @@ __all__ = [
     "database_bucket",
     "header_version",
     "key_id",
+    "open_border_state",
     "parse_prefix",
     "open_burn_journal",
     "open_header",
@@ -220,8 +223,15 @@ class HeaderKeys:
         the KEK, which the passphrase re-derives from the prefix it carries; its own label as
         associated data keeps it apart from a key slot.
         """
-        nonce = rng.random_bytes(NONCE_SIZE)
-        return self.prefix + nonce + self._kek.seal(nonce, bytes(body), LABEL_BURN_JOURNAL + self.prefix)
+        return _seal_under_kek(self._kek, self.prefix, body, LABEL_BURN_JOURNAL, rng)
+
+    def seal_border_state(self, body: bytes, rng: Random) -> bytes:
+        """``prefix ‖ nonce ‖ AES-256-GCM(KEK, nonce, body, AD = "burner/v1/border/state" ‖ prefix)``.
+
+        A border state (docs/protocol.md §17.12) outlives the key slots, as a burn journal does,
+        and is sealed alike under its own label.
+        """
+        return _seal_under_kek(self._kek, self.prefix, body, LABEL_BORDER_STATE, rng)
 
     def __repr__(self) -> str:
         return "HeaderKeys(<secret>)"
@@ -233,6 +243,59 @@ def open_burn_journal(sealed: bytes, passphrase: str) -> bytes:
     Raises:
         VaultLockedError: a wrong passphrase, or anything damaged; one error for all.
     """
+    return _open_under_kek(sealed, passphrase, LABEL_BURN_JOURNAL)[2]
+
+
+class BorderKeys:
+    """What the passphrase opens of a border state (docs/protocol.md §17.12): its body and the KEK.
+
+    The KEK wraps a released vault key back into a slot of the header it came from, and
+    re-seals the state when the one-time key is added; nothing else.
+    """
+
+    __slots__ = ("_kek", "body", "prefix")
+
+    def __init__(self, prefix: bytes, kek: AeadKey, body: bytes) -> None:
+        self.prefix = prefix
+        self._kek = kek
+        self.body = body
+
+    def reseal(self, body: bytes, rng: Random) -> bytes:
+        """The state with a new ``body``, sealed as :meth:`HeaderKeys.seal_border_state` does."""
+        return _seal_under_kek(self._kek, self.prefix, body, LABEL_BORDER_STATE, rng)
+
+    def seal_slot(self, index: int, vault_key: bytes, rng: Random) -> bytes:
+        """Wrap ``vault_key`` for slot ``index`` of the header whose prefix this state carries."""
+        return seal_slot(self._kek, self.prefix, index, vault_key, rng)
+
+    def holds_key(self, header: bytes) -> bool:
+        """Whether a slot of ``header`` (its ``vault.key``) still opens: a crossing cut short."""
+        if header_version(header) != VERSION or not hmac.compare_digest(
+            header[:HEADER_PREFIX_SIZE], self.prefix
+        ):
+            return False
+        return any(_open_slots(self._kek, header))
+
+    def __repr__(self) -> str:
+        return "BorderKeys(<secret>)"
+
+
+def open_border_state(sealed: bytes, passphrase: str) -> BorderKeys:
+    """Open what :meth:`HeaderKeys.seal_border_state` sealed, with the passphrase (one Argon2 run).
+
+    Raises:
+        VaultLockedError: a wrong passphrase, or anything damaged; one error for all.
+    """
+    prefix, kek, body = _open_under_kek(sealed, passphrase, LABEL_BORDER_STATE)
+    return BorderKeys(prefix, kek, body)
+
+
+def _seal_under_kek(kek: AeadKey, prefix: bytes, body: bytes, label: bytes, rng: Random) -> bytes:
+    nonce = rng.random_bytes(NONCE_SIZE)
+    return prefix + nonce + kek.seal(nonce, bytes(body), label + prefix)
+
+
+def _open_under_kek(sealed: bytes, passphrase: str, label: bytes) -> tuple[bytes, AeadKey, bytes]:
     prefix = sealed[:HEADER_PREFIX_SIZE]
     if (
         len(sealed) < HEADER_PREFIX_SIZE + NONCE_SIZE + TAG_SIZE
@@ -243,7 +306,7 @@ def open_burn_journal(sealed: bytes, passphrase: str) -> bytes:
     try:
         kek = AeadKey(derive_key(passphrase, salt, params))
         nonce = sealed[HEADER_PREFIX_SIZE : HEADER_PREFIX_SIZE + NONCE_SIZE]
-        return kek.open(nonce, sealed[HEADER_PREFIX_SIZE + NONCE_SIZE :], LABEL_BURN_JOURNAL + prefix)
+        return prefix, kek, kek.open(nonce, sealed[HEADER_PREFIX_SIZE + NONCE_SIZE :], label + prefix)
     except (DecryptionError, ValueError):
         raise VaultLockedError from None
 

@@ -74,12 +74,14 @@ from burnerkit.errors import AlreadyExistsError, VaultCorruptedError, VaultError
 from burnerkit.fsync import fsync_dir
 
 from .format import (
+    HEADER_PREFIX_SIZE,
     HEADER_SIZE,
     SLOT_SIZE,
     SLOTS,
     VAULT_KEY_SIZE,
     VERSION,
     VERSION_1,
+    BorderKeys,
     HeaderKeys,
     RecordKeys,
     SealedRecord,
@@ -742,6 +744,61 @@ class Vault:
                 _write_slot(Path(directory), index, os.urandom(SLOT_SIZE))
             except FileNotFoundError:
                 return
+
+    def border_key(self) -> bytes:
+        """The vault key the records are sealed under now, for a border escrow (docs/protocol.md §17.12).
+
+        The caller seals it to a holder and then calls :meth:`destroy_key`; nothing may
+        write in between, or a rotation would leave the escrow holding a retired key.
+
+        Raises:
+            ValueError: the vault is closed, or inside a transaction.
+        """
+        with self._lock:
+            if self._tx is not None:
+                raise ValueError("border_key() inside a vault transaction")
+            with self._reading():
+                key = self._live_header().keys[self._slot]
+            assert key is not None
+            return bytes(key)
+
+    def seal_border_state(self, body: bytes) -> bytes:
+        """Seal a border state under this vault's KEK (docs/protocol.md §17.12).
+
+        Raises:
+            ValueError: the vault is closed.
+        """
+        with self._lock:
+            return self._live_header().seal_border_state(body, self._rng)
+
+    @staticmethod
+    def restore_key(directory: Path, border: BorderKeys, vault_key: bytes, rng: Random) -> None:
+        """Wrap a released ``vault_key`` back into slot 0 of the header it was taken from (§17.12).
+
+        Only the key the records database names is put back, and only under the header's
+        own KEK: a key for another vault, or a state from another header, changes nothing.
+
+        Raises:
+            VaultLockedError: ``border`` is not this header's, or ``vault_key`` is not the key
+                the records are sealed under.
+            VaultError: the files could not be read or written.
+        """
+        directory = Path(directory)
+        with _storage_errors():
+            header = _read_header(directory)
+            if header_version(header) != VERSION or not hmac.compare_digest(
+                header[:HEADER_PREFIX_SIZE], border.prefix
+            ):
+                raise VaultLockedError("this border state is not this vault's")
+            conn = _connect(directory / DB_FILE, create=False)
+            try:
+                row = conn.execute("SELECT key_id FROM vault_state").fetchone()
+            finally:
+                conn.close()
+        if row is None or not hmac.compare_digest(bytes(row[0]), RecordKeys(vault_key).key_id):
+            raise VaultLockedError("the released key is not the key of this vault's records")
+        with _storage_errors():
+            _write_slot(directory, 0, border.seal_slot(0, vault_key, rng))
 
     def destroy_key(self) -> None:
         """Close, then :meth:`erase_key`: the records stay on disk, unreadable.

@@ -18,7 +18,7 @@ from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.worker import WorkerFailed
 
 from burnerkit.app.messenger import Messenger
-from burnerkit.errors import BurnerError, VaultError, VaultLockedError
+from burnerkit.errors import BurnerAtBorderError, BurnerError, VaultError, VaultLockedError
 
 if TYPE_CHECKING:
     from burnerkit.tui.app import ChatApp
@@ -115,5 +115,10 @@ class UnlockScreen(Screen[None]):
         field.disabled = False
         field.value = ""
         field.focus()
-        hint = "; try again" if isinstance(error, VaultError) else ""
+        # Another try cannot open a burner at the border: its message says what can.
+        hint = (
+            "; try again"
+            if isinstance(error, VaultError) and not isinstance(error, BurnerAtBorderError)
+            else ""
+        )
         self.query_one("#unlock-status", Static).update(f"[b red]{error}[/]{hint}")

@@ -73,6 +73,25 @@ def released(home: Home, office: IssuerKeyPair) -> str:
     return border.release(office, request, request.code, RNG)
 
 
+def test_duress_unlock_at_the_border_destroys_the_way_back(
+    home: Home, shared_relay: RelayProcess, office: IssuerKeyPair
+) -> None:
+    """Coerced at the border: the key is with the office, so the duress passphrase destroys the state."""
+    alice = mint(home, "alice", shared_relay.url)
+    asyncio.run(alice.carry_issuer(office.public))
+    alice.arm_duress("the duress passphrase")
+    directory = alice._directory
+    alice.cross_border()
+    alice.close()
+    assert border.held_name(directory, PASS) == "alice"
+    size = (directory / BORDER_FILE).stat().st_size
+    Messenger.open(home, "alice", "the duress passphrase").close()
+    assert border.held_name(directory, PASS) is None
+    assert (directory / BORDER_FILE).stat().st_size == size  # overwritten in place, not removed
+    with pytest.raises(NotFoundError):
+        border.begin_return(home, "alice", PASS, RNG)
+
+
 def test_border_opens_nothing_and_refuses_with_how_to_return(home: Home, crossed: Path) -> None:
     with pytest.raises(VaultLockedError):
         Vault.open(crossed, PASS)

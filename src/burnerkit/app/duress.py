@@ -42,9 +42,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import hmac
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +68,14 @@ from burnerkit.crypto import aead
 from burnerkit.crypto.kdf import LABEL_DURESS_ALERT
 from burnerkit.crypto.keys import SigningKey
 from burnerkit.crypto.rng import Random
-from burnerkit.errors import DecryptionError, NotFoundError, RelayError, UsageError, VaultLockedError
+from burnerkit.errors import (
+    DecryptionError,
+    NotFoundError,
+    RelayError,
+    UsageError,
+    VaultError,
+    VaultLockedError,
+)
 from burnerkit.protocol.session import Session
 from burnerkit.relay.client import RelayClient
 from burnerkit.relay.protocol import MAX_BODY_SIZE, QUEUE_ID_SIZE
@@ -391,7 +400,14 @@ def after_unlock(home: Home, vault: Vault) -> tuple[KitEntry, ...]:
     """
     data = vault.get(DURESS_KIND, _GUARD_KEY)
     if data is not None:
-        Vault.erase_key(home.root / Guard.from_bytes(data).directory)
+        guarded = home.root / Guard.from_bytes(data).directory
+        Vault.erase_key(guarded)
+        # At the border its key is with a holder (§17.12): its way back goes instead.
+        # Imported here: border imports the issuer, which imports the ledger, which imports us.
+        from burnerkit.app.border import BORDER_FILE, BORDER_TEMP
+
+        for name in (BORDER_FILE, BORDER_TEMP):
+            _overwrite(guarded / name)
         with vault.transaction() as tx:
             kit = tx.get(DURESS_KIND, _KIT_KEY)
             tx.delete(DURESS_KIND, _GUARD_KEY)
@@ -404,6 +420,29 @@ def after_unlock(home: Home, vault: Vault) -> tuple[KitEntry, ...]:
         tx.put(DURESS_KIND, _DECOY_KEY, decoy.to_bytes())
     Vault.scrub_spare_slot(home.root / decoy.directory, 1 - decoy.slot)
     return ()
+
+
+def _overwrite(path: Path) -> None:
+    """Overwrite the regular file ``path`` with random bytes in place, fsync; none is no error.
+
+    Raises:
+        VaultError: it could not be overwritten.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise VaultError(f"vault file error ({errno.errorcode.get(exc.errno or 0, 'unknown')})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_size:
+            os.pwrite(fd, os.urandom(info.st_size), 0)
+            os.fsync(fd)
+    except OSError as exc:
+        raise VaultError(f"vault file error ({errno.errorcode.get(exc.errno or 0, 'unknown')})") from None
+    finally:
+        os.close(fd)
 
 
 # -- alerts ------------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """What travels inside a session message: the app's content codec (docs/protocol.md §17.3).
 
 The core treats a message's content as opaque bytes; this module gives them meaning.
-Six kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
+Seven kinds exist: the acceptor's first message (:class:`Hello`, carrying its own queue
 address), a chat message (:class:`Text`, carrying the conversation's disappearing
 timer so both sides apply the same one), the two steps of a relay move
 (:class:`Move`, the sender's new queue address; :class:`MoveDone`, its confirmation,
 sent to that new address), a burner's last word (:class:`BurnNotice`, signed by its
 identity for this contact, docs/protocol.md §17.7), and the dead-man switch's
-:class:`Heartbeat` (§17.8). A Hello and a Text may also carry the sender's expiry, so that
-the contact refuses it once it is past (§17.7, expiry).
+:class:`Heartbeat` (§17.8), and a border crossing's :class:`Escrow` (§17.12). A Hello and a
+Text may also carry the sender's expiry, so that the contact refuses it once it is past (§17.7,
+expiry).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "BURN_NOTICE_SIGNATURE_SIZE",
     "BurnNotice",
     "Content",
+    "Escrow",
     "Heartbeat",
     "Hello",
     "Move",
@@ -49,6 +51,9 @@ _EXPIRY_SIZE: Final = 8
 #: An Ed25519 signature (§17.7).
 BURN_NOTICE_SIGNATURE_SIZE: Final = 64
 _TAG_HEARTBEAT: Final = 0x07
+_TAG_ESCROW: Final = 0x09
+_ESCROW_ID_SIZE: Final = 16
+_ESCROW_KEY_SIZE: Final = 32
 _FLAG_BURN_ON_READ: Final = 0x01
 _TEXT_HEADER: Final = 1 + 1 + 4
 #: Longest text of one message, in UTF-8 bytes.
@@ -182,7 +187,23 @@ class Heartbeat:
         return Writer().u8(_TAG_HEARTBEAT).u32(self.window).getvalue()
 
 
-Content = Hello | Text | Move | MoveDone | BurnNotice | Heartbeat
+@dataclass(frozen=True, slots=True)
+class Escrow:
+    """The sender's vault key, left with us while it crosses a border (§17.12); never shown as a message."""
+
+    escrow_id: bytes
+    vault_key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.escrow_id) != _ESCROW_ID_SIZE or len(self.vault_key) != _ESCROW_KEY_SIZE:
+            raise ValueError("an escrow is a 16-byte id and a 32-byte key")
+
+    def encode(self) -> bytes:
+        """``0x09 ‖ escrow_id (16) ‖ vault_key (32)``."""
+        return bytes([_TAG_ESCROW]) + self.escrow_id + self.vault_key
+
+
+Content = Hello | Text | Move | MoveDone | BurnNotice | Heartbeat | Escrow
 
 
 def decode_content(data: bytes) -> Content:
@@ -230,6 +251,10 @@ def decode_content(data: bytes) -> Content:
             window = r.u32()
             r.end()
             return Heartbeat(window)
+        if tag == _TAG_ESCROW:
+            escrow_id, vault_key = r.take(_ESCROW_ID_SIZE), r.take(_ESCROW_KEY_SIZE)
+            r.end()
+            return Escrow(escrow_id, vault_key)
         raise CodecError("unknown content kind")
     except (CodecError, UnicodeDecodeError, ValueError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

@@ -431,6 +431,7 @@ class EventKind(enum.Enum):
     EXPIRED_PEER = "expired-peer"  #: a message from a contact past its expiry, refused
     SILENT = "silent"  #: a contact with a dead-man switch sent no heartbeat within its window (§17.8)
     FORGED_ORDER = "forged-order"  #: a burn order forged, replayed, stale or misaddressed: ignored (§17.9)
+    HELD_KEY = "held-key"  #: a contact left its vault key with us for a border crossing (§17.12)
 
 
 #: The anomalies that put a contact on alert (shown by ``contacts``, ``history`` and

@@ -18,7 +18,7 @@ from burnerkit.errors import VaultLockedError
 from burnerkit.vault import Vault
 from tests.e2e.helpers import files_containing, pair_by_link, together
 
-AT_BORDER = "is at the border"
+AT_BORDER = "is at the border: its vault key is with the contact who holds it"
 
 
 def test_contact_holder_releases_and_the_burner_carries_on_its_conversations(relay, people):

@@ -20,7 +20,7 @@ no one-time key, so no release made after it opens there; an attacker who sends 
 one-time key is caught by the code.
 
 While the state exists, the burner is at the border: :func:`at_border` says so without a
-passphrase and :func:`held_name` with one (the Messenger refuses to open it).
+passphrase and :func:`held_state` with one (the Messenger refuses to open it).
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ __all__ = [
     "cross",
     "cross_to_contact",
     "finish_return",
+    "at_border_text",
     "held_name",
+    "held_state",
     "open_release",
     "release",
     "same_code",
@@ -281,7 +283,13 @@ def _open_state(directory: Path, passphrase: str) -> tuple[BorderKeys, BorderSta
 
 
 def held_name(directory: Path, passphrase: str) -> str | None:
-    """The name of the burner at the border in ``directory`` if ``passphrase`` opens its state.
+    """The name of the burner at the border in ``directory`` if ``passphrase`` opens its state."""
+    state = held_state(directory, passphrase)
+    return None if state is None else state.name
+
+
+def held_state(directory: Path, passphrase: str) -> BorderState | None:
+    """The state of the burner at the border in ``directory`` if ``passphrase`` opens it.
 
     A crossing cut short between writing the state and destroying the key is finished here
     (the key slots, if one still opens, are overwritten): while the state exists the burner is
@@ -293,7 +301,20 @@ def held_name(directory: Path, passphrase: str) -> str | None:
     with contextlib.suppress(OSError):
         if opened[0].holds_key((Path(directory) / HEADER_FILE).read_bytes()):
             Vault.erase_key(directory)
-    return opened[1].name
+    return opened[1]
+
+
+def at_border_text(state: BorderState) -> str:
+    """What an unlock of a burner at the border says: who holds the key, and how to return."""
+    if state.holder == HOLDER_CONTACT:
+        return (
+            f"burner {state.name!r} is at the border: its vault key is with the contact who holds it. "
+            f"Once across, run 'burner border return {state.name}' and read the code to them"
+        )
+    return (
+        f"burner {state.name!r} is at the border: its vault key is with its issuer. "
+        f"Once across, run 'burner border return {state.name}' and read the code to the office"
+    )
 
 
 def cross(vault: Vault, directory: Path, name: str, rng: Random) -> None:

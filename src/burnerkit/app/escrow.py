@@ -1,4 +1,4 @@
-"""Vault keys our contacts left with us while they cross a border (docs/protocol.md §17.12).
+"""Vault keys our contacts left with us while they cross a border (docs/protocol.md §17.12.7).
 
 A contact crossing with ``burner border cross --holder`` sends its vault key in a message
 of content 0x09 (:class:`~burnerkit.app.content.Escrow`). We keep it in a record of its own,

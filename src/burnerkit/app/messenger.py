@@ -386,12 +386,9 @@ class Messenger:
                 continue
             if border.at_border(slot):
                 # Its key is with its holder (§17.12): the state opens with the passphrase, the vault cannot.
-                held = border.held_name(slot, passphrase)
-                if held is not None and (name is None or held == name):
-                    raise BurnerAtBorderError(
-                        f"burner {held!r} is at the border: its vault key is with its issuer. "
-                        f"Once across, run 'burner border return {held}' and read the code to the office"
-                    )
+                state = border.held_state(slot, passphrase)
+                if state is not None and (name is None or state.name == name):
+                    raise BurnerAtBorderError(border.at_border_text(state))
                 continue
             try:
                 vault = Vault.open(slot, passphrase)

@@ -17,6 +17,7 @@ later layout can still read the earlier one.
 | `pending` | recipient id (24) ‖ u64 order | :class:`PendingDelivery`              |
 | `delivery`| recipient id (24)          | :class:`LastDelivery`                    |
 | `issuer`  | `b"issuer"`                | :class:`burnerkit.app.issuer.IssuerRecord` (§17.9) |
+| `escrow`  | escrow id (16)             | :class:`burnerkit.app.escrow.HeldEscrow` (§17.12.7) |
 """
 
 from __future__ import annotations

@@ -23,7 +23,14 @@ from burnerkit.app.messenger import Messenger
 from burnerkit.crypto.keys import X25519PrivateKey
 from burnerkit.crypto.passphrase import FAST_TEST_KDF
 from burnerkit.crypto.rng import SystemRandom
-from burnerkit.errors import BorderReleaseError, BurnerAtBorderError, RelayError, VaultLockedError
+from burnerkit.errors import (
+    BorderReleaseError,
+    BurnerAtBorderError,
+    ContactBurnedError,
+    NotFoundError,
+    RelayError,
+    VaultLockedError,
+)
 from burnerkit.protocol.session import Session
 from burnerkit.vault import Vault
 from burnerkit.vault.format import open_border_state
@@ -244,3 +251,19 @@ def test_removed_or_burned_contact_takes_its_escrows_with_it(
     assert [r.contact_id for r in held(bob)] == [find_contact(bob._vault, "alice").contact_id]
     asyncio.run(bob.remove_contact("alice"))
     assert held(bob) == []
+
+
+def test_crossing_to_a_burned_contact_is_refused_and_changes_nothing(
+    tmp_path: Path, pair_ab: tuple[Messenger, Messenger]
+) -> None:
+    alice, bob = pair_ab
+    asyncio.run(bob.burn())
+    asyncio.run(alice.receive())  # his burn notice
+    directory = alice._directory
+    with pytest.raises(ContactBurnedError, match="bob burned their burner"):
+        asyncio.run(alice.cross_border_to("bob"))
+    with pytest.raises(NotFoundError, match="no contact named 'carol'"):
+        asyncio.run(alice.cross_border_to("carol"))
+    alice.close()
+    assert not (directory / BORDER_FILE).exists()
+    reopen(tmp_path, "alice").close()  # the key is still here

@@ -167,9 +167,14 @@ def test_border_refuses_without_issuer_or_contact(relay, people):
     directory = bob.directory
     files = {path.name: path.read_bytes() for path in files_under(directory)}
     refused = bob.run("border", "cross", "--issuer", "--yes", expect=2)
-    assert "carries no issuer key, so nobody can hold its vault key" in refused.error
+    assert "carries no issuer key, so the issuer cannot hold its vault key" in refused.error
+    assert "leave it with a contact instead" in refused.error
     assert "nothing changed" in refused.error
     assert "say who holds the key" in bob.run("border", "cross", "--yes", expect=2).error
+    # Nor a contact: there is nobody to leave it with.
+    assert (
+        "no contact named 'carol'" in bob.run("border", "cross", "--holder", "carol", "--yes", expect=3).error
+    )
     assert not (directory / BORDER_FILE).exists()
     assert files["vault.key"] == (directory / "vault.key").read_bytes()
     bob.run("inbox")

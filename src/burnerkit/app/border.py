@@ -1,23 +1,26 @@
-"""Border mode: the vault key held by the issuer while the device crosses (docs/protocol.md §17.12).
+"""Border mode: the vault key held by the issuer or a contact while the device crosses (§17.12).
 
 Before a checkpoint, :func:`cross` seals the vault key the records are sealed under to the
-issuer's X25519 key (an *escrow*), writes a *border state* beside the vault and overwrites both
-key slots of ``vault.key`` in place: the device then holds nothing that opens its records, with
-the passphrase or without. The state is sealed under the vault's KEK, so the passphrase opens
-it, and it holds only the escrow (sealed to the issuer: useless on the device) and, after the
-crossing, a one-time X25519 key.
+issuer's X25519 key (an *escrow*), or :func:`cross_to_contact` finishes a crossing whose key
+the Messenger sent to a contact over the session (content 0x09, :mod:`burnerkit.app.escrow`);
+each writes a *border state* beside the vault and overwrites both key slots of ``vault.key``
+in place: the device then holds nothing that opens its records, with the passphrase or
+without. The state is sealed under the vault's KEK, so the passphrase opens it, and it holds
+only the escrow (sealed to the issuer: useless on the device; nothing for a contact holder)
+and, after the crossing, a one-time X25519 key.
 
 After the crossing, :func:`begin_return` makes that one-time key on the device and shows a
 *return request* (the escrow and the one-time public key) and a 12-digit *code* over both; the
-traveller sends the request by any channel and reads the code to the office over a voice line.
-The office (:func:`release`) opens the escrow and, only if the code matches, seals the vault key
-to the one-time key: the *release*. :func:`finish_return` opens it with the one-time key, wraps
-the vault key back into a slot under the KEK and destroys the state. An image of the device
-taken at the border holds no one-time key, so no release made after it opens there; an
-attacker who sends their own one-time key is caught by the code.
+traveller sends the request by any channel and reads the code to the holder over a voice line.
+The office (:func:`release`) opens the escrow, a contact (:func:`contact_release`) finds the
+key it holds, and only if the code matches either seals the vault key to the one-time key: the
+*release*. :func:`finish_return` opens it with the one-time key, wraps the vault key back into
+a slot under the KEK and destroys the state. An image of the device taken at the border holds
+no one-time key, so no release made after it opens there; an attacker who sends their own
+one-time key is caught by the code.
 
 While the state exists, the burner is at the border: :func:`at_border` says so without a
-passphrase and :func:`held_name` with one (the Messenger refuses to open it).
+passphrase and :func:`held_state` with one (the Messenger refuses to open it).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import hmac
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from burnerkit.app.escrow import held_escrow
 from burnerkit.app.home import Home, check_name
 from burnerkit.app.issuer import IssuerKeyPair, _b64, _from_text, load_record
 from burnerkit.crypto.kdf import (
@@ -48,6 +53,7 @@ from burnerkit.errors import (
     InvalidKeyError,
     NotFoundError,
     UsageError,
+    VaultError,
     VaultLockedError,
 )
 from burnerkit.fsync import fsync_dir
@@ -59,6 +65,8 @@ __all__ = [
     "BORDER_TEMP",
     "CODE_DIGITS",
     "ESCROW_ID_SIZE",
+    "CONTACT_REQUEST_SIZE",
+    "HOLDER_CONTACT",
     "HOLDER_ISSUER",
     "RELEASE_PREFIX",
     "REQUEST_PREFIX",
@@ -70,13 +78,18 @@ __all__ = [
     "at_border",
     "begin_return",
     "code_of",
+    "contact_release",
     "cross",
+    "cross_to_contact",
     "finish_return",
+    "at_border_text",
     "held_name",
+    "held_state",
     "open_release",
     "release",
     "same_code",
     "seal_escrow",
+    "seal_release",
 ]
 
 #: The border state's file in the burner's directory; it holds no name.
@@ -84,8 +97,10 @@ BORDER_FILE: Final = "vault.held"
 #: Where a new state is written before it is renamed over :data:`BORDER_FILE`.
 BORDER_TEMP: Final = "vault.held.tmp"
 _VERSION: Final = 1
-#: The escrow is held by the issuer (§17.9); the only holder so far.
+#: The escrow is held by the issuer (§17.9), sealed to its key and kept in the state.
 HOLDER_ISSUER: Final = 1
+#: The vault key was sent to a contact over the session (content 0x09); the state keeps no escrow.
+HOLDER_CONTACT: Final = 2
 ESCROW_ID_SIZE: Final = 16
 _MAX_NAME: Final = 32
 _ESCROW_FIELD: Final = 128
@@ -98,6 +113,8 @@ STATE_SIZE: Final = 256
 _STATE: Final = struct.Struct(f">BB{ESCROW_ID_SIZE}sB{_MAX_NAME}sH{_ESCROW_FIELD}sB{X25519_KEY_SIZE}s")
 #: version ‖ escrow_id ‖ one-time public key ‖ sealed escrow.
 REQUEST_SIZE: Final = 1 + ESCROW_ID_SIZE + X25519_KEY_SIZE + SEALED_ESCROW_SIZE  # 146
+#: A request to a contact holder: no escrow (the contact holds the key itself).
+CONTACT_REQUEST_SIZE: Final = 1 + ESCROW_ID_SIZE + X25519_KEY_SIZE  # 49
 REQUEST_PREFIX: Final = "burner:bq1."
 RELEASE_PREFIX: Final = "burner:br1."
 CODE_DIGITS: Final = 12
@@ -147,7 +164,8 @@ class BorderState:
         text = name[:name_len].decode("ascii", "replace")
         if (
             version != _VERSION
-            or holder != HOLDER_ISSUER
+            or holder not in (HOLDER_ISSUER, HOLDER_CONTACT)
+            or (holder == HOLDER_CONTACT and escrow_len)
             or name_len > _MAX_NAME
             or any(name[name_len:])
             or not _NAME_RE.fullmatch(text)
@@ -166,7 +184,11 @@ class BorderState:
 
 @dataclass(frozen=True, slots=True)
 class ReturnRequest:
-    """What the traveller sends the office after the crossing (:data:`REQUEST_SIZE` bytes, §17.12.3)."""
+    """What the traveller sends the holder after the crossing (§17.12.3).
+
+    :data:`REQUEST_SIZE` bytes for the issuer (it carries the escrow), :data:`CONTACT_REQUEST_SIZE`
+    for a contact (``escrow`` empty).
+    """
 
     escrow_id: bytes
     one_time: X25519PublicKey
@@ -182,7 +204,7 @@ class ReturnRequest:
         Raises:
             UsageError: not a request of this version.
         """
-        if len(data) != REQUEST_SIZE or data[0] != _VERSION:
+        if len(data) not in (REQUEST_SIZE, CONTACT_REQUEST_SIZE) or data[0] != _VERSION:
             raise UsageError("not a border return request of this version")
         at = 1 + ESCROW_ID_SIZE
         return cls(
@@ -261,7 +283,13 @@ def _open_state(directory: Path, passphrase: str) -> tuple[BorderKeys, BorderSta
 
 
 def held_name(directory: Path, passphrase: str) -> str | None:
-    """The name of the burner at the border in ``directory`` if ``passphrase`` opens its state.
+    """The name of the burner at the border in ``directory`` if ``passphrase`` opens its state."""
+    state = held_state(directory, passphrase)
+    return None if state is None else state.name
+
+
+def held_state(directory: Path, passphrase: str) -> BorderState | None:
+    """The state of the burner at the border in ``directory`` if ``passphrase`` opens it.
 
     A crossing cut short between writing the state and destroying the key is finished here
     (the key slots, if one still opens, are overwritten): while the state exists the burner is
@@ -273,7 +301,20 @@ def held_name(directory: Path, passphrase: str) -> str | None:
     with contextlib.suppress(OSError):
         if opened[0].holds_key((Path(directory) / HEADER_FILE).read_bytes()):
             Vault.erase_key(directory)
-    return opened[1].name
+    return opened[1]
+
+
+def at_border_text(state: BorderState) -> str:
+    """What an unlock of a burner at the border says: who holds the key, and how to return."""
+    if state.holder == HOLDER_CONTACT:
+        return (
+            f"burner {state.name!r} is at the border: its vault key is with the contact who holds it. "
+            f"Once across, run 'burner border return {state.name}' and read the code to them"
+        )
+    return (
+        f"burner {state.name!r} is at the border: its vault key is with its issuer. "
+        f"Once across, run 'burner border return {state.name}' and read the code to the office"
+    )
 
 
 def cross(vault: Vault, directory: Path, name: str, rng: Random) -> None:
@@ -288,15 +329,34 @@ def cross(vault: Vault, directory: Path, name: str, rng: Random) -> None:
     record = load_record(vault.get)
     if record is None:
         raise UsageError(
-            f"burner {name!r} carries no issuer key, so nobody can hold its vault key while it "
-            "crosses: border mode seals the key to the issuer given at 'burner new --issuer' "
-            "(holding it with a contact is not built yet); nothing changed"
+            f"burner {name!r} carries no issuer key, so the issuer cannot hold its vault key while "
+            "it crosses: leave it with a contact instead ('burner border cross --holder ALIAS'); "
+            "nothing changed"
         )
     issuer = record.issuer
     escrow_id = rng.random_bytes(ESCROW_ID_SIZE)
     vault_key = vault.border_key()
     escrow = seal_escrow(issuer.seal_key, escrow_id, vault_key, rng)
     state = BorderState(HOLDER_ISSUER, escrow_id, check_name(name), escrow)
+    _write_state(Path(directory), vault.seal_border_state(state.to_bytes()))
+    vault.destroy_key()
+
+
+def cross_to_contact(vault: Vault, directory: Path, name: str, escrow_id: bytes, vault_key: bytes) -> None:
+    """Write the state of a crossing whose ``vault_key`` a contact holds, then destroy the key (§17.12.1).
+
+    Called once the relay took the escrow (content 0x09) for the contact.
+
+    Raises:
+        VaultError: the vault's key is no longer ``vault_key`` (another process wrote and
+            rotated it: the escrow would hold a retired key); nothing changed here.
+    """
+    if not hmac.compare_digest(vault.border_key(), vault_key):
+        raise VaultError(
+            "the vault key changed while it was being sent (is the burner open elsewhere?): "
+            "the contact holds a retired key; nothing changed, cross again"
+        )
+    state = BorderState(HOLDER_CONTACT, escrow_id, check_name(name), b"")
     _write_state(Path(directory), vault.seal_border_state(state.to_bytes()))
     vault.destroy_key()
 
@@ -442,10 +502,47 @@ def release(pair: IssuerKeyPair, request: ReturnRequest, code: str, rng: Random)
     if vault_key is None:
         raise BorderReleaseError("this return request names another escrow than the one it carries")
     if not same_code(code, request.code):
+        raise BorderReleaseError(CODE_MISMATCH)
+    return seal_release(request, vault_key, rng)
+
+
+def contact_release(
+    get: Callable[[str, bytes], bytes | None],
+    contact_id: bytes,
+    alias: str,
+    request: ReturnRequest,
+    code: str,
+    rng: Random,
+) -> str:
+    """A contact holder's release: the key ``contact_id`` left under the request's escrow id (§17.12.3).
+
+    Raises:
+        BorderReleaseError: no key from that contact under that escrow id is held here, or
+            the code does not match (nothing is released).
+    """
+    held = held_escrow(get, request.escrow_id, contact_id)
+    if held is None:
         raise BorderReleaseError(
-            "the code does not match this return request: nothing released; call the traveller "
-            "back on a line you trust and compare again"
+            f"{alias} left no key with this burner for this return request: nothing released"
         )
+    if not same_code(code, request.code):
+        raise BorderReleaseError(CODE_MISMATCH)
+    return seal_release(request, held.vault_key, rng)
+
+
+#: What a holder is told when the code read to it is not the request's.
+CODE_MISMATCH: Final = (
+    "the code does not match this return request: nothing released; call the traveller "
+    "back on a line you trust and compare again"
+)
+
+
+def seal_release(request: ReturnRequest, vault_key: bytes, rng: Random) -> str:
+    """The release text: ``vault_key`` sealed to the request's one-time key (the holder checked the code).
+
+    Raises:
+        BorderReleaseError: the one-time key is not a valid key.
+    """
     try:
         sealed = seal_to(
             request.one_time,

@@ -7,9 +7,9 @@ timer so both sides apply the same one), the two steps of a relay move
 (:class:`Move`, the sender's new queue address; :class:`MoveDone`, its confirmation,
 sent to that new address), a burner's last word (:class:`BurnNotice`, signed by its
 identity for this contact, docs/protocol.md §17.7), the dead-man switch's
-:class:`Heartbeat` (§17.8), and the one-time key of a duress alert,
-:class:`DuressKey` (§17.11). A Hello and a Text may also carry the sender's expiry, so that
-the contact refuses it once it is past (§17.7, expiry).
+:class:`Heartbeat` (§17.8), the one-time key of a duress alert, :class:`DuressKey`
+(§17.11), and a border crossing's :class:`Escrow` (§17.12). A Hello and a Text may also carry
+the sender's expiry, so that the contact refuses it once it is past (§17.7, expiry).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "Content",
     "DURESS_KEY_SIZE",
     "DuressKey",
+    "Escrow",
     "Heartbeat",
     "Hello",
     "Move",
@@ -55,6 +56,9 @@ _TAG_HEARTBEAT: Final = 0x07
 _TAG_DURESS_KEY: Final = 0x08
 #: A duress alert key (AES-256, §17.11).
 DURESS_KEY_SIZE: Final = 32
+_TAG_ESCROW: Final = 0x09
+_ESCROW_ID_SIZE: Final = 16
+_ESCROW_KEY_SIZE: Final = 32
 _FLAG_BURN_ON_READ: Final = 0x01
 _TEXT_HEADER: Final = 1 + 1 + 4
 #: Longest text of one message, in UTF-8 bytes.
@@ -203,7 +207,23 @@ class DuressKey:
         return bytes([_TAG_DURESS_KEY]) + self.key
 
 
-Content = Hello | Text | Move | MoveDone | BurnNotice | Heartbeat | DuressKey
+@dataclass(frozen=True, slots=True)
+class Escrow:
+    """The sender's vault key, left with us while it crosses a border (§17.12); never shown as a message."""
+
+    escrow_id: bytes
+    vault_key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.escrow_id) != _ESCROW_ID_SIZE or len(self.vault_key) != _ESCROW_KEY_SIZE:
+            raise ValueError("an escrow is a 16-byte id and a 32-byte key")
+
+    def encode(self) -> bytes:
+        """``0x09 ‖ escrow_id (16) ‖ vault_key (32)``."""
+        return bytes([_TAG_ESCROW]) + self.escrow_id + self.vault_key
+
+
+Content = Hello | Text | Move | MoveDone | BurnNotice | Heartbeat | DuressKey | Escrow
 
 
 def decode_content(data: bytes) -> Content:
@@ -255,6 +275,10 @@ def decode_content(data: bytes) -> Content:
             key = r.take(DURESS_KEY_SIZE)
             r.end()
             return DuressKey(key)
+        if tag == _TAG_ESCROW:
+            escrow_id, vault_key = r.take(_ESCROW_ID_SIZE), r.take(_ESCROW_KEY_SIZE)
+            r.end()
+            return Escrow(escrow_id, vault_key)
         raise CodecError("unknown content kind")
     except (CodecError, UnicodeDecodeError, ValueError) as exc:
         raise RemoteProtocolError("malformed message content") from exc

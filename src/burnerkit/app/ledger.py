@@ -24,6 +24,7 @@ from burnerkit.app.addresses import QueueAddress
 from burnerkit.app.content import (
     BurnNotice,
     DuressKey,
+    Escrow,
     Heartbeat,
     Hello,
     Move,
@@ -31,6 +32,7 @@ from burnerkit.app.content import (
     Text,
     decode_content,
 )
+from burnerkit.app.escrow import drop_escrows, hold, note_back
 from burnerkit.app.liveness import forget_peer, note_heard
 from burnerkit.app.queues import QueueOwner, orphan_bytes, owners
 from burnerkit.app.records import (
@@ -436,7 +438,7 @@ def _complete_invite(
     session, events = pending.complete(envelope, now=now)
     first = next((e for e in events if isinstance(e, MessageReceived)), None)
     content = decode_content(first.content) if first is not None else None
-    if isinstance(content, Text | Heartbeat):
+    if isinstance(content, Text | Heartbeat | Escrow):
         raise _AheadOfAcceptance
     if not isinstance(content, Hello):
         raise RemoteProtocolError("an acceptance must start with the acceptor's address")
@@ -511,6 +513,7 @@ def _take_burn_notice(
     )
     record_event(tx, rng, cid, EventKind.BURNED, detail, now)
     forget_peer(tx, cid)  # a burned contact is gone, not silent (§17.8)
+    drop_escrows(tx, cid)  # nobody will ask for its key back (§17.12)
     return replace(contact, burned=True, session=b"", next_queue_relay="", next_queue=None)
 
 
@@ -564,6 +567,12 @@ def _store_incoming(
     note_heard(tx, contact.contact_id, content, event.sent_at, now)
     if isinstance(content, DuressKey):
         duress.keep_key(tx, contact.contact_id, content)
+    # A later message means its key is back: a key it left before is not kept (§17.12).
+    note_back(tx, contact.contact_id, event.seq)
+    if isinstance(content, Escrow):
+        hold(tx, contact.contact_id, content, event.seq, now)
+        detail = "left their key with you for a border crossing"
+        record_event(tx, rng, contact.contact_id, EventKind.HELD_KEY, detail, now)
         return contact
     if isinstance(content, Move):
         refusal = _move_refusal(contact.peer.relay_url, content.address.relay_url)

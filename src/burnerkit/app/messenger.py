@@ -44,9 +44,10 @@ from typing import Final, Self
 from burnerkit.app import border, burning, checkin, duress
 from burnerkit.app.addresses import QueueAddress, decode_link, encode_link, parse_link
 from burnerkit.app.connections import ConnectionPolicy, RelayConnections
-from burnerkit.app.content import MAX_TEXT_SIZE, MAX_TIMER, MIN_TIMER, Hello, Move, Text
+from burnerkit.app.content import MAX_TEXT_SIZE, MAX_TIMER, MIN_TIMER, Escrow, Hello, Move, Text
 from burnerkit.app.debrief import Debrief, build_debrief
 from burnerkit.app.durations import format_duration
+from burnerkit.app.escrow import drop_escrows
 from burnerkit.app.home import Home, burn_marker, check_name, clear_burning, is_burning, mark_burning
 from burnerkit.app.issuer import (
     ISSUER_KEY,
@@ -389,12 +390,9 @@ class Messenger:
                 continue
             if border.at_border(slot):
                 # Its key is with its holder (§17.12): the state opens with the passphrase, the vault cannot.
-                held = border.held_name(slot, passphrase)
-                if held is not None and (name is None or held == name):
-                    raise BurnerAtBorderError(
-                        f"burner {held!r} is at the border: its vault key is with its issuer. "
-                        f"Once across, run 'burner border return {held}' and read the code to the office"
-                    )
+                state = border.held_state(slot, passphrase)
+                if state is not None and (name is None or state.name == name):
+                    raise BurnerAtBorderError(border.at_border_text(state))
                 continue
             try:
                 vault = Vault.open(slot, passphrase)
@@ -837,6 +835,7 @@ class Messenger:
             clear_alerts(tx, cid)
             forget_peer(tx, cid)
             tx.delete(duress.HELD_KEY_KIND, cid)  # its duress alert key, if it gave us one (§17.11)
+            drop_escrows(tx, cid)
             tx.delete("contact", cid)
             # Every receive queue the contact has (a relay move under way gives it two).
             queues = list(owners([contact], []).values())
@@ -1974,6 +1973,67 @@ class Messenger:
         self._check_alive()
         self._link_watcher = None
         border.cross(self._vault, self._directory, self.name, self._rng)
+
+    async def cross_border_to(self, alias: str) -> None:
+        """Leave the vault key with contact ``alias`` and destroy it here (border mode, §17.12).
+
+        The key goes in a message of content 0x09 sent straight to the contact's relay, not
+        through the outbox: the crossing goes on only once the relay took it, and an entry
+        left behind would send the key later to a burner that never crossed. The session
+        is advanced and saved first (never two messages under one key); a refusal then
+        costs one message number, which the contact may note as a gap.
+
+        Raises:
+            NotFoundError: no such contact.
+            ContactBurnedError, IdentityChangedError: not a contact to trust with the key.
+            RelayError: the relay did not take the key (nothing else changed: not crossed).
+        """
+        self._check_alive()
+        await self.flush_outbox()  # what waits for the contact goes first, in order
+        with self._vault.transaction() as tx:
+            contact = _living(find_contact(tx, alias))
+            if contact.key_changed:
+                raise IdentityChangedError(
+                    f"{alias}'s identity key changed since you paired: verify it before leaving "
+                    f"your key with them ('burner verify {alias}')"
+                )
+            # A write now takes the once-per-unlock key rotation (§15.11), so the key read
+            # next is the one the records stay sealed under until the crossing.
+            tx.put("contact", contact.contact_id, contact.to_bytes())
+        vault_key = self._vault.border_key()
+        escrow_id = self._rng.random_bytes(border.ESCROW_ID_SIZE)
+        with self._vault.transaction() as tx:
+            contact = find_contact(tx, alias)
+            session = Session.from_bytes(contact.session, rng=self._rng)
+            envelope = session.send(Escrow(escrow_id, vault_key).encode(), now=self.now())
+            tx.put("contact", contact.contact_id, replace(contact, session=session.to_bytes()).to_bytes())
+        peer = contact.peer
+        try:
+            async with self._client(peer.relay_url, contact.contact_id) as client:
+                await client.send(
+                    peer.sender_id,
+                    envelope,
+                    send_id=self._rng.random_bytes(_SEND_ID_SIZE),
+                    sender_key=SigningKey.from_bytes(contact.sender_key) if contact.sender_key else None,
+                )
+        except RelayError as exc:
+            raise RelayError(
+                f"{alias}'s relay did not take your key ({exc}): you have not crossed and nothing "
+                "else changed; try again where the relay can be reached"
+            ) from exc
+        self._link_watcher = None
+        border.cross_to_contact(self._vault, self._directory, self.name, escrow_id, vault_key)
+
+    def release_border_key(self, alias: str, request: border.ReturnRequest, code: str) -> str:
+        """The release of the key ``alias`` left with us, for its return ``request`` (§17.12.3).
+
+        Raises:
+            NotFoundError: no such contact.
+            BorderReleaseError: we hold no key from ``alias`` for this request, or the code
+                does not match (nothing is released).
+        """
+        contact = find_contact(self._vault, alias)
+        return border.contact_release(self._vault.get, contact.contact_id, alias, request, code, self._rng)
 
     async def carry_issuer(self, issuer: IssuerPublicKey) -> OrderAddress:
         """Carry ``issuer``'s key from now on: make the order queue on our relay, return its address.

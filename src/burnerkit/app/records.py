@@ -17,6 +17,7 @@ later layout can still read the earlier one.
 | `pending` | recipient id (24) ‖ u64 order | :class:`PendingDelivery`              |
 | `delivery`| recipient id (24)          | :class:`LastDelivery`                    |
 | `issuer`  | `b"issuer"`                | :class:`burnerkit.app.issuer.IssuerRecord` (§17.9) |
+| `escrow`  | escrow id (16)             | :class:`burnerkit.app.escrow.HeldEscrow` (§17.12.7) |
 """
 
 from __future__ import annotations
@@ -432,6 +433,7 @@ class EventKind(enum.Enum):
     SILENT = "silent"  #: a contact with a dead-man switch sent no heartbeat within its window (§17.8)
     FORGED_ORDER = "forged-order"  #: a burn order forged, replayed, stale or misaddressed: ignored (§17.9)
     DURESS = "duress"  #: a contact unlocked its burner with its duress passphrase (§17.11)
+    HELD_KEY = "held-key"  #: a contact left its vault key with us for a border crossing (§17.12)
 
 
 #: The anomalies that put a contact on alert (shown by ``contacts``, ``history`` and

@@ -183,6 +183,8 @@ def _warn(result: InboxResult) -> None:
         who = event.alias or "relay"
         if event.alert:
             err_console.print(f"ALERT: {who}: {event.kind}: {event.detail}", style="bold red", markup=False)
+        elif event.kind == "held-key":  # not a warning: a contact trusted us with its key (§17.12)
+            console.print(f"{who} {event.detail}", markup=False)
         else:
             err_console.print(f"warning: {who}: {event.kind}: {event.detail}", markup=False)
     for url in result.unreachable:

@@ -202,6 +202,9 @@ class Messenger:
         self._connections: RelayConnections | None = None
         #: Numbers the parties of operations that belong to no contact yet (no rng drawn).
         self._fresh_parties = 0
+        #: The burn passed its first durable step: the vault closes for good (§17.7). A face
+        #: whose timers read the Messenger (the chat) checks it before reading.
+        self.gone = False
         #: A valid burn order arrived (§17.9): the receive loop stops and the burner burns.
         self._burn_ordered = False
 
@@ -1908,6 +1911,7 @@ class Messenger:
         # A face watching our links would read the vault, which is about to close for good.
         self._link_watcher = None
         burning.checkpoint("journal")
+        self.gone = True
         self._vault.destroy_key()
         if decoy is not None:  # a decoy left alone would still unlock under the burner's name
             duress.shred_decoy(self.home, decoy)

@@ -146,7 +146,7 @@ class MainScreen(Screen[None]):
 
     async def _flush_outbox(self) -> None:
         messenger = self.app.messenger
-        if messenger is None:
+        if messenger is None or messenger.gone:
             return  # burned: the app is on its way out
         try:
             messenger.forget_expired()
@@ -232,8 +232,8 @@ class MainScreen(Screen[None]):
 
     async def _redraw(self) -> None:
         messenger = self.app.messenger
-        if messenger is None:
-            return
+        if messenger is None or messenger.gone:
+            return  # burned (by the burn window or an order): its vault is closed
         self._our_relay = messenger.relay_url
         contacts = messenger.contacts()
         events = messenger.events()

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.helpers import STEP_TIMEOUT, Person, Running
 from tests.integration.harness import Lines, Relays
 
@@ -183,6 +185,8 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+# In `make soak` (CI runs it): every command of the field guide, in order: 18 s.
+@pytest.mark.slow
 def test_field_guide_commands_run_in_order(relays: Relays, tmp_path: Path) -> None:
     lines = commands(FIELD_GUIDE)
     steps = [step for step, _, _ in _FIELD_STEPS]

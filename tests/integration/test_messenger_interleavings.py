@@ -17,6 +17,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -32,6 +33,8 @@ PASS = "correct horse battery"
 IDLE = 0.1
 
 
+# In `make soak` (CI runs it): every interleaving of two burners' sends and receives: 18 s.
+@pytest.mark.slow
 def test_every_message_sent_is_shown_exactly_once_in_any_interleaving(relays: Relays) -> None:
     url = relays.start().url
 

@@ -90,7 +90,7 @@ def texts(home: Path, name: str) -> list[str]:
 
 # -- start-up and help --------------------------------------------------------------------------
 
-HEAVY = "{'cryptography', 'websockets', 'segno', 'argon2', 'rich'}"
+HEAVY = "{'cryptography', 'websockets', 'segno', 'argon2', 'rich', 'asyncio'}"
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["send", "-h"], ["list", "--home", "/nowhere"]])

@@ -9,7 +9,6 @@ for a contact.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -68,6 +67,8 @@ def cross(
             if holder is None:
                 messenger.cross_border()
             else:
+                import asyncio  # here: `burner --version` and `--help` stay light
+
                 asyncio.run(messenger.cross_border_to(holder))
     if json_out:
         print_json({"burner": burner, "at_border": True, "holder": "issuer" if issuer else holder})

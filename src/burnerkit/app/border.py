@@ -56,7 +56,7 @@ from burnerkit.errors import (
     VaultError,
     VaultLockedError,
 )
-from burnerkit.fsync import fsync_dir
+from burnerkit.fsync import fsync_dir, write_synced
 from burnerkit.vault.format import VAULT_KEY_SIZE, BorderKeys, open_border_state
 from burnerkit.vault.vault import HEADER_FILE, Vault
 
@@ -370,15 +370,8 @@ def _write_state(directory: Path, sealed: bytes) -> None:
     temp = directory / BORDER_TEMP
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        try:
-            view = memoryview(sealed)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(temp, sealed, exclusive=True)
         os.replace(temp, directory / BORDER_FILE)
     except BaseException:
         with contextlib.suppress(OSError):

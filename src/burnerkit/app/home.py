@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from burnerkit.errors import NotFoundError, UsageError
-from burnerkit.fsync import fsync_dir
+from burnerkit.fsync import fsync_dir, write_synced
 
 if TYPE_CHECKING:  # at run time an argument only: `burner list` without a passphrase loads no crypto
     from burnerkit.crypto.rng import Random
@@ -89,14 +89,7 @@ def mark_burning(directory: Path, rng: Random, journal: bytes = b"") -> None:
     that did not get as far as destroying the key) is cleared first.
     """
     clear_burning(directory)
-    fd = os.open(directory / new_id(rng), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        view = memoryview(journal)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_synced(directory / new_id(rng), journal, exclusive=True)
     fsync_dir(directory)
 
 

@@ -71,7 +71,7 @@ from typing import Final
 from burnerkit.crypto.passphrase import DEFAULT_KDF, KdfParams
 from burnerkit.crypto.rng import Random, SystemRandom
 from burnerkit.errors import AlreadyExistsError, VaultCorruptedError, VaultError, VaultLockedError
-from burnerkit.fsync import fsync_dir
+from burnerkit.fsync import fsync_dir, write_synced
 
 from .format import (
     HEADER_PREFIX_SIZE,
@@ -153,15 +153,7 @@ def _storage_errors() -> Iterator[None]:
 
 def _write_new(path: Path, data: bytes) -> None:
     """Create (or truncate) ``path`` with mode 0o600, write ``data`` and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_synced(path, data, exclusive=False)
 
 
 def _overwrite_fd(fd: int, *, random: bool) -> None:

@@ -44,6 +44,10 @@ def _release(office: Person, key: str, request: str, code: str, *, expect: int =
     return str(out.json()["release"]) if expect == 0 else out.error
 
 
+# In `make soak` (CI runs it), to keep `make test` under 2 minutes; the same
+# check in one process: tests/integration/test_border.py
+# (test_border_opens_nothing_and_refuses_with_how_to_return).
+@pytest.mark.slow
 def test_border_sealed_home_opens_nothing_with_the_passphrase(relay, people):
     office, alice, bob, _ = _paired(relay, people)
     token = os.urandom(8).hex()
@@ -90,6 +94,9 @@ def test_border_sealed_home_opens_nothing_with_the_passphrase(relay, people):
     assert office.home.exists()
 
 
+# In `make soak` (CI runs it), to keep `make test` under 2 minutes; the same
+# check in one process: tests/integration/test_border.py.
+@pytest.mark.slow
 def test_border_image_cannot_replay_the_release(relay, people):
     office, alice, _, key = _paired(relay, people)
     alice.run("border", "cross", "--issuer", "--yes")
@@ -120,6 +127,9 @@ def test_border_image_cannot_replay_the_release(relay, people):
     assert examiner.run("border", "return", "alice", "--release", release, expect=7)
 
 
+# In `make soak` (CI runs it), to keep `make test` under 2 minutes; the same
+# check in one process: tests/integration/test_border.py.
+@pytest.mark.slow
 def test_release_to_a_wrong_code_is_refused(relay, people):
     office, alice, _, key = _paired(relay, people)
     alice.run("border", "cross", "--issuer", "--yes")

@@ -236,6 +236,9 @@ def _locked(person: Person) -> bool:
     return False
 
 
+# In `make soak` (CI runs it), to keep `make test` under 2 minutes; the same
+# check in one process: tests/integration/test_burning.py (the contact's side).
+@pytest.mark.slow
 def test_burn_notice_marks_the_contact_burned_and_erases_the_conversation_when_asked(relay, people):
     alice, bob, carol = people("alice", "bob", "carol")
     mint(relay.url, alice, bob, carol)

@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from burnerkit.app.home import Home
 from burnerkit.app.liveness import LIVENESS_KIND, PeerLiveness
 from burnerkit.app.messenger import Messenger
@@ -159,6 +161,9 @@ def test_heartbeat_arrives_and_is_not_shown(relay, people):
     assert alice.json("history", "bob") == []
 
 
+# In `make soak` (CI runs it), to keep `make test` under 2 minutes; the same
+# check in one process: tests/integration/test_deadman.py.
+@pytest.mark.slow
 def test_silent_contact_is_warned_and_the_warning_clears(relay, people, tmp_path):
     alice, bob = _pair(relay.url, people, "2h")
     alice.run("inbox")  # heartbeat out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.e2e.helpers import files_under, mint, pair_by_link, together
 
 
@@ -58,6 +60,9 @@ def test_identity_key_change_blocks_sending_until_reverified(relay, people):
     assert bob_got.json() == []  # the old bob's session is gone
 
 
+# In `make soak` (CI runs it), to keep `make test` under 2 minutes; the same
+# check in one process: tests/integration/test_burning.py.
+@pytest.mark.slow
 def test_expired_burner_burns_itself_on_its_next_start(relay, people):
     alice, bob = people("alice", "bob")
     minted = alice.run("new", "alice", "--relay", relay.url, "--expires", "6s", "--json").json()

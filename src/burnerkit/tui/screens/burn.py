@@ -51,14 +51,10 @@ class BurnScreen(Dialog[None]):
     async def _burn(self) -> None:
         app = self.app
         await app.pause_live()
-        messenger = app.messenger_or_fail
-        # The screens' timers (redraw, outbox flush) find no messenger while it burns and skip,
-        # rather than read a vault the burn has closed under them.
-        app.messenger = None
         try:
-            report = await messenger.burn()
+            # The screens' timers skip once the burn's key step closes the vault (Messenger.gone).
+            report = await app.messenger_or_fail.burn()
         except BurnerError as exc:
-            app.messenger = messenger
             self.failed(exc)
             app.resume_live()
             return
